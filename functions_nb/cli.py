@@ -1,0 +1,126 @@
+"""``func``: the command-line front end (deploy, invoke, ls, logs, sql, doctor)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import FunctionsError
+
+_EXTENSIONS = {".rs": "rust", ".zig": "zig"}
+
+
+def _fx(args: argparse.Namespace) -> Any:
+    from .client import Functions
+
+    return Functions(store=args.store)
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    lang = args.lang or _EXTENSIONS.get(path.suffix)
+    if lang is None:
+        raise FunctionsError(f"cannot tell the language of {path.name}; pass --lang")
+    info = _fx(args).deploy(lang, path.read_text(), args.name or path.stem,
+                            timeout=args.timeout, memory_mb=args.memory, force=args.force)
+    how = "unchanged" if info.cached else f"compiled in {info.compile_ms:.0f} ms"
+    print(f"deployed {info.target} ({info.language}, {how}) {info.signature}")
+    return 0
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    try:
+        parsed = json.loads(args.args_json) if args.args_json else []
+    except json.JSONDecodeError as exc:
+        raise FunctionsError(f"ARGS_JSON is not JSON ({exc}); e.g. '[2, 3]'") from None
+    values = parsed if isinstance(parsed, list) else [parsed]
+    fx = _fx(args)
+    ex = fx.run(args.name, *values, timeout=args.timeout)
+    for level, message, _ts in ex.console:
+        print(f"[{level}] {message}", file=sys.stderr)
+    value = ex.result()
+    print(json.dumps(value, default=lambda v: v.decode("latin-1") if isinstance(v, bytes)
+                     else repr(v)))
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    for info in _fx(args).list():
+        print(f"{info.name:<24} v{info.version:<4} {info.language:<8} {info.signature}  "
+              f"{info.created_at}")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    df = _fx(args).logs(args.name, limit=args.limit)
+    for row in df.itertuples():
+        err = f" {row.error_kind}: {row.error_message}" if row.status != "ok" else ""
+        print(f"{row.started_at} {row.id} {row.function}@{row.version} {row.status} "
+              f"{row.duration_ms} ms{err}")
+        for line in row.console if row.console is not None else []:
+            print(f"    [{line['level']}] {line['message']}")
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    with pd.option_context("display.max_rows", 200, "display.width", 200):
+        print(_fx(args).sql(args.query).to_string(index=False))
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import doctor, format_report
+
+    rows = doctor()
+    print(json.dumps(rows, indent=1) if args.json else format_report(rows))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="func", description="functions-nb command line")
+    p.add_argument("--store", default=None,
+                   help="fsspec URL of the store (default: $FUNCTIONS_NB_STORE or ~/.functions-nb/store)")
+    sub = p.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("deploy", help="compile and deploy a source file")
+    d.add_argument("file")
+    d.add_argument("--lang", help="language (default: from the file extension)")
+    d.add_argument("--name", help="function name (default: the file name)")
+    d.add_argument("--timeout", type=float, default=30.0)
+    d.add_argument("--memory", type=int, default=64, help="memory limit in MB")
+    d.add_argument("--force", action="store_true")
+    d.set_defaults(func=cmd_deploy)
+    i = sub.add_parser("invoke", help="invoke NAME[@VERSION] with a JSON array of arguments")
+    i.add_argument("name")
+    i.add_argument("args_json", nargs="?", default="[]", metavar="ARGS_JSON")
+    i.add_argument("--timeout", type=float, default=None)
+    i.set_defaults(func=cmd_invoke)
+    sub.add_parser("ls", help="list deployed functions").set_defaults(func=cmd_ls)
+    lg = sub.add_parser("logs", help="recent executions of a function")
+    lg.add_argument("name", nargs="?")
+    lg.add_argument("--limit", type=int, default=20)
+    lg.set_defaults(func=cmd_logs)
+    q = sub.add_parser("sql", help="DuckDB SQL over the executions table")
+    q.add_argument("query")
+    q.set_defaults(func=cmd_sql)
+    dr = sub.add_parser("doctor", help="check language toolchains")
+    dr.add_argument("--json", action="store_true")
+    dr.set_defaults(func=cmd_doctor)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except FunctionsError as exc:
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""The SDK: deploy / invoke / list / logs / sql. Every front end goes through this class."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from .config import (DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, LATEST_TTL, LOG_RETENTION_DAYS,
+                     LRU_SIZE, MAX_CONCURRENCY, MAX_QUEUE, BreakerConfig, default_store_url)
+from .errors import BadArguments
+from .executor import Executor
+from .history import History
+from .languages import get_language
+from .loader import Loader
+from .models import Execution, FunctionInfo, check_name, parse_target
+from .storage import FunctionStore
+
+
+class Functions:
+    """Deploy functions into an fsspec store and invoke them sandboxed.
+
+    >>> fx = Functions(store="file:///tmp/fx")            # doctest: +SKIP
+    >>> fx.deploy("rust", "fn add(a: i32, b: i32) -> i32 { a + b }", name="add")  # doctest: +SKIP
+    >>> fx.invoke("add", 2, 3)                            # doctest: +SKIP
+    5
+    """
+
+    def __init__(self, store: str | None = None, *, cache_size: int = LRU_SIZE,
+                 max_concurrency: int = MAX_CONCURRENCY, max_queue: int = MAX_QUEUE,
+                 breaker: BreakerConfig | None = None, history: bool = True,
+                 retention_days: float = LOG_RETENTION_DAYS, latest_ttl: float = LATEST_TTL,
+                 flush_interval: float = 1.0) -> None:
+        self.store = FunctionStore(store or default_store_url())
+        self.history = History(self.store, retention_days=retention_days,
+                               flush_interval=flush_interval) if history else None
+        self.loader = Loader(self.store, size=cache_size, breaker=breaker, latest_ttl=latest_ttl)
+        self.executor = Executor(max_concurrency, max_queue,
+                                 record=self.history.record if self.history else None)
+        self._get = self.loader.get
+        self._run = self.executor.run
+
+    def __repr__(self) -> str:
+        return f"Functions(store={self.store.url!r})"
+
+    # deploy ----------------------------------------------------------------------
+    def deploy(self, language: str, source: str, name: str, *, timeout: float = DEFAULT_TIMEOUT,
+               memory_mb: int = DEFAULT_MEMORY_MB, force: bool = False,
+               line_offset: int = 0, flags: dict[str, Any] | None = None) -> FunctionInfo:
+        """Compile ``source`` and store it as a new version of ``name``.
+
+        Re-deploying identical source, flags, options and toolchain returns the existing
+        version without compiling (``info.cached`` is True) unless ``force``. ``line_offset``
+        shifts reported line numbers (the magic passes 1 for the ``%%function`` line).
+        Raises :class:`CompileError` with the compiler's text on failure.
+        """
+        check_name(name)
+        if timeout <= 0 or memory_mb <= 0:
+            raise BadArguments("timeout and memory_mb must be positive")
+        lang = get_language(language)
+        lang.require_toolchain()
+        flags = dict(flags or {})
+        code_hash = lang.code_hash(source, name, flags, line_offset)
+        content_hash = hashlib.sha256(json.dumps(
+            [code_hash, float(timeout), int(memory_mb)]).encode()).hexdigest()[:32]
+        if not force:
+            existing = self.store.find_by_hash(name, content_hash)
+            if existing is not None:
+                if self.store.latest_version(name) != existing.version:
+                    self.store.set_latest(name, existing.version)
+                    self.loader.invalidate(name)
+                return existing
+        artifact = lang.compile(source, name, flags, line_offset=line_offset, force=force)
+        info = self.store.put_version(name, artifact, content_hash=content_hash,
+                                      timeout=timeout, memory_mb=memory_mb)
+        self.loader.invalidate(name)
+        return info
+
+    # invoke --------------------------------------------------------------------------
+    def invoke(self, target: str, *args: Any, timeout: float | None = None) -> Any:
+        """Run ``target`` (``name`` or ``name@version``) with positional ``args``.
+
+        Keyword arguments are invocation options: ``timeout`` in seconds overrides the
+        deployed default for this call.
+        """
+        return self._run(self._get(target), args, timeout)
+
+    def run(self, target: str, *args: Any, timeout: float | None = None) -> Execution:
+        """Like :meth:`invoke` but never raises for a failed call: returns the
+        :class:`Execution` with value or error, duration, cold/warm and console output."""
+        return self._run(self._get(target), args, timeout, detail=True)
+
+    def __getitem__(self, target: str) -> FunctionHandle:
+        parse_target(target)
+        return FunctionHandle(self, target)
+
+    # registry ------------------------------------------------------------------------
+    def list(self) -> list[FunctionInfo]:
+        """Every deployed function at its latest version."""
+        return self.store.list()
+
+    def info(self, target: str) -> FunctionInfo:
+        name, version = parse_target(target)
+        return self.store.get_info(name, version)
+
+    def versions(self, name: str) -> list[int]:
+        return self.store.versions(check_name(name))
+
+    def rollback(self, name: str, version: int) -> FunctionInfo:
+        """Point ``latest`` of ``name`` at an earlier ``version``."""
+        self.store.set_latest(check_name(name), version)
+        self.loader.invalidate(name)
+        return self.store.get_info(name, version)
+
+    # control -------------------------------------------------------------------------
+    def running(self) -> list[dict[str, Any]]:
+        """Executions queued or running in this process."""
+        return self.executor.running()
+
+    def abort(self, execution_id: str) -> bool:
+        """Abort a queued or running execution by id."""
+        return self.executor.abort(execution_id)
+
+    def breaker(self, target: str) -> dict[str, Any]:
+        """Circuit-breaker state of a function version (loads it if needed)."""
+        return self._get(target).breaker.snapshot()
+
+    def stats(self) -> dict[str, Any]:
+        """Loader cache, executor and breaker figures."""
+        return {"cache": self.loader.snapshot(), "executor": self.executor.snapshot(),
+                "breakers": self.loader.breakers()}
+
+    # history -------------------------------------------------------------------------
+    def sql(self, query: str) -> Any:
+        """DuckDB SQL over the ``executions`` table; returns a pandas DataFrame."""
+        if self.history is None:
+            raise BadArguments("history is disabled for this Functions(history=False)")
+        return self.history.sql(query)
+
+    def logs(self, name: str | None = None, limit: int = 20) -> Any:
+        """Recent executions (newest first) with status, timings and console output."""
+        where = ""
+        if name is not None:
+            fn, version = parse_target(name)
+            where = f"WHERE function = '{fn}'" + (f" AND version = {version}" if version else "")
+        return self.sql(
+            "SELECT started_at, id, function, version, status, error_kind, error_message, "
+            "round(duration_ms, 3) AS duration_ms, cold, input, output, console "
+            f"FROM executions {where} ORDER BY started_at DESC LIMIT {int(limit)}")
+
+    def flush(self) -> None:
+        """Write buffered history records now."""
+        if self.history is not None:
+            self.history.flush()
+
+    def close(self) -> None:
+        if self.history is not None:
+            self.history.close()
+        self.loader.clear()
+
+
+class FunctionHandle:
+    """A callable bound to one function: ``fx["add"](2, 3)``."""
+
+    def __init__(self, fx: Functions, target: str) -> None:
+        self.fx = fx
+        self.target = target
+
+    def __call__(self, *args: Any, timeout: float | None = None) -> Any:
+        return self.fx.invoke(self.target, *args, timeout=timeout)
+
+    def run(self, *args: Any, timeout: float | None = None) -> Execution:
+        return self.fx.run(self.target, *args, timeout=timeout)
+
+    @property
+    def info(self) -> FunctionInfo:
+        return self.fx.info(self.target)
+
+    def __repr__(self) -> str:
+        info = self.info
+        return f"<function {info.target} ({info.language}) {info.signature}>"

@@ -1,0 +1,39 @@
+"""Language registry. A language is one module here; adding one touches only this table."""
+
+from __future__ import annotations
+
+import importlib
+
+from ..errors import BadArguments
+from .base import Language, Toolchain
+
+#: name -> "module:Class", imported on first use.
+_REGISTRY = {
+    "rust": "functions_nb.languages.rust:Rust",
+    "zig": "functions_nb.languages.zig:Zig",
+}
+ALIASES = {"rs": "rust"}
+#: Seed languages not yet built in this version (``func doctor`` lists them honestly).
+PLANNED = ("typescript", "javascript", "go", "assemblyscript", "python", "csharp")
+
+_instances: dict[str, Language] = {}
+
+
+def names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def get_language(name: str) -> Language:
+    """The language object for ``name`` (or an alias such as ``rs``)."""
+    key = ALIASES.get(name.lower(), name.lower())
+    if key not in _REGISTRY:
+        planned = " (planned, not in this version)" if key in PLANNED else ""
+        raise BadArguments(f"unknown language {name!r}{planned}; available: "
+                           f"{', '.join(_REGISTRY)}")
+    if key not in _instances:
+        module, cls = _REGISTRY[key].split(":")
+        _instances[key] = getattr(importlib.import_module(module), cls)()
+    return _instances[key]
+
+
+__all__ = ["Language", "Toolchain", "get_language", "names", "PLANNED"]

@@ -1,0 +1,205 @@
+"""What every language provides: toolchain discovery, signature parsing, compile, error mapping."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import cache_dir
+from ..errors import CompileError, ToolchainMissing
+from ..models import Artifact, Signature
+
+#: Bump when generated glue changes, so cached artifacts are rebuilt.
+GLUE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """Result of a toolchain check (what ``func doctor`` prints)."""
+
+    language: str
+    usable: bool
+    version: str = ""
+    path: str = ""
+    install: str = ""
+    detail: str = ""
+
+
+class Language(ABC):
+    """A language: compiles a cell into an :class:`Artifact` for one runtime kind."""
+
+    name: str
+    runtime: str
+    extension: str
+    install_hint: str = ""
+
+    def __init__(self) -> None:
+        self._toolchain: Toolchain | None = None
+
+    # toolchain -------------------------------------------------------------
+    def toolchain(self, refresh: bool = False) -> Toolchain:
+        """Check the toolchain once per process (cached)."""
+        if self._toolchain is None or refresh:
+            try:
+                self._toolchain = self._discover()
+            except Exception as exc:  # noqa: BLE001 - a broken toolchain is "not usable"
+                self._toolchain = Toolchain(self.name, False, install=self.install_hint,
+                                            detail=str(exc))
+        return self._toolchain
+
+    def require_toolchain(self) -> Toolchain:
+        tc = self.toolchain()
+        if not tc.usable:
+            raise ToolchainMissing(
+                f"the {self.name} toolchain is not usable ({tc.detail or 'not found'}); "
+                f"install it with: {tc.install or self.install_hint}")
+        return tc
+
+    @abstractmethod
+    def _discover(self) -> Toolchain: ...
+
+    # compile ---------------------------------------------------------------
+    @abstractmethod
+    def parse_signature(self, source: str, name: str) -> Signature:
+        """Find the entry function ``name`` in the cell and describe its signature."""
+
+    @abstractmethod
+    def _build(self, source: str, signature: Signature, workdir: Path,
+               flags: dict[str, Any]) -> tuple[bytes, str]:
+        """Compile in ``workdir``; return (code, warnings) or raise CompileError."""
+
+    def code_hash(self, source: str, name: str, flags: dict[str, Any],
+                  line_offset: int = 0) -> str:
+        """Hash of everything that determines the compiled code (source, flags, toolchain)."""
+        tc = self.toolchain()
+        blob = json.dumps([self.name, name, source, flags, line_offset, tc.version, GLUE_VERSION],
+                          sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def compile(self, source: str, name: str, flags: dict[str, Any] | None = None,
+                line_offset: int = 0, force: bool = False) -> Artifact:
+        """Compile a cell. Compiled code is cached locally by :meth:`code_hash`
+        (``force`` recompiles)."""
+        flags = dict(flags or {})
+        tc = self.require_toolchain()
+        signature = self.parse_signature(source, name)
+        key = self.code_hash(source, name, flags, line_offset)
+        cached = None if force else _artifact_cache_get(key)
+        started = time.perf_counter()
+        if cached is not None:
+            code, warnings = cached
+        else:
+            workdir = cache_dir() / "build" / self.name / f"{key[:16]}-{uuid.uuid4().hex[:8]}"
+            workdir.mkdir(parents=True)
+            try:
+                # Blank lines first, so compiler line numbers are the notebook cell's own.
+                code, warnings = self._build("\n" * line_offset + source, signature, workdir, flags)
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+            _artifact_cache_put(key, code, warnings, replace=force)
+        return Artifact(
+            language=self.name, runtime=self.runtime, source=source, code=code,
+            signature=signature, toolchain={self.name: tc.version}, flags=flags,
+            compile_ms=(time.perf_counter() - started) * 1000, warnings=warnings)
+
+    # helpers for subclasses ----------------------------------------------------
+    def error(self, message: str, name: str, line: int | None = None,
+              column: int | None = None) -> CompileError:
+        return CompileError(message, language=self.name, name=name, line=line, column=column)
+
+
+def run_tool(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None,
+             timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
+    """Run a toolchain command, capturing text output."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def first_version_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def _artifact_path(key: str) -> Path:
+    return cache_dir() / "artifacts" / key[:2] / key
+
+
+def _artifact_cache_get(key: str) -> tuple[bytes, str] | None:
+    path = _artifact_path(key)
+    try:
+        code = (path / "code").read_bytes()
+        warnings = (path / "warnings.txt").read_text()
+    except OSError:
+        return None
+    return code, warnings
+
+
+def _artifact_cache_put(key: str, code: bytes, warnings: str, replace: bool = False) -> None:
+    path = _artifact_path(key)
+    if replace:
+        shutil.rmtree(path, ignore_errors=True)
+    tmp = path.with_name(f"{key}.tmp-{uuid.uuid4().hex}")
+    tmp.mkdir(parents=True)
+    (tmp / "code").write_bytes(code)
+    (tmp / "warnings.txt").write_text(warnings)
+    try:
+        os.rename(tmp, path)
+    except OSError:  # another process cached it first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- signature parsing shared by C-like languages -------------------------------
+
+def split_top_level(text: str, sep: str = ",") -> list[str]:
+    """Split at ``sep`` outside (), [], {}, <>."""
+    parts, depth, cur = [], 0, []
+    for ch in text:
+        if ch in "([{<":
+            depth += 1
+        elif ch in ")]}>":
+            depth -= 1
+        if ch == sep and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    if "".join(cur).strip():
+        parts.append("".join(cur))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def find_function(source: str, pattern: str) -> tuple[re.Match[str], str, str] | None:
+    """Find ``pattern`` (a regex ending just before the parameter list's ``(``).
+
+    Returns (match, params_text, rest_after_params) where rest runs to the body's ``{``.
+    """
+    for m in re.finditer(pattern, source):
+        i = m.end()
+        if i >= len(source) or source[i] != "(":
+            continue
+        depth = 0
+        for j in range(i, len(source)):
+            if source[j] == "(":
+                depth += 1
+            elif source[j] == ")":
+                depth -= 1
+                if depth == 0:
+                    params = source[i + 1:j]
+                    brace = source.find("{", j)
+                    rest = source[j + 1: brace if brace != -1 else len(source)]
+                    return m, params, rest
+    return None
+
+
+def line_of(source: str, index: int) -> int:
+    return source.count("\n", 0, index) + 1

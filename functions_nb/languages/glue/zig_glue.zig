@@ -1,0 +1,272 @@
+// functions-nb glue for Zig 0.17, appended after the cell. Every identifier starts with
+// __fnb_ so user declarations never clash. See functions_nb/languages/zig.py.
+
+const __fnb_std = @import("std");
+
+/// Host imports (module "fnb"). Wrapped in a struct so that the names
+/// `error`/`panic`/`log` cannot clash with user declarations.
+const __fnb_host = struct {
+    extern "fnb" fn fail(__fnb_ptr: u32, __fnb_len: u32) void;
+    extern "fnb" fn bad_arg(__fnb_ptr: u32, __fnb_len: u32) void;
+    extern "fnb" fn panic(__fnb_ptr: u32, __fnb_len: u32) void;
+    extern "fnb" fn log(__fnb_level: u32, __fnb_ptr: u32, __fnb_len: u32) void;
+};
+
+// ---- panic handler (root decl `panic` must be a namespace in 0.17) ----
+pub const panic = __fnb_std.debug.FullPanic(__fnb_panicFn);
+
+fn __fnb_panicFn(__fnb_msg: []const u8, __fnb_first_trace_addr: ?usize) noreturn {
+    _ = __fnb_first_trace_addr;
+    __fnb_host.panic(@intCast(@intFromPtr(__fnb_msg.ptr)), @intCast(__fnb_msg.len));
+    @trap();
+}
+
+// ---- logging (no std.Io needed) ----
+pub const std_options: __fnb_std.Options = .{
+    .logFn = __fnb_logFn,
+    .log_level = .debug, // default would be .info in Release modes (debug logs compiled out)
+};
+
+fn __fnb_logFn(
+    comptime __fnb_level: __fnb_std.log.Level,
+    comptime __fnb_scope: @EnumLiteral(),
+    comptime __fnb_format: []const u8,
+    __fnb_args: anytype,
+) void {
+    const __fnb_lvl: u32 = switch (__fnb_level) {
+        .debug => 0,
+        .info => 2,
+        .warn => 3,
+        .err => 4,
+    };
+    const __fnb_prefix = if (__fnb_scope == .default) "" else "(" ++ @tagName(__fnb_scope) ++ ") ";
+    var __fnb_buf: [4096]u8 = undefined;
+    var __fnb_w: __fnb_std.Io.Writer = .fixed(&__fnb_buf);
+    __fnb_w.print(__fnb_prefix ++ __fnb_format, __fnb_args) catch {}; // on overflow: send truncated text
+    const __fnb_out = __fnb_w.buffered();
+    __fnb_host.log(__fnb_lvl, @intCast(@intFromPtr(__fnb_out.ptr)), @intCast(__fnb_out.len));
+}
+
+// ---- per-call arena ----
+var __fnb_arena_state: __fnb_std.heap.ArenaAllocator = .init(__fnb_std.heap.wasm_allocator);
+var __fnb_dirty: bool = false; // set after a call returns; next alloc/call resets the arena
+
+fn __fnb_reset_if_dirty() void {
+    if (__fnb_dirty) {
+        _ = __fnb_arena_state.reset(.{ .retain_with_limit = 1 << 20 });
+        __fnb_dirty = false;
+    }
+}
+
+fn __fnb_alloc_impl(__fnb_len: u32) callconv(.c) u32 {
+    __fnb_reset_if_dirty();
+    const __fnb_mem = __fnb_arena_state.allocator().alloc(u8, __fnb_len) catch return 0;
+    return @intCast(@intFromPtr(__fnb_mem.ptr));
+}
+
+fn __fnb_reset_impl() callconv(.c) void {
+    _ = __fnb_arena_state.reset(.{ .retain_with_limit = 1 << 20 });
+    __fnb_dirty = false;
+}
+
+comptime {
+    @export(&__fnb_alloc_impl, .{ .name = "__fnb_alloc" });
+    @export(&__fnb_reset_impl, .{ .name = "__fnb_reset" });
+}
+
+// ---- type classification ----
+const __fnb_Kind = enum { allocator, scalar, string, json };
+
+fn __fnb_kind(comptime __fnb_T: type) __fnb_Kind {
+    if (__fnb_T == __fnb_std.mem.Allocator) return .allocator;
+    if (__fnb_T == []const u8 or __fnb_T == []u8) return .string;
+    return switch (@typeInfo(__fnb_T)) {
+        .bool, .float => .scalar,
+        // wasm C ABI: ints <= 32 bits -> i32, <= 64 bits -> i64 (u8/i16/... are widened)
+        .int => |__fnb_i| if (__fnb_i.bits <= 64) .scalar else .json,
+        else => .json,
+    };
+}
+
+/// Wasm-level parameter types produced for one user parameter.
+fn __fnb_wasmParamsOf(comptime __fnb_T: type) []const type {
+    return switch (__fnb_kind(__fnb_T)) {
+        .allocator => &.{},
+        .scalar => &.{__fnb_T},
+        .string, .json => &.{ u32, u32 }, // (ptr, len) in linear memory
+    };
+}
+
+fn __fnb_wasmParams(comptime __fnb_F: type) []const type {
+    const __fnb_info = @typeInfo(__fnb_F).@"fn";
+    var __fnb_list: []const type = &.{};
+    for (__fnb_info.param_types) |__fnb_pt| {
+        const __fnb_T = __fnb_pt orelse @compileError("fnb: anytype/generic params are not supported");
+        __fnb_list = __fnb_list ++ __fnb_wasmParamsOf(__fnb_T);
+    }
+    return __fnb_list;
+}
+
+fn __fnb_Payload(comptime __fnb_F: type) type {
+    const __fnb_R = @typeInfo(__fnb_F).@"fn".return_type orelse @compileError("fnb: generic return type");
+    return switch (@typeInfo(__fnb_R)) {
+        .error_union => |__fnb_eu| __fnb_eu.payload,
+        else => __fnb_R,
+    };
+}
+
+fn __fnb_WasmRet(comptime __fnb_F: type) type {
+    const __fnb_P = __fnb_Payload(__fnb_F);
+    if (__fnb_P == void or __fnb_P == noreturn) return void;
+    return switch (__fnb_kind(__fnb_P)) {
+        .scalar => __fnb_P,
+        .string, .json => u64, // (ptr << 32) | len, 0 on error
+        .allocator => @compileError("fnb: cannot return an Allocator"),
+    };
+}
+
+fn __fnb_packSlice(__fnb_s: []const u8) u64 {
+    return (@as(u64, @intCast(@intFromPtr(__fnb_s.ptr))) << 32) | @as(u64, @intCast(__fnb_s.len));
+}
+
+fn __fnb_reportError(comptime __fnb_prefix: []const u8, __fnb_err: anyerror) void {
+    if (comptime __fnb_prefix.len == 0) {
+        const __fnb_name = @errorName(__fnb_err);
+        __fnb_host.fail(@intCast(@intFromPtr(__fnb_name.ptr)), @intCast(__fnb_name.len));
+    } else {
+        var __fnb_buf: [256]u8 = undefined;
+        const __fnb_s = __fnb_std.fmt.bufPrint(&__fnb_buf, __fnb_prefix ++ "{s}", .{@errorName(__fnb_err)}) catch __fnb_prefix;
+        __fnb_host.bad_arg(@intCast(@intFromPtr(__fnb_s.ptr)), @intCast(__fnb_s.len));
+    }
+}
+
+fn __fnb_zero(comptime __fnb_R: type) __fnb_R {
+    return switch (@typeInfo(__fnb_R)) {
+        .void => {},
+        .bool => false,
+        else => 0,
+    };
+}
+
+/// Converts the wasm-level args tuple to user args, calls the user fn, encodes result.
+fn __fnb_invoke(comptime __fnb_f: anytype, __fnb_wargs: anytype) __fnb_WasmRet(@TypeOf(__fnb_f)) {
+    const __fnb_F = @TypeOf(__fnb_f);
+    const __fnb_R = __fnb_WasmRet(__fnb_F);
+    const __fnb_info = @typeInfo(__fnb_F).@"fn";
+    __fnb_reset_if_dirty();
+    defer __fnb_dirty = true;
+    const __fnb_arena = __fnb_arena_state.allocator();
+
+    var __fnb_args: __fnb_std.meta.ArgsTuple(__fnb_F) = undefined;
+    comptime var __fnb_wi: usize = 0;
+    inline for (__fnb_info.param_types, 0..) |__fnb_pt, __fnb_i| {
+        const __fnb_T = __fnb_pt.?;
+        switch (comptime __fnb_kind(__fnb_T)) {
+            .allocator => __fnb_args[__fnb_i] = __fnb_arena,
+            .scalar => {
+                __fnb_args[__fnb_i] = __fnb_wargs[__fnb_wi];
+                __fnb_wi += 1;
+            },
+            .string, .json => {
+                const __fnb_ptr: [*]u8 = @ptrFromInt(__fnb_wargs[__fnb_wi]);
+                const __fnb_bytes = __fnb_ptr[0..__fnb_wargs[__fnb_wi + 1]];
+                __fnb_wi += 2;
+                if (comptime __fnb_kind(__fnb_T) == .string) {
+                    __fnb_args[__fnb_i] = __fnb_bytes;
+                } else {
+                    __fnb_args[__fnb_i] = __fnb_std.json.parseFromSliceLeaky(__fnb_T, __fnb_arena, __fnb_bytes, .{
+                        .ignore_unknown_fields = true,
+                        .allocate = .alloc_always,
+                    }) catch |__fnb_err| {
+                        __fnb_reportError("an argument does not fit its type: ", __fnb_err);
+                        return __fnb_zero(__fnb_R);
+                    };
+                }
+            },
+        }
+    }
+
+    const __fnb_raw = @call(.auto, __fnb_f, __fnb_args);
+    const __fnb_value = switch (@typeInfo(@TypeOf(__fnb_raw))) {
+        .error_union => __fnb_raw catch |__fnb_err| {
+            __fnb_reportError("", __fnb_err);
+            return __fnb_zero(__fnb_R);
+        },
+        else => __fnb_raw,
+    };
+
+    const __fnb_P = __fnb_Payload(__fnb_F);
+    if (__fnb_R == void) return;
+    switch (comptime __fnb_kind(__fnb_P)) {
+        .scalar => return __fnb_value,
+        .string => return __fnb_packSlice(__fnb_value),
+        .json => {
+            const __fnb_out = __fnb_std.json.Stringify.valueAlloc(__fnb_arena, __fnb_value, .{}) catch |__fnb_err| {
+                __fnb_reportError("", __fnb_err);
+                return 0;
+            };
+            return __fnb_packSlice(__fnb_out);
+        },
+        .allocator => unreachable,
+    }
+}
+
+/// One concrete `callconv(.c)` function per wasm arity; param types are
+/// computed at comptime from the user function's signature.
+fn __fnb_Wrapper(comptime __fnb_f: anytype) type {
+    const __fnb_P = __fnb_wasmParams(@TypeOf(__fnb_f));
+    const __fnb_R = __fnb_WasmRet(@TypeOf(__fnb_f));
+    return switch (__fnb_P.len) {
+        0 => struct {
+            fn __fnb_w() callconv(.c) __fnb_R {
+                return __fnb_invoke(__fnb_f, .{});
+            }
+        },
+        1 => struct {
+            fn __fnb_w(__fnb_a0: __fnb_P[0]) callconv(.c) __fnb_R {
+                return __fnb_invoke(__fnb_f, .{__fnb_a0});
+            }
+        },
+        2 => struct {
+            fn __fnb_w(__fnb_a0: __fnb_P[0], __fnb_a1: __fnb_P[1]) callconv(.c) __fnb_R {
+                return __fnb_invoke(__fnb_f, .{ __fnb_a0, __fnb_a1 });
+            }
+        },
+        3 => struct {
+            fn __fnb_w(__fnb_a0: __fnb_P[0], __fnb_a1: __fnb_P[1], __fnb_a2: __fnb_P[2]) callconv(.c) __fnb_R {
+                return __fnb_invoke(__fnb_f, .{ __fnb_a0, __fnb_a1, __fnb_a2 });
+            }
+        },
+        4 => struct {
+            fn __fnb_w(__fnb_a0: __fnb_P[0], __fnb_a1: __fnb_P[1], __fnb_a2: __fnb_P[2], __fnb_a3: __fnb_P[3]) callconv(.c) __fnb_R {
+                return __fnb_invoke(__fnb_f, .{ __fnb_a0, __fnb_a1, __fnb_a2, __fnb_a3 });
+            }
+        },
+        5 => struct {
+            fn __fnb_w(__fnb_a0: __fnb_P[0], __fnb_a1: __fnb_P[1], __fnb_a2: __fnb_P[2], __fnb_a3: __fnb_P[3], __fnb_a4: __fnb_P[4]) callconv(.c) __fnb_R {
+                return __fnb_invoke(__fnb_f, .{ __fnb_a0, __fnb_a1, __fnb_a2, __fnb_a3, __fnb_a4 });
+            }
+        },
+        6 => struct {
+            fn __fnb_w(__fnb_a0: __fnb_P[0], __fnb_a1: __fnb_P[1], __fnb_a2: __fnb_P[2], __fnb_a3: __fnb_P[3], __fnb_a4: __fnb_P[4], __fnb_a5: __fnb_P[5]) callconv(.c) __fnb_R {
+                return __fnb_invoke(__fnb_f, .{ __fnb_a0, __fnb_a1, __fnb_a2, __fnb_a3, __fnb_a4, __fnb_a5 });
+            }
+        },
+        7 => struct {
+            fn __fnb_w(__fnb_a0: __fnb_P[0], __fnb_a1: __fnb_P[1], __fnb_a2: __fnb_P[2], __fnb_a3: __fnb_P[3], __fnb_a4: __fnb_P[4], __fnb_a5: __fnb_P[5], __fnb_a6: __fnb_P[6]) callconv(.c) __fnb_R {
+                return __fnb_invoke(__fnb_f, .{ __fnb_a0, __fnb_a1, __fnb_a2, __fnb_a3, __fnb_a4, __fnb_a5, __fnb_a6 });
+            }
+        },
+        8 => struct {
+            fn __fnb_w(__fnb_a0: __fnb_P[0], __fnb_a1: __fnb_P[1], __fnb_a2: __fnb_P[2], __fnb_a3: __fnb_P[3], __fnb_a4: __fnb_P[4], __fnb_a5: __fnb_P[5], __fnb_a6: __fnb_P[6], __fnb_a7: __fnb_P[7]) callconv(.c) __fnb_R {
+                return __fnb_invoke(__fnb_f, .{ __fnb_a0, __fnb_a1, __fnb_a2, __fnb_a3, __fnb_a4, __fnb_a5, __fnb_a6, __fnb_a7 });
+            }
+        },
+        else => @compileError("fnb: too many wasm-level parameters (max 8)"),
+    };
+}
+
+fn __fnb_export(comptime __fnb_f: anytype, comptime __fnb_name: []const u8) void {
+    @export(&__fnb_Wrapper(__fnb_f).__fnb_w, .{ .name = __fnb_name });
+}
+

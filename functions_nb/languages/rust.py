@@ -1,0 +1,353 @@
+"""Rust -> wasm32-unknown-unknown with Debian's rustc (called by absolute path).
+
+The cell is written verbatim to ``cell.rs`` and pulled into a generated crate with
+``include!``, so compiler diagnostics name cell lines. A prelude (compiled before the cell)
+routes ``println!``/``eprintln!``/``dbg!`` to the host console, reports panics and failed
+allocations to the host; the glue exports a wrapper named after the function.
+
+Calling convention: integers, floats and bool are wasm parameters and results;
+``&str``/``String`` and ``&[u8]``/``Vec<u8>`` are passed as (pointer, length) into guest
+memory allocated with ``__fnb_alloc``; every other type is JSON through serde_json
+(Debian's ``librust-serde-json-dev``), e.g. ``Vec<f64>``, ``HashMap<String, i64>``, or your
+own ``#[derive(Serialize, Deserialize)]`` structs. Strings, bytes and JSON results come
+back as one i64 packing (pointer << 32 | length), freed with ``__fnb_free`` after the host
+copies them out. ``Result<T, E: Display>`` returns ``T`` or raises with ``E``'s text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from ..config import cache_dir
+from ..models import Param, Signature
+from .base import (Language, Toolchain, find_function, first_version_line, line_of, run_tool,
+                   split_top_level)
+
+RUSTC = os.environ.get("FUNCTIONS_NB_RUSTC", "/usr/bin/rustc")
+CARGO = os.environ.get("FUNCTIONS_NB_CARGO", "/usr/bin/cargo")
+TARGET = "wasm32-unknown-unknown"
+DEBIAN_REGISTRY = "/usr/share/cargo/registry"
+
+SCALARS: dict[str, tuple[str, tuple[int, int] | None]] = {
+    "i8": ("i32", (-(2**7), 2**7 - 1)), "i16": ("i32", (-(2**15), 2**15 - 1)),
+    "i32": ("i32", None), "isize": ("i32", None),
+    "u8": ("u32", (0, 2**8 - 1)), "u16": ("u32", (0, 2**16 - 1)),
+    "u32": ("u32", None), "usize": ("u32", None),
+    "i64": ("i64", None), "u64": ("u64", None),
+    "f32": ("f32", None), "f64": ("f64", None), "bool": ("bool", None),
+}
+WASM_TYPE = {"i32": "i32", "u32": "i32", "bool": "i32", "i64": "i64", "u64": "i64",
+             "f32": "f32", "f64": "f64"}
+
+PRELUDE = r'''
+#[link(wasm_import_module = "fnb")]
+extern "C" {
+    fn log(level: i32, ptr: *const u8, len: usize);
+    fn fail(ptr: *const u8, len: usize);
+    fn panic(ptr: *const u8, len: usize);
+    fn oom(size: usize);
+    fn bad_arg(ptr: *const u8, len: usize);
+}
+pub fn __log(level: i32, s: &str) { unsafe { log(level, s.as_ptr(), s.len()) } }
+pub fn __fail(s: &str) { unsafe { fail(s.as_ptr(), s.len()) } }
+pub fn __bad_arg(s: &str) -> ! { unsafe { bad_arg(s.as_ptr(), s.len()); core::arch::wasm32::unreachable() } }
+macro_rules! println { () => { $crate::fnb_prelude::__log(1, "") }; ($($t:tt)*) => { $crate::fnb_prelude::__log(1, &format!($($t)*)) } }
+macro_rules! print { ($($t:tt)*) => { $crate::fnb_prelude::__log(-1, &format!($($t)*)) } }
+macro_rules! eprintln { () => { $crate::fnb_prelude::__log(4, "") }; ($($t:tt)*) => { $crate::fnb_prelude::__log(4, &format!($($t)*)) } }
+macro_rules! eprint { ($($t:tt)*) => { $crate::fnb_prelude::__log(-4, &format!($($t)*)) } }
+macro_rules! dbg { ($e:expr) => { match $e { tmp => { $crate::fnb_prelude::__log(0, &format!("[{}:{}] {} = {:?}", file!(), line!(), stringify!($e), &tmp)); tmp } } } }
+
+struct FnbAlloc;
+unsafe impl std::alloc::GlobalAlloc for FnbAlloc {
+    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        let p = std::alloc::System.alloc(l); if p.is_null() { oom(l.size()) } p }
+    unsafe fn alloc_zeroed(&self, l: std::alloc::Layout) -> *mut u8 {
+        let p = std::alloc::System.alloc_zeroed(l); if p.is_null() { oom(l.size()) } p }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) { std::alloc::System.dealloc(p, l) }
+    unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, n: usize) -> *mut u8 {
+        let q = std::alloc::System.realloc(p, l, n); if q.is_null() { oom(n) } q }
+}
+#[global_allocator]
+static FNB_ALLOC: FnbAlloc = FnbAlloc;
+
+#[export_name = "__fnb_init"]
+pub extern "C" fn __fnb_init() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = if let Some(s) = info.payload().downcast_ref::<&str>() { s.to_string() }
+            else if let Some(s) = info.payload().downcast_ref::<String>() { s.clone() }
+            else { String::from("panic") };
+        let full = match info.location() {
+            Some(l) => format!("panicked at {}:{}:{}: {}", l.file(), l.line(), l.column(), msg),
+            None => format!("panicked: {}", msg),
+        };
+        unsafe { panic(full.as_ptr(), full.len()) }
+    }));
+}
+#[export_name = "__fnb_alloc"]
+pub extern "C" fn __fnb_alloc(len: usize) -> *mut u8 {
+    let mut v = Vec::<u8>::with_capacity(len); let p = v.as_mut_ptr(); std::mem::forget(v); p }
+#[export_name = "__fnb_free"]
+pub extern "C" fn __fnb_free(ptr: *mut u8, len: usize) {
+    unsafe { drop(Vec::from_raw_parts(ptr, len, len)) } }
+pub unsafe fn take_bytes(ptr: *mut u8, len: usize) -> Vec<u8> { Vec::from_raw_parts(ptr, len, len) }
+pub unsafe fn take_string(ptr: *mut u8, len: usize) -> String { String::from_utf8_unchecked(take_bytes(ptr, len)) }
+pub fn ret_bytes<B: AsRef<[u8]>>(b: B) -> i64 {
+    let v: Box<[u8]> = b.as_ref().to_vec().into_boxed_slice();
+    let len = v.len(); let ptr = Box::into_raw(v) as *mut u8 as usize;
+    (((ptr as u64) << 32) | len as u64) as i64 }
+pub fn ret_str<S: AsRef<str>>(s: S) -> i64 { ret_bytes(s.as_ref().as_bytes()) }
+'''
+
+PRELUDE_JSON = r'''
+pub unsafe fn take_json<T: serde::de::DeserializeOwned>(arg: &str, ptr: *mut u8, len: usize) -> T {
+    let bytes = take_bytes(ptr, len);
+    match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => __bad_arg(&format!("argument '{}' does not fit its type {}: {}", arg, std::any::type_name::<T>(), e)),
+    }
+}
+pub fn ret_json<T: serde::Serialize>(v: &T) -> i64 {
+    match serde_json::to_vec(v) { Ok(b) => ret_bytes(b), Err(e) => { __fail(&format!("result is not JSON-serializable: {}", e)); 0 } }
+}
+'''
+
+DEPS_CARGO = '''[package]
+name = "fnb_deps"
+version = "0.1.0"
+edition = "2021"
+[lib]
+path = "lib.rs"
+[dependencies]
+serde = { version = "1", features = ["derive"] }
+serde_json = "1"
+'''
+DEPS_CONFIG = f'''[source.crates-io]
+replace-with = "debian"
+[source.debian]
+directory = "{DEBIAN_REGISTRY}"
+[net]
+offline = true
+'''
+
+
+def classify(ty: str) -> tuple[str, tuple[int, int] | None]:
+    """Host kind of a Rust type."""
+    t = re.sub(r"\s+", "", ty)
+    t = re.sub(r"^&'\w+", "&", t)
+    if t in SCALARS:
+        return SCALARS[t]
+    if t in ("&str", "String", "&String"):
+        return "str", None
+    if t in ("&[u8]", "Vec<u8>", "&Vec<u8>"):
+        return "bytes", None
+    return "json", None
+
+
+class Rust(Language):
+    name = "rust"
+    runtime = "wasm"
+    extension = ".rs"
+    install_hint = "apt-get install -y rustc cargo libstd-rust-dev-wasm32 lld " \
+                   "librust-serde-json-dev librust-serde-derive-dev"
+
+    def _discover(self) -> Toolchain:
+        if not Path(RUSTC).exists():
+            return Toolchain(self.name, False, install=self.install_hint, detail=f"{RUSTC} not found")
+        version = first_version_line(run_tool([RUSTC, "--version"]).stdout)
+        sysroot = run_tool([RUSTC, "--print", "sysroot"]).stdout.strip()
+        if not (Path(sysroot) / "lib" / "rustlib" / TARGET).is_dir():
+            return Toolchain(self.name, False, version, RUSTC, self.install_hint,
+                             f"the {TARGET} standard library is missing")
+        detail = "" if any(Path(DEBIAN_REGISTRY).glob("serde_json-*")) else \
+            "no serde_json crate: JSON-typed parameters unavailable"
+        return Toolchain(self.name, True, version, RUSTC, self.install_hint, detail)
+
+    # signature -----------------------------------------------------------------
+    def parse_signature(self, source: str, name: str) -> Signature:
+        found = find_function(source, rf"(?m)\bfn\s+{re.escape(name)}\s*(?:<[^>]*>)?\s*(?=\()")
+        if found is None:
+            raise self.error(
+                f"no function named `{name}` in the cell: the entry point is the function whose "
+                f"name is the deployed name, e.g.\n\n    fn {name}(a: i32, b: i32) -> i32 {{ a + b }}",
+                name)
+        match, params_text, rest = found
+        params = []
+        for i, part in enumerate(split_top_level(params_text)):
+            pat, sep, ty = part.partition(":")
+            if not sep:
+                raise self.error(f"cell line {line_of(source, match.start())}: cannot read parameter "
+                                 f"{part!r} of `{name}`", name, line_of(source, match.start()))
+            pname = pat.strip().removeprefix("mut ").strip()
+            if not re.fullmatch(r"[A-Za-z_]\w*", pname):
+                pname = f"arg{i}"
+            kind, bounds = classify(ty)
+            if ty.replace(" ", "").startswith("&mut"):
+                raise self.error(f"parameter `{pname}: {ty.strip()}` of `{name}`: &mut parameters "
+                                 "are not supported (the host cannot observe the change); return "
+                                 "the new value instead", name, line_of(source, match.start()))
+            params.append(Param(pname, kind, ty.strip(), bounds))
+        ret = rest.split("where")[0].strip()
+        result_type = ret[2:].strip() if ret.startswith("->") else "()"
+        fallible = False
+        inner = result_type
+        m = re.fullmatch(r"Result\s*<(.*)>", re.sub(r"\s+", " ", result_type))
+        if m:
+            parts = split_top_level(m.group(1))
+            inner = parts[0] if parts else "()"
+            fallible = True
+        result = "unit" if inner.replace(" ", "") in ("()", "") else classify(inner)[0]
+        return Signature(name, tuple(params), result, result_type, fallible)
+
+    # glue ------------------------------------------------------------------------
+    def glue(self, sig: Signature) -> str:
+        wparams, prep, args = [], [], []
+        for i, p in enumerate(sig.params):
+            t = p.type.replace(" ", "")
+            if p.kind in WASM_TYPE:
+                wparams.append(f"p{i}: {WASM_TYPE[p.kind]}")
+                args.append(f"p{i} != 0" if p.kind == "bool" else f"p{i} as {t}")
+                continue
+            wparams += [f"p{i}: *mut u8", f"l{i}: usize"]
+            if p.kind == "str":
+                prep.append(f"let a{i} = unsafe {{ fnb_prelude::take_string(p{i}, l{i}) }};")
+            elif p.kind == "bytes":
+                prep.append(f"let a{i} = unsafe {{ fnb_prelude::take_bytes(p{i}, l{i}) }};")
+            else:
+                owned = p.type.strip()
+                if owned.startswith("&"):
+                    owned = re.sub(r"^&\s*('\w+\s+)?", "", owned)
+                    if owned.startswith("["):
+                        owned = f"Vec<{owned[1:-1]}>"
+                prep.append(f"let a{i}: {owned} = unsafe "
+                            f"{{ fnb_prelude::take_json({json.dumps(p.name)}, p{i}, l{i}) }};")
+            args.append(f"&a{i}" if t.startswith("&") else f"a{i}")
+        call = f"{sig.name}({', '.join(args)})"
+        kind = sig.result
+        if kind == "unit":
+            wret, conv, default = "", "{ let _ = v; }", ""
+        elif kind in WASM_TYPE:
+            wret = f" -> {WASM_TYPE[kind]}"
+            conv = f"(v as {WASM_TYPE[kind]})" if kind != "bool" else "(v as i32)"
+            default = "0"
+        else:
+            wret = " -> i64"
+            conv = {"str": "fnb_prelude::ret_str(v)", "bytes": "fnb_prelude::ret_bytes(v)",
+                    "json": "fnb_prelude::ret_json(&v)"}[kind]
+            default = "0"
+        if sig.fallible:
+            body = (f"match {call} {{ Ok(v) => {conv}, Err(e) => "
+                    f"{{ fnb_prelude::__fail(&format!(\"{{}}\", e)); {default} }} }}")
+        else:
+            body = f"{{ let v = {call}; {conv} }}"
+        return ("#[export_name = \"" + sig.name + "\"]\n"
+                f"pub extern \"C\" fn __fnb_entry({', '.join(wparams)}){wret} {{\n"
+                + "".join(f"    {line}\n" for line in prep)
+                + f"    {body}\n}}\n")
+
+    # build -------------------------------------------------------------------------
+    def _build(self, source: str, signature: Signature, workdir: Path,
+               flags: dict[str, Any]) -> tuple[bytes, str]:
+        needs_json = any(p.kind == "json" for p in signature.params) or signature.result == "json" \
+            or "serde" in source
+        prelude = PRELUDE + (PRELUDE_JSON if needs_json else "")
+        (workdir / "fnb_prelude.rs").write_text(prelude)
+        (workdir / "cell.rs").write_text(source)
+        (workdir / "glue.rs").write_text(self.glue(signature))
+        (workdir / "lib.rs").write_text(
+            "#![allow(dead_code)]\n#[macro_use] mod fnb_prelude;\n"
+            "include!(\"cell.rs\");\ninclude!(\"glue.rs\");\n")
+        cmd = [RUSTC, "--edition", "2021", "--crate-type", "cdylib", "--crate-name", "fnb_cell",
+               "--target", TARGET, "-C", f"opt-level={flags.get('opt_level', 2)}",
+               "-C", "panic=abort", "-C", "strip=symbols", "--error-format=json",
+               "-o", "out.wasm", "lib.rs"]
+        if needs_json:
+            cmd += self._deps_args(signature.name)
+        proc = run_tool(cmd, cwd=workdir)
+        errors, warnings = self._diagnostics(proc.stderr)
+        if proc.returncode != 0 or not (workdir / "out.wasm").exists():
+            first = errors[0] if errors else None
+            text = "\n".join(e[0] for e in errors) or proc.stderr.strip()
+            raise self.error(text, signature.name, first[1] if first else None,
+                             first[2] if first else None)
+        return (workdir / "out.wasm").read_bytes(), "\n".join(w[0] for w in warnings)
+
+    @staticmethod
+    def _diagnostics(stderr: str) -> tuple[list[tuple[str, int | None, int | None]], list]:
+        """rustc JSON diagnostics -> (errors, warnings), each (text, cell_line, column)."""
+        errors, warnings = [], []
+        for line in stderr.splitlines():
+            try:
+                d = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(d, dict) or "rendered" not in d or not d.get("rendered"):
+                continue
+            text = d["rendered"].rstrip()
+            if re.match(r"(error|warning): aborting due to|(error|warning): \d+ warnings? emitted|"
+                        r"warning: .*generated \d+ warning", text):
+                continue
+            spans = d.get("spans") or []
+            primary = next((s for s in spans if s.get("is_primary")), spans[0] if spans else None)
+            lineno = col = None
+            if primary and primary.get("file_name", "").endswith("cell.rs"):
+                lineno, col = primary["line_start"], primary["column_start"]
+            elif primary and primary.get("file_name", "").endswith("glue.rs"):
+                text += ("\n(in the generated glue: the signature of the entry function uses a type "
+                         "that cannot cross the host boundary; see the calling convention)")
+            text = re.sub(r"(\s-->\s)cell\.rs:", r"\1cell:", text)
+            if d.get("level") == "error":
+                errors.append((text, lineno, col))
+            elif d.get("level") == "warning" and primary and \
+                    primary.get("file_name", "").endswith("cell.rs"):
+                warnings.append((text, lineno, col))
+        return errors, warnings
+
+    def _deps_args(self, name: str) -> list[str]:
+        """``--extern`` flags for serde/serde_json, built once with cargo from Debian's crates."""
+        tc = self.toolchain()
+        import hashlib
+
+        from filelock import FileLock
+
+        key = hashlib.sha256(tc.version.encode()).hexdigest()[:12]
+        root = cache_dir() / "rust-deps" / key
+        root.mkdir(parents=True, exist_ok=True)
+        manifest = root / "externs.json"
+        with FileLock(str(root / ".lock")):
+            if not manifest.exists():
+                if not any(Path(DEBIAN_REGISTRY).glob("serde_json-*")):
+                    raise self.error(
+                        "JSON-typed parameters or results need serde_json: "
+                        "apt-get install -y librust-serde-json-dev librust-serde-derive-dev", name)
+                (root / "Cargo.toml").write_text(DEPS_CARGO)
+                (root / "lib.rs").write_text("")
+                (root / ".cargo").mkdir(exist_ok=True)
+                (root / ".cargo" / "config.toml").write_text(DEPS_CONFIG)
+                proc = run_tool([CARGO, "build", "--release", "--target", TARGET,
+                                 "--message-format=json"], cwd=root,
+                                env={"RUSTC": RUSTC, "CARGO_HOME": str(root / ".cargo-home")},
+                                timeout=900)
+                if proc.returncode != 0:
+                    raise self.error("building serde/serde_json for wasm failed:\n" + proc.stderr[-3000:],
+                                     name)
+                externs = {}
+                for line in proc.stdout.splitlines():
+                    try:
+                        msg = json.loads(line)
+                    except ValueError:
+                        continue
+                    if msg.get("reason") == "compiler-artifact" and \
+                            msg["target"]["name"] in ("serde", "serde_json"):
+                        rlib = [f for f in msg["filenames"] if f.endswith(".rlib")]
+                        externs[msg["target"]["name"]] = rlib[0]
+                manifest.write_text(json.dumps(externs))
+        externs = json.loads(manifest.read_text())
+        args = ["-L", f"dependency={root}/target/{TARGET}/release/deps",
+                "-L", f"dependency={root}/target/release/deps"]
+        for crate, path in externs.items():
+            args += ["--extern", f"{crate}={path}"]
+        return args

@@ -1,0 +1,157 @@
+"""Zig 0.17 (PyPI ``ziglang``) -> wasm32-freestanding.
+
+The cell stays at the top of ``cell.zig`` (so diagnostics carry cell line numbers); the glue
+in ``glue/zig_glue.zig`` is appended after it and exports a wrapper named after the function,
+derived at compile time from the function's type. Calling convention: integers up to 64
+bits, floats and bool are wasm values; ``[]const u8`` is a UTF-8 string passed as (pointer,
+length); every other type (slices of numbers, structs, ...) is JSON parsed with ``std.json``
+into the declared type. A first parameter ``std.mem.Allocator`` receives a per-call arena
+(freed after the host has read the result). ``E!T`` returns raise the error's name;
+``std.log.*`` goes to the console with its level; panics report their message. Built
+``ReleaseSafe`` so overflow and bounds checks stay on.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..config import cache_dir
+from ..models import Param, Signature
+from .base import Language, Toolchain, find_function, first_version_line, line_of, run_tool, \
+    split_top_level
+
+GLUE = (Path(__file__).parent / "glue" / "zig_glue.zig").read_text()
+ZIG = [sys.executable, "-m", "ziglang"]
+
+_INT = re.compile(r"([iu])(\d+)")
+
+
+def classify(ty: str) -> tuple[str, tuple[int, int] | None]:
+    t = ty.replace(" ", "")
+    if t in ("std.mem.Allocator", "mem.Allocator", "Allocator"):
+        return "allocator", None
+    if t in ("[]constu8", "[]u8"):
+        return "str", None
+    if t in ("bool", "f32", "f64"):
+        return t, None
+    if t in ("usize", "isize"):
+        return ("u32" if t == "usize" else "i32"), None
+    m = _INT.fullmatch(t)
+    if m:
+        signed, bits = m.group(1) == "i", int(m.group(2))
+        if bits <= 64:
+            base = ("i" if signed else "u") + ("32" if bits <= 32 else "64")
+            if bits in (32, 64):
+                return base, None
+            lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+            return base, (lo, hi)
+    return "json", None
+
+
+class Zig(Language):
+    name = "zig"
+    runtime = "wasm"
+    extension = ".zig"
+    install_hint = "pip install ziglang"
+
+    def _discover(self) -> Toolchain:
+        proc = run_tool([*ZIG, "version"], timeout=60)
+        if proc.returncode != 0:
+            return Toolchain(self.name, False, install=self.install_hint,
+                             detail=(proc.stderr or proc.stdout).strip()[-300:] or "not found")
+        return Toolchain(self.name, True, first_version_line(proc.stdout),
+                         f"{sys.executable} -m ziglang", self.install_hint)
+
+    def parse_signature(self, source: str, name: str) -> Signature:
+        found = find_function(source, rf"(?m)\bfn\s+{re.escape(name)}\s*(?=\()")
+        if found is None:
+            raise self.error(
+                f"no function named `{name}` in the cell: the entry point is the function whose "
+                f"name is the deployed name, e.g.\n\n    fn {name}(a: i32, b: i32) i32 {{\n"
+                f"        return a + b;\n    }}", name)
+        match, params_text, rest = found
+        line = line_of(source, match.start())
+        for reserved in ("std_options", "panic"):
+            if re.search(rf"(?m)^\s*(pub\s+)?(const|var)\s+{reserved}\b", source):
+                raise self.error(f"the cell declares `{reserved}`, which the functions-nb glue "
+                                 "defines (logging and panics go to the host console)", name)
+        params, allocator = [], False
+        for i, part in enumerate(split_top_level(params_text)):
+            pname, sep, ty = part.partition(":")
+            if not sep:
+                raise self.error(f"cannot read parameter {part!r} of `{name}`", name, line)
+            pname = pname.strip().removeprefix("comptime ").removeprefix("noalias ").strip()
+            kind, bounds = classify(ty)
+            if kind == "allocator":
+                allocator = True
+                continue
+            if ty.strip() == "anytype":
+                raise self.error(f"parameter `{pname}: anytype` of `{name}`: the entry function "
+                                 "needs concrete parameter types", name, line)
+            params.append(Param(pname, kind, ty.strip(), bounds))
+        ret = re.sub(r"callconv\([^)]*\)", "", rest).strip()
+        fallible = "!" in ret
+        inner = ret.split("!", 1)[1].strip() if fallible else ret
+        result = "unit" if inner in ("void", "noreturn", "") else classify(inner)[0]
+        return Signature(name, tuple(params), result, ret or "void", fallible, allocator)
+
+    def _build(self, source: str, signature: Signature, workdir: Path,
+               flags: dict[str, Any]) -> tuple[bytes, str]:
+        name = signature.name
+        # An `export fn` would clash with the glue's export; blank out the keyword in place so
+        # columns and lines stay the same.
+        source = re.sub(rf"\bexport(\s+fn\s+{re.escape(name)}\b)",
+                        lambda m: " " * len("export") + m.group(1), source)
+        (workdir / "cell.zig").write_text(
+            f"{source}\n\n{GLUE}\ncomptime {{\n    __fnb_export({name}, \"{name}\");\n}}\n")
+        opt = flags.get("optimize", "ReleaseSafe")
+        cmd = [*ZIG, "build-exe", "-target", "wasm32-freestanding", "-fno-entry", "-rdynamic",
+               "-O", opt, "-fstrip", "--color", "off", "cell.zig", "-femit-bin=out.wasm",
+               "--cache-dir", str(workdir / "zig-cache"),
+               "--global-cache-dir", str(cache_dir() / "zig-global")]
+        proc = run_tool(cmd, cwd=workdir)
+        out = proc.stderr
+        if proc.returncode != 0 or not (workdir / "out.wasm").exists():
+            text, line, col = self._errors(out, source.count("\n") + 1)
+            raise self.error(text, name, line, col)
+        return (workdir / "out.wasm").read_bytes(), ""
+
+    @staticmethod
+    def _errors(stderr: str, cell_lines: int) -> tuple[str, int | None, int | None]:
+        """Keep error blocks, rename ``cell.zig`` to ``cell``, drop reference traces;
+        errors past the cell's last line are in the glue and say so."""
+        blocks: list[str] = []
+        first: tuple[int, int] | None = None
+        current: list[str] = []
+        skipping = False
+        for raw in stderr.splitlines():
+            m = re.match(r"^(?:.*/)?cell\.zig:(\d+):(\d+): (error|note): (.*)", raw)
+            if m:
+                skipping = False
+                lineno, col, level = int(m.group(1)), int(m.group(2)), m.group(3)
+                in_glue = lineno > cell_lines
+                if level == "error":
+                    if current:
+                        blocks.append("\n".join(current))
+                    current = []
+                    if first is None and not in_glue:
+                        first = (lineno, col)
+                where = "glue" if in_glue else f"cell:{lineno}:{col}"
+                current.append(f"{where}: {level}: {m.group(4)}")
+                continue
+            if raw.startswith("referenced by:") or raw.startswith("error: the following command"):
+                skipping = True
+                continue
+            if skipping or not current:
+                continue
+            current.append(raw)
+        if current:
+            blocks.append("\n".join(current))
+        text = "\n\n".join(blocks) or stderr.strip()
+        if first is None and blocks:
+            text += ("\n\n(the error is in the generated glue: the entry function's signature "
+                     "uses a type that cannot cross the host boundary)")
+        return text, first[0] if first else None, first[1] if first else None

@@ -1,0 +1,206 @@
+"""IPython magics: ``%%function``, ``%invoke``, ``%fn_sql``, ``%fn_store``.
+
+Errors are shown as their message (compiler output with cell line numbers for compile
+errors), never as a traceback into functions-nb. Line numbers count the ``%%function``
+line as line 1, as JupyterLab's line numbers do.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import tokenize
+from typing import Any
+
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+
+from .client import Functions
+from .config import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
+from .errors import BadArguments
+from .models import Execution, FunctionInfo
+
+PROGRESS_AFTER = 0.5
+
+
+def split_arguments(text: str) -> list[str]:
+    """Split ``%invoke`` arguments into Python expressions.
+
+    Arguments are separated by commas or by whitespace outside brackets and strings:
+    ``2 3``, ``2, 3``, ``[1, 2] "a b" x``. An expression with spaces at top level
+    (``x + 1``) needs commas between arguments or parentheses around it.
+    """
+    text = text.strip()
+    if not text:
+        return []
+    try:
+        tokens = [t for t in tokenize.generate_tokens(io.StringIO(text).readline)
+                  if t.type not in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER,
+                                    tokenize.INDENT, tokenize.DEDENT, tokenize.COMMENT)]
+    except (tokenize.TokenError, IndentationError, SyntaxError) as exc:
+        raise BadArguments(f"cannot read the arguments {text!r}: {exc}") from None
+    has_comma = False
+    depth = 0
+    for t in tokens:
+        if t.string in "([{" and t.type == tokenize.OP:
+            depth += 1
+        elif t.string in ")]}" and t.type == tokenize.OP:
+            depth -= 1
+        elif t.string == "," and depth == 0:
+            has_comma = True
+    groups: list[tuple[int, int]] = []
+    depth = 0
+    start = end = None
+    for t in tokens:
+        gap = end is not None and t.start[1] > end
+        sep = t.type == tokenize.OP and t.string == "," and depth == 0
+        if start is not None and depth == 0 and (sep or (gap and not has_comma)):
+            groups.append((start, end))
+            start = None
+        if sep:
+            end = t.end[1]
+            continue
+        if start is None:
+            start = t.start[1]
+        if t.type == tokenize.OP and t.string in "([{":
+            depth += 1
+        elif t.type == tokenize.OP and t.string in ")]}":
+            depth -= 1
+        end = t.end[1]
+    if start is not None:
+        groups.append((start, end))
+    return [text[a:b] for a, b in groups]
+
+
+def _summary(ex: Execution) -> str:
+    warm = "cold" if ex.cold else "warm"
+    mem = f" · {ex.memory_bytes / 1048576:.1f} MB" if ex.memory_bytes else ""
+    return (f"{ex.function}@{ex.version} · {ex.status} · {ex.duration_ms:.3f} ms · {warm}"
+            f"{mem} · id {ex.id}")
+
+
+@magics_class
+class FunctionsMagics(Magics):
+    """Deploy and invoke functions from notebook cells."""
+
+    def __init__(self, shell: Any, fx: Functions | None = None) -> None:
+        super().__init__(shell)
+        self._fx = fx
+        self.last: FunctionInfo | None = None
+
+    @property
+    def fx(self) -> Functions:
+        if self._fx is None:
+            self._fx = Functions()
+        return self._fx
+
+    @line_magic
+    def fn_store(self, line: str) -> Functions:
+        """``%fn_store [URL]``: show the store, or switch to the fsspec URL given."""
+        if line.strip():
+            self._fx = Functions(store=line.strip())
+        return self.fx
+
+    @magic_arguments()
+    @argument("language", help="rust or zig (see `func doctor`)")
+    @argument("name", help="function name; the entry point is the function with this name")
+    @argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+              help=f"default time limit per call in seconds (default {DEFAULT_TIMEOUT:g})")
+    @argument("--memory", type=int, default=DEFAULT_MEMORY_MB,
+              help=f"memory limit per call in MB (default {DEFAULT_MEMORY_MB})")
+    @argument("--force", action="store_true",
+              help="compile and store a new version even if the cell is unchanged")
+    @argument("--quiet", action="store_true", help="print nothing on success")
+    @cell_magic
+    def function(self, line: str, cell: str) -> None:
+        """Compile the cell and deploy it as a new version of NAME.
+
+        Re-running an unchanged cell returns the existing version without compiling.
+        Compile errors show the compiler's output with cell line numbers.
+        """
+        opts = parse_argstring(self.function, line)
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                box["info"] = self.fx.deploy(opts.language, cell, opts.name,
+                                             timeout=opts.timeout, memory_mb=opts.memory,
+                                             force=opts.force, line_offset=1)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the cell's thread
+                box["error"] = exc
+
+        worker = threading.Thread(target=work, name="functions-nb-compile", daemon=True)
+        started = time.perf_counter()
+        worker.start()
+        worker.join(PROGRESS_AFTER)
+        handle = None
+        while worker.is_alive():
+            text = f"compiling {opts.language} function {opts.name!r} … " \
+                   f"{time.perf_counter() - started:.1f} s"
+            if handle is None:
+                handle = display({"text/plain": text}, raw=True, display_id=True)
+            else:
+                handle.update({"text/plain": text}, raw=True)
+            worker.join(0.25)
+        elapsed = time.perf_counter() - started
+        if handle is not None:
+            handle.update({"text/plain": f"compiled in {elapsed:.1f} s"}, raw=True)
+        if "error" in box:
+            raise box["error"]
+        info: FunctionInfo = box["info"]
+        self.last = info
+        if opts.quiet:
+            return
+        how = "unchanged, no compile" if info.cached else f"compiled in {info.compile_ms:.0f} ms"
+        print(f"deployed {info.language} {info.target} ({how}) · {info.signature}")
+        if info.warnings and not info.cached:
+            print(info.warnings)
+
+    @magic_arguments()
+    @argument("--timeout", type=float, default=None, help="time limit for this call in seconds")
+    @argument("--quiet", action="store_true", help="show only the value")
+    @argument("target", help="NAME or NAME@VERSION")
+    @argument("args", nargs="*", help="arguments: Python expressions in the notebook namespace")
+    @line_magic
+    def invoke(self, line: str) -> Any:
+        """Invoke a deployed function; each argument is a Python expression.
+
+        Shows version, duration, cold/warm and console output; returns the value, so
+        ``x = %invoke add 2 3`` works.
+        """
+        opts, target, rest = self._parse_invoke(line)
+        values = [self.shell.ev(expr) for expr in split_arguments(rest)]
+        ex = self.fx.run(target, *values, timeout=opts["timeout"])
+        if not opts["quiet"]:
+            for level, message, _ts in ex.console:
+                print(f"[{level}] {message}")
+            print(_summary(ex))
+        return ex.result()
+
+    def _parse_invoke(self, line: str) -> tuple[dict[str, Any], str, str]:
+        opts: dict[str, Any] = {"timeout": None, "quiet": False}
+        rest = line.strip()
+        while rest.startswith("--"):
+            word, _, rest = rest.partition(" ")
+            rest = rest.strip()
+            if word == "--quiet":
+                opts["quiet"] = True
+            elif word == "--timeout":
+                value, _, rest = rest.partition(" ")
+                try:
+                    opts["timeout"] = float(value)
+                except ValueError:
+                    raise BadArguments(f"--timeout expects seconds, got {value!r}") from None
+            else:
+                raise BadArguments(f"unknown option {word}; see %invoke?")
+        target, _, rest = rest.partition(" ")
+        if not target:
+            raise BadArguments("usage: %invoke [--timeout S] NAME[@VERSION] ARG ...")
+        return opts, target, rest
+
+    @line_cell_magic
+    def fn_sql(self, line: str, cell: str | None = None) -> Any:
+        """DuckDB SQL over the ``executions`` table; returns a pandas DataFrame."""
+        return self.fx.sql(cell if cell is not None else line)

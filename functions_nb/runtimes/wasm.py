@@ -1,0 +1,558 @@
+"""WebAssembly runtime on wasmtime-py.
+
+One ``Engine`` per process with epoch interruption; a daemon thread advances the epoch every
+``TICK`` seconds. Each call sets its store's epoch deadline one tick ahead; when it passes,
+a deadline callback checks the execution's timeout and abort flag and either extends the
+deadline or traps. Calls run in the caller's thread through wasmtime's *unchecked* call
+path with a preallocated value buffer per instance (types are checked once, at load),
+which is what makes a warm call cheaper than ``Func.__call__``.
+
+Per-call limits: time (epoch deadline), memory (``Store.set_limits``). A trap, timeout or
+abort discards the instance; the next call gets a fresh one (a cold call).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import wasmtime
+from wasmtime import _bindings as _b
+from wasmtime import _ffi as ffi
+
+from ..config import cache_dir
+from ..errors import (Aborted, BadArguments, FunctionTimeout, InvocationError, LimitExceeded)
+from ..models import Signature
+from .base import CallContext, ModuleCache
+
+TICK = 0.01
+_WASMTIME_VERSION = importlib.metadata.version("wasmtime")
+_MASK64 = (1 << 64) - 1
+_I32 = wasmtime.ValType.i32()
+_I64 = wasmtime.ValType.i64()
+_INT_RANGES = {"i32": (-(2**31), 2**31 - 1), "u32": (0, 2**32 - 1),
+               "i64": (-(2**63), 2**63 - 1), "u64": (0, 2**64 - 1)}
+
+_call_unchecked = _b._wasmtime_func_call_unchecked
+_set_deadline = _b._wasmtime_context_set_epoch_deadline
+_memory_data = _b._wasmtime_memory_data
+_memory_size = _b._wasmtime_memory_data_size
+_DeadlineCB = ctypes.CFUNCTYPE(ctypes.c_size_t, ctypes.POINTER(ffi.wasmtime_context_t),
+                               ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64),
+                               ctypes.POINTER(ctypes.c_uint8))
+_Finalizer = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_noop_finalizer = _Finalizer(lambda _p: None)
+
+
+class WasmRuntime:
+    """Process-wide wasmtime engine, epoch ticker and module cache."""
+
+    kind = "wasm"
+
+    def __init__(self) -> None:
+        config = wasmtime.Config()
+        config.epoch_interruption = True
+        config.cranelift_opt_level = "speed"
+        self.engine = wasmtime.Engine(config)
+        #: Identifies engine + config; part of every precompiled-module cache key.
+        self.fingerprint = hashlib.sha256(
+            f"wasmtime-py {_WASMTIME_VERSION}|epoch|speed|{platform.machine()}".encode()
+        ).hexdigest()[:16]
+        self._ticker = threading.Thread(target=self._tick, name="functions-nb-epoch", daemon=True)
+        self._ticker.start()
+        self.compiles = 0
+
+    def _tick(self) -> None:
+        engine = self.engine
+        while True:
+            time.sleep(TICK)
+            engine.increment_epoch()
+
+    def module(self, code: bytes, cache: ModuleCache | None = None) -> wasmtime.Module:
+        """Compile ``code`` or reuse a precompiled copy (local file, then the shared cache)."""
+        key = f"{hashlib.sha256(code).hexdigest()}-{self.fingerprint}.cwasm"
+        local = cache_dir() / "modcache" / key
+        if local.exists():
+            try:
+                return wasmtime.Module.deserialize_file(self.engine, str(local))
+            except wasmtime.WasmtimeError:
+                local.unlink(missing_ok=True)
+        shared = cache.get(key) if cache is not None else None
+        if shared is not None:
+            _write_local(local, shared)
+            try:
+                return wasmtime.Module.deserialize_file(self.engine, str(local))
+            except wasmtime.WasmtimeError:
+                local.unlink(missing_ok=True)
+        try:
+            module = wasmtime.Module(self.engine, code)
+        except wasmtime.WasmtimeError as exc:
+            raise InvocationError(f"invalid WebAssembly module: {exc}") from exc
+        self.compiles += 1
+        data = module.serialize()
+        _write_local(local, data)
+        if cache is not None:
+            cache.put(key, data)
+        return module
+
+    def load(self, code: bytes, signature: Signature, *, memory_mb: int, name: str,
+             cache: ModuleCache | None = None) -> WasmFunction:
+        return WasmFunction(self, self.module(code, cache), signature, memory_mb, name)
+
+
+def _write_local(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+_runtime: WasmRuntime | None = None
+_runtime_lock = threading.Lock()
+
+
+def runtime() -> WasmRuntime:
+    """The process-wide runtime (created on first use)."""
+    global _runtime
+    if _runtime is None:
+        with _runtime_lock:
+            if _runtime is None:
+                _runtime = WasmRuntime()
+    return _runtime
+
+
+# -- argument conversion -------------------------------------------------------
+
+def _int_setter(kind: str, field: str, bounds: tuple[int, int] | None, sig: Signature,
+                pname: str, ptype: str) -> Callable[[Any, Any], None]:
+    lo, hi = bounds or _INT_RANGES[kind]
+    wrap = kind in ("u32", "u64")
+    wlo, whi = _INT_RANGES[kind]
+
+    def set_int(slot: Any, value: Any) -> None:
+        if type(value) is not int:
+            value = _as_int(value, sig, pname, ptype)
+        if not lo <= value <= hi:
+            raise BadArguments(f"{sig}: argument {pname!r} = {value} is out of range for {ptype} "
+                               f"({lo}..{hi})")
+        if wrap and value > whi // 2:
+            value -= whi + 1
+        setattr(slot, field, value)
+
+    return set_int
+
+
+def _as_int(value: Any, sig: Signature, pname: str, ptype: str) -> int:
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise BadArguments(f"{sig}: argument {pname!r} expects {ptype}, got "
+                           f"{type(value).__name__} {value!r}")
+    return value.__index__()
+
+
+def _float_setter(field: str, sig: Signature, pname: str, ptype: str) -> Callable[[Any, Any], None]:
+    def set_float(slot: Any, value: Any) -> None:
+        if type(value) is not float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) and \
+                    not hasattr(value, "__float__"):
+                raise BadArguments(f"{sig}: argument {pname!r} expects {ptype}, got "
+                                   f"{type(value).__name__} {value!r}")
+            value = float(value)
+        setattr(slot, field, value)
+
+    return set_float
+
+
+def _bool_setter(sig: Signature, pname: str, ptype: str) -> Callable[[Any, Any], None]:
+    def set_bool(slot: Any, value: Any) -> None:
+        if value is True or value is False or type(value).__name__ == "bool_":
+            slot.i32 = 1 if value else 0
+            return
+        raise BadArguments(f"{sig}: argument {pname!r} expects bool, got "
+                           f"{type(value).__name__} {value!r}")
+
+    return set_bool
+
+
+def _encoder(kind: str, sig: Signature, pname: str, ptype: str) -> Callable[[Any], bytes]:
+    def bad(value: Any, why: str = "") -> BadArguments:
+        return BadArguments(f"{sig}: argument {pname!r} expects {ptype}, got "
+                            f"{type(value).__name__} {value!r}{why}")
+
+    if kind == "str":
+        def enc_str(value: Any) -> bytes:
+            if not isinstance(value, str):
+                raise bad(value)
+            return value.encode("utf-8")
+        return enc_str
+    if kind == "bytes":
+        def enc_bytes(value: Any) -> bytes:
+            if not isinstance(value, (bytes, bytearray, memoryview)):
+                raise bad(value)
+            return bytes(value)
+        return enc_bytes
+
+    def enc_json(value: Any) -> bytes:
+        try:
+            return json.dumps(value, separators=(",", ":"), allow_nan=False,
+                              default=_json_default).encode()
+        except (TypeError, ValueError) as exc:
+            raise bad(value, f" (not JSON-serializable: {exc})") from None
+    return enc_json
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+
+
+# -- loaded functions ------------------------------------------------------------
+
+class _Instance:
+    """One instance in its own store, with a preallocated raw value buffer."""
+
+    __slots__ = ("store", "cptr", "fref", "buf", "slots", "nbuf", "trap", "trap_ref", "memory",
+                 "mref", "alloc_ref", "free_ref", "ctx", "_keep", "abuf")
+
+    def read(self, ptr: int, length: int) -> bytes:
+        base = _memory_data(self.cptr, self.mref)
+        return ctypes.string_at(ctypes.addressof(base.contents) + ptr, length)
+
+
+class WasmFunction:
+    """A module loaded for one function version: an instance pool and the call path."""
+
+    def __init__(self, rt: WasmRuntime, module: wasmtime.Module, signature: Signature,
+                 memory_mb: int, name: str) -> None:
+        self.rt = rt
+        self.module = module
+        self.sig = signature
+        self.memory_limit = int(memory_mb) * 1024 * 1024
+        self.export = name
+        self._idle: list[_Instance] = []
+        self._setters: list[tuple[int, int, Callable[[Any, Any], None]]] = []
+        self._encoders: list[tuple[int, int, Callable[[Any], bytes]]] = []
+        slot = 0
+        for pos, p in enumerate(signature.params):
+            if p.kind in ("i32", "u32"):
+                self._setters.append((slot, pos, _int_setter(p.kind, "i32", p.bounds, signature,
+                                                        p.name, p.type)))
+                slot += 1
+            elif p.kind in ("i64", "u64"):
+                self._setters.append((slot, pos, _int_setter(p.kind, "i64", p.bounds, signature,
+                                                        p.name, p.type)))
+                slot += 1
+            elif p.kind in ("f32", "f64"):
+                self._setters.append((slot, pos, _float_setter(p.kind, signature, p.name, p.type)))
+                slot += 1
+            elif p.kind == "bool":
+                self._setters.append((slot, pos, _bool_setter(signature, p.name, p.type)))
+                slot += 1
+            else:
+                self._encoders.append((slot, pos, _encoder(p.kind, signature, p.name, p.type)))
+                slot += 2
+        self.nslots = max(slot, 1)
+        self._nparams = len(signature.params)
+        self._result = signature.result
+        self._check_imports()
+        self._release_instance(self._instantiate())  # fail at load, not at first call
+        self._fresh = True  # the first call after loading counts as cold
+
+    def _check_imports(self) -> None:
+        for imp in self.module.imports:
+            if imp.module != "fnb" or imp.name not in _HOST_IMPORTS:
+                raise InvocationError(
+                    f"the module imports {imp.module}.{imp.name}, which the sandbox does not "
+                    "provide (functions get no host access beyond console output)")
+
+    # instances -----------------------------------------------------------------
+    def _instantiate(self) -> _Instance:
+        inst = _Instance()
+        store = wasmtime.Store(self.rt.engine)
+        store.set_limits(memory_size=self.memory_limit)
+        inst.store = store
+        inst.ctx = None
+        imports = [_host_func(store, inst, imp.name) for imp in self.module.imports]
+        instance = wasmtime.Instance(store, self.module, imports)
+        exports = instance.exports(store)
+        func = exports[self.export]
+        if not isinstance(func, wasmtime.Func):
+            raise InvocationError(f"export {self.export!r} is not a function")
+        try:
+            memory = exports["memory"]
+        except KeyError:
+            memory = None
+        inst.memory = memory
+        inst.mref = ctypes.byref(memory._memory) if memory is not None else None
+        inst.cptr = store._context()
+        inst.fref = ctypes.byref(func._func)
+        inst.nbuf = self.nslots
+        inst.buf = (ffi.wasmtime_val_raw_t * self.nslots)()
+        inst.slots = [inst.buf[i] for i in range(self.nslots)]
+        inst.abuf = (ffi.wasmtime_val_raw_t * 2)()
+        inst.trap = ctypes.POINTER(ffi.wasm_trap_t)()
+        inst.trap_ref = ctypes.byref(inst.trap)
+        inst.alloc_ref = _func_ref(exports, "__fnb_alloc")
+        inst.free_ref = _func_ref(exports, "__fnb_free")
+
+        def on_deadline(_ctx: Any, _data: Any, delta: Any, kind: Any) -> int:
+            call = inst.ctx
+            if call is not None:
+                if call.aborted:
+                    return _error("fnb: aborted")
+                if time.monotonic() >= call.deadline:
+                    call.timed_out = True
+                    return _error("fnb: timeout")
+            delta[0] = 1
+            kind[0] = 0  # continue
+            return 0
+
+        callback = _DeadlineCB(on_deadline)
+        _b.wasmtime_store_epoch_deadline_callback(store.ptr(), callback, None, _noop_finalizer)
+        inst._keep = (instance, func, exports, callback)
+        init = _func_ref(exports, "__fnb_init")
+        if init is not None:
+            _set_deadline(inst.cptr, 1000)
+            err = _call_unchecked(inst.cptr, init, inst.abuf, 0, inst.trap_ref)
+            if err or inst.trap:
+                raise InvocationError(f"{self.export}: initialisation trapped")
+        return inst
+
+    def _release_instance(self, inst: _Instance) -> None:
+        inst.ctx = None
+        self._idle.append(inst)
+
+    def close(self) -> None:
+        self._idle.clear()
+
+    # the call path -------------------------------------------------------------
+    def call(self, args: tuple, ctx: CallContext) -> Any:
+        if len(args) != self._nparams:
+            self.sig.check_arity(args)
+        idle = self._idle
+        if idle:
+            inst = idle.pop()
+            if self._fresh:
+                self._fresh = False
+                ctx.cold = True
+        else:
+            inst = self._instantiate()
+            ctx.cold = True
+        inst.ctx = ctx
+        try:
+            slots = inst.slots
+            for slot, pos, setter in self._setters:
+                setter(slots[slot], args[pos])
+        except BadArguments:
+            self._release_instance(inst)
+            raise
+        if self._encoders:
+            self._marshal(inst, args, ctx)
+        _set_deadline(inst.cptr, 1)
+        err = _call_unchecked(inst.cptr, inst.fref, inst.buf, inst.nbuf, inst.trap_ref)
+        if err or inst.trap:
+            raise self._failure(inst, err, ctx)
+        ctx.memory_bytes = _memory_size(inst.cptr, inst.mref) if inst.mref is not None else None
+        if ctx.fail_msg is not None or ctx.bad_arg_msg is not None:
+            self._release_instance(inst)
+            raise self._returned_error(ctx)
+        kind = self._result
+        if kind == "i32":
+            value: Any = slots[0].i32
+        elif kind == "f64":
+            value = slots[0].f64
+        elif kind == "unit":
+            value = None
+        elif kind == "i64":
+            value = slots[0].i64
+        elif kind == "bool":
+            value = slots[0].i32 != 0
+        elif kind == "f32":
+            value = slots[0].f32
+        elif kind == "u32":
+            value = slots[0].i32 & 0xFFFFFFFF
+        elif kind == "u64":
+            value = slots[0].i64 & _MASK64
+        else:
+            value = self._unmarshal(inst, slots[0].i64 & _MASK64)
+        self._release_instance(inst)
+        return value
+
+    def _marshal(self, inst: _Instance, args: tuple, ctx: CallContext) -> None:
+        try:
+            encoded = [(slot, encode(args[pos])) for slot, pos, encode in self._encoders]
+        except BadArguments:
+            self._release_instance(inst)
+            raise
+        for slot, data in encoded:
+            ptr = self._guest_alloc(inst, len(data), ctx)
+            base = _memory_data(inst.cptr, inst.mref)
+            ctypes.memmove(ctypes.addressof(base.contents) + ptr, data, len(data))
+            inst.slots[slot].i32 = ptr
+            inst.slots[slot + 1].i32 = len(data)
+
+    def _guest_alloc(self, inst: _Instance, size: int, ctx: CallContext) -> int:
+        if inst.alloc_ref is None:
+            raise InvocationError(f"{self.export}: module exports no __fnb_alloc")
+        inst.abuf[0].i32 = size
+        _set_deadline(inst.cptr, 100)
+        err = _call_unchecked(inst.cptr, inst.alloc_ref, inst.abuf, 2, inst.trap_ref)
+        if err or inst.trap or (ctx.oom_size is not None):
+            raise self._failure(inst, err, ctx)
+        ptr = inst.abuf[0].i32 & 0xFFFFFFFF
+        if ptr == 0 and size:
+            raise LimitExceeded(f"{self.export}: could not allocate {size} bytes for the "
+                                f"arguments within the {self.memory_limit >> 20} MB memory limit")
+        return ptr
+
+    def _unmarshal(self, inst: _Instance, packed: int) -> Any:
+        ptr, length = packed >> 32, packed & 0xFFFFFFFF
+        data = inst.read(ptr, length) if length else b""
+        if inst.free_ref is not None and ptr:
+            inst.abuf[0].i32 = ptr
+            inst.abuf[1].i32 = length
+            _call_unchecked(inst.cptr, inst.free_ref, inst.abuf, 2, inst.trap_ref)
+        kind = self._result
+        if kind == "str":
+            return data.decode("utf-8", errors="replace")
+        if kind == "bytes":
+            return data
+        return json.loads(_fix_nonfinite(data))
+
+    # errors ----------------------------------------------------------------------
+    def _returned_error(self, ctx: CallContext) -> Exception:
+        if ctx.bad_arg_msg is not None:
+            return BadArguments(f"{self.sig}: {ctx.bad_arg_msg}")
+        msg = ctx.fail_msg or ""
+        if msg == "OutOfMemory":
+            return LimitExceeded(f"{self.export}: out of memory (limit {self.memory_limit >> 20} MB)")
+        return InvocationError(f"{self.export} failed: {msg}")
+
+    def _failure(self, inst: _Instance, err: Any, ctx: CallContext) -> Exception:
+        """Turn a trap or error into our exception; the instance is discarded."""
+        if err:
+            text = str(wasmtime.WasmtimeError._from_ptr(err))
+        else:
+            text = str(wasmtime.Trap._from_ptr(inst.trap))
+        inst.ctx = None
+        if ctx.aborted:
+            return Aborted(f"{self.export}: execution {ctx.id} aborted")
+        if ctx.timed_out:
+            return FunctionTimeout(f"{self.export}: stopped at its {ctx.timeout:g} s time limit")
+        if ctx.bad_arg_msg is not None:
+            return BadArguments(f"{self.sig}: {ctx.bad_arg_msg}")
+        limit_mb = self.memory_limit >> 20
+        if ctx.oom_size is not None:
+            return LimitExceeded(f"{self.export}: memory limit of {limit_mb} MB exceeded "
+                                 f"(an allocation of {ctx.oom_size} bytes failed)")
+        if ctx.panic_msg is not None:
+            msg = _cell_location(ctx.panic_msg)
+            if "out of memory" in msg.lower():
+                return LimitExceeded(f"{self.export}: {msg} (limit {limit_mb} MB)")
+            return InvocationError(f"{self.export} {msg}")
+        reason = _trap_reason(text)
+        if inst.mref is not None:
+            try:
+                size = _memory_size(inst.cptr, inst.mref)
+            except Exception:  # noqa: BLE001 - the store is going away anyway
+                size = 0
+            if size + 65536 > self.memory_limit and "unreachable" in reason:
+                return LimitExceeded(f"{self.export}: memory limit of {limit_mb} MB exceeded")
+        return InvocationError(f"{self.export} trapped: {reason}")
+
+
+def _fix_nonfinite(data: bytes) -> bytes:
+    """Zig's JSON writer emits bare inf/nan; Python's json reads Infinity/NaN."""
+    if b"inf" in data or b"nan" in data:
+        data = re.sub(rb"(?<![\"\w])-inf(?![\"\w])", b"-Infinity", data)
+        data = re.sub(rb"(?<![\"\w-])inf(?![\"\w])", b"Infinity", data)
+        data = re.sub(rb"(?<![\"\w])nan(?![\"\w])", b"NaN", data)
+    return data
+
+
+def _trap_reason(text: str) -> str:
+    m = re.search(r"wasm trap: (.+)", text)
+    if m:
+        return m.group(1).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else "trap"
+
+
+def _cell_location(msg: str) -> str:
+    """'panicked at cell.rs:3:5: boom' -> 'panicked at cell line 3: boom'."""
+    return re.sub(r"\S*cell\.\w+:(\d+):\d+", r"cell line \1", msg)
+
+
+def _error(message: str) -> int:
+    return ctypes.cast(_b.wasmtime_error_new(message.encode()), ctypes.c_void_p).value or 0
+
+
+def _func_ref(exports: Any, name: str) -> Any:
+    try:
+        func = exports[name]
+    except KeyError:
+        return None
+    return ctypes.byref(func._func) if isinstance(func, wasmtime.Func) else None
+
+
+# -- host imports (module "fnb") -------------------------------------------------
+
+def _text(inst: _Instance, ptr: int, length: int) -> str:
+    return inst.read(ptr, length).decode("utf-8", errors="replace")
+
+
+def _host_log(inst: _Instance, level: int, ptr: int, length: int) -> None:
+    if inst.ctx is not None:
+        inst.ctx.log(level, _text(inst, ptr, length))
+
+
+def _host_fail(inst: _Instance, ptr: int, length: int) -> None:
+    if inst.ctx is not None:
+        msg = _text(inst, ptr, length)
+        if msg.startswith("JsonParse: "):
+            inst.ctx.bad_arg_msg = f"an argument does not fit its type ({msg[11:]})"
+        else:
+            inst.ctx.fail_msg = msg
+
+
+def _host_panic(inst: _Instance, ptr: int, length: int) -> None:
+    if inst.ctx is not None:
+        msg = _text(inst, ptr, length)
+        inst.ctx.panic_msg = msg if msg.startswith("panicked") else f"panicked: {msg}"
+
+
+def _host_oom(inst: _Instance, size: int) -> None:
+    if inst.ctx is not None:
+        inst.ctx.oom_size = size & 0xFFFFFFFF
+
+
+def _host_bad_arg(inst: _Instance, ptr: int, length: int) -> None:
+    if inst.ctx is not None:
+        inst.ctx.bad_arg_msg = _text(inst, ptr, length)
+
+
+_HOST_IMPORTS: dict[str, tuple[list[wasmtime.ValType], Callable[..., None]]] = {
+    "log": ([_I32, _I32, _I32], _host_log),
+    "fail": ([_I32, _I32], _host_fail),
+    "panic": ([_I32, _I32], _host_panic),
+    "oom": ([_I32], _host_oom),
+    "bad_arg": ([_I32, _I32], _host_bad_arg),
+}
+
+
+def _host_func(store: wasmtime.Store, inst: _Instance, name: str) -> wasmtime.Func:
+    params, impl = _HOST_IMPORTS[name]
+    return wasmtime.Func(store, wasmtime.FuncType(params, []),
+                         lambda *a: impl(inst, *a))

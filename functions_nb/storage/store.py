@@ -1,0 +1,176 @@
+"""The function store: versions, ``latest``, content-hash index and blobs in one fsspec location.
+
+Layout under the store root::
+
+    functions/<name>/versions/<n>.json   version metadata; its creation is the commit point
+    functions/<name>/latest.json         {"version": n}; moved by deploy and rollback
+    functions/<name>/hashes/<hash>.json  {"version": n}; re-deploying identical input finds it
+    blobs/<sha256>                       compiled code, content-addressed, verified on read
+    modcache/<key>                       precompiled modules shared between processes
+    history/...                          execution history (owned by ``history.py``)
+
+A version becomes visible only when its metadata file exists, and that file is created
+(exclusively, never partially) after the blob it points to is complete.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from typing import Any
+
+from ..errors import FunctionNotFound, StorageError
+from ..models import Artifact, FunctionInfo, check_name
+from .fsutil import create_exclusive, open_fs, read_or_none, write_atomic
+
+
+class FunctionStore:
+    """Registry of names -> versions over one fsspec URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.fs, self.root = open_fs(url)
+        except Exception as exc:  # noqa: BLE001 - any backend failure is a storage error
+            raise StorageError(f"cannot open store {url!r}: {exc}") from exc
+        self._info_cache: dict[tuple[str, int], FunctionInfo] = {}
+
+    # paths -----------------------------------------------------------------
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root.rstrip("/"), *parts])
+
+    def _fn(self, name: str, *parts: str) -> str:
+        return self.path("functions", name, *parts)
+
+    # blobs -----------------------------------------------------------------
+    def put_blob(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        path = self.path("blobs", digest)
+        existing = read_or_none(self.fs, path)
+        if existing is None or hashlib.sha256(existing).hexdigest() != digest:
+            write_atomic(self.fs, path, data)
+        return digest
+
+    def get_blob(self, digest: str) -> bytes:
+        data = read_or_none(self.fs, self.path("blobs", digest))
+        if data is None:
+            raise StorageError(f"blob {digest[:12]} is missing from {self.url}")
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise StorageError(f"blob {digest[:12]} in {self.url} is corrupt (hash mismatch)")
+        return data
+
+    # shared caches (precompiled modules) -------------------------------------
+    def get_cached(self, key: str) -> bytes | None:
+        return read_or_none(self.fs, self.path("modcache", key))
+
+    def put_cached(self, key: str, data: bytes) -> None:
+        write_atomic(self.fs, self.path("modcache", key), data)
+
+    # versions --------------------------------------------------------------
+    def versions(self, name: str) -> list[int]:
+        try:
+            entries = self.fs.ls(self._fn(name, "versions"), detail=False)
+        except FileNotFoundError:
+            return []
+        out = []
+        for entry in entries:
+            base = entry.rsplit("/", 1)[-1]
+            if base.endswith(".json") and base[:-5].isdigit():
+                out.append(int(base[:-5]))
+        return sorted(out)
+
+    def find_by_hash(self, name: str, content_hash: str) -> FunctionInfo | None:
+        raw = read_or_none(self.fs, self._fn(name, "hashes", f"{content_hash}.json"))
+        if raw is None:
+            return None
+        try:
+            return self.get_info(name, json.loads(raw)["version"], cached=True)
+        except FunctionNotFound:
+            return None
+
+    def put_version(self, name: str, artifact: Artifact, *, content_hash: str,
+                    timeout: float, memory_mb: int) -> FunctionInfo:
+        """Store a new version; returns its info. The version is visible only when complete."""
+        check_name(name)
+        digest = self.put_blob(artifact.code)
+        version = (self.versions(name) or [0])[-1] + 1
+        while True:
+            info = FunctionInfo(
+                name=name, version=version, language=artifact.language,
+                runtime=artifact.runtime, signature=artifact.signature,
+                content_hash=content_hash, code_sha256=digest, code_size=len(artifact.code),
+                created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),
+                timeout=float(timeout), memory_mb=int(memory_mb), toolchain=artifact.toolchain,
+                flags=artifact.flags, compile_ms=round(artifact.compile_ms, 3),
+                source=artifact.source, warnings=artifact.warnings, line_map=artifact.line_map)
+            meta = json.dumps(info.to_dict(), indent=1).encode()
+            if create_exclusive(self.fs, self._fn(name, "versions", f"{version}.json"), meta):
+                break
+            version += 1  # another writer took this number; take the next
+        write_atomic(self.fs, self._fn(name, "hashes", f"{content_hash}.json"),
+                     json.dumps({"version": version}).encode())
+        self.set_latest(name, version)
+        self._info_cache[(name, version)] = info
+        return info
+
+    def get_info(self, name: str, version: int | None = None, cached: bool = False) -> FunctionInfo:
+        """Metadata of ``name@version`` (latest when version is None)."""
+        if version is None:
+            version = self.latest_version(name)
+        info = self._info_cache.get((name, version))
+        if info is None:
+            raw = read_or_none(self.fs, self._fn(name, "versions", f"{version}.json"))
+            if raw is None:
+                raise FunctionNotFound(self._missing(name, version))
+            info = FunctionInfo.from_dict(json.loads(raw))
+            self._info_cache[(name, version)] = info
+        if cached:
+            return FunctionInfo.from_dict(info.to_dict(), cached=True)
+        return info
+
+    def _missing(self, name: str, version: int | None) -> str:
+        known = self.versions(name)
+        if not known:
+            names = self.names()
+            hint = f"; deployed functions: {', '.join(names)}" if names else "; nothing is deployed yet"
+            return f"no function named {name!r} in {self.url}{hint}"
+        return f"{name!r} has no version {version}; versions: {', '.join(map(str, known))}"
+
+    def latest_version(self, name: str) -> int:
+        raw = read_or_none(self.fs, self._fn(name, "latest.json"))
+        if raw is not None:
+            return int(json.loads(raw)["version"])
+        known = self.versions(name)
+        if not known:
+            raise FunctionNotFound(self._missing(name, None))
+        return known[-1]
+
+    def set_latest(self, name: str, version: int) -> None:
+        """Point ``latest`` at an existing version (deploy and rollback)."""
+        if version not in self.versions(name):
+            raise FunctionNotFound(self._missing(name, version))
+        write_atomic(self.fs, self._fn(name, "latest.json"), json.dumps({"version": version}).encode())
+
+    def get_code(self, info: FunctionInfo) -> bytes:
+        return self.get_blob(info.code_sha256)
+
+    def names(self) -> list[str]:
+        try:
+            entries = self.fs.ls(self.path("functions"), detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in entries)
+
+    def list(self) -> list[FunctionInfo]:
+        """Latest version of every deployed function."""
+        out = []
+        for name in self.names():
+            try:
+                out.append(self.get_info(name))
+            except FunctionNotFound:
+                continue  # a name whose first version is still being written
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {"url": self.url, "protocol": self.fs.protocol, "root": self.root}
