@@ -99,7 +99,6 @@ class Executor:
         ctx = CallContext(exec_id, fn.timeout if timeout is None else timeout)
         started = time.time()
         breaker = fn.breaker
-        queue_ms = 0.0
         try:
             if breaker.state is not CLOSED:
                 breaker.before_call()
@@ -107,6 +106,8 @@ class Executor:
             queue_ms = self._admit(ctx)
         except (CircuitOpen, QueueFull, Aborted, FunctionTimeout) as err:
             self._active.pop(exec_id, None)
+            # everything but an open breaker happened while waiting for a slot
+            queue_ms = 0.0 if isinstance(err, CircuitOpen) else (time.time() - started) * 1000
             return self._finish(fn, ctx, args, started, queue_ms, 0.0, err, None, detail,
                                 tier, attempt)
         t0 = time.perf_counter()

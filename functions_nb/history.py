@@ -40,6 +40,8 @@ COLUMNS = {
 }
 
 _HOST = socket.gethostname()
+#: Every History of this process: a query flushes them all, so it sees this process's writes.
+_LIVE: weakref.WeakSet[History] = weakref.WeakSet()
 
 
 def _truncate_json(value: Any) -> str | None:
@@ -83,6 +85,7 @@ class History:
         self._thread.start()
         ref = weakref.ref(self)
         atexit.register(lambda: (h := ref()) is not None and h.close())
+        _LIVE.add(self)
 
     @property
     def root(self) -> str:
@@ -164,7 +167,8 @@ class History:
         """A DuckDB connection with the ``executions`` view over all history files."""
         import duckdb
 
-        self.flush()
+        for history in list(_LIVE):
+            history.flush()
         con = duckdb.connect()
         fs = self.store.fs
         files = fs.glob(f"{self.root}/date=*/*.jsonl")
@@ -181,7 +185,7 @@ class History:
             pattern = f"{proto}://{self.root}/date=*/*.jsonl"
         con.execute(
             f"CREATE VIEW executions AS SELECT * FROM read_json('{pattern}', "
-            f"format='newline_delimited', columns={{{cols}}})")
+            f"format='newline_delimited', hive_partitioning=false, columns={{{cols}}})")
         return con
 
     def sql(self, query: str) -> Any:

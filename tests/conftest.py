@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+
+from functions_nb import BreakerConfig, Functions
+
+ADD_RS = """fn add(a: i32, b: i32) -> i32 {
+    a + b
+}
+"""
+
+# A loop the optimiser cannot remove: it only ends when the executor stops it.
+SPIN_RS = """fn spin(n: u64) -> u64 {
+    let mut x = n;
+    loop {
+        x = unsafe { std::ptr::read_volatile(&x) }.wrapping_mul(31);
+    }
+}
+"""
+
+BOMB_RS = """fn bomb(mb: u32) -> u32 {
+    let mut kept: Vec<Vec<u8>> = Vec::new();
+    for _ in 0..mb {
+        kept.push(vec![1u8; 1 << 20]);
+    }
+    kept.len() as u32
+}
+"""
+
+BOOM_RS = """fn boom(x: i32) -> i32 {
+    if x > 0 {
+        panic!("bad input {}", x);
+    }
+    x
+}
+"""
+
+
+@pytest.fixture
+def store(tmp_path):
+    return str(tmp_path / "store")
+
+
+@pytest.fixture
+def fx(store):
+    f = Functions(store=store, breaker=BreakerConfig(reset_timeout=0.3))
+    yield f
+    f.close()

@@ -1,0 +1,64 @@
+"""The `func` command line, run as a separate process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import ADD_RS
+
+FUNC = [str(Path(sys.executable).with_name("func"))]
+
+
+def func(store, *args, check=True):
+    env = {**os.environ, "FUNCTIONS_NB_STORE": store}
+    return subprocess.run([*FUNC, *args], env=env, capture_output=True, text=True, check=check)
+
+
+def test_cli_round_trip(store, tmp_path):
+    src = tmp_path / "add.rs"
+    src.write_text(ADD_RS.replace("a + b", '{ println!("hi"); a + b }'))
+    out = func(store, "deploy", str(src), "--lang", "rust", "--name", "add").stdout
+    assert "deployed add@1" in out
+    res = func(store, "invoke", "add", "[2, 3]")
+    assert json.loads(res.stdout) == 5 and "[log] hi" in res.stderr
+    assert "add" in func(store, "ls").stdout
+    logs = func(store, "logs", "add").stdout
+    assert "add@1 ok" in logs and "[log] hi" in logs
+    sql = func(store, "sql", "select count(*) as n from executions").stdout
+    assert sql.split() == ["n", "1"]
+    bad = func(store, "invoke", "add", "[1]", check=False)
+    assert bad.returncode == 1 and "takes 2 arguments" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    zig = tmp_path / "sq.zig"
+    zig.write_text("fn sq(x: i64) i64 {\n    return x * x;\n}\n")
+    func(store, "deploy", str(zig))  # language and name from the file
+    assert json.loads(func(store, "invoke", "sq", "12").stdout) == 144
+
+
+def test_cli_compile_error(store, tmp_path):
+    src = tmp_path / "bad.rs"
+    src.write_text("fn bad() -> i32 {\n    \"x\"\n}\n")
+    res = func(store, "deploy", str(src), check=False)
+    assert res.returncode == 1 and "cell:2:" in res.stderr and "CompileError" in res.stderr
+
+
+def test_doctor(store):
+    out = func(store, "doctor").stdout
+    assert "ok  rust" in out and "ok  zig" in out and "rustc 1." in out
+    rows = json.loads(func(store, "doctor", "--json").stdout)
+    langs = {r["language"]: r for r in rows}
+    assert langs["rust"]["usable"] and langs["zig"]["usable"]
+    assert set(langs) >= {"typescript", "go", "python", "csharp", "assemblyscript"}
+
+
+def test_doctor_names_install_command(monkeypatch):
+    from functions_nb.languages import rust
+
+    monkeypatch.setattr(rust, "RUSTC", "/nonexistent/rustc")
+    lang = rust.Rust()
+    tc = lang.toolchain()
+    assert not tc.usable and "apt-get install -y rustc cargo libstd-rust-dev-wasm32" in tc.install

@@ -1,0 +1,91 @@
+"""Concurrency limit, bounded queue, LRU loader cache, precompiled-module cache."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from functions_nb import Functions, QueueFull
+
+from .conftest import ADD_RS, SPIN_RS
+
+
+def test_queue_full_is_rejected(store):
+    fx = Functions(store=store, max_concurrency=1, max_queue=1)
+    fx.deploy("rust", SPIN_RS, name="spin", timeout=5)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(fx.run("spin", 1)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+        time.sleep(0.1)
+    deadline = time.monotonic() + 5
+    while len(fx.running()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert fx.executor.snapshot()["running"] == 1 and fx.executor.snapshot()["waiting"] == 1
+    with pytest.raises(QueueFull, match="queue is full"):
+        fx.invoke("spin", 1)
+    for entry in fx.running():
+        fx.abort(entry["id"])
+    for t in threads:
+        t.join(5)
+    assert sorted(r.status for r in results) == ["aborted", "aborted"]
+    queued = [r for r in results if r.queue_ms > 0]
+    assert queued, "the second call waited in the queue"
+    fx.close()
+
+
+def test_lru_cache_hits_misses_evictions(store):
+    fx = Functions(store=store, cache_size=2)
+    for name in ("f1", "f2", "f3"):
+        fx.deploy("rust", ADD_RS.replace("add", name), name=name)
+    fx.invoke("f1", 1, 1)
+    fx.invoke("f1", 1, 1)
+    fx.invoke("f2", 1, 1)
+    fx.invoke("f3", 1, 1)  # evicts f1
+    snap = fx.loader.snapshot()
+    assert snap["misses"] == 3 and snap["hits"] >= 1 and snap["evictions"] == 1
+    assert snap["loaded"] == 2
+    assert fx.invoke("f1", 2, 2) == 4  # reloaded
+    assert fx.loader.snapshot()["misses"] == 4
+    fx.close()
+
+
+def test_latest_follows_deploys_and_pins(fx):
+    fx.deploy("rust", ADD_RS, name="add")
+    assert fx.invoke("add", 2, 3) == 5
+    info = fx.deploy("rust", ADD_RS.replace("a + b", "a * b"), name="add")
+    assert info.version == 2
+    assert fx.invoke("add", 2, 3) == 6
+    assert fx.invoke("add@1", 2, 3) == 5
+    fx.rollback("add", 1)
+    assert fx.invoke("add", 2, 3) == 5
+
+
+PROBE = """
+import sys
+from functions_nb import Functions
+from functions_nb.runtimes.wasm import runtime
+fx = Functions(store=sys.argv[1])
+print(fx.run("add", 2, 3).status, runtime().compiles)
+"""
+
+
+def test_precompiled_module_shared_through_store(store, tmp_path):
+    fx = Functions(store=store)
+    fx.deploy("rust", ADD_RS, name="add")
+    fx.close()
+    env = {**os.environ, "FUNCTIONS_NB_CACHE": str(tmp_path / "cache-a")}
+    out = subprocess.run([sys.executable, "-c", PROBE, store], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["ok", "1"]  # first process compiles and shares the module
+    assert any(fx.store.fs.ls(fx.store.path("modcache")))
+    env["FUNCTIONS_NB_CACHE"] = str(tmp_path / "cache-b")  # a fresh machine: empty local cache
+    out = subprocess.run([sys.executable, "-c", PROBE, store], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["ok", "0"]  # no compile: deserialized from the store's module cache

@@ -1,0 +1,105 @@
+"""Zig cells: calling convention, errors, logging, panics."""
+
+from __future__ import annotations
+
+import pytest
+
+from functions_nb import BadArguments, CompileError, InvocationError
+
+ZIG = """const std = @import("std");
+
+fn add(a: i32, b: i32) i32 {
+    std.log.info("add {d} {d}", .{ a, b });
+    return a + b;
+}
+
+const Stats = struct { n: usize, mean: f64 };
+
+fn stats(xs: []const f64) Stats {
+    var total: f64 = 0;
+    for (xs) |x| total += x;
+    return .{ .n = xs.len, .mean = total / @as(f64, @floatFromInt(xs.len)) };
+}
+
+fn greet(alloc: std.mem.Allocator, name: []const u8) ![]const u8 {
+    std.log.warn("greeting {s}", .{name});
+    return std.fmt.allocPrint(alloc, "Hello, {s}!", .{name});
+}
+
+fn divide(a: i64, b: i64) !i64 {
+    if (b == 0) return error.DivisionByZero;
+    return @divTrunc(a, b);
+}
+
+fn small(a: u8, b: u8) u8 {
+    return a + b;
+}
+
+fn flags(on: bool, x: f32) f32 {
+    return if (on) x * 2 else x;
+}
+
+fn sum(xs: []const i64) i64 {
+    var t: i64 = 0;
+    for (xs) |x| t += x;
+    return t;
+}
+"""
+
+
+@pytest.fixture
+def zfx(fx):
+    for name in ("add", "stats", "greet", "divide", "small", "flags", "sum"):
+        fx.deploy("zig", ZIG, name=name)
+    return fx
+
+
+def test_values_cross_the_boundary(zfx):
+    fx = zfx
+    ex = fx.run("add", 2, 3)
+    assert ex.value == 5 and [(c[0], c[1]) for c in ex.console] == [("info", "add 2 3")]
+    assert fx.invoke("stats", [1, 2, 4.5]) == {"n": 3, "mean": 2.5}
+    ex = fx.run("greet", "Zig")
+    assert ex.value == "Hello, Zig!" and ex.console[0][:2] == ("warn", "greeting Zig")
+    assert fx.invoke("divide", -9, 2) == -4
+    assert fx.invoke("flags", True, 1.5) == 3.0
+    assert fx.invoke("sum", [1, 2, 2**40]) == 3 + 2**40
+    for _ in range(200):  # the per-call arena is reset: memory does not grow
+        fx.invoke("greet", "x" * 1000)
+    assert fx.run("greet", "y").memory_bytes < 4 * 1024 * 1024
+
+
+def test_errors(zfx):
+    fx = zfx
+    with pytest.raises(InvocationError, match="DivisionByZero"):
+        fx.invoke("divide", 1, 0)
+    with pytest.raises(InvocationError, match="integer overflow"):
+        fx.invoke("small", 200, 100)
+    assert fx.invoke("small", 1, 2) == 3
+    with pytest.raises(BadArguments, match="out of range for u8"):
+        fx.invoke("small", 256, 1)
+    with pytest.raises(BadArguments, match="does not fit its type"):
+        fx.invoke("stats", {"not": "a list"})
+    with pytest.raises(BadArguments, match="expects bool"):
+        fx.invoke("flags", 1, 1.0)
+
+
+def test_compile_error_line(fx):
+    src = "fn add(a: i32, b: i32) i32 {\n    return a + c;\n}\n"
+    with pytest.raises(CompileError) as err:
+        fx.deploy("zig", src, name="add")
+    assert err.value.line == 2
+    assert "cell:2:16: error: use of undeclared identifier 'c'" in str(err.value)
+    assert "referenced by" not in str(err.value)
+
+
+def test_export_fn_is_accepted(fx):
+    fx.deploy("zig", "export fn twice(x: i32) i32 {\n    return 2 * x;\n}\n", name="twice")
+    assert fx.invoke("twice", 21) == 42
+
+
+def test_reserved_declarations_are_refused(fx):
+    src = 'const std = @import("std");\npub const std_options: std.Options = .{};\n' \
+          'fn f() i32 { return 1; }\n'
+    with pytest.raises(CompileError, match="std_options"):
+        fx.deploy("zig", src, name="f")
