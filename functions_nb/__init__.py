@@ -17,9 +17,20 @@ from typing import Any
 from .client import FunctionHandle, Functions
 from .config import BreakerConfig
 from .doctor import doctor
-from .errors import (Aborted, BadArguments, CircuitOpen, CompileError, FunctionNotFound,
-                     FunctionsError, FunctionTimeout, InvocationError, LimitExceeded, QueueFull,
-                     StorageError, ToolchainMissing)
+from .errors import (
+    Aborted,
+    BadArguments,
+    CircuitOpen,
+    CompileError,
+    FunctionNotFound,
+    FunctionsError,
+    FunctionTimeout,
+    InvocationError,
+    LimitExceeded,
+    QueueFull,
+    StorageError,
+    ToolchainMissing,
+)
 from .models import Execution, FunctionInfo, Signature
 
 __version__ = "0.1.0"

@@ -6,8 +6,17 @@ import hashlib
 import json
 from typing import Any
 
-from .config import (DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, LATEST_TTL, LOG_RETENTION_DAYS,
-                     LRU_SIZE, MAX_CONCURRENCY, MAX_QUEUE, BreakerConfig, default_store_url)
+from .config import (
+    DEFAULT_MEMORY_MB,
+    DEFAULT_TIMEOUT,
+    LATEST_TTL,
+    LOG_RETENTION_DAYS,
+    LRU_SIZE,
+    MAX_CONCURRENCY,
+    MAX_QUEUE,
+    BreakerConfig,
+    default_store_url,
+)
 from .errors import BadArguments
 from .executor import Executor
 from .history import History

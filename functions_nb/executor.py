@@ -10,13 +10,21 @@ import itertools
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .breaker import CLOSED, CircuitBreaker
 from .config import MAX_CONCURRENCY, MAX_QUEUE
-from .errors import (Aborted, CircuitOpen, FunctionsError, FunctionTimeout, InvocationError,
-                     QueueFull, error_status)
+from .errors import (
+    Aborted,
+    CircuitOpen,
+    FunctionsError,
+    FunctionTimeout,
+    InvocationError,
+    QueueFull,
+    error_status,
+)
 from .models import Execution, FunctionInfo
 from .runtimes.base import CallContext, LoadedCode
 

@@ -112,8 +112,8 @@ class History:
             try:
                 by_day: dict[str, list[str]] = {}
                 for rec in items:
-                    row = dict(zip(RECORD_FIELDS, rec))
-                    started = _dt.datetime.fromtimestamp(row["started_at"], _dt.timezone.utc)
+                    row = dict(zip(RECORD_FIELDS, rec, strict=True))
+                    started = _dt.datetime.fromtimestamp(row["started_at"], _dt.UTC)
                     row["started_at"] = started.strftime("%Y-%m-%d %H:%M:%S.%f")
                     row["input"] = _truncate_json(row["input"])
                     row["output"] = _truncate_json(row["output"])
@@ -135,7 +135,7 @@ class History:
     def cleanup(self, days: float | None = None) -> list[str]:
         """Delete day folders older than ``days`` (default: the retention setting)."""
         days = self.retention_days if days is None else days
-        cutoff = (_dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(days=days)).date()
+        cutoff = (_dt.datetime.now(_dt.UTC) - _dt.timedelta(days=days)).date()
         removed = []
         fs = self.store.fs
         try:

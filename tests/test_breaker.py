@@ -84,4 +84,4 @@ def test_breaker_on_real_invocations(fx):
     assert fx.breaker("boom")["state"] == "closed"
     df = fx.sql("select status, count(*) n from executions where function='boom' "
                 "group by status order by status")
-    assert dict(zip(df.status, df.n)) == {"error": 15, "ok": 2, "rejected": 1}
+    assert dict(zip(df.status, df.n, strict=True)) == {"error": 15, "ok": 2, "rejected": 1}

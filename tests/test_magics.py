@@ -81,3 +81,13 @@ def test_split_arguments():
     assert split_arguments("x + 1, f(a, b)") == ["x + 1", "f(a, b)"]
     assert split_arguments("{'k': [1, 2]} -1") == ["{'k': [1, 2]}", "-1"]
     assert split_arguments("") == []
+
+
+def test_slow_compile_shows_progress(ip, capsys):
+    # --force skips every cache; a Zig build with std.json takes well over half a second
+    cell = ("%%function zig mean --force\nfn mean(xs: []const f64) f64 {\n    var t: f64 = 0;\n"
+            "    for (xs) |x| t += x;\n    return t / @as(f64, @floatFromInt(xs.len));\n}\n")
+    r = ip.run_cell(cell)
+    assert r.success, r.error_in_exec
+    out = capsys.readouterr().out
+    assert "compiling zig function 'mean' …" in out and "compiled in" in out

@@ -12,6 +12,6 @@ def test_quickstart_notebook(store, capsys):
     assert "{'the': 2" in out and "error: mean failed: EmptyInput" in out
     fx = Functions(store=store)
     df = fx.sql("select function, status from executions order by started_at")
-    assert ("spin", "timeout") in set(zip(df.function, df.status))
+    assert ("spin", "timeout") in set(zip(df.function, df.status, strict=True))
     assert len(df) == 6
     fx.close()

@@ -20,8 +20,15 @@ from typing import Any
 
 from ..config import cache_dir
 from ..models import Param, Signature
-from .base import Language, Toolchain, find_function, first_version_line, line_of, run_tool, \
-    split_top_level
+from .base import (
+    Language,
+    Toolchain,
+    find_function,
+    first_version_line,
+    line_of,
+    run_tool,
+    split_top_level,
+)
 
 GLUE = (Path(__file__).parent / "glue" / "zig_glue.zig").read_text()
 ZIG = [sys.executable, "-m", "ziglang"]
@@ -79,7 +86,7 @@ class Zig(Language):
                 raise self.error(f"the cell declares `{reserved}`, which the functions-nb glue "
                                  "defines (logging and panics go to the host console)", name)
         params, allocator = [], False
-        for i, part in enumerate(split_top_level(params_text)):
+        for part in split_top_level(params_text):
             pname, sep, ty = part.partition(":")
             if not sep:
                 raise self.error(f"cannot read parameter {part!r} of `{name}`", name, line)

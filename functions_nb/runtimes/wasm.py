@@ -23,15 +23,16 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import wasmtime
 from wasmtime import _bindings as _b
 from wasmtime import _ffi as ffi
 
 from ..config import cache_dir
-from ..errors import (Aborted, BadArguments, FunctionTimeout, InvocationError, LimitExceeded)
+from ..errors import Aborted, BadArguments, FunctionTimeout, InvocationError, LimitExceeded
 from ..models import Signature
 from .base import CallContext, ModuleCache
 

@@ -100,7 +100,7 @@ class FunctionStore:
                 name=name, version=version, language=artifact.language,
                 runtime=artifact.runtime, signature=artifact.signature,
                 content_hash=content_hash, code_sha256=digest, code_size=len(artifact.code),
-                created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),
+                created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
                 timeout=float(timeout), memory_mb=int(memory_mb), toolchain=artifact.toolchain,
                 flags=artifact.flags, compile_ms=round(artifact.compile_ms, 3),
                 source=artifact.source, warnings=artifact.warnings, line_map=artifact.line_map)

@@ -1,0 +1,11 @@
+// JSON helpers (serde_json), added to the prelude when a signature needs them.
+pub unsafe fn take_json<T: serde::de::DeserializeOwned>(arg: &str, ptr: *mut u8, len: usize) -> T {
+    let bytes = take_bytes(ptr, len);
+    match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => __bad_arg(&format!("argument '{}' does not fit its type {}: {}", arg, std::any::type_name::<T>(), e)),
+    }
+}
+pub fn ret_json<T: serde::Serialize>(v: &T) -> i64 {
+    match serde_json::to_vec(v) { Ok(b) => ret_bytes(b), Err(e) => { __fail(&format!("result is not JSON-serializable: {}", e)); 0 } }
+}
