@@ -104,6 +104,9 @@ class Language(ABC):
             try:
                 # Blank lines first, so compiler line numbers are the notebook cell's own.
                 code, warnings = self._build("\n" * line_offset + source, signature, workdir, flags)
+            except subprocess.TimeoutExpired as exc:
+                raise self.error(f"the {self.name} compiler did not finish within "
+                                 f"{exc.timeout:g} s", name) from None
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
             _artifact_cache_put(key, code, warnings, replace=force)

@@ -521,11 +521,7 @@ def _host_log(inst: _Instance, level: int, ptr: int, length: int) -> None:
 
 def _host_fail(inst: _Instance, ptr: int, length: int) -> None:
     if inst.ctx is not None:
-        msg = _text(inst, ptr, length)
-        if msg.startswith("JsonParse: "):
-            inst.ctx.bad_arg_msg = f"an argument does not fit its type ({msg[11:]})"
-        else:
-            inst.ctx.fail_msg = msg
+        inst.ctx.fail_msg = _text(inst, ptr, length)
 
 
 def _host_panic(inst: _Instance, ptr: int, length: int) -> None:
