@@ -81,6 +81,46 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_versions(args: argparse.Namespace) -> int:
+    for row in _fx(args).versions(args.name, detail=True):
+        mark = "*" if row["latest"] else " "
+        print(f"{mark} {row['name']}@{row['version']:<4} {row['language']:<6} {row['size']:>8} B  "
+              f"{row['code_sha256'][:12]}  {row['created_at']}  {row['store']}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    name, _, version = args.target.partition("@")
+    if not version.isdigit():
+        raise FunctionsError("usage: func rollback NAME@VERSION")
+    info = _fx(args).rollback(name, int(version))
+    print(f"latest of {name} is now {info.target}")
+    return 0
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    deleted = _fx(args).delete(args.target)
+    print(f"deleted {args.target.partition('@')[0]} versions {', '.join(map(str, deleted))}")
+    return 0
+
+
+def _pair(args: argparse.Namespace) -> Any:
+    from .client import Functions
+
+    return Functions(store=args.to, fallback=args.from_, history=False)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    report = _pair(args).migrate(args.name, progress=sys.stderr.isatty())
+    print(json.dumps(report, indent=1))
+    return 1 if report["failed"] else 0
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    print(json.dumps(_pair(args).cleanup_fallback(args.name, dry_run=args.dry_run), indent=1))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="func", description="functions-nb command line")
     p.add_argument("--store", default=None,
@@ -107,6 +147,24 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("sql", help="DuckDB SQL over the executions table")
     q.add_argument("query")
     q.set_defaults(func=cmd_sql)
+    v = sub.add_parser("versions", help="versions of a function with hash, size, created time")
+    v.add_argument("name")
+    v.set_defaults(func=cmd_versions)
+    rb = sub.add_parser("rollback", help="point latest at NAME@VERSION")
+    rb.add_argument("target")
+    rb.set_defaults(func=cmd_rollback)
+    rm = sub.add_parser("rm", help="delete NAME@VERSION, or every version of NAME")
+    rm.add_argument("target")
+    rm.set_defaults(func=cmd_rm)
+    for cmd, fn, text in (("migrate", cmd_migrate, "copy functions from one store to another"),
+                          ("cleanup", cmd_cleanup, "delete from --from what --to holds verified")):
+        m = sub.add_parser(cmd, help=text)
+        m.add_argument("--from", dest="from_", required=True, metavar="URL")
+        m.add_argument("--to", required=True, metavar="URL")
+        m.add_argument("--name", default=None)
+        if cmd == "cleanup":
+            m.add_argument("--dry-run", action="store_true")
+        m.set_defaults(func=fn)
     dr = sub.add_parser("doctor", help="check language toolchains")
     dr.add_argument("--json", action="store_true")
     dr.set_defaults(func=cmd_doctor)

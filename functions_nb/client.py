@@ -23,7 +23,7 @@ from .history import History
 from .languages import get_language
 from .loader import Loader
 from .models import Execution, FunctionInfo, check_name, parse_target
-from .storage import FunctionStore
+from .storage import HybridStore, open_store
 
 
 class Functions:
@@ -35,12 +35,18 @@ class Functions:
     5
     """
 
-    def __init__(self, store: str | None = None, *, cache_size: int = LRU_SIZE,
+    def __init__(self, store: str | None = None, *, fallback: str | None = None,
+                 prefer_primary: bool = True, write_primary: bool = True,
+                 auto_migrate: bool = False, storage_options: dict[str, Any] | None = None,
+                 fallback_options: dict[str, Any] | None = None, cache_size: int = LRU_SIZE,
                  max_concurrency: int = MAX_CONCURRENCY, max_queue: int = MAX_QUEUE,
                  breaker: BreakerConfig | None = None, history: bool = True,
                  retention_days: float = LOG_RETENTION_DAYS, latest_ttl: float = LATEST_TTL,
                  flush_interval: float = 1.0) -> None:
-        self.store = FunctionStore(store or default_store_url())
+        self.store = open_store(store or default_store_url(), fallback=fallback,
+                                prefer_primary=prefer_primary, write_primary=write_primary,
+                                auto_migrate=auto_migrate, storage_options=storage_options,
+                                fallback_options=fallback_options)
         self.history = History(self.store, retention_days=retention_days,
                                flush_interval=flush_interval) if history else None
         self.loader = Loader(self.store, size=cache_size, breaker=breaker, latest_ttl=latest_ttl)
@@ -112,8 +118,35 @@ class Functions:
         name, version = parse_target(target)
         return self.store.get_info(name, version)
 
-    def versions(self, name: str) -> list[int]:
+    def versions(self, name: str, detail: bool = False) -> list[Any]:
+        """Version numbers of ``name``; with ``detail``, dicts with hash, size, language,
+        created time and which one is latest."""
+        if detail:
+            return self.store.version_table(check_name(name))
         return self.store.versions(check_name(name))
+
+    def delete(self, target: str) -> list[int]:
+        """Delete ``name@N`` or every version of ``name``; returns the versions deleted."""
+        name, version = parse_target(target)
+        deleted = self.store.delete(name, version)
+        self.loader.invalidate(name)
+        return deleted
+
+    def migrate(self, name: str | None = None, version: int | None = None,
+                progress: bool = True) -> dict[str, Any]:
+        """Copy versions from the fallback into the primary (all, one function, or one
+        version), each verified by content hash; shows progress (tqdm: a widget in a
+        notebook). Returns ``{"copied", "already", "failed"}``."""
+        return self._hybrid().migrate(name, version, progress=progress)
+
+    def cleanup_fallback(self, name: str | None = None, dry_run: bool = False) -> dict[str, Any]:
+        """Delete from the fallback only the versions verified identical in the primary."""
+        return self._hybrid().cleanup_fallback(name, dry_run=dry_run)
+
+    def _hybrid(self) -> HybridStore:
+        if not isinstance(self.store, HybridStore):
+            raise BadArguments("this needs a fallback store: Functions(store=..., fallback=...)")
+        return self.store
 
     def rollback(self, name: str, version: int) -> FunctionInfo:
         """Point ``latest`` of ``name`` at an earlier ``version``."""

@@ -127,3 +127,7 @@ def error_status(err: BaseException) -> str:
     if isinstance(err, (CircuitOpen, QueueFull)):
         return "rejected"
     return "error"
+
+
+class StaleFunctionWarning(UserWarning):
+    """The store could not be reached; a version already loaded in this process was used."""

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from typing import Any
 
 from .breaker import CircuitBreaker
 from .config import LATEST_TTL, LRU_SIZE, BreakerConfig
+from .errors import StaleFunctionWarning, StorageError
 from .executor import LoadedFunction
 from .models import parse_target
 from .runtimes import get_runtime
@@ -48,6 +50,7 @@ class Loader:
         self.hits = 0
         self.misses = 0
         self.evictions = 0
+        self.stale_hits = 0
 
     def get(self, target: str) -> LoadedFunction:
         """The loaded function for ``target``; loads it on a miss."""
@@ -61,7 +64,13 @@ class Loader:
         name, version = parse_target(target)
         with self._lock:
             if version is None:
-                version = self.store.latest_version(name)
+                try:
+                    version = self.store.latest_version(name)
+                except StorageError as exc:
+                    fn = self._stale(name, target, exc)
+                    if fn is None:
+                        raise
+                    return fn
                 until = time.monotonic() + self.latest_ttl
             else:
                 until = _FOREVER
@@ -78,6 +87,18 @@ class Loader:
                     self._evict()
             self._targets[target] = (fn, until)
             return fn
+
+    def _stale(self, name: str, target: str, exc: StorageError) -> LoadedFunction | None:
+        """The store is unreachable: serve the newest version of ``name`` loaded here, and say so."""
+        loaded = [fn for (n, _), fn in self._loaded.items() if n == name]
+        if not loaded:
+            return None
+        fn = max(loaded, key=lambda f: f.version)
+        warnings.warn(f"store unreachable ({exc}); using {fn.name}@{fn.version} from the loader "
+                      "cache", StaleFunctionWarning, stacklevel=4)
+        self.stale_hits += 1
+        self._targets[target] = (fn, time.monotonic() + self.latest_ttl)
+        return fn
 
     def _load(self, name: str, version: int) -> LoadedFunction:
         info = self.store.get_info(name, version)
@@ -112,7 +133,8 @@ class Loader:
 
     def snapshot(self) -> dict[str, Any]:
         return {"size": self.size, "loaded": len(self._loaded), "hits": self.hits,
-                "misses": self.misses, "evictions": self.evictions}
+                "misses": self.misses, "evictions": self.evictions,
+                "stale_hits": self.stale_hits}
 
     def clear(self) -> None:
         with self._lock:

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import os
 import uuid
+from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 
-def open_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    """Filesystem and root path for an fsspec URL (plain paths are local folders)."""
-    fs, root = fsspec.core.url_to_fs(url)
+def open_fs(url: str, storage_options: dict[str, Any] | None = None,
+            ) -> tuple[fsspec.AbstractFileSystem, str]:
+    """Filesystem and root path for an fsspec URL (plain paths are local folders).
+
+    Object stores get listing caches off by default: other processes write the same store."""
+    options = dict(storage_options or {})
+    if url.startswith(("s3://", "s3a://", "gs://", "gcs://", "az://", "abfs://")):
+        options.setdefault("use_listings_cache", False)
+    fs, root = fsspec.core.url_to_fs(url, **options)
     root = root.rstrip("/") or "/"
     if is_local(fs):
         root = os.path.abspath(root)
@@ -62,12 +69,11 @@ def create_exclusive(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> b
         finally:
             os.unlink(tmp)
     try:
-        with fs.open(path, "xb") as fh:
-            fh.write(data)
+        fs.pipe_file(path, data, mode="create")  # s3fs: a conditional PUT (If-None-Match: *)
         return True
     except FileExistsError:
         return False
-    except (ValueError, NotImplementedError):  # backend without exclusive create
+    except (TypeError, ValueError, NotImplementedError):  # backend without exclusive create
         if fs.exists(path):
             return False
         fs.pipe_file(path, data)

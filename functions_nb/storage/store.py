@@ -16,22 +16,43 @@ A version becomes visible only when its metadata file exists, and that file is c
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from ..errors import FunctionNotFound, StorageError
+from ..errors import FunctionNotFound, FunctionsError, StorageError
 from ..models import Artifact, FunctionInfo, check_name
 from .fsutil import create_exclusive, open_fs, read_or_none, write_atomic
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def guarded(method: F) -> F:
+    """Turn backend failures (network, permissions, a server that went away) into StorageError;
+    'not found' and our own errors pass through."""
+
+    @functools.wraps(method)
+    def wrapper(self: FunctionStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (FunctionsError, FileNotFoundError, FileExistsError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - any backend failure is a storage error
+            raise StorageError(f"store {self.url} failed in {method.__name__}: "
+                               f"{type(exc).__name__}: {exc}") from exc
+
+    return wrapper  # type: ignore[return-value]
 
 
 class FunctionStore:
     """Registry of names -> versions over one fsspec URL."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
         self.url = url
         try:
-            self.fs, self.root = open_fs(url)
+            self.fs, self.root = open_fs(url, storage_options)
         except Exception as exc:  # noqa: BLE001 - any backend failure is a storage error
             raise StorageError(f"cannot open store {url!r}: {exc}") from exc
         self._info_cache: dict[tuple[str, int], FunctionInfo] = {}
@@ -44,6 +65,7 @@ class FunctionStore:
         return self.path("functions", name, *parts)
 
     # blobs -----------------------------------------------------------------
+    @guarded
     def put_blob(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
         path = self.path("blobs", digest)
@@ -52,6 +74,7 @@ class FunctionStore:
             write_atomic(self.fs, path, data)
         return digest
 
+    @guarded
     def get_blob(self, digest: str) -> bytes:
         data = read_or_none(self.fs, self.path("blobs", digest))
         if data is None:
@@ -61,13 +84,16 @@ class FunctionStore:
         return data
 
     # shared caches (precompiled modules) -------------------------------------
+    @guarded
     def get_cached(self, key: str) -> bytes | None:
         return read_or_none(self.fs, self.path("modcache", key))
 
+    @guarded
     def put_cached(self, key: str, data: bytes) -> None:
         write_atomic(self.fs, self.path("modcache", key), data)
 
     # versions --------------------------------------------------------------
+    @guarded
     def versions(self, name: str) -> list[int]:
         try:
             entries = self.fs.ls(self._fn(name, "versions"), detail=False)
@@ -80,6 +106,7 @@ class FunctionStore:
                 out.append(int(base[:-5]))
         return sorted(out)
 
+    @guarded
     def find_by_hash(self, name: str, content_hash: str) -> FunctionInfo | None:
         raw = read_or_none(self.fs, self._fn(name, "hashes", f"{content_hash}.json"))
         if raw is None:
@@ -89,12 +116,16 @@ class FunctionStore:
         except FunctionNotFound:
             return None
 
+    @guarded
     def put_version(self, name: str, artifact: Artifact, *, content_hash: str,
-                    timeout: float, memory_mb: int) -> FunctionInfo:
-        """Store a new version; returns its info. The version is visible only when complete."""
+                    timeout: float, memory_mb: int, min_version: int = 1) -> FunctionInfo:
+        """Store a new version; returns its info. The version is visible only when complete.
+
+        The number is the next free one, at least ``min_version`` (a hybrid store passes the
+        numbers its other store already uses)."""
         check_name(name)
         digest = self.put_blob(artifact.code)
-        version = (self.versions(name) or [0])[-1] + 1
+        version = max((self.versions(name) or [0])[-1] + 1, min_version)
         while True:
             info = FunctionInfo(
                 name=name, version=version, language=artifact.language,
@@ -114,6 +145,7 @@ class FunctionStore:
         self._info_cache[(name, version)] = info
         return info
 
+    @guarded
     def get_info(self, name: str, version: int | None = None, cached: bool = False) -> FunctionInfo:
         """Metadata of ``name@version`` (latest when version is None)."""
         if version is None:
@@ -137,6 +169,7 @@ class FunctionStore:
             return f"no function named {name!r} in {self.url}{hint}"
         return f"{name!r} has no version {version}; versions: {', '.join(map(str, known))}"
 
+    @guarded
     def latest_version(self, name: str) -> int:
         raw = read_or_none(self.fs, self._fn(name, "latest.json"))
         if raw is not None:
@@ -146,6 +179,7 @@ class FunctionStore:
             raise FunctionNotFound(self._missing(name, None))
         return known[-1]
 
+    @guarded
     def set_latest(self, name: str, version: int) -> None:
         """Point ``latest`` at an existing version (deploy and rollback)."""
         if version not in self.versions(name):
@@ -155,6 +189,7 @@ class FunctionStore:
     def get_code(self, info: FunctionInfo) -> bytes:
         return self.get_blob(info.code_sha256)
 
+    @guarded
     def names(self) -> list[str]:
         try:
             entries = self.fs.ls(self.path("functions"), detail=False)
@@ -171,6 +206,71 @@ class FunctionStore:
             except FunctionNotFound:
                 continue  # a name whose first version is still being written
         return out
+
+    @guarded
+    def version_table(self, name: str) -> list[dict[str, Any]]:
+        """Every version of ``name`` with hash, size, language, created time, and which is latest."""
+        latest = self.latest_version(name) if self.versions(name) else None
+        return [{"name": name, "version": v, "latest": v == latest,
+                 "language": i.language, "content_hash": i.content_hash,
+                 "code_sha256": i.code_sha256, "size": i.code_size, "created_at": i.created_at,
+                 "store": self.url}
+                for v in self.versions(name) for i in [self.get_info(name, v)]]
+
+    @guarded
+    def copy_version(self, info: FunctionInfo, code: bytes) -> bool:
+        """Write a version that exists elsewhere under the same number (migration).
+
+        Returns False if this store already has that number with the same content; raises
+        StorageError if it has different content under it."""
+        if hashlib.sha256(code).hexdigest() != info.code_sha256:
+            raise StorageError(f"{info.target}: code does not match its recorded hash")
+        self.put_blob(code)
+        meta = json.dumps(info.to_dict(), indent=1).encode()
+        if not create_exclusive(self.fs, self._fn(info.name, "versions", f"{info.version}.json"), meta):
+            mine = self.get_info(info.name, info.version)
+            if (mine.content_hash, mine.code_sha256) != (info.content_hash, info.code_sha256):
+                raise StorageError(f"{info.target} exists in {self.url} with different content")
+            return False
+        write_atomic(self.fs, self._fn(info.name, "hashes", f"{info.content_hash}.json"),
+                     json.dumps({"version": info.version}).encode())
+        return True
+
+    @guarded
+    def verify(self, info: FunctionInfo) -> bool:
+        """True if this store holds ``info``'s version with the same content, blob intact."""
+        try:
+            mine = self.get_info(info.name, info.version)
+            self.get_blob(mine.code_sha256)
+        except (FunctionNotFound, StorageError):
+            return False
+        return (mine.content_hash, mine.code_sha256) == (info.content_hash, info.code_sha256)
+
+    @guarded
+    def delete(self, name: str, version: int | None = None) -> list[int]:
+        """Delete one version (or every version) of ``name``; returns the versions deleted.
+
+        The metadata (the commit point) goes first, so a half-finished delete never leaves a
+        visible version without its code. Blobs stay: they are shared by content."""
+        versions = self.versions(name)
+        doomed = versions if version is None else [version]
+        if version is not None and version not in versions:
+            raise FunctionNotFound(self._missing(name, version))
+        for v in doomed:
+            info = self.get_info(name, v)
+            self.fs.rm_file(self._fn(name, "versions", f"{v}.json"))
+            self._info_cache.pop((name, v), None)
+            hash_path = self._fn(name, "hashes", f"{info.content_hash}.json")
+            raw = read_or_none(self.fs, hash_path)
+            if raw is not None and json.loads(raw)["version"] == v:
+                self.fs.rm_file(hash_path)
+        left = [v for v in versions if v not in doomed]
+        if left:
+            if self.latest_version(name) in doomed:
+                self.set_latest(name, left[-1])
+        else:
+            self.fs.rm(self._fn(name), recursive=True)
+        return doomed
 
     def describe(self) -> dict[str, Any]:
         return {"url": self.url, "protocol": self.fs.protocol, "root": self.root}
