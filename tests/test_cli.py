@@ -62,3 +62,23 @@ def test_doctor_names_install_command(monkeypatch):
     lang = rust.Rust()
     tc = lang.toolchain()
     assert not tc.usable and "apt-get install -y rustc cargo libstd-rust-dev-wasm32" in tc.install
+
+
+def test_cli_versions_rollback_migrate_cleanup(store, tmp_path):
+    src = tmp_path / "add.rs"
+    src.write_text(ADD_RS)
+    func(store, "deploy", str(src))
+    src.write_text(ADD_RS.replace("a + b", "a * b"))
+    func(store, "deploy", str(src))
+    out = func(store, "versions", "add").stdout.splitlines()
+    assert out[0].startswith("  add@1") and out[1].startswith("* add@2") and " B  " in out[1]
+    assert "latest of add is now add@1" in func(store, "rollback", "add@1").stdout
+    assert json.loads(func(store, "invoke", "add", "[2, 3]").stdout) == 5
+    new = str(tmp_path / "new-store")
+    report = json.loads(func(store, "migrate", "--from", store, "--to", new).stdout)
+    assert sorted(report["copied"]) == ["add@1", "add@2"]
+    assert json.loads(func(new, "invoke", "add", "[2, 3]").stdout) == 5  # latest followed
+    report = json.loads(func(store, "cleanup", "--from", store, "--to", new).stdout)
+    assert sorted(report["deleted"]) == ["add@1", "add@2"]
+    assert func(store, "ls").stdout == ""
+    assert "deleted add versions 2" in func(new, "rm", "add@2").stdout

@@ -169,9 +169,11 @@ def migrate(source: FunctionStore, target: FunctionStore, name: str | None = Non
     """Copy versions (all, one function's, or one) from ``source`` to ``target``.
 
     Each copy is verified by re-reading it from the target and comparing content hashes.
-    ``latest`` follows the source where the target has none or an older one."""
+    A function new to the target gets the source's ``latest``; an existing one keeps its own."""
     report: dict[str, Any] = {"copied": [], "already": [], "failed": []}
     items = _work(source, name, version)
+    names = sorted({n for n, _ in items})
+    new_here = {n for n in names if not target.versions(n)}
     for n, v in _progress(items, f"migrate → {target.url}", progress):
         try:
             info = source.get_info(n, v)
@@ -181,11 +183,10 @@ def migrate(source: FunctionStore, target: FunctionStore, name: str | None = Non
             report["copied" if copied else "already"].append(info.target)
         except StorageError as exc:
             report["failed"].append({"target": f"{n}@{v}", "error": str(exc)})
-    for n in sorted({n for n, _ in items}):
+    for n in names:  # a function new to the target gets the source's latest (rollbacks included)
         try:
             want = source.latest_version(n)
-            have = target.latest_version(n) if target.versions(n) else 0
-            if want in target.versions(n) and (have < want or not target.versions(n)):
+            if n in new_here and want in target.versions(n):
                 target.set_latest(n, want)
         except (FunctionNotFound, StorageError):
             continue
