@@ -29,6 +29,9 @@ class StoreModuleCache:
     def get(self, key: str) -> bytes | None:
         return self.store.get_cached(key)
 
+    def exists(self, key: str) -> bool:
+        return self.store.has_cached(key)
+
     def put(self, key: str, data: bytes) -> None:
         self.store.put_cached(key, data)
 

@@ -49,6 +49,15 @@ def s3_storage_options(endpoint: str) -> dict[str, Any]:
     }
 
 
+def s3_filesystem(endpoint: str) -> Any:
+    """A fresh ``s3fs.S3FileSystem`` for ``endpoint`` with ``s3_storage_options`` and ``retries = 1``."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**s3_storage_options(endpoint))
+    fs.retries = 1  # s3fs-level retries of timeouts/HTTPClientError (default 5); not an __init__ argument
+    return fs
+
+
 class MotoServer:
     """A moto S3 server subprocess on 127.0.0.1; usable as a context manager."""
 
@@ -219,7 +228,9 @@ class FaultProxy:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def _accept_loop(self) -> None:

@@ -85,9 +85,13 @@ class WasmRuntime:
         local = cache_dir() / "modcache" / key
         if local.exists():
             try:
-                return wasmtime.Module.deserialize_file(self.engine, str(local))
+                module = wasmtime.Module.deserialize_file(self.engine, str(local))
             except wasmtime.WasmtimeError:
                 local.unlink(missing_ok=True)
+            else:
+                if cache is not None and not cache.exists(key):  # share what this machine has
+                    cache.put(key, local.read_bytes())
+                return module
         shared = cache.get(key) if cache is not None else None
         if shared is not None:
             _write_local(local, shared)

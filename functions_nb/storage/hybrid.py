@@ -85,6 +85,9 @@ class HybridStore:
                 return data
         return None
 
+    def has_cached(self, key: str) -> bool:
+        return any(store.has_cached(key) for store in self.order)
+
     def list(self) -> list[FunctionInfo]:
         out = []
         for name in self.names():

@@ -89,6 +89,10 @@ class FunctionStore:
         return read_or_none(self.fs, self.path("modcache", key))
 
     @guarded
+    def has_cached(self, key: str) -> bool:
+        return self.fs.exists(self.path("modcache", key))
+
+    @guarded
     def put_cached(self, key: str, data: bytes) -> None:
         write_atomic(self.fs, self.path("modcache", key), data)
 
