@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import uuid
 import warnings
 from pathlib import Path
@@ -81,21 +80,31 @@ def test_cli_and_processes_share_the_bucket(moto, bucket):
     fx.close()
 
 
-def test_concurrent_deploys_on_s3(moto, bucket):
-    clients = [s3fx(moto.endpoint, bucket, history=False) for _ in range(3)]
-    infos = []
+DEPLOYER = """
+import sys
+from functions_nb import Functions
+fx = Functions(store=sys.argv[1], history=False)
+for i in range(3):
+    src = "fn add(a: i32, b: i32) -> i32 { a + b + %s }" % (int(sys.argv[2]) * 10 + i)
+    print(fx.deploy("rust", src, name="add").version, flush=True)
+"""
 
-    def deploy(i):
-        infos.append(clients[i % 3].deploy("rust", ADD_RS.replace("a + b", f"a + b + {i}"),
-                                           name="add"))
 
-    threads = [threading.Thread(target=deploy, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(i.version for i in infos) == [1, 2, 3, 4, 5, 6]
-    assert {clients[0].invoke(f"add@{i.version}", 0, 0) for i in infos} == set(range(6))
+def test_two_processes_deploy_at_once(moto, bucket):
+    env = {**os.environ, "AWS_ENDPOINT_URL": moto.endpoint, "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    url = f"s3://{bucket}/team"
+    procs = [subprocess.Popen([sys.executable, "-c", DEPLOYER, url, str(k)], env=env,
+                              stdout=subprocess.PIPE, text=True) for k in (1, 2)]
+    versions = []
+    for p in procs:
+        out, _ = p.communicate(timeout=120)
+        assert p.returncode == 0
+        versions += [int(v) for v in out.split()]
+    assert sorted(versions) == [1, 2, 3, 4, 5, 6]  # distinct, none lost
+    fx = s3fx(moto.endpoint, bucket, history=False)
+    assert fx.versions("add") == [1, 2, 3, 4, 5, 6]
+    assert {fx.invoke(f"add@{v}", 0, 0) for v in versions} == {10, 11, 12, 20, 21, 22}
 
 
 def test_server_gone_mid_deploy_leaves_no_partial_version(moto, bucket):
