@@ -18,6 +18,8 @@ from .runtimes import get_runtime
 from .storage import FunctionStore
 
 _FOREVER = float("inf")
+#: After the store failed, ask it again for ``latest`` at most this often (seconds).
+STALE_RETRY = 30.0
 
 
 class StoreModuleCache:
@@ -100,7 +102,7 @@ class Loader:
         warnings.warn(f"store unreachable ({exc}); using {fn.name}@{fn.version} from the loader "
                       "cache", StaleFunctionWarning, stacklevel=4)
         self.stale_hits += 1
-        self._targets[target] = (fn, time.monotonic() + self.latest_ttl)
+        self._targets[target] = (fn, time.monotonic() + max(self.latest_ttl, STALE_RETRY))
         return fn
 
     def _load(self, name: str, version: int) -> LoadedFunction:

@@ -134,6 +134,9 @@ def test_unreachable_store_uses_loader_cache(moto, bucket):
                    for w in caught)
         with pytest.raises(StorageError):
             fx.invoke("other", 1)
+        assert fx.loader.snapshot()["stale_hits"] == 1
+        assert fx.invoke("add", 3, 3) == 6  # no second trip to the dead store for 30 s
+        assert fx.loader.snapshot()["stale_hits"] == 1
         proxy.up()
         assert fx.invoke("add", 5, 5) == 10
         fx.close()
