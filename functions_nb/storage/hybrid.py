@@ -88,14 +88,8 @@ class HybridStore:
     def has_cached(self, key: str) -> bool:
         return any(store.has_cached(key) for store in self.order)
 
-    def list(self) -> list[FunctionInfo]:
-        out = []
-        for name in self.names():
-            try:
-                out.append(self.get_info(name))
-            except FunctionNotFound:
-                continue
-        return out
+    #: Latest version of every function in either store (same logic as one store).
+    list = FunctionStore.list
 
     def version_table(self, name: str) -> list[dict[str, Any]]:
         rows = {r["version"]: r for r in self.other.version_table(name)}
