@@ -116,7 +116,7 @@ class Executor:
             self._active.pop(exec_id, None)
             # everything but an open breaker happened while waiting for a slot
             queue_ms = 0.0 if isinstance(err, CircuitOpen) else (time.time() - started) * 1000
-            return self._finish(fn, ctx, args, started, queue_ms, 0.0, err, None, detail,
+            return self._finish(fn, ctx, args, started, queue_ms, 0.0, err, detail,
                                 tier, attempt)
         t0 = time.perf_counter()
         try:
@@ -151,18 +151,18 @@ class Executor:
             breaker.on_ignored()
         else:
             breaker.on_failure()
-        return self._finish(fn, ctx, args, started, queue_ms, duration_ms, error, None, detail,
+        return self._finish(fn, ctx, args, started, queue_ms, duration_ms, error, detail,
                             tier, attempt)
 
     def _finish(self, fn: LoadedFunction, ctx: CallContext, args: tuple, started: float,
-                queue_ms: float, duration_ms: float, error: BaseException, value: Any,
+                queue_ms: float, duration_ms: float, error: BaseException,
                 detail: bool, tier: str, attempt: int) -> Any:
         ctx.finish_console()
         status = error_status(error)
         kind = getattr(error, "kind", type(error).__name__)
         if self._record is not None:
             self._record((ctx.id, fn.name, fn.version, fn.language, tier, attempt, status, kind,
-                          str(error), started, queue_ms, duration_ms, ctx.cold, args, value,
+                          str(error), started, queue_ms, duration_ms, ctx.cold, args, None,
                           ctx.console, ctx.memory_bytes, None))
         if detail:
             return Execution(ctx.id, fn.name, fn.version, fn.language, status, None, error,

@@ -177,14 +177,14 @@ class History:
             defs = ", ".join(f'"{k}" {v}' for k, v in COLUMNS.items())
             con.execute(f"CREATE TABLE executions ({defs})")
             return con
-        if is_local(fs):
-            pattern = f"{self.root}/date=*/*.jsonl"
-        else:
+        if not is_local(fs):
             con.register_filesystem(fs)
             proto = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-            pattern = f"{proto}://{self.root}/date=*/*.jsonl"
+            files = [f"{proto}://{f}" for f in files]
+        # the files just listed, so DuckDB does not list the store a second time
+        paths = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         con.execute(
-            f"CREATE VIEW executions AS SELECT * FROM read_json('{pattern}', "
+            f"CREATE VIEW executions AS SELECT * FROM read_json([{paths}], "
             f"format='newline_delimited', hive_partitioning=false, columns={{{cols}}})")
         return con
 

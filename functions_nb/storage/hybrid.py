@@ -117,8 +117,9 @@ class HybridStore:
     def delete(self, name: str, version: int | None = None) -> list[int]:
         gone: set[int] = set()
         for store in (self.primary, self.fallback):
-            if version is None or version in store.versions(name):
-                gone.update(store.delete(name, version) if store.versions(name) else [])
+            held = store.versions(name)
+            if held and (version is None or version in held):
+                gone.update(store.delete(name, version))
         if not gone:
             raise FunctionNotFound(f"no function named {name!r}" if version is None
                                    else f"{name!r} has no version {version}")

@@ -214,12 +214,13 @@ class FunctionStore:
     @guarded
     def version_table(self, name: str) -> list[dict[str, Any]]:
         """Every version of ``name`` with hash, size, language, created time, and which is latest."""
-        latest = self.latest_version(name) if self.versions(name) else None
+        versions = self.versions(name)
+        latest = self.latest_version(name) if versions else None
         return [{"name": name, "version": v, "latest": v == latest,
                  "language": i.language, "content_hash": i.content_hash,
                  "code_sha256": i.code_sha256, "size": i.code_size, "created_at": i.created_at,
                  "store": self.url}
-                for v in self.versions(name) for i in [self.get_info(name, v)]]
+                for v in versions for i in [self.get_info(name, v)]]
 
     @guarded
     def copy_version(self, info: FunctionInfo, code: bytes) -> bool:
