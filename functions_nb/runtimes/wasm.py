@@ -251,13 +251,10 @@ class WasmFunction:
         self._encoders: list[tuple[int, int, Callable[[Any], bytes]]] = []
         slot = 0
         for pos, p in enumerate(signature.params):
-            if p.kind in ("i32", "u32"):
-                self._setters.append((slot, pos, _int_setter(p.kind, "i32", p.bounds, signature,
-                                                        p.name, p.type)))
-                slot += 1
-            elif p.kind in ("i64", "u64"):
-                self._setters.append((slot, pos, _int_setter(p.kind, "i64", p.bounds, signature,
-                                                        p.name, p.type)))
+            if p.kind in _INT_RANGES:
+                field = "i32" if p.kind in ("i32", "u32") else "i64"
+                self._setters.append((slot, pos, _int_setter(p.kind, field, p.bounds, signature,
+                                                             p.name, p.type)))
                 slot += 1
             elif p.kind in ("f32", "f64"):
                 self._setters.append((slot, pos, _float_setter(p.kind, signature, p.name, p.type)))
