@@ -3,11 +3,14 @@ SHELL := /bin/bash
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
-APT_PACKAGES := rustc cargo libstd-rust-dev-wasm32 lld librust-serde-json-dev librust-serde-derive-dev
+APT_PACKAGES := rustc cargo libstd-rust-dev-wasm32 lld librust-serde-json-dev librust-serde-derive-dev \
+		mono-mcs mono-runtime bubblewrap
 
 .PHONY: setup toolchains demo test bench lint clean
 
-setup: toolchains $(STAMP)
+NODE_STAMP := node_modules/.installed-$(shell cat package.json package-lock.json | sha256sum | cut -c1-12)
+
+setup: toolchains $(STAMP) $(NODE_STAMP)
 
 toolchains:
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
@@ -24,6 +27,12 @@ $(STAMP):
 	$(PY) -m pip install -q -e '.[test]'
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
+# npm toolchains (esbuild, typescript, assemblyscript, pyodide) into ./node_modules
+$(NODE_STAMP):
+	@command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null)
+	npm ci --no-audit --no-fund --loglevel=error
+	@rm -f node_modules/.installed-* && touch $(NODE_STAMP)
+
 demo: setup
 	$(PY) -m functions_nb.demo
 
@@ -38,4 +47,4 @@ lint: setup
 	$(PY) -m ruff check functions_nb tests benchmarks
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info bench-results.json
+	rm -rf $(VENV) node_modules build dist *.egg-info bench-results.json

@@ -52,3 +52,21 @@ def cache_dir() -> Path:
         path = Path(base) / "functions-nb"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+#: npm packages functions-nb runs (see package.json at the project root).
+NODE_PACKAGES = ("esbuild", "typescript", "assemblyscript", "pyodide")
+NODE_INSTALL_HINT = ("make setup (or: npm install --prefix ~/.cache/functions-nb/node "
+                     "esbuild@0.28.2 typescript@7.0.2 assemblyscript@0.28.20 pyodide@314.0.7)")
+
+
+def node_modules() -> Path:
+    """Where the npm toolchains live: ``$FUNCTIONS_NB_NODE_MODULES``, the project checkout's
+    ``node_modules`` (``make setup`` installs there), or ``<cache_dir>/node/node_modules``."""
+    env = os.environ.get("FUNCTIONS_NB_NODE_MODULES")
+    if env:
+        return Path(env)
+    checkout = Path(__file__).resolve().parent.parent / "node_modules"
+    if checkout.is_dir():
+        return checkout
+    return cache_dir() / "node" / "node_modules"
