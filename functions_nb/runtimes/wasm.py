@@ -37,6 +37,8 @@ from ..models import Signature
 from .base import CallContext, ModuleCache
 
 TICK = 0.01
+#: Ticks a module's start function and initialisers may run (5 s).
+INIT_TICKS = 500
 _WASMTIME_VERSION = importlib.metadata.version("wasmtime")
 _MASK64 = (1 << 64) - 1
 _I32 = wasmtime.ValType.i32()
@@ -274,7 +276,7 @@ class WasmFunction:
 
     def _check_imports(self) -> None:
         for imp in self.module.imports:
-            if imp.module != "fnb" or imp.name not in _HOST_IMPORTS:
+            if imp.name not in _HOST_MODULES.get(imp.module, ()):
                 raise InvocationError(
                     f"the module imports {imp.module}.{imp.name}, which the sandbox does not "
                     "provide (functions get no host access beyond console output)")
@@ -286,8 +288,13 @@ class WasmFunction:
         store.set_limits(memory_size=self.memory_limit)
         inst.store = store
         inst.ctx = None
-        imports = [_host_func(store, inst, imp.name) for imp in self.module.imports]
-        instance = wasmtime.Instance(store, self.module, imports)
+        imports = [_host_func(store, inst, imp.module, imp.name) for imp in self.module.imports]
+        store.set_epoch_deadline(INIT_TICKS)  # a start function gets INIT_TICKS, then traps
+        try:
+            instance = wasmtime.Instance(store, self.module, imports)
+        except wasmtime.Trap as exc:
+            raise InvocationError(f"{self.export}: module start-up trapped: "
+                                  f"{_trap_reason(str(exc))}") from None
         exports = instance.exports(store)
         func = exports[self.export]
         if not isinstance(func, wasmtime.Func):
@@ -326,7 +333,7 @@ class WasmFunction:
         inst._keep = (instance, func, exports, callback)
         init = _func_ref(exports, "__fnb_init")
         if init is not None:
-            _set_deadline(inst.cptr, 1000)
+            _set_deadline(inst.cptr, INIT_TICKS)
             err = _call_unchecked(inst.cptr, init, inst.abuf, 0, inst.trap_ref)
             if err or inst.trap:
                 raise InvocationError(f"{self.export}: initialisation trapped")
@@ -541,16 +548,66 @@ def _host_bad_arg(inst: _Instance, ptr: int, length: int) -> None:
         inst.ctx.bad_arg_msg = _text(inst, ptr, length)
 
 
-_HOST_IMPORTS: dict[str, tuple[list[wasmtime.ValType], Callable[..., None]]] = {
-    "log": ([_I32, _I32, _I32], _host_log),
-    "fail": ([_I32, _I32], _host_fail),
-    "panic": ([_I32, _I32], _host_panic),
-    "oom": ([_I32], _host_oom),
-    "bad_arg": ([_I32, _I32], _host_bad_arg),
+_F64 = wasmtime.ValType.f64()
+_HostImport = tuple[list[wasmtime.ValType], list[wasmtime.ValType], Callable[..., Any]]
+
+_HOST_IMPORTS: dict[str, _HostImport] = {
+    "log": ([_I32, _I32, _I32], [], _host_log),
+    "fail": ([_I32, _I32], [], _host_fail),
+    "panic": ([_I32, _I32], [], _host_panic),
+    "oom": ([_I32], [], _host_oom),
+    "bad_arg": ([_I32, _I32], [], _host_bad_arg),
 }
 
 
-def _host_func(store: wasmtime.Store, inst: _Instance, name: str) -> wasmtime.Func:
-    params, impl = _HOST_IMPORTS[name]
-    return wasmtime.Func(store, wasmtime.FuncType(params, []),
+# -- AssemblyScript's "env" imports ------------------------------------------------
+
+def _as_string(inst: _Instance, ptr: int) -> str:
+    """An AssemblyScript string: UTF-16LE, byte length stored just before the data."""
+    if not ptr:
+        return ""
+    size = int.from_bytes(inst.read(ptr - 4, 4), "little")
+    return inst.read(ptr, size).decode("utf-16-le", errors="replace")
+
+
+def _as_abort(inst: _Instance, msg: int, file: int, line: int, col: int) -> None:
+    if inst.ctx is not None:
+        text = _as_string(inst, msg) or "abort"
+        where = _as_string(inst, file)
+        inst.ctx.panic_msg = f"aborted at {where}:{line}:{col}: {text}" if where else \
+            f"aborted: {text}"
+
+
+def _as_trace(inst: _Instance, msg: int, n: int, *values: float) -> None:
+    if inst.ctx is not None:
+        shown = ", ".join(f"{v:g}" for v in values[:max(0, min(n, 5))])
+        inst.ctx.log(0, f"trace: {_as_string(inst, msg)}" + (f" {shown}" if shown else ""))
+
+
+def _as_seed(_inst: _Instance) -> float:
+    return float(time.time_ns() % (1 << 52))
+
+
+def _as_console(level: int) -> Callable[..., None]:
+    def console(inst: _Instance, ptr: int) -> None:
+        if inst.ctx is not None:
+            inst.ctx.log(level, _as_string(inst, ptr))
+    return console
+
+
+_ENV_IMPORTS: dict[str, _HostImport] = {
+    "abort": ([_I32, _I32, _I32, _I32], [], _as_abort),
+    "trace": ([_I32, _I32, _F64, _F64, _F64, _F64, _F64], [], _as_trace),
+    "seed": ([], [_F64], _as_seed),
+    **{f"console.{name}": ([_I32], [], _as_console(level))
+       for level, name in enumerate(("debug", "log", "info", "warn", "error"))},
+}
+
+#: What a module may import: console and error reporting, nothing that reaches the host.
+_HOST_MODULES: dict[str, dict[str, _HostImport]] = {"fnb": _HOST_IMPORTS, "env": _ENV_IMPORTS}
+
+
+def _host_func(store: wasmtime.Store, inst: _Instance, module: str, name: str) -> wasmtime.Func:
+    params, results, impl = _HOST_MODULES[module][name]
+    return wasmtime.Func(store, wasmtime.FuncType(params, results),
                          lambda *a: impl(inst, *a))
