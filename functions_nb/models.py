@@ -13,6 +13,8 @@ NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 #: Value kinds a parameter or result can have at the host boundary.
 SCALAR_KINDS = ("i32", "u32", "i64", "u64", "f32", "f64", "bool")
 MARSHALLED_KINDS = ("str", "bytes", "json")
+#: 1-D numeric arrays: numpy in and out, copied into guest memory (WASM languages).
+ARRAY_KINDS = ("f64[]", "f32[]", "i32[]", "i64[]")
 
 
 def check_name(name: str) -> str:

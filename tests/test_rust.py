@@ -106,9 +106,13 @@ def test_bad_arguments_name_the_signature(fx):
     with pytest.raises(BadArguments, match="out of range for i32"):
         fx.invoke("add", 1, 2**40)
     fx.deploy("rust", "fn total(xs: Vec<f64>) -> f64 { xs.iter().sum() }", name="total")
-    with pytest.raises(BadArguments, match="does not fit its type"):
+    with pytest.raises(BadArguments, match=r"argument 'xs' expects Vec<f64>.*numbers"):
         fx.invoke("total", ["a"])
     assert fx.invoke("total", [1, 2.5]) == 3.5
+    fx.deploy("rust", "fn count(xs: Vec<String>) -> usize { xs.len() }", name="count")
+    with pytest.raises(BadArguments, match="does not fit its type"):
+        fx.invoke("count", [1])
+    assert fx.invoke("count", ["a", "b"]) == 2
 
 
 def test_compile_error_has_cell_line(fx):

@@ -35,6 +35,10 @@ fn small(a: u8, b: u8) u8 {
     return a + b;
 }
 
+fn count(words: []const []const u8) usize {
+    return words.len;
+}
+
 fn flags(on: bool, x: f32) f32 {
     return if (on) x * 2 else x;
 }
@@ -49,7 +53,7 @@ fn sum(xs: []const i64) i64 {
 
 @pytest.fixture
 def zfx(fx):
-    for name in ("add", "stats", "greet", "divide", "small", "flags", "sum"):
+    for name in ("add", "stats", "greet", "divide", "small", "flags", "sum", "count"):
         fx.deploy("zig", ZIG, name=name)
     return fx
 
@@ -78,8 +82,11 @@ def test_errors(zfx):
     assert fx.invoke("small", 1, 2) == 3
     with pytest.raises(BadArguments, match="out of range for u8"):
         fx.invoke("small", 256, 1)
-    with pytest.raises(BadArguments, match="does not fit its type"):
+    with pytest.raises(BadArguments, match=r"expects \[\]const f64.*1-D numpy array"):
         fx.invoke("stats", {"not": "a list"})
+    with pytest.raises(BadArguments, match="does not fit its type"):
+        fx.invoke("count", [1, 2])
+    assert fx.invoke("count", ["a", "b"]) == 2
     with pytest.raises(BadArguments, match="expects bool"):
         fx.invoke("flags", 1, 1.0)
 

@@ -20,7 +20,7 @@ from ..errors import CompileError, ToolchainMissing
 from ..models import Artifact, Signature
 
 #: Bump when generated glue changes, so cached artifacts are rebuilt.
-GLUE_VERSION = "1"
+GLUE_VERSION = "2"
 
 
 @dataclass(frozen=True)

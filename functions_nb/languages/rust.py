@@ -47,6 +47,8 @@ SCALARS: dict[str, tuple[str, tuple[int, int] | None]] = {
     "i64": ("i64", None), "u64": ("u64", None),
     "f32": ("f32", None), "f64": ("f64", None), "bool": ("bool", None),
 }
+#: Element types of slices/Vecs passed as numpy arrays (kind "f64[]" etc.).
+ARRAY_ELEMENTS = ("f64", "f32", "i32", "i64")
 WASM_TYPE = {"i32": "i32", "u32": "i32", "bool": "i32", "i64": "i64", "u64": "i64",
              "f32": "f32", "f64": "f64"}
 
@@ -84,6 +86,9 @@ def classify(ty: str) -> tuple[str, tuple[int, int] | None]:
         return "str", None
     if t in ("&[u8]", "Vec<u8>", "&Vec<u8>"):
         return "bytes", None
+    m = re.fullmatch(r"(?:&\[(\w+)\]|&?Vec<(\w+)>)", t)
+    if m and (m.group(1) or m.group(2)) in ARRAY_ELEMENTS:
+        return f"{m.group(1) or m.group(2)}[]", None
     return "json", None
 
 
@@ -152,11 +157,8 @@ class Rust(Language):
                 args.append(f"p{i} != 0" if p.kind == "bool" else f"p{i} as {t}")
                 continue
             wparams += [f"p{i}: *mut u8", f"l{i}: usize"]
-            if p.kind == "str":
-                prep.append(f"let a{i} = unsafe {{ fnb_prelude::take_string(p{i}, l{i}) }};")
-            elif p.kind == "bytes":
-                prep.append(f"let a{i} = unsafe {{ fnb_prelude::take_bytes(p{i}, l{i}) }};")
-            else:
+            if p.kind == "json":
+                prep.append(f"let _g{i} = fnb_prelude::ArgBuf(p{i}, l{i});")
                 owned = p.type.strip()
                 if owned.startswith("&"):
                     owned = re.sub(r"^&\s*('\w+\s+)?", "", owned)
@@ -164,7 +166,20 @@ class Rust(Language):
                         owned = f"Vec<{owned[1:-1]}>"
                 prep.append(f"let a{i}: {owned} = unsafe "
                             f"{{ fnb_prelude::take_json({json.dumps(p.name)}, p{i}, l{i}) }};")
-            args.append(f"&a{i}" if t.startswith("&") else f"a{i}")
+                args.append(f"&a{i}" if t.startswith("&") else f"a{i}")
+                continue
+            # str, bytes, arrays: borrowed in place, freed when the wrapper returns
+            elem = "u8" if p.kind in ("str", "bytes") else p.kind[:-2]
+            prep.append(f"let _g{i} = fnb_prelude::ArgBuf(p{i}, l{i} * "
+                        f"std::mem::size_of::<{elem}>());")
+            view = (f"fnb_prelude::arg_str(p{i}, l{i})" if p.kind == "str"
+                    else f"fnb_prelude::arg_slice::<{elem}>(p{i}, l{i})")
+            prep.append(f"let a{i} = unsafe {{ {view} }};")
+            if t.startswith("&[") or t in ("&str", "&'staticstr"):
+                args.append(f"a{i}")
+            else:  # String, Vec<T> and &-references to them
+                owned = f"a{i}.to_string()" if p.kind == "str" else f"a{i}.to_vec()"
+                args.append(f"&{owned}" if t.startswith("&") else owned)
         call = f"{sig.name}({', '.join(args)})"
         kind = sig.result
         if kind == "unit":
@@ -176,7 +191,7 @@ class Rust(Language):
         else:
             wret = " -> i64"
             conv = {"str": "fnb_prelude::ret_str(v)", "bytes": "fnb_prelude::ret_bytes(v)",
-                    "json": "fnb_prelude::ret_json(&v)"}[kind]
+                    "json": "fnb_prelude::ret_json(&v)"}.get(kind, "fnb_prelude::ret_array(v)")
             default = "0"
         if sig.fallible:
             body = (f"match {call} {{ Ok(v) => {conv}, Err(e) => "
@@ -202,7 +217,8 @@ class Rust(Language):
             "include!(\"cell.rs\");\ninclude!(\"glue.rs\");\n")
         cmd = [RUSTC, "--edition", "2021", "--crate-type", "cdylib", "--crate-name", "fnb_cell",
                "--target", TARGET, "-C", f"opt-level={flags.get('opt_level', 2)}",
-               "-C", "panic=abort", "-C", "strip=symbols", "--error-format=json",
+               "-C", "panic=abort", "-C", "strip=symbols", "-C", "target-feature=+simd128",
+               "--error-format=json",
                "-o", "out.wasm", "lib.rs"]
         if needs_json:
             cmd += self._deps_args(signature.name)

@@ -42,6 +42,9 @@ def classify(ty: str) -> tuple[str, tuple[int, int] | None]:
         return "allocator", None
     if t in ("[]constu8", "[]u8"):
         return "str", None
+    m = re.fullmatch(r"\[\](?:const)?(f64|f32|i32|i64)", t)
+    if m:
+        return f"{m.group(1)}[]", None
     if t in ("bool", "f32", "f64"):
         return t, None
     if t in ("usize", "isize"):

@@ -190,31 +190,76 @@ def _bool_setter(sig: Signature, pname: str, ptype: str) -> Callable[[Any, Any],
     return set_bool
 
 
-def _encoder(kind: str, sig: Signature, pname: str, ptype: str) -> Callable[[Any], bytes]:
+#: Array kinds and their numpy dtypes (little-endian, as wasm memory is).
+ARRAY_DTYPES = {"f64[]": "<f8", "f32[]": "<f4", "i32[]": "<i4", "i64[]": "<i8"}
+
+#: An encoded argument: (bytes or a buffer address, byte count, the length parameter).
+_Encoded = tuple[Any, int, int]
+
+
+def _encoder(kind: str, sig: Signature, pname: str, ptype: str) -> Callable[[Any], _Encoded]:
     def bad(value: Any, why: str = "") -> BadArguments:
         return BadArguments(f"{sig}: argument {pname!r} expects {ptype}, got "
-                            f"{type(value).__name__} {value!r}{why}")
+                            f"{type(value).__name__} {value!r}"[:300] + why)
 
     if kind == "str":
-        def enc_str(value: Any) -> bytes:
+        def enc_str(value: Any) -> _Encoded:
             if not isinstance(value, str):
                 raise bad(value)
-            return value.encode("utf-8")
+            data = value.encode("utf-8")
+            return data, len(data), len(data)
         return enc_str
     if kind == "bytes":
-        def enc_bytes(value: Any) -> bytes:
+        def enc_bytes(value: Any) -> _Encoded:
             if not isinstance(value, (bytes, bytearray, memoryview)):
                 raise bad(value)
-            return bytes(value)
+            data = bytes(value)
+            return data, len(data), len(data)
         return enc_bytes
+    if kind in ARRAY_DTYPES:
+        return _array_encoder(kind, bad)
 
-    def enc_json(value: Any) -> bytes:
+    def enc_json(value: Any) -> _Encoded:
         try:
-            return json.dumps(value, separators=(",", ":"), allow_nan=False,
+            data = json.dumps(value, separators=(",", ":"), allow_nan=False,
                               default=_json_default).encode()
         except (TypeError, ValueError) as exc:
             raise bad(value, f" (not JSON-serializable: {exc})") from None
+        return data, len(data), len(data)
     return enc_json
+
+
+def _array_encoder(kind: str, bad: Callable[..., BadArguments]) -> Callable[[Any], _Encoded]:
+    """1-D numpy arrays (or sequences of numbers) -> the guest's element type, no copy when
+    the array already has that dtype and is contiguous (it is copied into guest memory once)."""
+    import numpy as np
+
+    dtype = np.dtype(ARRAY_DTYPES[kind])
+
+    def enc_array(value: Any) -> _Encoded:
+        if isinstance(value, np.ndarray):
+            arr = value
+            if arr.dtype != dtype:
+                if arr.dtype.kind not in "iuf" or not np.can_cast(arr.dtype, dtype, "safe"):
+                    raise bad(value, f" (a {arr.dtype} array cannot be converted to {dtype.name} "
+                                     "without losing values; convert it with .astype())")
+                arr = arr.astype(dtype)
+        elif isinstance(value, (list, tuple, range)):
+            try:
+                arr = np.asarray(value)
+            except ValueError as exc:
+                raise bad(value, f" ({exc})") from None
+            if arr.size and (arr.dtype.kind not in "iuf" or
+                             not np.can_cast(arr.dtype, dtype, "same_kind")):
+                raise bad(value, f" (expected numbers that fit {dtype.name})")
+            arr = arr.astype(dtype)
+        else:
+            raise bad(value, " (pass a 1-D numpy array or a list of numbers)")
+        if arr.ndim != 1:
+            raise bad(value, f" (expected a 1-D array, got {arr.ndim} dimensions)")
+        arr = np.ascontiguousarray(arr)
+        return arr, arr.nbytes, arr.shape[0]
+    return enc_array
 
 
 def _json_default(value: Any) -> Any:
@@ -250,7 +295,7 @@ class WasmFunction:
         self.export = name
         self._idle: list[_Instance] = []
         self._setters: list[tuple[int, int, Callable[[Any, Any], None]]] = []
-        self._encoders: list[tuple[int, int, Callable[[Any], bytes]]] = []
+        self._encoders: list[tuple[int, int, Callable[[Any], _Encoded]]] = []
         slot = 0
         for pos, p in enumerate(signature.params):
             if p.kind in _INT_RANGES:
@@ -405,12 +450,13 @@ class WasmFunction:
         except BadArguments:
             self._release_instance(inst)
             raise
-        for slot, data in encoded:
-            ptr = self._guest_alloc(inst, len(data), ctx)
+        for slot, (data, nbytes, length) in encoded:
+            ptr = self._guest_alloc(inst, nbytes, ctx)
             base = _memory_data(inst.cptr, inst.mref)
-            ctypes.memmove(ctypes.addressof(base.contents) + ptr, data, len(data))
+            src = data if isinstance(data, bytes) else data.ctypes.data
+            ctypes.memmove(ctypes.addressof(base.contents) + ptr, src, nbytes)
             inst.slots[slot].i32 = ptr
-            inst.slots[slot + 1].i32 = len(data)
+            inst.slots[slot + 1].i32 = length
 
     def _guest_alloc(self, inst: _Instance, size: int, ctx: CallContext) -> int:
         if inst.alloc_ref is None:
@@ -418,27 +464,46 @@ class WasmFunction:
         inst.abuf[0].i32 = size
         _set_deadline(inst.cptr, 100)
         err = _call_unchecked(inst.cptr, inst.alloc_ref, inst.abuf, 2, inst.trap_ref)
-        if err or inst.trap or (ctx.oom_size is not None):
+        if err or inst.trap:
             raise self._failure(inst, err, ctx)
         ptr = inst.abuf[0].i32 & 0xFFFFFFFF
         if ptr == 0 and size:
+            ctx.oom_size = None
+            inst.ctx = None  # discarded: earlier arguments of this call stay allocated in it
             raise LimitExceeded(f"{self.export}: could not allocate {size} bytes for the "
                                 f"arguments within the {self.memory_limit >> 20} MB memory limit")
         return ptr
 
     def _unmarshal(self, inst: _Instance, packed: int) -> Any:
         ptr, length = packed >> 32, packed & 0xFFFFFFFF
-        data = inst.read(ptr, length) if length else b""
-        if inst.free_ref is not None and ptr:
-            inst.abuf[0].i32 = ptr
-            inst.abuf[1].i32 = length
-            _call_unchecked(inst.cptr, inst.free_ref, inst.abuf, 2, inst.trap_ref)
         kind = self._result
+        if kind in ARRAY_DTYPES:
+            value = self._read_array(inst, ptr, length)
+            self._guest_free(inst, ptr, length)
+            return value
+        data = inst.read(ptr, length) if length else b""
+        self._guest_free(inst, ptr, length)
         if kind == "str":
             return data.decode("utf-8", errors="replace")
         if kind == "bytes":
             return data
         return json.loads(_fix_nonfinite(data))
+
+    def _guest_free(self, inst: _Instance, ptr: int, length: int) -> None:
+        if inst.free_ref is not None and ptr:
+            inst.abuf[0].i32 = ptr
+            inst.abuf[1].i32 = length
+            _call_unchecked(inst.cptr, inst.free_ref, inst.abuf, 2, inst.trap_ref)
+
+    def _read_array(self, inst: _Instance, ptr: int, nbytes: int) -> Any:
+        import numpy as np
+
+        dtype = np.dtype(ARRAY_DTYPES[self._result])
+        out = np.empty(nbytes // dtype.itemsize, dtype)
+        if nbytes:
+            base = _memory_data(inst.cptr, inst.mref)
+            ctypes.memmove(out.ctypes.data, ctypes.addressof(base.contents) + ptr, out.nbytes)
+        return out
 
     # errors ----------------------------------------------------------------------
     def _returned_error(self, ctx: CallContext) -> Exception:
@@ -453,8 +518,10 @@ class WasmFunction:
         """Turn a trap or error into our exception; the instance is discarded."""
         if err:
             text = str(wasmtime.WasmtimeError._from_ptr(err))
-        else:
+        elif inst.trap:
             text = str(wasmtime.Trap._from_ptr(inst.trap))
+        else:
+            text = "failed"
         inst.ctx = None
         if ctx.aborted:
             return Aborted(f"{self.export}: execution {ctx.id} aborted")

@@ -43,16 +43,27 @@ pub extern "C" fn __fnb_init() {
         unsafe { panic(full.as_ptr(), full.len()) }
     }));
 }
+// Guest memory the host writes arguments into and reads results from: 8-byte aligned, so
+// numeric arrays can be borrowed in place.
 #[export_name = "__fnb_alloc"]
 pub extern "C" fn __fnb_alloc(len: usize) -> *mut u8 {
-    let mut v = Vec::<u8>::with_capacity(len); let p = v.as_mut_ptr(); std::mem::forget(v); p }
+    if len == 0 { return 8 as *mut u8 }
+    unsafe { std::alloc::alloc(std::alloc::Layout::from_size_align_unchecked(len, 8)) } }
 #[export_name = "__fnb_free"]
 pub extern "C" fn __fnb_free(ptr: *mut u8, len: usize) {
-    unsafe { drop(Vec::from_raw_parts(ptr, len, len)) } }
-pub unsafe fn take_bytes(ptr: *mut u8, len: usize) -> Vec<u8> { Vec::from_raw_parts(ptr, len, len) }
-pub unsafe fn take_string(ptr: *mut u8, len: usize) -> String { String::from_utf8_unchecked(take_bytes(ptr, len)) }
+    if len != 0 { unsafe { std::alloc::dealloc(ptr, std::alloc::Layout::from_size_align_unchecked(len, 8)) } } }
+/// An argument buffer, freed when the entry wrapper returns.
+pub struct ArgBuf(pub *mut u8, pub usize);
+impl Drop for ArgBuf { fn drop(&mut self) { __fnb_free(self.0, self.1) } }
+pub unsafe fn arg_slice<T>(ptr: *mut u8, n: usize) -> &'static [T] {
+    if n == 0 { &[] } else { std::slice::from_raw_parts(ptr as *const T, n) } }
+pub unsafe fn arg_str(ptr: *mut u8, len: usize) -> &'static str { std::str::from_utf8_unchecked(arg_slice::<u8>(ptr, len)) }
 pub fn ret_bytes<B: AsRef<[u8]>>(b: B) -> i64 {
-    let v: Box<[u8]> = b.as_ref().to_vec().into_boxed_slice();
-    let len = v.len(); let ptr = Box::into_raw(v) as *mut u8 as usize;
-    (((ptr as u64) << 32) | len as u64) as i64 }
+    let b = b.as_ref(); let len = b.len(); let p = __fnb_alloc(len);
+    if p.is_null() { return 0 }
+    unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), p, len) }
+    (((p as u64) << 32) | len as u64) as i64 }
 pub fn ret_str<S: AsRef<str>>(s: S) -> i64 { ret_bytes(s.as_ref().as_bytes()) }
+pub fn ret_array<T: Copy, V: AsRef<[T]>>(v: V) -> i64 {
+    let v = v.as_ref();
+    ret_bytes(unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }) }

@@ -1,7 +1,6 @@
 // JSON helpers (serde_json), added to the prelude when a signature needs them.
 pub unsafe fn take_json<T: serde::de::DeserializeOwned>(arg: &str, ptr: *mut u8, len: usize) -> T {
-    let bytes = take_bytes(ptr, len);
-    match serde_json::from_slice(&bytes) {
+    match serde_json::from_slice(arg_slice::<u8>(ptr, len)) {
         Ok(v) => v,
         Err(e) => __bad_arg(&format!("argument '{}' does not fit its type {}: {}", arg, std::any::type_name::<T>(), e)),
     }

@@ -60,7 +60,8 @@ fn __fnb_reset_if_dirty() void {
 
 fn __fnb_alloc_impl(__fnb_len: u32) callconv(.c) u32 {
     __fnb_reset_if_dirty();
-    const __fnb_mem = __fnb_arena_state.allocator().alloc(u8, __fnb_len) catch return 0;
+    // 8-byte aligned, so numeric arrays can be used in place
+    const __fnb_mem = __fnb_arena_state.allocator().alignedAlloc(u8, .@"8", __fnb_len) catch return 0;
     return @intCast(@intFromPtr(__fnb_mem.ptr));
 }
 
@@ -75,11 +76,14 @@ comptime {
 }
 
 // ---- type classification ----
-const __fnb_Kind = enum { allocator, scalar, string, json };
+const __fnb_Kind = enum { allocator, scalar, string, array, json };
 
 fn __fnb_kind(comptime __fnb_T: type) __fnb_Kind {
     if (__fnb_T == __fnb_std.mem.Allocator) return .allocator;
     if (__fnb_T == []const u8 or __fnb_T == []u8) return .string;
+    inline for (.{ f64, f32, i32, i64 }) |__fnb_E| {
+        if (__fnb_T == []const __fnb_E or __fnb_T == []__fnb_E) return .array;
+    }
     return switch (@typeInfo(__fnb_T)) {
         .bool, .float => .scalar,
         // wasm C ABI: ints <= 32 bits -> i32, <= 64 bits -> i64 (u8/i16/... are widened)
@@ -94,6 +98,7 @@ fn __fnb_wasmParamsOf(comptime __fnb_T: type) []const type {
         .allocator => &.{},
         .scalar => &.{__fnb_T},
         .string, .json => &.{ u32, u32 }, // (ptr, len) in linear memory
+        .array => &.{ u32, u32 }, // (ptr, element count), 8-byte aligned
     };
 }
 
@@ -120,7 +125,7 @@ fn __fnb_WasmRet(comptime __fnb_F: type) type {
     if (__fnb_P == void or __fnb_P == noreturn) return void;
     return switch (__fnb_kind(__fnb_P)) {
         .scalar => __fnb_P,
-        .string, .json => u64, // (ptr << 32) | len, 0 on error
+        .string, .json, .array => u64, // (ptr << 32) | byte length, 0 on error
         .allocator => @compileError("fnb: cannot return an Allocator"),
     };
 }
@@ -167,6 +172,12 @@ fn __fnb_invoke(comptime __fnb_f: anytype, __fnb_wargs: anytype) __fnb_WasmRet(@
                 __fnb_args[__fnb_i] = __fnb_wargs[__fnb_wi];
                 __fnb_wi += 1;
             },
+            .array => {
+                const __fnb_E = @typeInfo(__fnb_T).pointer.child;
+                const __fnb_ptr: [*]__fnb_E = @ptrFromInt(__fnb_wargs[__fnb_wi]);
+                __fnb_args[__fnb_i] = __fnb_ptr[0..__fnb_wargs[__fnb_wi + 1]];
+                __fnb_wi += 2;
+            },
             .string, .json => {
                 const __fnb_ptr: [*]u8 = @ptrFromInt(__fnb_wargs[__fnb_wi]);
                 const __fnb_bytes = __fnb_ptr[0..__fnb_wargs[__fnb_wi + 1]];
@@ -200,6 +211,7 @@ fn __fnb_invoke(comptime __fnb_f: anytype, __fnb_wargs: anytype) __fnb_WasmRet(@
     switch (comptime __fnb_kind(__fnb_P)) {
         .scalar => return __fnb_value,
         .string => return __fnb_packSlice(__fnb_value),
+        .array => return __fnb_packSlice(__fnb_std.mem.sliceAsBytes(__fnb_value)),
         .json => {
             const __fnb_out = __fnb_std.json.Stringify.valueAlloc(__fnb_arena, __fnb_value, .{}) catch |__fnb_err| {
                 __fnb_reportError("", __fnb_err);
