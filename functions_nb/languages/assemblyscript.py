@@ -48,7 +48,7 @@ GLUE = (Path(__file__).parent / "glue" / "as_glue.ts").read_text()
 SERVER = Path(__file__).resolve().parent.parent / "hosts" / "asc_server.mjs"
 #: Allocator patches the server applies (see asc_server.mjs); fewer means a changed compiler.
 EXPECTED_PATCHES = 5
-RUNTIMES = ("incremental", "minimal", "stub")
+RUNTIMES = ("incremental", "stub")
 COMPILE_TIMEOUT = 120.0
 
 _INT_TYPES: dict[str, tuple[str, int, int]] = {
@@ -309,9 +309,10 @@ class AssemblyScript(Language):
         cell's line offset, so the error names the notebook line)."""
         found = find_function(source, _ENTRY.format(name=re.escape(sig.name)))
         lineno = line_of(source, found[0].start()) if found else None
-        for what, ty in [*((f"parameter `{p.name}: {p.type}`", p.type) for p in sig.params),
-                         *([("result type `" + sig.result_type + "`", sig.result_type)]
-                           if sig.result != "unit" else [])]:
+        checks = [(f"parameter `{p.name}: {p.type}`", p.type) for p in sig.params]
+        if sig.result != "unit":
+            checks.append((f"result type `{sig.result_type}`", sig.result_type))
+        for what, ty in checks:
             try:
                 classify(ty)
             except UnsupportedType:
@@ -407,7 +408,8 @@ class AssemblyScript(Language):
         text = cell + ("\n" if not cell.endswith("\n") else "") + GLUE + self.glue(signature)
         args = [f"-O{opt}", "--runtime", runtime]
         try:
-            reply = server().compile({"cell.ts": text}, args, self.require_toolchain().path)
+            tc = self.require_toolchain()
+            reply = server().compile({"cell.ts": text}, args, tc.path, _permission_flag(tc.detail))
         except RuntimeError as exc:
             raise self.error(str(exc), signature.name) from None
         errors, warnings = _diagnostics(reply.get("stderr", ""), cell_lines)
@@ -488,9 +490,10 @@ class AscServer:
         self.starts = 0
 
     def compile(self, files: dict[str, str], args: list[str], node: str,
+                permission: str = "--experimental-permission",
                 timeout: float = COMPILE_TIMEOUT) -> dict[str, Any]:
         with self._lock:
-            self._ensure(node)
+            self._ensure(node, permission)
             self._next_id += 1
             request = json.dumps({"id": self._next_id, "files": files, "args": args}) + "\n"
             proc = self._proc
@@ -508,14 +511,14 @@ class AscServer:
                 raise RuntimeError(f"the AssemblyScript compiler answered out of turn: {reply!r:.200}")
             return reply
 
-    def _ensure(self, node: str) -> None:
+    def _ensure(self, node: str, permission: str) -> None:
         if self._proc is not None and self._proc.poll() is None and self._pid == os.getpid():
             return
         if self._proc is not None and self._pid == os.getpid():
             self._kill()
         nm = node_modules()
         reads = [SERVER, nm / "assemblyscript", nm / "binaryen", nm / "long"]
-        cmd = [node, "--no-warnings", "--experimental-permission",
+        cmd = [node, "--no-warnings", permission,
                *[f"--allow-fs-read={p.resolve()}{os.sep if p.is_dir() else ''}"
                  for p in reads if p.exists()],
                str(SERVER), str(nm.resolve())]
@@ -588,6 +591,12 @@ def _pump(stream: Any, lines: queue.Queue[bytes | None]) -> None:
 def _drain(stream: Any, keep: deque[str]) -> None:
     for line in iter(stream.readline, b""):
         keep.append(line.decode(errors="replace").rstrip())
+
+
+def _permission_flag(node_detail: str) -> str:
+    """Node's permission model flag: ``--permission`` from node 23, experimental before."""
+    m = re.search(r"v(\d+)\.", node_detail)
+    return "--permission" if m and int(m.group(1)) >= 23 else "--experimental-permission"
 
 
 _server: AscServer | None = None
