@@ -11,10 +11,12 @@ from .base import Language, Toolchain
 _REGISTRY = {
     "rust": "functions_nb.languages.rust:Rust",
     "zig": "functions_nb.languages.zig:Zig",
+    "go": "functions_nb.languages.go:Go",
 }
-ALIASES = {"rs": "rust"}
+ALIASES = {"rs": "rust", "golang": "go", "as": "assemblyscript", "ts": "typescript",
+           "js": "javascript", "py": "python", "cs": "csharp", "c#": "csharp"}
 #: Seed languages not yet built in this version (``func doctor`` lists them honestly).
-PLANNED = ("typescript", "javascript", "go", "assemblyscript", "python", "csharp")
+PLANNED: tuple[str, ...] = ("typescript", "javascript", "assemblyscript", "python", "csharp")
 
 _instances: dict[str, Language] = {}
 

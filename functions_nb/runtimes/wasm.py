@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import re
+import struct
 import threading
 import time
 import uuid
@@ -43,6 +44,9 @@ _WASMTIME_VERSION = importlib.metadata.version("wasmtime")
 _MASK64 = (1 << 64) - 1
 _I32 = wasmtime.ValType.i32()
 _I64 = wasmtime.ValType.i64()
+_F64 = wasmtime.ValType.f64()
+#: A host function: (parameter types, result types, implementation taking the instance first).
+_HostImport = tuple[list[wasmtime.ValType], list[wasmtime.ValType], Callable[..., Any]]
 _INT_RANGES = {"i32": (-(2**31), 2**31 - 1), "u32": (0, 2**32 - 1),
                "i64": (-(2**63), 2**63 - 1), "u64": (0, 2**64 - 1)}
 
@@ -320,7 +324,11 @@ class WasmFunction:
         self._fresh = True  # the first call after loading counts as cold
 
     def _check_imports(self) -> None:
+        self._wasi = False
         for imp in self.module.imports:
+            if imp.module == WASI:
+                self._wasi = True
+                continue
             if imp.name not in _HOST_MODULES.get(imp.module, ()):
                 raise InvocationError(
                     f"the module imports {imp.module}.{imp.name}, which the sandbox does not "
@@ -333,10 +341,14 @@ class WasmFunction:
         store.set_limits(memory_size=self.memory_limit)
         inst.store = store
         inst.ctx = None
-        imports = [_host_func(store, inst, imp.module, imp.name) for imp in self.module.imports]
         store.set_epoch_deadline(INIT_TICKS)  # a start function gets INIT_TICKS, then traps
         try:
-            instance = wasmtime.Instance(store, self.module, imports)
+            if self._wasi:
+                instance = self._wasi_linker(store, inst).instantiate(store, self.module)
+            else:
+                imports = [_host_func(store, inst, imp.module, imp.name)
+                           for imp in self.module.imports]
+                instance = wasmtime.Instance(store, self.module, imports)
         except wasmtime.Trap as exc:
             raise InvocationError(f"{self.export}: module start-up trapped: "
                                   f"{_trap_reason(str(exc))}") from None
@@ -376,13 +388,34 @@ class WasmFunction:
         callback = _DeadlineCB(on_deadline)
         _b.wasmtime_store_epoch_deadline_callback(store.ptr(), callback, None, _noop_finalizer)
         inst._keep = (instance, func, exports, callback)
-        init = _func_ref(exports, "__fnb_init")
-        if init is not None:
-            _set_deadline(inst.cptr, INIT_TICKS)
-            err = _call_unchecked(inst.cptr, init, inst.abuf, 0, inst.trap_ref)
-            if err or inst.trap:
-                raise InvocationError(f"{self.export}: initialisation trapped")
+        for init_name in ("_initialize", "__fnb_init"):  # WASI reactor start-up, our own
+            init = _func_ref(exports, init_name)
+            if init is not None:
+                _set_deadline(inst.cptr, INIT_TICKS)
+                err = _call_unchecked(inst.cptr, init, inst.abuf, 0, inst.trap_ref)
+                if err or inst.trap:
+                    raise InvocationError(f"{self.export}: initialisation ({init_name}) trapped")
         return inst
+
+    def _wasi_linker(self, store: wasmtime.Store, inst: _Instance) -> wasmtime.Linker:
+        """WASI with nothing to reach: no preopened directories, no environment, no
+        arguments, no stdin; stdout/stderr go to the console and sleeping obeys the time
+        limit (``fd_write`` and ``poll_oneoff`` are ours)."""
+        config = wasmtime.WasiConfig()
+        # fds 1 and 2 must exist for the guest's runtime (Go checks them at start-up); what
+        # is written to them goes to the console through our fd_write, never to the file.
+        config.stdout_file = os.devnull
+        config.stderr_file = os.devnull
+        store.set_wasi(config)
+        linker = wasmtime.Linker(self.rt.engine)
+        linker.allow_shadowing = True
+        linker.define_wasi()
+        for name, spec in _WASI_OVERRIDES.items():
+            linker.define(store, WASI, name, _bind(store, inst, spec))
+        for module, funcs in _HOST_MODULES.items():
+            for name in funcs:
+                linker.define(store, module, name, _host_func(store, inst, module, name))
+        return linker
 
     def _release_instance(self, inst: _Instance) -> None:
         inst.ctx = None
@@ -539,6 +572,12 @@ class WasmFunction:
                 return LimitExceeded(f"{self.export}: {msg} (limit {limit_mb} MB)")
             return InvocationError(f"{self.export} {msg}")
         reason = _trap_reason(text)
+        if self._wasi:
+            fatal = _wasi_fatal(ctx)
+            if fatal is not None:
+                if "out of memory" in fatal:
+                    return LimitExceeded(f"{self.export}: {fatal} (memory limit of {limit_mb} MB)")
+                return InvocationError(f"{self.export} {fatal}")
         if inst.mref is not None:
             try:
                 size = _memory_size(inst.cptr, inst.mref)
@@ -615,9 +654,6 @@ def _host_bad_arg(inst: _Instance, ptr: int, length: int) -> None:
         inst.ctx.bad_arg_msg = _text(inst, ptr, length)
 
 
-_F64 = wasmtime.ValType.f64()
-_HostImport = tuple[list[wasmtime.ValType], list[wasmtime.ValType], Callable[..., Any]]
-
 _HOST_IMPORTS: dict[str, _HostImport] = {
     "log": ([_I32, _I32, _I32], [], _host_log),
     "fail": ([_I32, _I32], [], _host_fail),
@@ -625,6 +661,97 @@ _HOST_IMPORTS: dict[str, _HostImport] = {
     "oom": ([_I32], [], _host_oom),
     "bad_arg": ([_I32, _I32], [], _host_bad_arg),
 }
+
+
+# -- WASI (Go's wasip1 and other WASI reactors) ---------------------------------------
+
+WASI = "wasi_snapshot_preview1"
+_ERRNO_BADF, _ERRNO_INVAL, _ERRNO_NOTSUP = 8, 28, 58
+
+
+def _write(inst: _Instance, ptr: int, data: bytes) -> None:
+    base = _memory_data(inst.cptr, inst.mref)
+    ctypes.memmove(ctypes.addressof(base.contents) + ptr, data, len(data))
+
+
+def _wasi_fd_write(inst: _Instance, fd: int, iovs: int, count: int, nwritten: int) -> int:
+    if fd not in (1, 2):
+        return _ERRNO_BADF
+    raw = inst.read(iovs, 8 * count)
+    chunks = []
+    for i in range(count):
+        ptr, length = struct.unpack_from("<II", raw, 8 * i)
+        chunks.append(inst.read(ptr, length))
+    data = b"".join(chunks)
+    if inst.ctx is not None and data:
+        inst.ctx.log(-1 if fd == 1 else -4, data.decode("utf-8", errors="replace"))
+    _write(inst, nwritten, struct.pack("<I", len(data)))
+    return 0
+
+
+def _wasi_poll_oneoff(inst: _Instance, subs: int, events: int, count: int, nevents: int) -> int:
+    """Sleeping (clock subscriptions) in slices, so the time limit and abort still apply
+    while the guest waits; stdout/stderr are always writable; other fds do not exist."""
+    if count == 0:
+        return _ERRNO_INVAL
+    raw = inst.read(subs, 48 * count)
+    ready: list[bytes] = []
+    clocks: list[tuple[int, float]] = []
+    for i in range(count):
+        userdata, tag = struct.unpack_from("<QB", raw, 48 * i)
+        if tag == 0:
+            clock_id, timeout, _precision, flags = struct.unpack_from("<I4xQQH", raw, 48 * i + 16)
+            now = time.monotonic_ns() if clock_id == 1 else time.time_ns()
+            clocks.append((userdata, (timeout - now if flags & 1 else timeout) / 1e9))
+        else:
+            (fd,) = struct.unpack_from("<I", raw, 48 * i + 16)
+            ok = tag == 2 and fd in (1, 2)
+            ready.append(struct.pack("<QHBxxxxxQH6x", userdata, 0 if ok else _ERRNO_BADF, tag,
+                                     65536 if ok else 0, 0))
+    if not ready:
+        wake = min(delay for _, delay in clocks)
+        _sleep(inst.ctx, wake)
+        ready = [struct.pack("<QHBxxxxxQH6x", userdata, 0, 0, 0, 0)
+                 for userdata, delay in clocks if delay <= wake]
+    _write(inst, events, b"".join(ready))
+    _write(inst, nevents, struct.pack("<I", len(ready)))
+    return 0
+
+
+def _sleep(ctx: CallContext | None, seconds: float) -> None:
+    end = time.monotonic() + max(0.0, seconds)
+    while True:
+        left = end - time.monotonic()
+        if ctx is not None:
+            if ctx.aborted:
+                raise wasmtime.Trap("fnb: aborted")
+            if time.monotonic() >= ctx.deadline:
+                ctx.timed_out = True
+                raise wasmtime.Trap("fnb: timeout")
+            left = min(left, ctx.deadline - time.monotonic() + 0.001)
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.01))
+
+
+_WASI_OVERRIDES: dict[str, _HostImport] = {
+    "fd_write": ([_I32, _I32, _I32, _I32], [_I32], _wasi_fd_write),
+    "poll_oneoff": ([_I32, _I32, _I32, _I32], [_I32], _wasi_poll_oneoff),
+}
+
+_FATAL = re.compile(r"^(panic: .*|fatal error: .*|runtime: out of memory.*)$")
+_GO_FRAME = re.compile(r"\bcell\.go:(\d+)")
+
+
+def _wasi_fatal(ctx: CallContext) -> str | None:
+    """A Go panic or fatal error as printed on stderr, with the cell line of the frame."""
+    ctx.finish_console()
+    lines = [text for level, text, _ in ctx.console if level == "error"]
+    for i, text in enumerate(lines):
+        if _FATAL.match(text):
+            line = next((m.group(1) for t in lines[i + 1:] if (m := _GO_FRAME.search(t))), None)
+            return text + (f" (at cell line {line})" if line else "")
+    return None
 
 
 # -- AssemblyScript's "env" imports ------------------------------------------------
@@ -675,6 +802,9 @@ _HOST_MODULES: dict[str, dict[str, _HostImport]] = {"fnb": _HOST_IMPORTS, "env":
 
 
 def _host_func(store: wasmtime.Store, inst: _Instance, module: str, name: str) -> wasmtime.Func:
-    params, results, impl = _HOST_MODULES[module][name]
-    return wasmtime.Func(store, wasmtime.FuncType(params, results),
-                         lambda *a: impl(inst, *a))
+    return _bind(store, inst, _HOST_MODULES[module][name])
+
+
+def _bind(store: wasmtime.Store, inst: _Instance, spec: _HostImport) -> wasmtime.Func:
+    params, results, impl = spec
+    return wasmtime.Func(store, wasmtime.FuncType(params, results), lambda *a: impl(inst, *a))

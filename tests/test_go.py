@@ -1,0 +1,266 @@
+"""Go cells: wasip1 reactor with //go:wasmexport, values, errors, limits and the sandbox."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from functions_nb import (
+    BadArguments,
+    CompileError,
+    Functions,
+    FunctionTimeout,
+    InvocationError,
+    LimitExceeded,
+)
+
+GO = """import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+type Stats struct {
+	N    int     `json:"n"`
+	Mean float64 `json:"mean"`
+}
+
+func greet(name string) string {
+	fmt.Println("greeting", name)
+	fmt.Fprintln(os.Stderr, "careful")
+	return "Hello, " + strings.ToUpper(name) + "!"
+}
+
+func stats(xs []float64, scale float32) (Stats, error) {
+	if len(xs) == 0 {
+		return Stats{}, errors.New("no values")
+	}
+	t := 0.0
+	for _, x := range xs {
+		t += x
+	}
+	return Stats{N: len(xs), Mean: t / float64(len(xs)) * float64(scale)}, nil
+}
+
+func work(op string, n int) int {
+	switch op {
+	case "panic":
+		var m map[string]int
+		m["x"] = n
+	case "spin":
+		x := n
+		for {
+			x = x*31 + 7
+		}
+	case "sleep":
+		time.Sleep(time.Duration(n) * time.Millisecond)
+	case "bomb":
+		keep := [][]byte{}
+		for i := 0; i < n; i++ {
+			b := make([]byte, 1<<20)
+			b[0] = 1
+			keep = append(keep, b)
+		}
+		return len(keep)
+	}
+	return n
+}
+
+func escape(what string, arg string) string {
+	var err error
+	switch what {
+	case "read":
+		_, err = os.ReadFile("/etc/hostname")
+	case "write":
+		err = os.WriteFile(arg, []byte("x"), 0o644)
+	case "spawn":
+		err = exec.Command("/bin/sh", "-c", "echo escaped").Run()
+	case "socket":
+		var c net.Conn
+		c, err = net.Dial("tcp", arg)
+		if c != nil {
+			c.Close()
+		}
+	case "env":
+		if v, ok := os.LookupEnv(arg); ok {
+			return "leaked " + v
+		}
+		return fmt.Sprintf("refused: %s is not set (%d variables visible)", arg, len(os.Environ()))
+	}
+	if err != nil {
+		return "refused: " + err.Error()
+	}
+	return "escaped"
+}
+
+func doubled(xs []int32) []int32 {
+	out := make([]int32, len(xs))
+	for i, x := range xs {
+		out[i] = 2 * x
+	}
+	return out
+}
+
+func keys(m map[string]int, flag bool, b []byte) []string {
+	out := []string{}
+	for k, v := range m {
+		if flag {
+			out = append(out, fmt.Sprintf("%s=%d", k, v+len(b)))
+		}
+	}
+	return out
+}
+"""
+NAMES = ("greet", "stats", "work", "escape", "doubled", "keys")
+
+
+@pytest.fixture(scope="module")
+def gfx(tmp_path_factory):
+    fx = Functions(store=str(tmp_path_factory.mktemp("go") / "store"))
+    for name in NAMES:
+        fx.deploy("go", GO, name=name, line_offset=1, timeout=5, memory_mb=64)
+    yield fx
+    fx.close()
+
+
+def test_values_cross_the_boundary(gfx):
+    fx = gfx
+    ex = fx.run("greet", "gopher")
+    assert ex.value == "Hello, GOPHER!"
+    assert [(lvl, text) for lvl, text, _ in ex.console] == [("log", "greeting gopher"),
+                                                            ("error", "careful")]
+    assert fx.invoke("stats", np.array([1.0, 2.0, 3.0]), 2.0) == {"n": 3, "mean": 4.0}
+    assert fx.invoke("stats", [1, 2], 1.0) == {"n": 2, "mean": 1.5}
+    out = fx.invoke("doubled", np.arange(4, dtype=np.int32))
+    assert out.dtype == np.int32 and out.tolist() == [0, 2, 4, 6]
+    assert fx.invoke("keys", {"a": 1}, True, b"xyz") == ["a=4"]
+    assert fx.invoke("keys", {"a": 1}, False, b"") == []
+    assert str(fx.info("stats").signature) == "stats(xs: []float64, scale: float32) -> (Stats, error)"
+
+
+def test_errors_and_bad_arguments(gfx):
+    fx = gfx
+    with pytest.raises(InvocationError, match="stats failed: no values"):
+        fx.invoke("stats", [], 1.0)
+    with pytest.raises(InvocationError, match=r"panic: assignment to entry in nil map \(at cell line 38\)"):
+        fx.invoke("work", "panic", 1)
+    assert fx.invoke("work", "ok", 7) == 7  # the instance was replaced
+    with pytest.raises(BadArguments, match=r"work\(op: string, n: int\) -> int: argument 'n' expects int"):
+        fx.invoke("work", "ok", "7")
+    with pytest.raises(BadArguments, match="does not fit its type map"):
+        fx.invoke("keys", ["not", "a map"], True, b"")
+
+
+def test_limits(gfx):
+    fx = gfx
+    fx.invoke("work", "ok", 1)
+    for op, n in (("spin", 1), ("sleep", 60_000)):
+        started = time.monotonic()
+        ex = fx.run("work", op, n, timeout=0.3)
+        elapsed = time.monotonic() - started
+        assert ex.status == "timeout" and isinstance(ex.error, FunctionTimeout), (op, ex.error)
+        assert ex.duration_ms < 300 + 100, (op, ex.duration_ms)
+        assert elapsed < 0.3 + 1.0
+        assert fx.invoke("work", "ok", 2) == 2
+    with pytest.raises(LimitExceeded, match="64 MB"):
+        fx.invoke("work", "bomb", 500)
+    assert fx.invoke("work", "bomb", 4) == 4
+
+
+def test_abort_a_running_call(gfx):
+    fx = gfx
+    fx.invoke("work", "ok", 1)
+
+    def abort_soon():
+        time.sleep(0.2)
+        for r in fx.running():
+            fx.abort(r["id"])
+
+    threading.Thread(target=abort_soon).start()
+    ex = fx.run("work", "spin", 1, timeout=10)
+    assert ex.status == "aborted" and ex.duration_ms < 2000
+
+
+# -- the sandbox: every attempt is refused ---------------------------------------------
+
+def test_cannot_read_host_files(gfx):
+    assert gfx.invoke("escape", "read", "") == "refused: open /etc/hostname: Bad file number"
+
+
+def test_cannot_write_files(gfx, tmp_path):
+    target = tmp_path / "escape.txt"
+    assert gfx.invoke("escape", "write", str(target)).startswith("refused: open")
+    assert not target.exists()
+
+
+def test_cannot_spawn_processes(gfx):
+    assert gfx.invoke("escape", "spawn", "").startswith("refused:")
+
+
+def test_cannot_open_sockets(gfx):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.5)
+    port = server.getsockname()[1]
+    try:
+        out = gfx.invoke("escape", "socket", f"127.0.0.1:{port}")
+        assert out.startswith("refused: dial tcp")
+        with pytest.raises(socket.timeout):
+            server.accept()  # nothing ever connected
+    finally:
+        server.close()
+
+
+def test_cannot_read_environment(gfx, monkeypatch):
+    monkeypatch.setenv("FNB_SECRET", "hunter2")
+    assert gfx.invoke("escape", "env", "FNB_SECRET") == \
+        "refused: FNB_SECRET is not set (0 variables visible)"
+
+
+# -- compile errors -----------------------------------------------------------------------
+
+def test_compile_error_has_cell_line(fx):
+    src = "func add(a, b int32) int32 {\n\treturn a + c\n}\n"
+    with pytest.raises(CompileError) as err:
+        fx.deploy("go", src, name="add", line_offset=1)
+    assert err.value.line == 3
+    assert "cell:3:13: undefined: c" in str(err.value)
+    with pytest.raises(CompileError, match=r"(?s)no function named `nope`.*func nope\("):
+        fx.deploy("go", src, name="nope")
+    with pytest.raises(CompileError, match="must be `package main`"):
+        fx.deploy("go", "package other\nfunc f() {}\n", name="f")
+
+
+PROBE = """
+import sys, time
+t0 = time.perf_counter()
+from functions_nb import Functions
+from functions_nb.runtimes.wasm import runtime
+t1 = time.perf_counter()
+fx = Functions(store=sys.argv[1])
+value = fx.invoke("greet", "x")
+t2 = time.perf_counter()
+print(value.replace(" ", "_"), runtime().compiles, round((t2 - t1) * 1000, 1))
+"""
+
+
+def test_fresh_process_uses_the_precompiled_module(gfx, tmp_path):
+    """The Go runtime takes ~1.5 s to compile to native code; a fresh process with an empty
+    local cache deserializes the module the store already holds instead."""
+    env = {**os.environ, "FUNCTIONS_NB_CACHE": str(tmp_path / "empty-cache")}
+    out = subprocess.run([sys.executable, "-c", PROBE, gfx.store.url], env=env,
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out[:2] == ["Hello,_X!", "0"]
+    assert float(out[2]) > 0
