@@ -168,8 +168,10 @@ class __FnbReader {
     const digits = p;
     while (p < e && <u32>(load<u8>(p) - 0x30) < 10) p++;
     if (p == digits) {
-      // Python's json writes NaN / Infinity / -Infinity for non-finite floats.
-      if (this.word("NaN") || this.word("Infinity") || this.word("-Infinity")) return -1;
+      // JSON extensions for non-finite floats (Python's json reads and writes them).
+      if (this.word("NaN")) return -1;
+      if (this.word("Infinity")) return -2;
+      if (this.word("-Infinity")) return -3;
       return 0;
     }
     this.frac = false;
@@ -190,9 +192,8 @@ class __FnbReader {
   frac: bool = false;
 
   float(): f64 {
-    const at = this.pos;
     const n = this.scanNumber();
-    if (n < 0) return parseFloat(String.UTF8.decodeUnsafe(at, this.pos - at));
+    if (n < 0) return n == -1 ? NaN : n == -2 ? Infinity : -Infinity;
     if (n == 0) {
       this.fail("expected a number");
       return 0;
