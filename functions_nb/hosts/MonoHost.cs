@@ -1,0 +1,1252 @@
+// functions-nb's shared C# runtime host (Mono 6.8, C# <= 7.2). Compiled once by
+// functions_nb/runtimes/mono.py with `mcs -optimize -unsafe` into the local cache and run as
+// `mono --debug MonoHost.exe IN_FD OUT_FD SECCOMP_SPEC` inside bubblewrap.
+//
+// Protocol: frames on two private pipes (not stdin/stdout, so stray writes cannot corrupt it),
+// each `u32 length (little-endian) | payload`; payload = `u8 op | u32 request id | body`.
+//   'L' load    body: u32 fid | u32 memory_mb | str type | str method | u8 n | n x (u8 kind, str type)
+//                     | u8 result kind | bytes code         -> 'R' reply, status 0 or 6 + message
+//   'C' call    body: u32 fid | u32 timeout_ms | arguments  -> 'R' reply
+//   'A' abort   body: u32 target request id | u8 reason (1 abort, 2 timeout)   (no reply)
+//   'U' unload  body: u32 fid                                                 (no reply)
+// Reply 'R': u8 status | u32 console bytes | console (u8 level, str line)* | value or str message.
+// Status: 0 ok, 1 exception, 2 timeout, 3 aborted, 4 memory, 5 bad argument, 6 host error.
+// str/bytes = u32 length (0xFFFFFFFF = null) + bytes; arrays = u32 count + raw little-endian items.
+//
+// Each function version lives in its own AppDomain (own statics, own Console), unloaded on 'U'.
+// Calls run on pooled worker threads; a watchdog thread aborts a call (Thread.Abort) at its
+// deadline or when the heap grew past its memory limit. A worker whose call was aborted retires.
+using System;
+using System.Collections;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using System.Reflection;
+using System.Reflection.Emit;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Serialization;
+using System.Text;
+using System.Threading;
+
+namespace FunctionsNb {
+
+static class Kind {
+    public const byte Unit = 0, I32 = 1, U32 = 2, I64 = 3, U64 = 4, F32 = 5, F64 = 6, Bool = 7,
+        Str = 8, Bytes = 9, Json = 10, F64Arr = 11, F32Arr = 12, I32Arr = 13, I64Arr = 14;
+}
+
+static class Status {
+    public const byte Ok = 0, Exception = 1, Timeout = 2, Aborted = 3, Memory = 4, BadArg = 5,
+        Host = 6, Interrupted = 7;
+}
+
+static unsafe class Native {
+    [DllImport("libc", SetLastError = true)]
+    public static extern IntPtr read(int fd, byte* buf, IntPtr count);
+    [DllImport("libc", SetLastError = true)]
+    public static extern IntPtr write(int fd, byte* buf, IntPtr count);
+    [DllImport("libc", SetLastError = true)]
+    public static extern int prctl(int option, IntPtr a2, IntPtr a3, IntPtr a4, IntPtr a5);
+    [DllImport("libc", SetLastError = true)]
+    public static extern IntPtr syscall(IntPtr number, IntPtr a1, IntPtr a2, IntPtr a3);
+
+    const int EINTR = 4;
+
+    public static bool ReadExact(int fd, byte[] buf, int offset, int count) {
+        int got = 0;
+        fixed (byte* p = buf) {
+            while (got < count) {
+                long n = (long)read(fd, p + offset + got, (IntPtr)(count - got));
+                if (n > 0) { got += (int)n; continue; }
+                if (n < 0 && Marshal.GetLastWin32Error() == EINTR) continue;
+                return false;
+            }
+        }
+        return true;
+    }
+
+    public static void WriteAll(int fd, byte[] buf, int count) {
+        int done = 0;
+        fixed (byte* p = buf) {
+            while (done < count) {
+                long n = (long)write(fd, p + done, (IntPtr)(count - done));
+                if (n > 0) { done += (int)n; continue; }
+                if (n < 0 && Marshal.GetLastWin32Error() == EINTR) continue;
+                Environment.Exit(3);  // the channel is gone: nobody is listening any more
+            }
+        }
+    }
+
+    /// Installs a seccomp filter on every thread (TSYNC): execve/execveat, fork/vfork and clone
+    /// without CLONE_THREAD fail with EPERM (threads still work; no new process, no other program);
+    /// clone3 fails with ENOSYS so glibc falls back to clone. Spec from the Python side
+    /// (architecture specific): "audit_arch,seccomp,execve,execveat,clone,clone3,fork,vfork".
+    public static string InstallSeccomp(string spec) {
+        if (spec == "-") return "off";
+        string[] p = spec.Split(',');
+        uint arch = uint.Parse(p[0]);
+        long seccompNr = long.Parse(p[1]);
+        uint execve = uint.Parse(p[2]), execveat = uint.Parse(p[3]), clone = uint.Parse(p[4]),
+            clone3 = uint.Parse(p[5]), fork = uint.Parse(p[6]), vfork = uint.Parse(p[7]);
+        const ushort LD_W_ABS = 0x20, JEQ_K = 0x15, JGE_K = 0x35, JSET_K = 0x45, RET_K = 0x06;
+        const uint ALLOW = 0x7fff0000, EPERM = 0x00050000 | 1, ENOSYS = 0x00050000 | 38;
+        ulong[] prog = {
+            Insn(LD_W_ABS, 0, 0, 4),              // 0: A = arch
+            Insn(JEQ_K, 0, 12, arch),             // 1: foreign ABI -> 14 deny
+            Insn(LD_W_ABS, 0, 0, 0),              // 2: A = syscall number
+            Insn(JGE_K, 10, 0, 0x40000000),       // 3: x32 ABI -> 14
+            Insn(JEQ_K, 9, 0, execve),            // 4 -> 14
+            Insn(JEQ_K, 8, 0, execveat),          // 5 -> 14
+            Insn(JEQ_K, 7, 0, fork),              // 6 -> 14
+            Insn(JEQ_K, 6, 0, vfork),             // 7 -> 14
+            Insn(JEQ_K, 6, 0, clone3),            // 8 -> 15 ENOSYS
+            Insn(JEQ_K, 1, 0, clone),             // 9 -> 11 check flags
+            Insn(RET_K, 0, 0, ALLOW),             // 10
+            Insn(LD_W_ABS, 0, 0, 16),             // 11: A = low word of clone flags (args[0])
+            Insn(JSET_K, 0, 1, 0x00010000),       // 12: CLONE_THREAD -> 13 allow, else 14
+            Insn(RET_K, 0, 0, ALLOW),             // 13
+            Insn(RET_K, 0, 0, EPERM),             // 14
+            Insn(RET_K, 0, 0, ENOSYS),            // 15
+        };
+        IntPtr filter = Marshal.AllocHGlobal(prog.Length * 8);
+        for (int i = 0; i < prog.Length; i++) Marshal.WriteInt64(filter, i * 8, (long)prog[i]);
+        IntPtr fprog = Marshal.AllocHGlobal(16);
+        Marshal.WriteInt64(fprog, 0, prog.Length);
+        Marshal.WriteIntPtr(fprog, 8, filter);
+        if (prctl(38 /* PR_SET_NO_NEW_PRIVS */, (IntPtr)1, IntPtr.Zero, IntPtr.Zero, IntPtr.Zero) != 0)
+            return "failed (no_new_privs: errno " + Marshal.GetLastWin32Error() + ")";
+        long rc = (long)syscall((IntPtr)seccompNr, (IntPtr)1 /* SET_MODE_FILTER */, (IntPtr)1 /* TSYNC */, fprog);
+        return rc == 0 ? "on" : "failed (errno " + Marshal.GetLastWin32Error() + ")";
+    }
+
+    static ulong Insn(ushort code, byte jt, byte jf, uint k) {
+        return code | ((ulong)jt << 16) | ((ulong)jf << 24) | ((ulong)k << 32);
+    }
+}
+
+// -- wire format helpers --------------------------------------------------------------
+
+sealed class WireReader {
+    readonly byte[] b;
+    public int Pos;
+    public WireReader(byte[] buf, int pos) { b = buf; Pos = pos; }
+    void Need(int n) { if (n < 0 || Pos + n > b.Length) throw new ProtocolError("truncated frame"); }
+    public byte U8() { Need(1); return b[Pos++]; }
+    public int I32() { Need(4); int v = BitConverter.ToInt32(b, Pos); Pos += 4; return v; }
+    public uint U32() { Need(4); uint v = BitConverter.ToUInt32(b, Pos); Pos += 4; return v; }
+    public long I64() { Need(8); long v = BitConverter.ToInt64(b, Pos); Pos += 8; return v; }
+    public ulong U64() { Need(8); ulong v = BitConverter.ToUInt64(b, Pos); Pos += 8; return v; }
+    public float F32() { Need(4); float v = BitConverter.ToSingle(b, Pos); Pos += 4; return v; }
+    public double F64() { Need(8); double v = BitConverter.ToDouble(b, Pos); Pos += 8; return v; }
+    public string Str() {
+        uint n = U32();
+        if (n == 0xFFFFFFFF) return null;
+        Need((int)n);
+        string s = Encoding.UTF8.GetString(b, Pos, (int)n);
+        Pos += (int)n;
+        return s;
+    }
+    public byte[] Bytes() {
+        uint n = U32();
+        if (n == 0xFFFFFFFF) return null;
+        Need((int)n);
+        var r = new byte[n];
+        Buffer.BlockCopy(b, Pos, r, 0, (int)n);
+        Pos += (int)n;
+        return r;
+    }
+    public Array Arr(Type elem, int size) {
+        uint n = U32();
+        if (n == 0xFFFFFFFF) return null;
+        Need((int)n * size);
+        Array r = Array.CreateInstance(elem, (int)n);
+        Buffer.BlockCopy(b, Pos, r, 0, (int)n * size);
+        Pos += (int)n * size;
+        return r;
+    }
+}
+
+sealed class WireWriter {
+    byte[] b = new byte[256];
+    public int Len;
+    void Room(int n) {
+        if (Len + n <= b.Length) return;
+        int size = b.Length * 2;
+        while (size < Len + n) size *= 2;
+        Array.Resize(ref b, size);
+    }
+    public void U8(byte v) { Room(1); b[Len++] = v; }
+    public unsafe void U32(uint v) { Room(4); fixed (byte* p = b) *(uint*)(p + Len) = v; Len += 4; }
+    public void I32(int v) { U32((uint)v); }
+    public unsafe void U64(ulong v) { Room(8); fixed (byte* p = b) *(ulong*)(p + Len) = v; Len += 8; }
+    public void I64(long v) { U64((ulong)v); }
+    public unsafe void F32(float v) { Room(4); fixed (byte* p = b) *(float*)(p + Len) = v; Len += 4; }
+    public unsafe void F64(double v) { Room(8); fixed (byte* p = b) *(double*)(p + Len) = v; Len += 8; }
+    public void Str(string s) {
+        if (s == null) { U32(0xFFFFFFFF); return; }
+        int max = Encoding.UTF8.GetMaxByteCount(s.Length);
+        Room(4 + max);
+        int n = Encoding.UTF8.GetBytes(s, 0, s.Length, b, Len + 4);
+        U32((uint)n);
+        Len += n;
+    }
+    public void Raw(byte[] src, int off, int n) { Room(n); Buffer.BlockCopy(src, off, b, Len, n); Len += n; }
+    public void Bytes(byte[] v) {
+        if (v == null) { U32(0xFFFFFFFF); return; }
+        U32((uint)v.Length);
+        Raw(v, 0, v.Length);
+    }
+    public void Arr(Array a, int size) {
+        if (a == null) { U32(0xFFFFFFFF); return; }
+        int n = a.Length * size;
+        U32((uint)a.Length);
+        Room(n);
+        Buffer.BlockCopy(a, 0, b, Len, n);
+        Len += n;
+    }
+    public void PatchU32(int at, uint v) { byte[] x = BitConverter.GetBytes(v); Buffer.BlockCopy(x, 0, b, at, 4); }
+    /// The frame with its length prefix filled in (the writer reserved 4 bytes at the start).
+    public byte[] Frame() {
+        PatchU32(0, (uint)(Len - 4));
+        var r = new byte[Len];
+        Buffer.BlockCopy(b, 0, r, 0, Len);
+        return r;
+    }
+}
+
+sealed class ProtocolError : Exception { public ProtocolError(string m) : base(m) { } }
+
+/// An argument that does not fit the parameter's type (reported as BadArguments).
+sealed class BadArgument : Exception { public BadArgument(string m) : base(m) { } }
+
+// -- per-call console capture -------------------------------------------------------
+
+/// The console of the call running on this thread: lines with levels, capped.
+sealed class CallConsole {
+    const int MaxLines = 1000, MaxChars = 64 * 1024;
+    public readonly List<KeyValuePair<byte, string>> Lines = new List<KeyValuePair<byte, string>>();
+    readonly StringBuilder[] partial = new StringBuilder[5];
+    int chars, dropped;
+
+    [ThreadStatic] public static CallConsole Current;
+
+    public void Write(byte level, string text) {
+        if (string.IsNullOrEmpty(text)) return;
+        int start = 0;
+        while (true) {
+            int nl = text.IndexOf('\n', start);
+            if (nl < 0) {
+                if (start < text.Length) Part(level).Append(text, start, text.Length - start);
+                return;
+            }
+            int end = nl > start && text[nl - 1] == '\r' ? nl - 1 : nl;
+            StringBuilder sb = partial[level];
+            if (sb != null && sb.Length > 0) {
+                sb.Append(text, start, end - start);
+                Add(level, sb.ToString());
+                sb.Length = 0;
+            } else {
+                Add(level, text.Substring(start, end - start));
+            }
+            start = nl + 1;
+        }
+    }
+
+    StringBuilder Part(byte level) {
+        return partial[level] ?? (partial[level] = new StringBuilder());
+    }
+
+    void Add(byte level, string line) {
+        if (Lines.Count >= MaxLines || chars + line.Length > MaxChars) { dropped++; return; }
+        chars += line.Length;
+        Lines.Add(new KeyValuePair<byte, string>(level, line));
+    }
+
+    public void Finish() {
+        for (byte i = 0; i < partial.Length; i++)
+            if (partial[i] != null && partial[i].Length > 0) { Add(i, partial[i].ToString()); partial[i].Length = 0; }
+        if (dropped > 0) {
+            Lines.Add(new KeyValuePair<byte, string>(3, "[console truncated: " + dropped + " more lines dropped]"));
+            dropped = 0;
+        }
+    }
+}
+
+/// Console.Out / Console.Error of a domain: routes text to the calling thread's CallConsole
+/// (text written by threads that are not running a call is dropped).
+sealed class RoutingWriter : TextWriter {
+    readonly byte level;
+    public RoutingWriter(byte level) { this.level = level; }
+    public override Encoding Encoding { get { return Encoding.UTF8; } }
+    public override void Write(char value) { var c = CallConsole.Current; if (c != null) c.Write(level, value.ToString()); }
+    public override void Write(string value) { var c = CallConsole.Current; if (c != null) c.Write(level, value); }
+    public override void Write(char[] buffer, int index, int count) {
+        var c = CallConsole.Current;
+        if (c != null) c.Write(level, new string(buffer, index, count));
+    }
+    public override void WriteLine(string value) {
+        var c = CallConsole.Current;
+        if (c != null) { c.Write(level, value); c.Write(level, "\n"); }
+    }
+    public override void WriteLine() { var c = CallConsole.Current; if (c != null) c.Write(level, "\n"); }
+}
+
+// -- the function's side: lives in the function's own AppDomain -----------------------
+
+/// Loads one function version into its AppDomain and runs calls there.
+public sealed class Agent : MarshalByRefObject {
+    MethodInfo method;
+    Func<object[], object> invoke;
+    int[] throwLines = new int[0];
+    Func<WireReader, object>[] readers;
+    Action<WireWriter, object> writeResult;
+
+    public Agent() {
+        Console.SetOut(new RoutingWriter(1));
+        Console.SetError(new RoutingWriter(4));
+        Console.SetIn(TextReader.Null);
+        CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+        CultureInfo.DefaultThreadCurrentUICulture = CultureInfo.InvariantCulture;
+    }
+
+    public override object InitializeLifetimeService() { return null; }  // lives until unloaded
+
+    /// Returns null when loaded, else the reason.
+    public string Load(byte[] code, string typeName, string methodName, byte[] kinds, string[] written, byte result) {
+        try {
+            byte[] dll = code, symbols = null;
+            SplitSymbols(code, out dll, out symbols, out throwLines);
+            Assembly asm = symbols != null ? Assembly.Load(dll, symbols) : Assembly.Load(dll);
+            method = FindMethod(asm, typeName, methodName, kinds.Length);
+            ParameterInfo[] ps = method.GetParameters();
+            readers = new Func<WireReader, object>[ps.Length];
+            for (int i = 0; i < ps.Length; i++) {
+                readers[i] = Reader(kinds[i], ps[i].ParameterType, ps[i].Name, written[i]);
+            }
+            writeResult = Writer(result, method.ReturnType);
+            invoke = Invoker(method);
+            return null;
+        } catch (Exception e) {
+            return e is TargetInvocationException && e.InnerException != null
+                ? Describe(e.InnerException, throwLines) : e.GetType().Name + ": " + e.Message;
+        }
+    }
+
+    /// Splits the artifact: [dll][mdb][u32 throw line]*[u32 count][u32 mdb size]["FNBCS001"]
+    /// (the dll loads as is; the rest is an overlay appended by languages/csharp.py).
+    /// A direct call through a DynamicMethod, not MethodInfo.Invoke: faster, exceptions are not
+    /// wrapped, and Mono turns a stack overflow below it into a catchable StackOverflowException
+    /// (below MethodInfo.Invoke's native frame it is fatal to the whole process).
+    static Func<object[], object> Invoker(MethodInfo m) {
+        ParameterInfo[] ps = m.GetParameters();
+        var dm = new DynamicMethod("fnb_invoke_" + m.Name, typeof(object), new[] { typeof(object[]) }, m.Module, true);
+        ILGenerator il = dm.GetILGenerator();
+        for (int i = 0; i < ps.Length; i++) {
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldc_I4, i);
+            il.Emit(OpCodes.Ldelem_Ref);
+            Type t = ps[i].ParameterType;
+            il.Emit(t.IsValueType ? OpCodes.Unbox_Any : OpCodes.Castclass, t);
+        }
+        il.Emit(OpCodes.Call, m);
+        if (m.ReturnType == typeof(void)) il.Emit(OpCodes.Ldnull);
+        else if (m.ReturnType.IsValueType) il.Emit(OpCodes.Box, m.ReturnType);
+        il.Emit(OpCodes.Ret);
+        var f = (Func<object[], object>)dm.CreateDelegate(typeof(Func<object[], object>));
+        RuntimeHelpers.PrepareMethod(m.MethodHandle);
+        return f;
+    }
+
+    static void SplitSymbols(byte[] code, out byte[] dll, out byte[] symbols, out int[] throwLines) {
+        dll = code; symbols = null; throwLines = new int[0];
+        int n = code.Length;
+        if (n < 16 || Encoding.ASCII.GetString(code, n - 8, 8) != "FNBCS001") return;
+        int mdb = BitConverter.ToInt32(code, n - 12);
+        int count = BitConverter.ToInt32(code, n - 16);
+        int tail = 16 + 4 * count;
+        if (mdb < 0 || count < 0 || count > n / 4 || mdb > n - tail) return;
+        throwLines = new int[count];
+        for (int i = 0; i < count; i++) throwLines[i] = BitConverter.ToInt32(code, n - tail + 4 * i);
+        dll = new byte[n - tail - mdb];
+        Buffer.BlockCopy(code, 0, dll, 0, dll.Length);
+        if (mdb > 0) {
+            symbols = new byte[mdb];
+            Buffer.BlockCopy(code, dll.Length, symbols, 0, mdb);
+        }
+    }
+
+    static MethodInfo FindMethod(Assembly asm, string typeName, string name, int arity) {
+        const BindingFlags flags = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static | BindingFlags.DeclaredOnly;
+        var found = new List<MethodInfo>();
+        Type[] types;
+        if (!string.IsNullOrEmpty(typeName)) {
+            Type t = asm.GetType(typeName);
+            if (t == null) throw new InvalidOperationException("class " + typeName + " not found in the compiled cell");
+            types = new[] { t };
+        } else {
+            types = asm.GetTypes();
+        }
+        foreach (Type t in types)
+            foreach (MethodInfo m in t.GetMethods(flags))
+                if (m.Name == name && m.GetParameters().Length == arity) found.Add(m);
+        if (found.Count == 0) throw new InvalidOperationException("no static method " + name + " with " + arity + " parameters");
+        if (found.Count > 1) throw new InvalidOperationException("several static methods named " + name + " with " + arity + " parameters (overloads are not supported for the entry point)");
+        if (found[0].ContainsGenericParameters) throw new InvalidOperationException(name + " is generic; the entry point needs concrete parameter types");
+        return found[0];
+    }
+
+    // argument readers, per kind and actual parameter type
+    Func<WireReader, object> Reader(byte kind, Type t, string pname, string written) {
+        switch (kind) {
+            case Kind.I32: {
+                if (t == typeof(int)) return r => r.I32();
+                if (t == typeof(short)) return r => (short)r.I32();
+                if (t == typeof(sbyte)) return r => (sbyte)r.I32();
+                if (t == typeof(char)) return r => (char)r.I32();
+                break;
+            }
+            case Kind.U32: {
+                if (t == typeof(uint)) return r => r.U32();
+                if (t == typeof(ushort)) return r => (ushort)r.U32();
+                if (t == typeof(byte)) return r => (byte)r.U32();
+                break;
+            }
+            case Kind.I64: if (t == typeof(long)) return r => r.I64(); break;
+            case Kind.U64: if (t == typeof(ulong)) return r => r.U64(); break;
+            case Kind.F32: if (t == typeof(float)) return r => r.F32(); break;
+            case Kind.F64: if (t == typeof(double)) return r => r.F64(); break;
+            case Kind.Bool: if (t == typeof(bool)) return r => r.U8() != 0; break;
+            case Kind.Str: if (t == typeof(string)) return r => r.Str(); break;
+            case Kind.Bytes: if (t == typeof(byte[])) return r => r.Bytes(); break;
+            case Kind.F64Arr: if (t == typeof(double[])) return r => r.Arr(typeof(double), 8); break;
+            case Kind.F32Arr: if (t == typeof(float[])) return r => r.Arr(typeof(float), 4); break;
+            case Kind.I32Arr: if (t == typeof(int[])) return r => r.Arr(typeof(int), 4); break;
+            case Kind.I64Arr: if (t == typeof(long[])) return r => r.Arr(typeof(long), 8); break;
+            case Kind.Json:
+                if (t.IsByRef) break;
+                return r => {
+                    string text = r.Str();
+                    object tree;
+                    try { tree = Json.Parse(text); } catch (FormatException e) { throw new BadArgument("argument '" + pname + "': invalid JSON: " + e.Message); }
+                    try { return Json.To(tree, t); } catch (JsonFit e) { throw new BadArgument("argument '" + pname + "' does not fit its type " + written + ": " + e.Message); }
+                };
+        }
+        throw new InvalidOperationException("parameter " + pname + " has type " + t + ", which does not match the signature read from the cell (" + written + ")");
+    }
+
+    static Action<WireWriter, object> Writer(byte kind, Type t) {
+        switch (kind) {
+            case Kind.Unit: return (w, v) => { };
+            case Kind.I32: return (w, v) => w.I32(Convert.ToInt32(v, CultureInfo.InvariantCulture));
+            case Kind.U32: return (w, v) => w.U32(Convert.ToUInt32(v, CultureInfo.InvariantCulture));
+            case Kind.I64: return (w, v) => w.I64((long)v);
+            case Kind.U64: return (w, v) => w.U64((ulong)v);
+            case Kind.F32: return (w, v) => w.F32((float)v);
+            case Kind.F64: return (w, v) => w.F64((double)v);
+            case Kind.Bool: return (w, v) => w.U8((bool)v ? (byte)1 : (byte)0);
+            case Kind.Str: return (w, v) => w.Str((string)v);
+            case Kind.Bytes: return (w, v) => w.Bytes((byte[])v);
+            case Kind.F64Arr: return (w, v) => w.Arr((Array)v, 8);
+            case Kind.F32Arr: return (w, v) => w.Arr((Array)v, 4);
+            case Kind.I32Arr: return (w, v) => w.Arr((Array)v, 4);
+            case Kind.I64Arr: return (w, v) => w.Arr((Array)v, 8);
+            default: return (w, v) => w.Str(Json.Write(v));
+        }
+    }
+
+    /// Runs one call; `req` is the whole request frame. Returns the whole reply frame.
+    public byte[] Invoke(byte[] req) {
+        var r = new WireReader(req, 17);  // after length, op, request id, fid, timeout
+        var w = new WireWriter();
+        w.U32(0); w.U8((byte)'R'); w.U32(BitConverter.ToUInt32(req, 5));
+        var console = new CallConsole();
+        CallConsole.Current = console;
+        object value = null;
+        byte status = Status.Ok;
+        string message = null;
+        try {
+            var args = new object[readers.Length];
+            try {
+                for (int i = 0; i < args.Length; i++) args[i] = readers[i](r);
+            } catch (BadArgument e) {
+                status = Status.BadArg; message = e.Message;
+            }
+            if (status == Status.Ok) {
+                try {
+                    value = invoke(args);
+                } catch (ThreadAbortException) {
+                    throw;
+                } catch (OutOfMemoryException e) {
+                    status = Status.Memory; message = Describe(e, throwLines);
+                } catch (Exception e) {
+                    status = Status.Exception; message = Describe(e, throwLines);
+                }
+            }
+        } catch (ThreadAbortException) {
+            Thread.ResetAbort();
+            status = Status.Interrupted;
+        } catch (OutOfMemoryException e) {
+            status = Status.Memory; message = e.Message;
+        } finally {
+            CallConsole.Current = null;
+        }
+        console.Finish();
+        w.U8(status);
+        int lenAt = w.Len;
+        w.U32(0);
+        foreach (var line in console.Lines) { w.U8(line.Key); w.Str(line.Value); }
+        w.PatchU32(lenAt, (uint)(w.Len - lenAt - 4));
+        if (status == Status.Ok) {
+            try {
+                writeResult(w, value);
+            } catch (Exception e) {
+                return Failure(req, Status.Exception, "the result could not be returned: " + Describe(e, throwLines), console);
+            }
+        } else if (status != Status.Interrupted) {
+            w.Str(message);
+        }
+        return w.Frame();
+    }
+
+    static byte[] Failure(byte[] req, byte status, string message, CallConsole console) {
+        var w = new WireWriter();
+        w.U32(0); w.U8((byte)'R'); w.U32(BitConverter.ToUInt32(req, 5)); w.U8(status);
+        int lenAt = w.Len;
+        w.U32(0);
+        foreach (var line in console.Lines) { w.U8(line.Key); w.Str(line.Value); }
+        w.PatchU32(lenAt, (uint)(w.Len - lenAt - 4));
+        w.Str(message);
+        return w.Frame();
+    }
+
+    /// "System.InvalidOperationException: bad input 3 at cell line 3"
+    internal static string Describe(Exception e, int[] throwLines) {
+        string type = e.GetType().FullName ?? e.GetType().Name;
+        if (type.StartsWith("__FnbCell+")) type = type.Substring("__FnbCell+".Length);
+        string text = type + ": " + e.Message;
+        int line = CellLine(e, throwLines);
+        if (line > 0) text += " at cell line " + line;
+        if (e.InnerException != null && !(e is TargetInvocationException))
+            text += " (inner: " + e.InnerException.GetType().Name + ": " + e.InnerException.Message + ")";
+        return text;
+    }
+
+    /// The cell line of the innermost frame in the cell. Mono 6.8 maps the frame of a `throw`
+    /// to the *next* statement (the IL offset right after the throw instruction): when the
+    /// exception was thrown in that frame by a `throw` (not raised by the runtime, as a division
+    /// by zero is), the line is the nearest `throw` above it (csharp.py lists where they are).
+    static int CellLine(Exception e, int[] throwLines) {
+        try {
+            StackFrame[] frames = new StackTrace(e, true).GetFrames();
+            if (frames == null) return 0;
+            for (int k = 0; k < frames.Length; k++) {
+                StackFrame f = frames[k];
+                string file = f.GetFileName();
+                int line = f.GetFileLineNumber();
+                if (file == null || !file.EndsWith("cell.cs") || line <= 0) continue;
+                if (k == 0 && throwLines != null && !RaisedByRuntime(e) && AfterThrow(f)) {
+                    int best = 0;
+                    foreach (int t in throwLines) if (t < line && t > best) best = t;
+                    if (best == 0) foreach (int t in throwLines) if (t == line) best = t;
+                    if (best > 0) return best;
+                }
+                return line;
+            }
+        } catch (Exception) { }
+        return 0;
+    }
+
+    static bool RaisedByRuntime(Exception e) {
+        return e is DivideByZeroException || e is NullReferenceException || e is IndexOutOfRangeException
+            || e is OverflowException || e is InvalidCastException || e is ArrayTypeMismatchException
+            || e is StackOverflowException || e is OutOfMemoryException || e is ArithmeticException;
+    }
+
+    static bool AfterThrow(StackFrame f) {
+        MethodBase m = f.GetMethod();
+        MethodBody body = m == null ? null : m.GetMethodBody();
+        byte[] il = body == null ? null : body.GetILAsByteArray();
+        int o = f.GetILOffset();
+        if (il == null || o <= 0 || o > il.Length) return false;
+        return il[o - 1] == 0x7A || (o >= 2 && il[o - 2] == 0xFE && il[o - 1] == 0x1A);  // throw, rethrow
+    }
+}
+
+// -- the host's side: default AppDomain -----------------------------------------------
+
+sealed class Fn {
+    public uint Id;
+    public AppDomain Domain;
+    public Agent Agent;
+    public long MemoryLimit;  // bytes of heap growth a call may cause
+}
+
+sealed class Job {
+    public byte Op;
+    public uint Rid;
+    public byte[] Frame;
+    public Fn Fn;
+    public Thread Thread;
+    public long Deadline;       // Stopwatch ticks
+    public long Baseline;       // heap bytes when the call started
+    public long NextCheck;      // heap size at which the watchdog next forces a collection
+    public bool Running;
+    public bool AbortRequested;
+    public byte Reason;         // Status.Timeout / Aborted / Memory
+    public long Used;
+}
+
+static class Host {
+    static int outFd;
+    static readonly object writeLock = new object();
+    static readonly Dictionary<uint, Fn> fns = new Dictionary<uint, Fn>();
+    static readonly Dictionary<uint, Job> running = new Dictionary<uint, Job>();
+    static readonly Queue<Job> queue = new Queue<Job>();
+    static int idle;
+    static string hostDir;
+
+    static int Main(string[] args) {
+        int inFd = int.Parse(args[0]);
+        outFd = int.Parse(args[1]);
+        string seccomp = Native.InstallSeccomp(args.Length > 2 ? args[2] : "-");
+        hostDir = Path.GetDirectoryName(typeof(Host).Assembly.Location);
+        Console.SetOut(new RoutingWriter(1));
+        Console.SetError(new RoutingWriter(4));
+        CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+        var hello = new WireWriter();
+        hello.U32(0); hello.U8((byte)'H'); hello.U32(0);
+        hello.Str("mono=" + MonoVersion() + ";seccomp=" + seccomp + ";pid=" + Process.GetCurrentProcess().Id);
+        Send(hello.Frame());
+        var watchdog = new Thread(Watchdog) { IsBackground = true, Name = "fnb-watchdog" };
+        watchdog.Start();
+        var header = new byte[4];
+        while (true) {
+            if (!Native.ReadExact(inFd, header, 0, 4)) break;
+            int len = BitConverter.ToInt32(header, 0);
+            if (len < 5 || len > (1 << 30)) break;
+            var frame = new byte[len + 4];
+            Buffer.BlockCopy(header, 0, frame, 0, 4);
+            if (!Native.ReadExact(inFd, frame, 4, len)) break;
+            Dispatch(frame);
+        }
+        Environment.Exit(0);  // the kernel went away: end every thread, including runaway ones
+        return 0;
+    }
+
+    static string MonoVersion() {
+        Type t = Type.GetType("Mono.Runtime");
+        MethodInfo m = t == null ? null : t.GetMethod("GetDisplayName", BindingFlags.NonPublic | BindingFlags.Static);
+        return m == null ? "?" : ((string)m.Invoke(null, null)).Split(' ')[0];
+    }
+
+    static void Dispatch(byte[] frame) {
+        byte op = frame[4];
+        uint rid = BitConverter.ToUInt32(frame, 5);
+        switch ((char)op) {
+            case 'C': {
+                uint fid = BitConverter.ToUInt32(frame, 9);
+                Fn fn;
+                lock (fns) fns.TryGetValue(fid, out fn);
+                if (fn == null) { SendError(rid, Status.Host, "function " + fid + " is not loaded in the host"); return; }
+                uint timeoutMs = BitConverter.ToUInt32(frame, 13);
+                var job = new Job { Op = op, Rid = rid, Frame = frame, Fn = fn,
+                    Deadline = Stopwatch.GetTimestamp() + (long)(timeoutMs * (Stopwatch.Frequency / 1000.0)) };
+                Submit(job);
+                break;
+            }
+            case 'L':
+                Submit(new Job { Op = op, Rid = rid, Frame = frame, Deadline = long.MaxValue });
+                break;
+            case 'A': {
+                uint target = BitConverter.ToUInt32(frame, 9);
+                byte reason = frame[13] == 2 ? Status.Timeout : Status.Aborted;
+                Job job;
+                lock (running) running.TryGetValue(target, out job);
+                if (job != null) Abort(job, reason);
+                break;
+            }
+            case 'U': {
+                uint fid = BitConverter.ToUInt32(frame, 9);
+                Fn fn;
+                lock (fns) { fns.TryGetValue(fid, out fn); fns.Remove(fid); }
+                if (fn != null) {
+                    var t = new Thread(() => { try { AppDomain.Unload(fn.Domain); } catch (Exception) { } }) { IsBackground = true };
+                    t.Start();
+                }
+                break;
+            }
+            default:
+                SendError(rid, Status.Host, "unknown request " + op);
+                break;
+        }
+    }
+
+    // -- worker pool ------------------------------------------------------------------
+    static void Submit(Job job) {
+        lock (queue) {
+            queue.Enqueue(job);
+            if (idle >= queue.Count) { Monitor.Pulse(queue); return; }
+        }
+        var t = new Thread(Worker, 16 << 20) { IsBackground = true, Name = "fnb-worker" };
+        t.Start();
+    }
+
+    static void Worker() {
+        while (true) {
+            Job job;
+            lock (queue) {
+                while (queue.Count == 0) {
+                    idle++;
+                    try { Monitor.Wait(queue); } finally { idle--; }
+                }
+                job = queue.Dequeue();
+            }
+            if (job.Op == (byte)'L') { Load(job); continue; }
+            Run(job);
+            if (job.AbortRequested) return;  // a late abort may still be pending: retire this thread
+        }
+    }
+
+    static void Run(Job job) {
+        byte[] reply = null;
+        job.Thread = Thread.CurrentThread;
+        if (job.Fn.MemoryLimit > 0) {
+            job.Baseline = GC.GetTotalMemory(false);
+            job.NextCheck = job.Baseline + job.Fn.MemoryLimit;
+        }
+        lock (job) job.Running = true;
+        lock (running) { running[job.Rid] = job; Monitor.Pulse(running); }
+        try {
+            reply = job.Fn.Agent.Invoke(job.Frame);
+        } catch (ThreadAbortException) {
+            Thread.ResetAbort();
+        } catch (OutOfMemoryException e) {
+            reply = ErrorFrame(job.Rid, Status.Memory, e.Message);
+        } catch (AppDomainUnloadedException) {
+            reply = ErrorFrame(job.Rid, Status.Host, "the function was unloaded during the call");
+        } catch (Exception e) {
+            reply = ErrorFrame(job.Rid, Status.Host, Agent.Describe(e, null));
+        } finally {
+            lock (job) job.Running = false;
+            lock (running) running.Remove(job.Rid);
+            if (reply == null || reply[8 + 1] == Status.Interrupted) reply = Interrupted(job, reply);
+            Send(reply);
+        }
+    }
+
+    /// The reply of a call the watchdog (or an abort request) stopped: keep its console output.
+    static byte[] Interrupted(Job job, byte[] partial) {
+        byte reason = job.Reason != 0 ? job.Reason : Status.Aborted;
+        string message;
+        if (reason == Status.Memory)
+            message = "memory limit of " + (job.Fn.MemoryLimit >> 20) + " MB exceeded (heap grew by " + (job.Used >> 20) + " MB during the call)";
+        else if (reason == Status.Timeout) message = "stopped at its time limit";
+        else message = "aborted";
+        if (partial == null) return ErrorFrame(job.Rid, reason, message);
+        uint conLen = BitConverter.ToUInt32(partial, 10);
+        var w = new WireWriter();
+        w.Raw(partial, 0, 14 + (int)conLen);  // header, status, console lines
+        w.Str(message);
+        byte[] frame = w.Frame();
+        frame[9] = reason;
+        return frame;
+    }
+
+    static void Load(Job job) {
+        string error = null;
+        Fn fn = null;
+        try {
+            var r = new WireReader(job.Frame, 9);
+            uint fid = r.U32();
+            uint memoryMb = r.U32();
+            string typeName = r.Str();
+            string methodName = r.Str();
+            int n = r.U8();
+            var kinds = new byte[n];
+            var written = new string[n];
+            for (int i = 0; i < n; i++) { kinds[i] = r.U8(); written[i] = r.Str(); }
+            byte result = r.U8();
+            byte[] code = r.Bytes();
+            var setup = new AppDomainSetup { ApplicationBase = hostDir, DisallowCodeDownload = true };
+            AppDomain domain = AppDomain.CreateDomain("fn-" + fid + "-" + methodName, null, setup);
+            try {
+                var agent = (Agent)domain.CreateInstanceAndUnwrap(typeof(Agent).Assembly.FullName, typeof(Agent).FullName);
+                error = agent.Load(code, typeName, methodName, kinds, written, result);
+                if (error == null) fn = new Fn { Id = fid, Domain = domain, Agent = agent, MemoryLimit = (long)memoryMb << 20 };
+            } finally {
+                if (fn == null) AppDomain.Unload(domain);
+            }
+            if (fn != null) lock (fns) fns[fid] = fn;
+        } catch (Exception e) {
+            error = e.GetType().Name + ": " + e.Message;
+        }
+        if (error == null) {
+            var w = new WireWriter();
+            w.U32(0); w.U8((byte)'R'); w.U32(job.Rid); w.U8(Status.Ok); w.U32(0);
+            Send(w.Frame());
+        } else {
+            SendError(job.Rid, Status.Host, error);
+        }
+    }
+
+    // -- watchdog: deadlines and memory ---------------------------------------------------
+    static void Abort(Job job, byte reason) {
+        lock (job) {
+            if (!job.Running || job.AbortRequested) return;
+            job.AbortRequested = true;
+            job.Reason = reason;
+            job.Thread.Abort();
+        }
+    }
+
+    static void Watchdog() {
+        var due = new List<KeyValuePair<Job, byte>>();
+        while (true) {
+            bool memory = false;
+            lock (running) {
+                if (running.Count == 0) Monitor.Wait(running);
+                else Monitor.Wait(running, 2);
+                long now = Stopwatch.GetTimestamp();
+                foreach (Job job in running.Values) {
+                    if (job.AbortRequested) continue;
+                    if (now >= job.Deadline) due.Add(new KeyValuePair<Job, byte>(job, Status.Timeout));
+                    else if (job.Fn != null && job.Fn.MemoryLimit > 0) memory = true;
+                }
+            }
+            if (memory) CheckMemory(due);
+            foreach (var d in due) Abort(d.Key, d.Value);
+            due.Clear();
+        }
+    }
+
+    static void CheckMemory(List<KeyValuePair<Job, byte>> due) {
+        long used = GC.GetTotalMemory(false);
+        Job[] jobs;
+        lock (running) { jobs = new Job[running.Count]; running.Values.CopyTo(jobs, 0); }
+        bool over = false;
+        foreach (Job job in jobs) if (job.Fn.MemoryLimit > 0 && used > job.NextCheck) over = true;
+        if (!over) return;
+        used = GC.GetTotalMemory(true);  // collect: only live objects count
+        foreach (Job job in jobs) {
+            if (job.Fn.MemoryLimit <= 0 || job.AbortRequested) continue;
+            long grown = used - job.Baseline;
+            if (grown > job.Fn.MemoryLimit) {
+                job.Used = grown;
+                due.Add(new KeyValuePair<Job, byte>(job, Status.Memory));
+            } else {
+                job.NextCheck = used + Math.Max(job.Fn.MemoryLimit - grown, 1 << 20) / 2 + (1 << 20);
+            }
+        }
+    }
+
+    // -- replies ----------------------------------------------------------------------------
+    static byte[] ErrorFrame(uint rid, byte status, string message) {
+        var w = new WireWriter();
+        w.U32(0); w.U8((byte)'R'); w.U32(rid); w.U8(status); w.U32(0); w.Str(message);
+        return w.Frame();
+    }
+
+    static void SendError(uint rid, byte status, string message) { Send(ErrorFrame(rid, status, message)); }
+
+    static void Send(byte[] frame) {
+        try { } finally {  // a finally block: a Thread.Abort cannot cut a frame in half
+            lock (writeLock) Native.WriteAll(outFd, frame, frame.Length);
+        }
+    }
+}
+
+// -- JSON: a small reader/writer with reflection-based conversion ------------------------
+
+sealed class JsonNumber {
+    public readonly string Text;
+    public JsonNumber(string text) { Text = text; }
+}
+
+sealed class JsonFit : Exception { public JsonFit(string m) : base(m) { } }
+
+static class Json {
+    public static object Parse(string s) {
+        if (s == null) return null;
+        int i = 0;
+        object v = Value(s, ref i, 0);
+        Ws(s, ref i);
+        if (i != s.Length) throw new FormatException("unexpected text at offset " + i);
+        return v;
+    }
+
+    static void Ws(string s, ref int i) { while (i < s.Length && char.IsWhiteSpace(s[i])) i++; }
+
+    static object Value(string s, ref int i, int depth) {
+        if (depth > 200) throw new FormatException("nested too deeply");
+        Ws(s, ref i);
+        if (i >= s.Length) throw new FormatException("unexpected end");
+        char c = s[i];
+        if (c == '{') {
+            var d = new Dictionary<string, object>();
+            i++; Ws(s, ref i);
+            if (i < s.Length && s[i] == '}') { i++; return d; }
+            while (true) {
+                Ws(s, ref i);
+                if (i >= s.Length || s[i] != '"') throw new FormatException("expected a key at offset " + i);
+                string key = Str(s, ref i);
+                Ws(s, ref i);
+                if (i >= s.Length || s[i] != ':') throw new FormatException("expected ':' at offset " + i);
+                i++;
+                d[key] = Value(s, ref i, depth + 1);
+                Ws(s, ref i);
+                if (i < s.Length && s[i] == ',') { i++; continue; }
+                if (i < s.Length && s[i] == '}') { i++; return d; }
+                throw new FormatException("expected ',' or '}' at offset " + i);
+            }
+        }
+        if (c == '[') {
+            var l = new List<object>();
+            i++; Ws(s, ref i);
+            if (i < s.Length && s[i] == ']') { i++; return l; }
+            while (true) {
+                l.Add(Value(s, ref i, depth + 1));
+                Ws(s, ref i);
+                if (i < s.Length && s[i] == ',') { i++; continue; }
+                if (i < s.Length && s[i] == ']') { i++; return l; }
+                throw new FormatException("expected ',' or ']' at offset " + i);
+            }
+        }
+        if (c == '"') return Str(s, ref i);
+        if (Word(s, ref i, "true")) return true;
+        if (Word(s, ref i, "false")) return false;
+        if (Word(s, ref i, "null")) return null;
+        if (Word(s, ref i, "NaN")) return new JsonNumber("NaN");
+        if (Word(s, ref i, "Infinity")) return new JsonNumber("Infinity");
+        if (Word(s, ref i, "-Infinity")) return new JsonNumber("-Infinity");
+        int start = i;
+        while (i < s.Length && "+-0123456789.eE".IndexOf(s[i]) >= 0) i++;
+        if (i == start) throw new FormatException("unexpected '" + c + "' at offset " + i);
+        return new JsonNumber(s.Substring(start, i - start));
+    }
+
+    static bool Word(string s, ref int i, string w) {
+        if (string.CompareOrdinal(s, i, w, 0, w.Length) != 0) return false;
+        i += w.Length;
+        return true;
+    }
+
+    static string Str(string s, ref int i) {
+        var sb = new StringBuilder();
+        i++;
+        while (true) {
+            if (i >= s.Length) throw new FormatException("unterminated string");
+            char c = s[i++];
+            if (c == '"') return sb.ToString();
+            if (c != '\\') { sb.Append(c); continue; }
+            if (i >= s.Length) throw new FormatException("unterminated string");
+            char e = s[i++];
+            switch (e) {
+                case 'n': sb.Append('\n'); break;
+                case 't': sb.Append('\t'); break;
+                case 'r': sb.Append('\r'); break;
+                case 'b': sb.Append('\b'); break;
+                case 'f': sb.Append('\f'); break;
+                case 'u':
+                    if (i + 4 > s.Length) throw new FormatException("bad \\u escape");
+                    sb.Append((char)int.Parse(s.Substring(i, 4), NumberStyles.HexNumber));
+                    i += 4;
+                    break;
+                default: sb.Append(e); break;
+            }
+        }
+    }
+
+    // -- tree -> .NET type -------------------------------------------------------------------
+    public static object To(object node, Type t) {
+        if (t == typeof(object)) return Plain(node);
+        Type under = Nullable.GetUnderlyingType(t);
+        if (under != null) { if (node == null) return null; t = under; }
+        if (node == null) {
+            if (!t.IsValueType) return null;
+            throw new JsonFit("expected " + Name(t) + ", got null");
+        }
+        if (t == typeof(string)) {
+            if (node is string) return node;
+            throw Mismatch(t, node);
+        }
+        if (t == typeof(bool)) { if (node is bool) return node; throw Mismatch(t, node); }
+        if (t == typeof(char)) {
+            var cs = node as string;
+            if (cs != null && cs.Length == 1) return cs[0];
+            throw Mismatch(t, node);
+        }
+        if (t.IsEnum) {
+            var es = node as string;
+            if (es != null) {
+                try { return Enum.Parse(t, es, true); } catch (ArgumentException) { throw new JsonFit("'" + es + "' is not a " + t.Name); }
+            }
+            var en = node as JsonNumber;
+            if (en != null) return Enum.ToObject(t, Number(en, Enum.GetUnderlyingType(t)));
+            throw Mismatch(t, node);
+        }
+        if (t.IsPrimitive || t == typeof(decimal)) {
+            var n = node as JsonNumber;
+            if (n == null) throw Mismatch(t, node);
+            return Number(n, t);
+        }
+        if (t == typeof(DateTime)) {
+            var ds = node as string;
+            if (ds == null) throw Mismatch(t, node);
+            return DateTime.Parse(ds, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind);
+        }
+        if (t == typeof(Guid)) { var gs = node as string; if (gs == null) throw Mismatch(t, node); return new Guid(gs); }
+        if (t.IsArray) {
+            var list = node as List<object>;
+            if (list == null || t.GetArrayRank() != 1) throw Mismatch(t, node);
+            Type et = t.GetElementType();
+            Array arr = Array.CreateInstance(et, list.Count);
+            for (int k = 0; k < list.Count; k++) arr.SetValue(Item(list[k], et, k), k);
+            return arr;
+        }
+        if (t.IsGenericType) {
+            Type def = t.GetGenericTypeDefinition();
+            Type[] ga = t.GetGenericArguments();
+            if (def == typeof(List<>) || def == typeof(IList<>) || def == typeof(ICollection<>) || def == typeof(IEnumerable<>)
+                || def == typeof(IReadOnlyList<>) || def == typeof(IReadOnlyCollection<>) || def == typeof(HashSet<>)
+                || def == typeof(ISet<>) || def == typeof(Queue<>) || def == typeof(Stack<>) || def == typeof(LinkedList<>)) {
+                var list = node as List<object>;
+                if (list == null) throw Mismatch(t, node);
+                Type concrete = t.IsInterface ? (def == typeof(ISet<>) ? typeof(HashSet<>) : typeof(List<>)).MakeGenericType(ga) : t;
+                var items = (IList)Activator.CreateInstance(typeof(List<>).MakeGenericType(ga));
+                for (int k = 0; k < list.Count; k++) items.Add(Item(list[k], ga[0], k));
+                if (concrete == items.GetType()) return items;
+                if (def == typeof(Stack<>)) {  // a Stack built from a sequence pops it in reverse
+                    var rev = (IList)Activator.CreateInstance(typeof(List<>).MakeGenericType(ga));
+                    for (int k = items.Count - 1; k >= 0; k--) rev.Add(items[k]);
+                    items = rev;
+                }
+                return Activator.CreateInstance(concrete, items);
+            }
+            if (def == typeof(Dictionary<,>) || def == typeof(IDictionary<,>) || def == typeof(IReadOnlyDictionary<,>)
+                || def == typeof(SortedDictionary<,>)) {
+                var obj = node as Dictionary<string, object>;
+                if (obj == null) throw Mismatch(t, node);
+                Type concrete = t.IsInterface ? typeof(Dictionary<,>).MakeGenericType(ga) : t;
+                var d = (IDictionary)Activator.CreateInstance(concrete);
+                foreach (var kv in obj) {
+                    object key;
+                    try { key = ga[0] == typeof(string) ? kv.Key : To(new JsonNumber(kv.Key), ga[0]); }
+                    catch (JsonFit) { throw new JsonFit("key '" + kv.Key + "' is not a " + Name(ga[0])); }
+                    d[key] = Member(kv.Value, ga[1], kv.Key);
+                }
+                return d;
+            }
+            if (t.FullName.StartsWith("System.ValueTuple`") || t.FullName.StartsWith("System.Tuple`")) {
+                var list = node as List<object>;
+                if (list == null || list.Count != ga.Length) throw new JsonFit("expected a list of " + ga.Length + " items for " + Name(t));
+                var items = new object[ga.Length];
+                for (int k = 0; k < ga.Length; k++) items[k] = Item(list[k], ga[k], k);
+                return Activator.CreateInstance(t, items);
+            }
+        }
+        if (t.IsInterface || t.IsAbstract) throw new JsonFit("cannot create an instance of " + Name(t));
+        var fields = node as Dictionary<string, object>;
+        if (fields == null) throw Mismatch(t, node);
+        object o;
+        if (t.IsValueType || t.GetConstructor(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic, null, Type.EmptyTypes, null) != null)
+            o = Activator.CreateInstance(t, true);
+        else
+            o = FormatterServices.GetUninitializedObject(t);
+        const BindingFlags inst = BindingFlags.Instance | BindingFlags.Public | BindingFlags.IgnoreCase;
+        foreach (var kv in fields) {
+            FieldInfo f = t.GetField(kv.Key, inst);
+            if (f != null && !f.IsInitOnly) { f.SetValue(o, Member(kv.Value, f.FieldType, kv.Key)); continue; }
+            PropertyInfo p = t.GetProperty(kv.Key, inst);
+            if (p != null && p.CanWrite && p.GetIndexParameters().Length == 0) {
+                p.SetValue(o, Member(kv.Value, p.PropertyType, kv.Key), null);
+                continue;
+            }
+            FieldInfo backing = t.GetField("<" + (p != null ? p.Name : kv.Key) + ">k__BackingField", BindingFlags.Instance | BindingFlags.NonPublic);
+            if (backing != null) backing.SetValue(o, Member(kv.Value, backing.FieldType, kv.Key));
+        }
+        return o;
+    }
+
+    static object Item(object node, Type t, int index) {
+        try { return To(node, t); } catch (JsonFit e) { throw new JsonFit("[" + index + "]: " + e.Message); }
+    }
+
+    static object Member(object node, Type t, string key) {
+        try { return To(node, t); } catch (JsonFit e) { throw new JsonFit("." + key + ": " + e.Message); }
+    }
+
+    static object Number(JsonNumber n, Type t) {
+        var inv = CultureInfo.InvariantCulture;
+        string s = n.Text;
+        try {
+            if (t == typeof(double)) return double.Parse(s, NumberStyles.Float, inv);
+            if (t == typeof(float)) return float.Parse(s, NumberStyles.Float, inv);
+            if (t == typeof(decimal)) return decimal.Parse(s, NumberStyles.Float, inv);
+            decimal d = decimal.Parse(s, NumberStyles.Float, inv);
+            if (d != decimal.Truncate(d)) throw new JsonFit("expected an integer (" + Name(t) + "), got " + s);
+            return Convert.ChangeType(d, t, inv);
+        } catch (OverflowException) {
+            throw new JsonFit(s + " is out of range for " + Name(t));
+        } catch (FormatException) {
+            throw new JsonFit("expected " + Name(t) + ", got " + s);
+        } catch (InvalidCastException) {
+            throw new JsonFit("expected " + Name(t) + ", got " + s);
+        }
+    }
+
+    static object Plain(object node) {
+        var n = node as JsonNumber;
+        if (n != null) {
+            long l;
+            if (long.TryParse(n.Text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out l)) return l;
+            return double.Parse(n.Text, NumberStyles.Float, CultureInfo.InvariantCulture);
+        }
+        var list = node as List<object>;
+        if (list != null) { for (int k = 0; k < list.Count; k++) list[k] = Plain(list[k]); return list; }
+        var d = node as Dictionary<string, object>;
+        if (d != null) {
+            foreach (string key in new List<string>(d.Keys)) d[key] = Plain(d[key]);
+            return d;
+        }
+        return node;
+    }
+
+    static JsonFit Mismatch(Type t, object node) {
+        string got = node is string ? "string \"" + Clip((string)node) + "\""
+            : node is JsonNumber ? "number " + ((JsonNumber)node).Text
+            : node is bool ? "bool" : node is List<object> ? "a list" : node is Dictionary<string, object> ? "an object" : "null";
+        return new JsonFit("expected " + Name(t) + ", got " + got);
+    }
+
+    static string Clip(string s) { return s.Length > 40 ? s.Substring(0, 40) + "..." : s; }
+
+    static string Name(Type t) {
+        if (t == typeof(int)) return "int";
+        if (t == typeof(long)) return "long";
+        if (t == typeof(double)) return "double";
+        if (t == typeof(float)) return "float";
+        if (t == typeof(string)) return "string";
+        if (t == typeof(bool)) return "bool";
+        if (!t.IsGenericType) return t.Name;
+        string n = t.Name.Substring(0, t.Name.IndexOf('`'));
+        var args = new List<string>();
+        foreach (Type a in t.GetGenericArguments()) args.Add(Name(a));
+        return n + "<" + string.Join(", ", args) + ">";
+    }
+
+    // -- .NET value -> JSON text ---------------------------------------------------------------
+    public static string Write(object v) {
+        var sb = new StringBuilder();
+        Write(sb, v, 0);
+        return sb.ToString();
+    }
+
+    static void Write(StringBuilder sb, object v, int depth) {
+        if (depth > 64) throw new InvalidOperationException("the result is nested more than 64 levels deep (a cycle?)");
+        var inv = CultureInfo.InvariantCulture;
+        if (v == null) { sb.Append("null"); return; }
+        if (v is string) { Quote(sb, (string)v); return; }
+        if (v is bool) { sb.Append((bool)v ? "true" : "false"); return; }
+        if (v is char) { Quote(sb, v.ToString()); return; }
+        if (v is double) { Real(sb, (double)v, ((double)v).ToString("R", CultureInfo.InvariantCulture)); return; }
+        if (v is float) { Real(sb, (float)v, ((float)v).ToString("R", CultureInfo.InvariantCulture)); return; }
+        Type t = v.GetType();
+        if (t.IsEnum) { Quote(sb, v.ToString()); return; }
+        if (t.IsPrimitive || v is decimal) { sb.Append(Convert.ToString(v, inv)); return; }
+        if (v is DateTime) { Quote(sb, ((DateTime)v).ToString("o", inv)); return; }
+        if (v is DateTimeOffset) { Quote(sb, ((DateTimeOffset)v).ToString("o", inv)); return; }
+        if (v is Guid || v is TimeSpan) { Quote(sb, Convert.ToString(v, inv)); return; }
+        var dict = v as IDictionary;
+        if (dict != null) {
+            sb.Append('{');
+            bool first = true;
+            foreach (DictionaryEntry e in dict) {
+                if (!first) sb.Append(',');
+                first = false;
+                Quote(sb, Convert.ToString(e.Key, inv));
+                sb.Append(':');
+                Write(sb, e.Value, depth + 1);
+            }
+            sb.Append('}');
+            return;
+        }
+        if (t.IsGenericType && (t.FullName.StartsWith("System.ValueTuple`") || t.FullName.StartsWith("System.Tuple`"))) {
+            sb.Append('[');
+            int k = 0;
+            foreach (FieldInfo f in t.GetFields(BindingFlags.Instance | BindingFlags.Public)) {
+                if (k++ > 0) sb.Append(',');
+                Write(sb, f.GetValue(v), depth + 1);
+            }
+            if (k == 0) {
+                foreach (PropertyInfo p in t.GetProperties(BindingFlags.Instance | BindingFlags.Public)) {
+                    if (k++ > 0) sb.Append(',');
+                    Write(sb, p.GetValue(v, null), depth + 1);
+                }
+            }
+            sb.Append(']');
+            return;
+        }
+        var seq = v as IEnumerable;
+        if (seq != null) {
+            sb.Append('[');
+            bool first = true;
+            foreach (object item in seq) {
+                if (!first) sb.Append(',');
+                first = false;
+                Write(sb, item, depth + 1);
+            }
+            sb.Append(']');
+            return;
+        }
+        sb.Append('{');
+        bool firstMember = true;
+        foreach (FieldInfo f in t.GetFields(BindingFlags.Instance | BindingFlags.Public)) {
+            if (!firstMember) sb.Append(',');
+            firstMember = false;
+            Quote(sb, f.Name);
+            sb.Append(':');
+            Write(sb, f.GetValue(v), depth + 1);
+        }
+        foreach (PropertyInfo p in t.GetProperties(BindingFlags.Instance | BindingFlags.Public)) {
+            if (!p.CanRead || p.GetIndexParameters().Length > 0) continue;
+            if (!firstMember) sb.Append(',');
+            firstMember = false;
+            Quote(sb, p.Name);
+            sb.Append(':');
+            Write(sb, p.GetValue(v, null), depth + 1);
+        }
+        sb.Append('}');
+    }
+
+    static void Real(StringBuilder sb, double d, string r) {
+        if (double.IsNaN(d)) sb.Append("NaN");
+        else if (double.IsPositiveInfinity(d)) sb.Append("Infinity");
+        else if (double.IsNegativeInfinity(d)) sb.Append("-Infinity");
+        else {
+            sb.Append(r);
+            if (r.IndexOfAny(new[] { '.', 'E', 'e' }) < 0) sb.Append(".0");  // stays a float in Python
+        }
+    }
+
+    static void Quote(StringBuilder sb, string s) {
+        sb.Append('"');
+        foreach (char c in s) {
+            switch (c) {
+                case '"': sb.Append("\\\""); break;
+                case '\\': sb.Append("\\\\"); break;
+                case '\n': sb.Append("\\n"); break;
+                case '\r': sb.Append("\\r"); break;
+                case '\t': sb.Append("\\t"); break;
+                default:
+                    if (c < 0x20) sb.Append("\\u").Append(((int)c).ToString("x4"));
+                    else sb.Append(c);
+                    break;
+            }
+        }
+        sb.Append('"');
+    }
+}
+
+}

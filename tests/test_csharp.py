@@ -1,0 +1,478 @@
+"""C# cells on the shared Mono host: calling convention, errors with cell lines, limits,
+crashes and sandbox escape attempts (real mcs, mono and bubblewrap; nothing mocked)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from functions_nb import (
+    Aborted,
+    BadArguments,
+    BreakerConfig,
+    CompileError,
+    Functions,
+    FunctionTimeout,
+    InvocationError,
+    LimitExceeded,
+    languages,
+)
+from functions_nb.runtimes import mono
+
+# The registry line for C# may land separately from this module; make sure it is there.
+languages._REGISTRY.setdefault("csharp", "functions_nb.languages.csharp:CSharp")
+
+pytestmark = pytest.mark.skipif(not languages.get_language("csharp").toolchain().usable,
+                                reason="Mono (mcs, mono) is not installed")
+
+ADD_CS = "public static int add(int a, int b) { return a + b; }\n"
+
+# Returns at once for n == 0 (to warm it up); otherwise loops until stopped.
+SPIN_CS = """public static long spin(long n) {
+    long x = n;
+    while (n != 0) { x = x * 31 + 1; }
+    return x;
+}
+"""
+
+BOMB_CS = """using System.Collections.Generic;
+
+public static int bomb(int mb) {
+    var kept = new List<byte[]>();
+    for (int i = 0; i < mb; i++) { var b = new byte[1 << 20]; b[7] = 1; kept.Add(b); }
+    return kept.Count;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def cs(tmp_path_factory):
+    """One store and one Functions for the module (the host process is shared anyway)."""
+    f = Functions(store=str(tmp_path_factory.mktemp("csharp") / "store"),
+                  breaker=BreakerConfig(failure_threshold=1000))
+    yield f
+    f.close()
+
+
+def sandboxed() -> bool:
+    return mono.sandbox_layers()["bwrap"]
+
+
+# -- calling convention ------------------------------------------------------------------
+
+def test_scalars(cs):
+    cs.deploy("csharp", ADD_CS, name="add")
+    assert cs.invoke("add", 2, 3) == 5
+    assert cs["add"](-7, 3) == -4
+    cs.deploy("csharp", "public static double mix(byte a, short b, ulong c, float f, bool e) {\n"
+                        "    return e ? a + b + (double)c + f : -1;\n}", name="mix")
+    assert cs.invoke("mix", 255, -2, 2**63, 0.5, True) == 255 - 2 + 2**63 + 0.5
+    cs.deploy("csharp", "public static ulong big() { return ulong.MaxValue; }", name="big")
+    assert cs.invoke("big") == 2**64 - 1
+    cs.deploy("csharp", "static bool neg(bool b) { return !b; }", name="neg")  # private is fine
+    assert cs.invoke("neg", False) is True
+    cs.deploy("csharp", "public static long wide(long a, uint b) { return a * b; }", name="wide")
+    assert cs.invoke("wide", -(2**40), 3) == -3 * 2**40
+    sig = cs.info("mix").signature
+    assert [p.kind for p in sig.params] == ["u32", "i32", "u64", "f32", "bool"] and sig.result == "f64"
+
+
+def test_strings_bytes_void(cs):
+    cs.deploy("csharp", 'using System.Linq;\n\npublic static string greet(string name, int n) {\n'
+                        '    return string.Concat(Enumerable.Repeat("hi", n)) + " " + name;\n}',
+              name="greet")
+    assert cs.invoke("greet", "wörld ✓", 2) == "hihi wörld ✓"
+    assert cs.invoke("greet", None, 1) == "hi "  # a C# string may be null
+    cs.deploy("csharp", "public static byte[] rev(byte[] d) { System.Array.Reverse(d); return d; }",
+              name="rev")
+    assert cs.invoke("rev", b"\x00\x01\xff") == b"\xff\x01\x00"
+    cs.deploy("csharp", "public static void nothing(int x) { }", name="nothing")
+    assert cs.invoke("nothing", 1) is None
+
+
+def test_json_values_in_and_out(cs):
+    src = """using System.Collections.Generic;
+using System.Linq;
+
+public class Point { public double X; public double Y { get; set; } }
+
+public static Point centroid(List<Point> points, Dictionary<string, double> weights) {
+    if (points.Count == 0) return null;
+    double w = weights.ContainsKey("scale") ? weights["scale"] : 1.0;
+    return new Point { X = w * points.Average(p => p.X), Y = w * points.Average(p => p.Y) };
+}
+"""
+    cs.deploy("csharp", src, name="centroid")
+    pts = [{"x": 0, "y": 0}, {"X": 2, "Y": 4}]  # member names match case-insensitively
+    assert cs.invoke("centroid", pts, {"scale": 2.0}) == {"X": 2.0, "Y": 4.0}
+    assert cs.invoke("centroid", [], {}) is None
+    cs.deploy("csharp", "using System.Collections.Generic;\n"
+                        "public static (int, string) summary(Dictionary<string, List<int>> groups) {\n"
+                        "    int n = 0; foreach (var g in groups.Values) n += g.Count;\n"
+                        "    return (n, string.Join(\",\", groups.Keys));\n}", name="summary")
+    assert cs.invoke("summary", {"a": [1, 2], "b": [3]}) == [3, "a,b"]
+    cs.deploy("csharp", "public static object echo(object o) { return o; }", name="echo")
+    value = {"a": [1, 2.5, "x", None, True], "b": {"c": -3}}
+    assert cs.invoke("echo", value) == value
+    with pytest.raises(BadArguments, match=r"summary\(groups: Dictionary<string, List<int>>\) -> "
+                                           r"\(int, string\): argument 'groups' does not fit its type"):
+        cs.invoke("summary", {"a": ["x"]})
+
+
+def test_numpy_arrays(cs):
+    cs.deploy("csharp", "public static double[] scale(double[] xs, double k) {\n"
+                        "    var r = new double[xs.Length];\n"
+                        "    for (int i = 0; i < xs.Length; i++) r[i] = xs[i] * k;\n    return r;\n}",
+              name="scale")
+    out = cs.invoke("scale", np.arange(5.0), 2)
+    assert isinstance(out, np.ndarray) and out.dtype == np.float64
+    np.testing.assert_array_equal(out, [0, 2, 4, 6, 8])
+    np.testing.assert_array_equal(cs.invoke("scale", [1, 2], 0.5), [0.5, 1.0])
+    cs.deploy("csharp", "public static long total(int[] xs) { long s = 0; foreach (var x in xs) s += x; "
+                        "return s; }", name="total")
+    assert cs.invoke("total", np.arange(1000, dtype=np.int32)) == 499500
+    with pytest.raises(BadArguments, match="argument 'xs' expects int"):
+        cs.invoke("total", [1.5, 2])
+
+
+def test_console_levels(cs):
+    src = """using System;
+
+public static int talk(int n) {
+    Console.Write("a");
+    Console.WriteLine("b");
+    Console.Error.WriteLine("oops " + n);
+    Console.WriteLine("done");
+    Console.Write("tail");
+    return n + 1;
+}
+"""
+    cs.deploy("csharp", src, name="talk")
+    ex = cs.run("talk", 1)
+    assert ex.value == 2
+    assert [(lvl, msg) for lvl, msg, _ in ex.console] == [
+        ("log", "ab"), ("error", "oops 1"), ("log", "done"), ("log", "tail")]
+
+
+def test_user_class_namespace_and_extension_methods(cs):
+    src = """using System;
+
+namespace Geometry {
+    public static class Shapes {
+        public static double area(double r) { return Math.PI * r * r; }
+    }
+}
+"""
+    cs.deploy("csharp", src, name="area")
+    assert cs.invoke("area", 1.0) == pytest.approx(3.14159265)
+    src = """public static class Ext {
+    public static int Twice(this int x) { return 2 * x; }
+}
+
+static int counter = 0;
+
+public static int quad(int x) { counter++; return x.Twice().Twice() + 0 * counter; }
+"""
+    cs.deploy("csharp", src, name="quad")
+    assert cs.invoke("quad", 5) == 20
+
+
+# -- errors with cell lines ------------------------------------------------------------------
+
+def test_compile_error_has_cell_line(cs):
+    src = "public static int bad(int a) {\n    int c = \"x\";\n    return a;\n}\n"
+    with pytest.raises(CompileError) as err:
+        cs.deploy("csharp", src, name="bad")
+    assert err.value.line == 2
+    assert "cell(2,13): error CS0029" in str(err.value)
+    with pytest.raises(CompileError) as err:
+        cs.deploy("csharp", src, name="bad", line_offset=1)
+    assert err.value.line == 3 and "cell(3,13): error CS0029" in str(err.value)
+    # an error on the line where the wrapper is inserted keeps its own column
+    with pytest.raises(CompileError) as err:
+        cs.deploy("csharp", "public static int bad2(int a) { return a + zz; }", name="bad2")
+    assert "cell(1,44): error CS0103" in str(err.value) and err.value.column == 44
+    assert "__FnbCell" not in str(err.value)
+    assert not any(f.name in ("bad", "bad2") for f in cs.list())  # nothing half-deployed
+
+
+def test_warnings_have_cell_lines(cs):
+    src = "using System;\n\npublic static int warn(int x) {\n    int unused = 1;\n    return x;\n}\n"
+    info = cs.deploy("csharp", src, name="warn", line_offset=1)
+    assert cs.invoke("warn", 4) == 4
+    assert "cell(5,9): warning CS0219" in info.warnings and "unused" in info.warnings
+
+
+def test_missing_or_non_static_entry_point(cs):
+    with pytest.raises(CompileError, match="no static method named `sub`") as err:
+        cs.deploy("csharp", ADD_CS, name="sub")
+    assert "public static int sub(" in str(err.value)  # shows an example
+    with pytest.raises(CompileError, match="`inst` must be static"):
+        cs.deploy("csharp", "public class C { public int inst(int x) { return x; } }", name="inst")
+    with pytest.raises(CompileError, match="ref/out/in parameters are not supported"):
+        cs.deploy("csharp", "public static void outp(out int x) { x = 1; }", name="outp")
+
+
+def test_bad_arguments_name_the_signature(cs):
+    cs.deploy("csharp", ADD_CS, name="add")
+    with pytest.raises(BadArguments, match=r"add\(a: int, b: int\) -> int takes 2 arguments"):
+        cs.invoke("add", 1)
+    with pytest.raises(BadArguments, match=r"add\(a: int, b: int\) -> int: argument 'b' expects int, got str"):
+        cs.invoke("add", 1, "2")
+    with pytest.raises(BadArguments, match="out of range for int"):
+        cs.invoke("add", 1, 2**40)
+    with pytest.raises(BadArguments, match="expects int, got bool"):
+        cs.invoke("add", 1, True)
+    cs.deploy("csharp", "public static int small(byte b) { return b; }", name="small")
+    with pytest.raises(BadArguments, match=r"'b' = 256 is out of range for byte \(0..255\)"):
+        cs.invoke("small", 256)
+    assert cs.invoke("add", np.int64(4), 5) == 9  # numpy integers are fine
+
+
+def test_runtime_error_reports_cell_line(cs):
+    src = """using System;
+
+public static int boom(int x) {
+    if (x > 0)
+        throw new InvalidOperationException("bad input " + x);
+    return 10 / (x + 1);
+}
+"""
+    cs.deploy("csharp", src, name="boom", line_offset=1)
+    with pytest.raises(InvocationError) as err:
+        cs.invoke("boom", 3)
+    assert str(err.value) == ("boom threw System.InvalidOperationException: bad input 3 "
+                              "at cell line 6")
+    with pytest.raises(InvocationError, match="DivideByZeroException.* at cell line 7"):
+        cs.invoke("boom", -1)
+    assert cs.invoke("boom", 0) == 10  # the next call works
+
+
+# -- limits ------------------------------------------------------------------------------------
+
+def test_runaway_loop_stopped_at_timeout(cs):
+    cs.deploy("csharp", SPIN_CS, name="spin", timeout=0.3)
+    cs.deploy("csharp", ADD_CS, name="add")
+    assert cs.invoke("spin", 0) == 0  # loaded and warm
+    pid = mono.runtime().host().proc.pid
+    started = time.monotonic()
+    ex = cs.run("spin", 1)
+    elapsed = time.monotonic() - started
+    assert ex.status == "timeout" and isinstance(ex.error, FunctionTimeout)
+    assert "0.3 s time limit" in str(ex.error)
+    assert elapsed < 0.3 + 1.0  # generous slack for a noisy machine ...
+    assert 290 <= ex.duration_ms < 300 + 100  # ... but the runtime itself stopped it in time
+    assert cs.invoke("add", 1, 2) == 3
+    assert mono.runtime().host().proc.pid == pid  # Thread.Abort stopped it: no restart
+    ex = cs.run("spin", 1, timeout=0.1)  # per-call override
+    assert ex.status == "timeout" and ex.duration_ms < 100 + 100
+    assert cs.invoke("spin", 0) == 0
+
+
+def test_unabortable_loop_kills_and_restarts_the_host(cs):
+    # an endless finally block cannot be Thread.Abort-ed: the host process is killed instead
+    src = "public static int stuck(int n) {\n    try { } finally { while (n > 0) { } }\n    return n;\n}\n"
+    cs.deploy("csharp", src, name="stuck", timeout=0.3)
+    cs.deploy("csharp", ADD_CS, name="add")
+    assert cs.invoke("stuck", 0) == 0
+    pid = mono.runtime().host().proc.pid
+    started = time.monotonic()
+    ex = cs.run("stuck", 1)
+    assert ex.status == "timeout" and "killed" in str(ex.error)
+    assert time.monotonic() - started < 0.3 + 1.0
+    assert ex.duration_ms < 300 + 100 + 50
+    ex = cs.run("add", 1, 2)
+    assert ex.value == 3 and ex.cold
+    assert mono.runtime().host().proc.pid != pid
+
+
+def test_memory_bomb_hits_limit(cs):
+    cs.deploy("csharp", BOMB_CS, name="bomb", memory_mb=16)
+    with pytest.raises(LimitExceeded, match="memory limit of 16 MB"):
+        cs.invoke("bomb", 400)
+    assert cs.invoke("bomb", 4) == 4  # the next call works
+    # one allocation larger than the whole host heap: OutOfMemoryException -> LimitExceeded
+    cs.deploy("csharp", "public static int huge(int mb) { var b = new byte[mb * (1 << 20)]; "
+                        "return b.Length; }", name="huge", memory_mb=16)
+    with pytest.raises(LimitExceeded, match="memory limit 16 MB"):
+        cs.invoke("huge", 2000)
+    assert cs.invoke("huge", 1) == 1 << 20
+
+
+def test_abort_by_execution_id(cs):
+    cs.deploy("csharp", SPIN_CS.replace("spin(", "spin_abort("), name="spin_abort", timeout=30)
+    box = {}
+
+    def call():
+        box["ex"] = cs.run("spin_abort", 1)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not cs.running() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    (running,) = cs.running()
+    assert cs.abort(running["id"]) is True
+    thread.join(10)
+    ex = box["ex"]
+    assert ex.status == "aborted" and isinstance(ex.error, Aborted)
+    assert ex.duration_ms < 5000
+
+
+def test_concurrent_calls_from_threads(cs):
+    src = """using System;
+using System.Threading;
+
+public static int slow(int x) {
+    Console.WriteLine("start " + x);
+    Thread.Sleep(200);
+    Console.WriteLine("end " + x);
+    return x * 10;
+}
+"""
+    cs.deploy("csharp", src, name="slow")
+    assert cs.invoke("slow", 0) == 0
+    results = {}
+
+    def call(i):
+        results[i] = cs.run("slow", i)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(1, 5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert time.monotonic() - started < 4 * 0.2  # they ran at the same time in the host
+    for i in range(1, 5):
+        ex = results[i]
+        assert ex.value == i * 10
+        assert [msg for _, msg, _ in ex.console] == [f"start {i}", f"end {i}"]  # not mixed up
+
+
+def test_new_version_replaces_old(cs):
+    src = "static int calls = 0;\npublic static string ver(int x) {{ calls++; return \"{v}:\" + calls; }}\n"
+    cs.deploy("csharp", src.format(v="v1"), name="ver")
+    assert cs.invoke("ver", 0) == "v1:1"
+    assert cs.invoke("ver", 0) == "v1:2"
+    cs.deploy("csharp", src.format(v="v2"), name="ver")
+    assert cs.invoke("ver", 0) == "v2:1"  # its own AppDomain: statics start fresh
+    assert cs.invoke("ver@1", 0) == "v1:3"
+    fn = cs.loader.get("ver@1").code
+    fn.close()  # what the LRU does on eviction: the AppDomain is unloaded
+    assert fn._host is None
+
+
+# -- crashes do not take the kernel down -----------------------------------------------------
+
+@pytest.mark.parametrize("body, expect", [
+    ('System.Environment.FailFast("giving up"); return x;', r"host process was killed by SIGABRT.*giving up"),
+    ("return crash(x + 1) + 1;", r"StackOverflowException"),
+    ("System.Environment.Exit(3); return x;", r"host process exited with code 3"),
+])
+def test_crashing_function_does_not_take_the_kernel_down(cs, body, expect):
+    cs.deploy("csharp", f"public static int crash(int x) {{ {body} }}", name="crash")
+    cs.deploy("csharp", ADD_CS, name="add")
+    with pytest.raises(InvocationError, match=expect):
+        cs.invoke("crash", 1)
+    assert cs.invoke("add", 2, 2) == 4  # this process is alive; the host restarts when needed
+
+
+# -- the sandbox: each escape attempt is refused ------------------------------------------------
+
+def test_escape_read_host_file(cs):
+    if not sandboxed():
+        pytest.skip("bubblewrap is not usable here")
+    assert os.path.exists("/etc/hostname")
+    cs.deploy("csharp", "public static string read(string p) { return System.IO.File.ReadAllText(p); }",
+              name="read")
+    with pytest.raises(InvocationError, match=r'FileNotFoundException: Could not find file "/etc/hostname"'):
+        cs.invoke("read", "/etc/hostname")
+
+
+def test_escape_write_outside(cs, tmp_path):
+    if not sandboxed():
+        pytest.skip("bubblewrap is not usable here")
+    cs.deploy("csharp", "public static int write(string p) { System.IO.File.WriteAllText(p, \"x\"); "
+                        "return 1; }", name="write")
+    target = tmp_path / "escaped.txt"
+    with pytest.raises(InvocationError, match="DirectoryNotFoundException"):
+        cs.invoke("write", str(target))
+    assert not target.exists()
+    with pytest.raises(InvocationError, match="UnauthorizedAccessException"):  # read-only Mono install
+        cs.invoke("write", "/usr/lib/mono/escaped.txt")
+    assert not os.path.exists("/usr/lib/mono/escaped.txt")
+    assert cs.invoke("write", "/tmp/inside.txt") == 1  # the private /tmp works
+
+
+def test_escape_spawn_process(cs):
+    cs.deploy("csharp", """using System.Diagnostics;
+public static string spawn(string exe) {
+    var p = Process.Start(new ProcessStartInfo(exe, "--version") { UseShellExecute = false });
+    p.WaitForExit();
+    return "ran " + p.ExitCode;
+}
+""", name="spawn")
+    if sandboxed():
+        with pytest.raises(InvocationError, match="Win32Exception: .*Cannot find the specified file"):
+            cs.invoke("spawn", "/bin/sh")
+    if mono.runtime().host().info.get("seccomp") == "on":
+        # the mono binary is inside the sandbox, but seccomp refuses fork (EPERM; Mono words
+        # its failed fork as "Out of memory")
+        with pytest.raises(InvocationError, match="Win32Exception: ApplicationName='/usr/bin/mono-sgen'.*"
+                                                  "Native error"):
+            cs.invoke("spawn", os.path.realpath("/usr/bin/mono"))
+
+
+def test_escape_socket_to_localhost(cs):
+    if not sandboxed():
+        pytest.skip("bubblewrap is not usable here")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.3)
+    port = listener.getsockname()[1]
+    cs.deploy("csharp", "public static string connect(int port) {\n"
+                        "    var c = new System.Net.Sockets.TcpClient();\n"
+                        "    c.Connect(\"127.0.0.1\", port);\n    return \"connected\";\n}", name="connect")
+    try:
+        with pytest.raises(InvocationError, match="SocketException: (Connection refused|Network is unreachable)"):
+            cs.invoke("connect", port)
+        with pytest.raises(socket.timeout):
+            listener.accept()  # nothing ever arrived
+    finally:
+        listener.close()
+
+
+def test_escape_read_environment(cs, monkeypatch):
+    monkeypatch.setenv("FNB_CSHARP_SECRET", "s3cret")
+    mono.runtime().shutdown()  # the next host starts with the variable set in this process
+    cs.deploy("csharp", "public static string env(string n) { return System.Environment.GetEnvironmentVariable(n); }",
+              name="env")
+    assert cs.invoke("env", "FNB_CSHARP_SECRET") is None
+    assert cs.invoke("env", "HOME") == "/tmp"
+
+
+# -- toolchain report, process hygiene ------------------------------------------------------------
+
+def test_doctor_reports_isolation_layers():
+    tc = languages.get_language("csharp").toolchain(refresh=True)
+    assert tc.usable and tc.version.startswith("mcs ") and "Mono" in tc.version
+    assert "isolation:" in tc.detail and "seccomp" in tc.detail
+    if sandboxed():
+        assert "bubblewrap sandbox" in tc.detail
+
+
+def test_shutdown_leaves_no_process(cs):
+    cs.deploy("csharp", ADD_CS, name="add")
+    assert cs.invoke("add", 1, 1) == 2
+    host = mono.runtime().host()
+    mono.runtime().shutdown()
+    assert host.proc.poll() is not None  # exited and reaped
+    assert cs.invoke("add", 1, 2) == 3  # a new host starts on demand
