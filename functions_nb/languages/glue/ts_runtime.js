@@ -1,0 +1,371 @@
+// functions-nb V8 runtime prelude: evaluated once per isolate, before the cell's bundle.
+// runtimes/v8.py replaces the FNB_CONFIG placeholder at the end with a JSON object:
+//   name      the function name
+//   kinds     one letter per parameter: n number, z boolean, s string, b Uint8Array (base64),
+//             F Float64Array (base64 of little-endian float64), j JSON text, i bigint (literal)
+//   result    the same letters for the result, or u (void)
+//   limit     the memory limit in bytes; limitMb the same in MB
+//   maxLines, maxBytes   console capture caps per call
+//
+// After it runs, the global scope has exactly: the ECMAScript built-ins, WebAssembly, Intl,
+// a capturing console, setTimeout/clearTimeout/queueMicrotask, and two frozen entry points:
+//   __fnb_call(id, ...args)  runs the function. Returns a number/boolean/undefined directly
+//                            when nothing was logged (the fast path), else a JSON envelope
+//                            string {"v"|"b"|"x": result, "c": [level, text, ...], "d": dropped}
+//                            or {"e": {"n", "m", "s"}, "c", "d"} for a thrown error; "P" when the
+//                            function returned a promise: the envelope then comes later from
+//                            __fnb_take() after __fnb_notify() told the host.
+//   __fnb_take()             the next settled asynchronous call as "id\n" + envelope.
+(function (cfg) {
+  "use strict";
+  const G = globalThis;
+  const notify = G.__fnb_notify;
+  delete G.__fnb_notify;
+
+  // Intrinsics captured before any user code can replace them.
+  const stringify = JSON.stringify;
+  const parse = JSON.parse;
+  const apply = Reflect.apply;
+  const construct = Reflect.construct;
+  const defineProperty = Object.defineProperty;
+  const isArray = Array.isArray;
+  const isView = ArrayBuffer.isView;
+  const U8 = Uint8Array;
+  const F64 = Float64Array;
+  const AB = ArrayBuffer;
+  const fromB64 = U8.fromBase64;
+  const toB64 = U8.prototype.toBase64;
+  const waitAsync = Atomics.waitAsync;
+  const PromiseCtor = Promise;
+  const resolved = PromiseCtor.resolve();
+  const then = PromiseCtor.prototype.then;
+  const push = Array.prototype.push;
+  const shift = Array.prototype.shift;
+  const ErrorCtor = Error;
+  const StringCtor = String;
+  const nowMs = Date.now;
+
+  // -- no host access: remove anything an embedder might have added ------------------------
+  for (const name of ["require", "process", "module", "exports", "global", "fetch", "XMLHttpRequest",
+    "WebSocket", "Deno", "Bun", "importScripts", "navigator", "print", "read", "readbuffer",
+    "readline", "load", "os", "quit", "write", "Realm", "d8", "testRunner", "performance",
+    "setInterval", "clearInterval", "setImmediate", "__timer_manager"]) {
+    delete G[name];
+  }
+  // A blocking wait would only stall this isolate's thread until the time limit; keep waitAsync.
+  delete Atomics.wait;
+
+  // -- console ------------------------------------------------------------------------------
+  let lines = [];
+  let bytes = 0;
+  let dropped = 0;
+  const maxLines = cfg.maxLines;
+  const maxBytes = cfg.maxBytes;
+
+  function show(v, depth) {
+    switch (typeof v) {
+      case "string": return depth ? stringify(v) : v;
+      case "number": return Object.is(v, -0) ? "-0" : StringCtor(v);
+      case "bigint": return StringCtor(v) + "n";
+      case "boolean": case "undefined": return StringCtor(v);
+      case "symbol": return v.toString();
+      case "function": return "[Function: " + (v.name || "(anonymous)") + "]";
+    }
+    if (v === null) return "null";
+    try {
+      if (v instanceof ErrorCtor) return StringCtor(v.stack || v.name + ": " + v.message);
+      if (depth > 2) return isArray(v) ? "[Array]" : "[Object]";
+      const more = (n) => (n > 100 ? ", ... " + (n - 100) + " more" : "");
+      if (isArray(v)) {
+        return "[ " + v.slice(0, 100).map((x) => show(x, depth + 1)).join(", ") + more(v.length) + " ]";
+      }
+      if (isView(v) && typeof v.length === "number") {
+        const items = Array.prototype.slice.call(v, 0, 100).map((x) => show(x, depth + 1));
+        return v.constructor.name + "(" + v.length + ") [ " + items.join(", ") + more(v.length) + " ]";
+      }
+      if (v instanceof Map) {
+        const items = [...v].slice(0, 100).map(([k, x]) => show(k, depth + 1) + " => " + show(x, depth + 1));
+        return "Map(" + v.size + ") { " + items.join(", ") + more(v.size) + " }";
+      }
+      if (v instanceof Set) {
+        const items = [...v].slice(0, 100).map((x) => show(x, depth + 1));
+        return "Set(" + v.size + ") { " + items.join(", ") + more(v.size) + " }";
+      }
+      const keys = Object.keys(v);
+      const body = keys.slice(0, 100).map((k) => k + ": " + show(v[k], depth + 1));
+      return keys.length ? "{ " + body.join(", ") + more(keys.length) + " }" : "{}";
+    } catch (e) {
+      return "[unprintable]";
+    }
+  }
+
+  function format(args) {
+    let i = 0;
+    let head = "";
+    if (typeof args[0] === "string" && args[0].includes("%")) {
+      i = 1;
+      head = args[0].replace(/%[sdifjoOc%]/g, (m) => {
+        if (m === "%%") return "%";
+        if (i >= args.length) return m;
+        const a = args[i++];
+        switch (m) {
+          case "%s": return typeof a === "string" ? a : show(a, 1);
+          case "%d": case "%i": return StringCtor(m === "%i" ? Math.trunc(Number(a)) : Number(a));
+          case "%f": return StringCtor(Number(a));
+          case "%c": return "";
+          default: return show(a, 1);
+        }
+      });
+    }
+    const rest = [];
+    for (; i < args.length; i++) rest.push(show(args[i], 0));
+    return i > 0 && head !== "" ? [head, ...rest].join(" ") : rest.join(" ");
+  }
+
+  function emit(level, args) {
+    if (lines.length >= 2 * maxLines || bytes >= maxBytes) {
+      dropped++;
+      return;
+    }
+    let text;
+    try {
+      text = format(args);
+    } catch (e) {
+      text = "[unprintable]";
+    }
+    if (text.length > maxBytes) text = text.slice(0, maxBytes);
+    bytes += text.length;
+    lines.push(level, text);
+  }
+
+  const con = {};
+  for (const [name, level] of [["debug", 0], ["log", 1], ["info", 2], ["warn", 3], ["error", 4],
+    ["trace", 0], ["dir", 1], ["table", 1]]) {
+    con[name] = function (...args) { emit(level, args); };
+  }
+  con.assert = function (cond, ...args) {
+    if (!cond) emit(4, args.length ? ["Assertion failed:", ...args] : ["Assertion failed"]);
+  };
+  const counts = new Map();
+  const started = new Map();
+  con.count = function (label = "default") {
+    const n = (counts.get(label) || 0) + 1;
+    counts.set(label, n);
+    emit(1, [label + ": " + n]);
+  };
+  con.time = function (label = "default") { started.set(label, nowMs()); };
+  con.timeEnd = function (label = "default") {
+    if (started.has(label)) emit(1, [label + ": " + (nowMs() - started.get(label)) + " ms"]);
+    started.delete(label);
+  };
+  defineProperty(G, "console", { value: con, writable: true, configurable: true, enumerable: false });
+
+  // -- timers (no host: Atomics.waitAsync timeouts, run by the isolate's own task loop) --------
+  let nextTimer = 1;
+  const timers = new Set();
+  function setTimeout(fn, ms, ...args) {
+    const id = nextTimer++;
+    timers.add(id);
+    const fire = () => { if (timers.delete(id)) apply(fn, undefined, args); };
+    const r = waitAsync(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.max(0, Number(ms) || 0));
+    apply(then, r.async ? r.value : resolved, [fire]);
+    return id;
+  }
+  function clearTimeout(id) { timers.delete(id); }
+  function queueMicrotask(fn) { apply(then, resolved, [() => fn()]); }
+  for (const [k, f] of [["setTimeout", setTimeout], ["clearTimeout", clearTimeout], ["queueMicrotask", queueMicrotask]]) {
+    defineProperty(G, k, { value: f, writable: true, configurable: true, enumerable: false });
+  }
+
+  // -- off-heap buffers: refuse single allocations beyond the memory limit ----------------------
+  // (the V8 heap itself is capped by the host; ArrayBuffer memory lives outside that heap)
+  const limit = cfg.limit;
+  function refuse(n) {
+    throw new RangeError("fnb-memory: allocating " + n + " bytes exceeds the " + cfg.limitMb +
+      " MB memory limit");
+  }
+  function guard(holder, name, bytesOf) {
+    const C = holder[name];
+    if (typeof C !== "function") return;
+    const P = new Proxy(C, {
+      construct(target, args, newTarget) {
+        const n = bytesOf(args);
+        if (n > limit) refuse(n);
+        return construct(target, args, newTarget === P ? target : newTarget);
+      },
+    });
+    defineProperty(C.prototype, "constructor", { value: P, writable: true, configurable: true, enumerable: false });
+    defineProperty(holder, name, { value: P, writable: true, configurable: true, enumerable: false });
+  }
+  function guardMethod(proto, name, bytesOf) {
+    const f = proto && proto[name];
+    if (typeof f !== "function") return;
+    defineProperty(proto, name, {
+      value: { [name](...args) { const n = bytesOf(this, args); if (n > limit) refuse(n); return apply(f, this, args); } }[name],
+      writable: true, configurable: true, enumerable: false,
+    });
+  }
+  const num = (x) => (typeof x === "number" ? x : Number(x) || 0);
+  const lengthOf = (a) => {
+    if (a === null || a === undefined) return 0;
+    if (typeof a !== "object") return num(a);
+    if (a instanceof AB || a instanceof SharedArrayBuffer) return 0;  // a view on existing memory
+    return num(a.length);
+  };
+  for (const name of ["Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array",
+    "Float16Array", "Int32Array", "Uint32Array", "Float32Array", "Float64Array", "BigInt64Array",
+    "BigUint64Array"]) {
+    const size = G[name] ? G[name].BYTES_PER_ELEMENT : 1;
+    guard(G, name, (args) => size * lengthOf(args[0]));
+  }
+  const bufferBytes = (args) => Math.max(num(args[0]), args[1] && typeof args[1] === "object" ? num(args[1].maxByteLength) : 0);
+  guard(G, "ArrayBuffer", bufferBytes);
+  guard(G, "SharedArrayBuffer", bufferBytes);
+  guardMethod(AB.prototype, "resize", (_, a) => num(a[0]));
+  guardMethod(AB.prototype, "transfer", (_, a) => num(a[0]));
+  guardMethod(AB.prototype, "transferToFixedLength", (_, a) => num(a[0]));
+  guardMethod(SharedArrayBuffer.prototype, "grow", (_, a) => num(a[0]));
+  if (typeof WebAssembly === "object") {
+    guard(WebAssembly, "Memory", (args) => 65536 * (args[0] && typeof args[0] === "object" ? num(args[0].initial) : 0));
+    guardMethod(WebAssembly.Memory.prototype, "grow", (m, a) => {
+      let current = 0;
+      try { current = m.buffer.byteLength; } catch (e) { current = 0; }
+      return current + 65536 * num(a[0]);
+    });
+  }
+
+  // -- the call path ------------------------------------------------------------------------
+  let entry = null;
+  const kinds = cfg.kinds;
+  const nparams = kinds.length;
+  const rk = cfg.result;
+  const done = [];
+
+  function decode(args) {
+    for (let i = 0; i < nparams; i++) {
+      switch (kinds[i]) {
+        case "j": args[i] = parse(args[i]); break;
+        case "b": args[i] = fromB64(args[i]); break;
+        case "F": {
+          const u = fromB64(args[i]);
+          args[i] = new F64(u.buffer, u.byteOffset, u.byteLength / 8);
+          break;
+        }
+      }
+    }
+  }
+
+  function drain(env) {
+    if (lines.length) env.c = lines;
+    if (dropped) env.d = dropped;
+    lines = [];
+    bytes = 0;
+    dropped = 0;
+    return env;
+  }
+
+  function bigints(key, value) {
+    if (typeof value !== "bigint") return value;
+    const n = Number(value);
+    return Number.isSafeInteger(n) ? n : StringCtor(value);
+  }
+
+  function errorInfo(e) {
+    try {
+      if (e instanceof ErrorCtor) {
+        return { n: StringCtor(e.name), m: StringCtor(e.message), s: StringCtor(e.stack || "") };
+      }
+      return { n: "", m: "threw " + show(e, 1), s: "" };
+    } catch (err) {
+      return { n: "", m: "threw an unprintable value", s: "" };
+    }
+  }
+
+  function envelope(env) {
+    try {
+      return stringify(env);
+    } catch (e) {
+      try {
+        return stringify(env, bigints);
+      } catch (e2) {
+        return stringify({ e: { n: "TypeError", m: "the result is not JSON-serializable: " + e2.message, s: "" }, c: env.c, d: env.d });
+      }
+    }
+  }
+
+  function result(v) {
+    // -> the envelope's value field for the declared result kind
+    switch (rk) {
+      case "u": return {};
+      case "b": case "F":
+        if (isView(v)) return { b: apply(toB64, new U8(v.buffer, v.byteOffset, v.byteLength), []) };
+        if (v instanceof AB) return { b: apply(toB64, new U8(v), []) };
+        return { v: v };
+      case "n": return typeof v === "number" && !Number.isFinite(v) ? { x: StringCtor(v) } : { v: v };
+      case "i": return typeof v === "bigint" ? { x: StringCtor(v) } : { v: v };
+      default: return { v: v };
+    }
+  }
+
+  function finish(v, direct) {
+    if (direct && lines.length === 0 && dropped === 0) {
+      if (rk === "n" && typeof v === "number") return v;
+      if (rk === "z" && typeof v === "boolean") return v;
+      if (rk === "u") return undefined;
+    }
+    let env;
+    try {
+      env = result(v);
+    } catch (e) {
+      env = { e: errorInfo(e) };
+    }
+    return envelope(drain(env));
+  }
+
+  function fail(e) {
+    return envelope(drain({ e: errorInfo(e) }));
+  }
+
+  function settle(id, text) {
+    apply(push, done, [id + "\n" + text]);
+    notify();
+  }
+
+  function isThenable(v) {
+    try {
+      return v !== null && (typeof v === "object" || typeof v === "function") && typeof v.then === "function";
+    } catch (e) {
+      return false;
+    }
+  }
+
+  function call(id, ...args) {
+    let v;
+    try {
+      decode(args);
+      v = apply(entry, undefined, args);
+    } catch (e) {
+      return fail(e);
+    }
+    if (isThenable(v)) {
+      apply(then, PromiseCtor.resolve(v), [(r) => settle(id, finish(r, false)), (e) => settle(id, fail(e))]);
+      return "P";
+    }
+    return finish(v, true);
+  }
+
+  function bind() {
+    const m = G.__fnb_cell;
+    entry = m ? m.__fnb_entry : undefined;
+    G.__fnb_cell = undefined;
+    delete G.__fnb_bind;
+    if (typeof entry !== "function") {
+      throw new TypeError(cfg.name + " is not a function (the cell must define function " + cfg.name + ")");
+    }
+  }
+
+  const fixed = { writable: false, configurable: false, enumerable: false };
+  defineProperty(G, "__fnb_call", { value: call, ...fixed });
+  defineProperty(G, "__fnb_take", { value: () => apply(shift, done, []), ...fixed });
+  defineProperty(G, "__fnb_bind", { value: bind, writable: false, configurable: true, enumerable: false });
+})(/*FNB_CONFIG*/);
