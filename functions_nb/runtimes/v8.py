@@ -69,6 +69,8 @@ INIT_TIMEOUT = 5.0
 #: After a cancel, seconds until the host counts as wedged and is killed.
 CANCEL_GRACE = 2.0
 HOST_START_TIMEOUT = 30.0
+#: Pipe read size (below malloc's mmap threshold, reused).
+READ_CHUNK = 1 << 16
 #: Data-segment budget per isolate beyond twice its memory limit (V8 reserves ~11 MB each).
 ISOLATE_OVERHEAD_MB = 32
 HOST_SLACK_MB = 256
@@ -144,15 +146,25 @@ class _HostServer:
             except OSError:
                 os._exit(0)  # the parent is gone
 
-    def _read(self, n: int) -> bytes:
-        parts, left = [], n
-        while left:
-            chunk = os.read(self.rfd, min(left, 1 << 20))
-            if not chunk:
+    def _frames(self) -> Any:
+        """Yield (call id, isolate id, op, payload) per request."""
+        buf = bytearray()
+        size = _REQ.size
+        chunk = memoryview(bytearray(READ_CHUNK))
+        reader = open(self.rfd, "rb", buffering=0, closefd=False)  # noqa: SIM115
+        while True:
+            got = reader.readinto(chunk)  # no per-read allocation
+            if not got:
                 os._exit(0)  # the parent closed the pipe
-            parts.append(chunk)
-            left -= len(chunk)
-        return b"".join(parts)
+            buf += chunk[:got]
+            off = 0
+            while len(buf) - off >= size:
+                n, call_id, iso, op = _REQ.unpack_from(buf, off)
+                if len(buf) - off - size < n:
+                    break
+                yield call_id, iso, op, bytes(buf[off + size:off + size + n])
+                off += size + n
+            del buf[:off]
 
     def _string(self, ctx: int, text: bytes) -> Any:
         return self.dll.mr_alloc_string_val(ctx, text, len(text), T_STR)
@@ -217,18 +229,20 @@ class _HostServer:
 
     # requests -------------------------------------------------------------------------
     def serve(self) -> None:
-        size = _REQ.size
-        while True:
-            n, call_id, iso, op = _REQ.unpack(self._read(size))
-            payload = self._read(n) if n else b""
-            if op == OP_EVAL:
-                self._eval(call_id, iso, payload)
-            elif op == OP_CANCEL:
-                self._cancel(call_id, iso)
-            elif op == OP_NEW:
-                threading.Thread(target=self._new, args=(call_id, iso, payload), daemon=True).start()
-            elif op == OP_FREE:
-                self._free(iso)
+        for call_id, iso, op, payload in self._frames():
+            try:
+                if op == OP_EVAL:
+                    self._eval(call_id, iso, payload)
+                elif op == OP_CANCEL:
+                    self._cancel(call_id, iso)
+                elif op == OP_NEW:
+                    threading.Thread(target=self._new, args=(call_id, iso, payload), daemon=True).start()
+                elif op == OP_FREE:
+                    self._free(iso)
+            except Exception as exc:  # noqa: BLE001 - answer the request, keep serving
+                with self.lock:
+                    self.calls.pop(call_id, None)
+                self.send(call_id, T_EXC, f"V8 host error: {exc!r}".encode())
 
     def _eval(self, call_id: int, iso: int, code: bytes) -> None:
         ctx = self.ctxs.get(iso)
@@ -397,6 +411,8 @@ class _Host:
         self._cond = threading.Condition(threading.Lock())
         self._followers = 0
         self._buf = bytearray()
+        self._chunk = memoryview(bytearray(READ_CHUNK))
+        self._rfile = open(self.rfd, "rb", buffering=0, closefd=False)  # noqa: SIM115
         ready = _Waiter()
         self.waiters[0] = ready
         deadline = time.monotonic() + HOST_START_TIMEOUT
@@ -482,14 +498,14 @@ class _Host:
     def _read(self) -> None:
         """Read what is available and deliver complete frames."""
         try:
-            data = os.read(self.rfd, 1 << 18)
+            got = self._rfile.readinto(self._chunk)  # no per-read allocation
         except OSError:
-            data = b""
-        if not data:
+            got = 0
+        if not got:
             self._died()
             return
         buf = self._buf
-        buf += data
+        buf += self._chunk[:got]
         off, size, woke = 0, _RESP.size, False
         while len(buf) - off >= size:
             n, call_id, typ = _RESP.unpack_from(buf, off)
