@@ -469,6 +469,28 @@ def test_doctor_reports_isolation_layers():
         assert "bubblewrap sandbox" in tc.detail
 
 
+def test_host_killed_from_outside_restarts(cs):
+    cs.deploy("csharp", ADD_CS, name="add")
+    assert cs.invoke("add", 1, 1) == 2
+    host = mono.runtime().host()
+    host.proc.kill()
+    deadline = time.monotonic() + 5
+    while host.alive and time.monotonic() < deadline:  # noticed without any call in flight
+        time.sleep(0.01)
+    assert not host.alive and "killed" in host.reason
+    ex = cs.run("add", 1, 2)
+    assert ex.value == 3 and ex.cold
+    assert mono.runtime().host() is not host
+
+
+def test_large_memory_limit_raises_the_host_heap_cap(cs):
+    src = BOMB_CS.replace("bomb(", "bigbomb(")
+    cs.deploy("csharp", src, name="bigbomb", memory_mb=1200)
+    assert cs.invoke("bigbomb", 64) == 64  # more than a 16 MB function could hold
+    assert mono.runtime().heap_mb >= 1200 + mono.HEAP_HEADROOM_MB
+    assert mono.runtime().host().heap_mb == mono.runtime().heap_mb
+
+
 def test_shutdown_leaves_no_process(cs):
     cs.deploy("csharp", ADD_CS, name="add")
     assert cs.invoke("add", 1, 1) == 2

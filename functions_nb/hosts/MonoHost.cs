@@ -7,15 +7,20 @@
 //   'L' load    body: u32 fid | u32 memory_mb | str type | str method | u8 n | n x (u8 kind, str type)
 //                     | u8 result kind | bytes code         -> 'R' reply, status 0 or 6 + message
 //   'C' call    body: u32 fid | u32 timeout_ms | arguments  -> 'R' reply
-//   'A' abort   body: u32 target request id | u8 reason (1 abort, 2 timeout)   (no reply)
-//   'U' unload  body: u32 fid                                                 (no reply)
+//   'A' abort   body: u32 target request id | u32 fid | u8 reason (1 abort, 2 timeout)  (no reply)
+//   'U' unload  body: u32 fid                                                         (no reply)
 // Reply 'R': u8 status | u32 console bytes | console (u8 level, str line)* | value or str message.
 // Status: 0 ok, 1 exception, 2 timeout, 3 aborted, 4 memory, 5 bad argument, 6 host error.
 // str/bytes = u32 length (0xFFFFFFFF = null) + bytes; arrays = u32 count + raw little-endian items.
 //
 // Each function version lives in its own AppDomain (own statics, own Console), unloaded on 'U'.
-// Calls run on pooled worker threads; a watchdog thread aborts a call (Thread.Abort) at its
-// deadline or when the heap grew past its memory limit. A worker whose call was aborted retires.
+// A call never crosses an AppDomain boundary through remoting (that costs 45-75 us per call on
+// Mono 6.8): the main thread reads a frame into unmanaged memory and writes a 16-byte ticket
+// (pointer, length) into the function's ticket pipe; worker threads that live inside the
+// function's AppDomain read tickets, run the call and write the reply frame straight to the
+// output pipe (a spin lock in unmanaged memory keeps frames whole). A watchdog thread per
+// AppDomain aborts a call (Thread.Abort) at its deadline or when the heap grew past the
+// function's memory limit; a worker whose call was aborted retires.
 using System;
 using System.Collections;
 using System.Collections.Generic;
@@ -48,6 +53,10 @@ static unsafe class Native {
     [DllImport("libc", SetLastError = true)]
     public static extern IntPtr write(int fd, byte* buf, IntPtr count);
     [DllImport("libc", SetLastError = true)]
+    public static extern int pipe2(int[] fds, int flags);
+    [DllImport("libc", SetLastError = true)]
+    public static extern int close(int fd);
+    [DllImport("libc", SetLastError = true)]
     public static extern int prctl(int option, IntPtr a2, IntPtr a3, IntPtr a4, IntPtr a5);
     [DllImport("libc", SetLastError = true)]
     public static extern IntPtr syscall(IntPtr number, IntPtr a1, IntPtr a2, IntPtr a3);
@@ -65,6 +74,27 @@ static unsafe class Native {
             }
         }
         return true;
+    }
+
+    public static bool ReadExact(int fd, byte* p, int count) {
+        int got = 0;
+        while (got < count) {
+            long n = (long)read(fd, p + got, (IntPtr)(count - got));
+            if (n > 0) { got += (int)n; continue; }
+            if (n < 0 && Marshal.GetLastWin32Error() == EINTR) continue;
+            return false;
+        }
+        return true;
+    }
+
+    /// Writes a whole frame under the process-wide spin lock at `spin` (unmanaged memory, so
+    /// every AppDomain shares it). Runs in a finally block: a Thread.Abort cannot cut it short.
+    public static void Send(int fd, IntPtr spin, byte[] frame) {
+        try { } finally {
+            int* l = (int*)spin;
+            while (Interlocked.CompareExchange(ref *l, 1, 0) != 0) Thread.Yield();
+            try { WriteAll(fd, frame, frame.Length); } finally { Volatile.Write(ref *l, 0); }
+        }
     }
 
     public static void WriteAll(int fd, byte[] buf, int count) {
@@ -295,13 +325,18 @@ sealed class RoutingWriter : TextWriter {
 
 // -- the function's side: lives in the function's own AppDomain -----------------------
 
-/// Loads one function version into its AppDomain and runs calls there.
+/// One function version in its AppDomain: loads it, runs its worker threads and its watchdog.
 public sealed class Agent : MarshalByRefObject {
     MethodInfo method;
     Func<object[], object> invoke;
     int[] throwLines = new int[0];
     Func<WireReader, object>[] readers;
     Action<WireWriter, object> writeResult;
+    int ticketFd, outFd;
+    IntPtr spin;
+    unsafe int* available;  // idle workers minus unread tickets (shared with the main thread)
+    long memoryLimit;
+    readonly Dictionary<uint, Call> calls = new Dictionary<uint, Call>();
 
     public Agent() {
         Console.SetOut(new RoutingWriter(1));
@@ -313,10 +348,11 @@ public sealed class Agent : MarshalByRefObject {
 
     public override object InitializeLifetimeService() { return null; }  // lives until unloaded
 
-    /// Returns null when loaded, else the reason.
-    public string Load(byte[] code, string typeName, string methodName, byte[] kinds, string[] written, byte result) {
+    /// Returns null when loaded (and starts the watchdog and one worker), else the reason.
+    public unsafe string Load(byte[] code, string typeName, string methodName, byte[] kinds, string[] written,
+                              byte result, long memoryLimit, int ticketFd, int outFd, long spin, long available) {
         try {
-            byte[] dll = code, symbols = null;
+            byte[] dll, symbols;
             SplitSymbols(code, out dll, out symbols, out throwLines);
             Assembly asm = symbols != null ? Assembly.Load(dll, symbols) : Assembly.Load(dll);
             method = FindMethod(asm, typeName, methodName, kinds.Length);
@@ -327,15 +363,155 @@ public sealed class Agent : MarshalByRefObject {
             }
             writeResult = Writer(result, method.ReturnType);
             invoke = Invoker(method);
-            return null;
         } catch (Exception e) {
             return e is TargetInvocationException && e.InnerException != null
                 ? Describe(e.InnerException, throwLines) : e.GetType().Name + ": " + e.Message;
         }
+        this.memoryLimit = memoryLimit;
+        this.ticketFd = ticketFd;
+        this.outFd = outFd;
+        this.spin = (IntPtr)spin;
+        this.available = (int*)available;
+        new Thread(Watchdog) { IsBackground = true, Name = "fnb-watchdog" }.Start();
+        AddWorker();
+        return null;
     }
 
-    /// Splits the artifact: [dll][mdb][u32 throw line]*[u32 count][u32 mdb size]["FNBCS001"]
-    /// (the dll loads as is; the rest is an overlay appended by languages/csharp.py).
+    /// Counts the new worker as available at once (not when its thread gets going), so the
+    /// main thread never starts two for one ticket.
+    public unsafe void AddWorker() {
+        Interlocked.Increment(ref *available);
+        new Thread(Worker, 16 << 20) { IsBackground = true, Name = "fnb-worker" }.Start();
+    }
+
+    /// Abort request from the kernel ('A'): true when the call was running here.
+    public bool Abort(uint rid, byte reason) {
+        Call call;
+        lock (calls) calls.TryGetValue(rid, out call);
+        return call != null && Abort(call, reason);
+    }
+
+    // -- workers ---------------------------------------------------------------------------
+    unsafe void Worker() {
+        var ticket = new byte[16];
+        while (true) {
+            if (!Native.ReadExact(ticketFd, ticket, 0, 16)) return;  // EOF: the function is unloading
+            var ptr = (IntPtr)BitConverter.ToInt64(ticket, 0);
+            int len = BitConverter.ToInt32(ticket, 8);
+            var req = new byte[len];
+            Marshal.Copy(ptr, req, 0, len);
+            Marshal.FreeHGlobal(ptr);
+            Call call = Run(req);
+            if (call.AbortRequested) return;  // a late abort may still be pending: retire this thread
+            Interlocked.Increment(ref *available);
+        }
+    }
+
+    Call Run(byte[] req) {
+        uint timeoutMs = BitConverter.ToUInt32(req, 13);
+        var call = new Call {
+            Rid = BitConverter.ToUInt32(req, 5), Thread = Thread.CurrentThread,
+            Deadline = Stopwatch.GetTimestamp() + (long)(timeoutMs * (Stopwatch.Frequency / 1000.0)),
+        };
+        if (memoryLimit > 0) {
+            call.Baseline = GC.GetTotalMemory(false);
+            call.NextCheck = call.Baseline + memoryLimit;
+        }
+        byte[] reply = null;
+        lock (call) call.Running = true;
+        lock (calls) { calls[call.Rid] = call; Monitor.Pulse(calls); }
+        try {
+            reply = Invoke(req);
+        } catch (ThreadAbortException) {
+            Thread.ResetAbort();
+        } catch (Exception e) {
+            reply = ErrorFrame(call.Rid, Status.Host, Describe(e, null));
+        } finally {
+            lock (call) call.Running = false;
+            lock (calls) calls.Remove(call.Rid);
+            if (reply == null || reply[9] == Status.Interrupted) reply = Interrupted(call, reply);
+            Native.Send(outFd, spin, reply);
+        }
+        return call;
+    }
+
+    /// The reply of a call the watchdog (or an abort request) stopped: keeps its console output.
+    byte[] Interrupted(Call call, byte[] partial) {
+        byte reason = call.Reason != 0 ? call.Reason : Status.Aborted;
+        string message;
+        if (reason == Status.Memory)
+            message = "memory limit of " + (memoryLimit >> 20) + " MB exceeded (the heap grew by "
+                + (call.Used >> 20) + " MB during the call)";
+        else if (reason == Status.Timeout) message = "stopped at its time limit";
+        else message = "aborted";
+        if (partial == null) return ErrorFrame(call.Rid, reason, message);
+        uint conLen = BitConverter.ToUInt32(partial, 10);
+        var w = new WireWriter();
+        w.Raw(partial, 0, 14 + (int)conLen);  // header, status, console lines
+        w.Str(message);
+        byte[] frame = w.Frame();
+        frame[9] = reason;
+        return frame;
+    }
+
+    internal static byte[] ErrorFrame(uint rid, byte status, string message) {
+        var w = new WireWriter();
+        w.U32(0); w.U8((byte)'R'); w.U32(rid); w.U8(status); w.U32(0); w.Str(message);
+        return w.Frame();
+    }
+
+    // -- watchdog: deadlines and memory ---------------------------------------------------
+    static bool Abort(Call call, byte reason) {
+        lock (call) {
+            if (!call.Running || call.AbortRequested) return false;
+            call.AbortRequested = true;
+            call.Reason = reason;
+            call.Thread.Abort();
+            return true;
+        }
+    }
+
+    void Watchdog() {
+        var due = new List<KeyValuePair<Call, byte>>();
+        var running = new List<Call>();
+        while (true) {
+            lock (calls) {
+                if (calls.Count == 0) Monitor.Wait(calls);
+                else Monitor.Wait(calls, 2);
+                running.Clear();
+                running.AddRange(calls.Values);
+            }
+            long now = Stopwatch.GetTimestamp();
+            bool memory = false;
+            foreach (Call call in running) {
+                if (call.AbortRequested) continue;
+                if (now >= call.Deadline) due.Add(new KeyValuePair<Call, byte>(call, Status.Timeout));
+                else if (memoryLimit > 0) memory = true;
+            }
+            if (memory) CheckMemory(running, due);
+            foreach (var d in due) Abort(d.Key, d.Value);
+            due.Clear();
+        }
+    }
+
+    void CheckMemory(List<Call> running, List<KeyValuePair<Call, byte>> due) {
+        long used = GC.GetTotalMemory(false);
+        bool over = false;
+        foreach (Call call in running) if (used > call.NextCheck) over = true;
+        if (!over) return;
+        used = GC.GetTotalMemory(true);  // collect: only live objects count
+        foreach (Call call in running) {
+            if (call.AbortRequested) continue;
+            long grown = used - call.Baseline;
+            if (grown > memoryLimit) {
+                call.Used = grown;
+                due.Add(new KeyValuePair<Call, byte>(call, Status.Memory));
+            } else {
+                call.NextCheck = used + Math.Max(memoryLimit - grown, 1 << 20) / 2 + (1 << 20);
+            }
+        }
+    }
+
     /// A direct call through a DynamicMethod, not MethodInfo.Invoke: faster, exceptions are not
     /// wrapped, and Mono turns a stack overflow below it into a catchable StackOverflowException
     /// (below MethodInfo.Invoke's native frame it is fatal to the whole process).
@@ -359,6 +535,8 @@ public sealed class Agent : MarshalByRefObject {
         return f;
     }
 
+    /// Splits the artifact: [dll][mdb][u32 throw line]*[u32 count][u32 mdb size]["FNBCS001"]
+    /// (the dll loads as is; the rest is an overlay appended by languages/csharp.py).
     static void SplitSymbols(byte[] code, out byte[] dll, out byte[] symbols, out int[] throwLines) {
         dll = code; symbols = null; throwLines = new int[0];
         int n = code.Length;
@@ -457,7 +635,7 @@ public sealed class Agent : MarshalByRefObject {
     }
 
     /// Runs one call; `req` is the whole request frame. Returns the whole reply frame.
-    public byte[] Invoke(byte[] req) {
+    byte[] Invoke(byte[] req) {
         var r = new WireReader(req, 17);  // after length, op, request id, fid, timeout
         var w = new WireWriter();
         w.U32(0); w.U8((byte)'R'); w.U32(BitConverter.ToUInt32(req, 5));
@@ -574,20 +752,8 @@ public sealed class Agent : MarshalByRefObject {
     }
 }
 
-// -- the host's side: default AppDomain -----------------------------------------------
-
-sealed class Fn {
-    public uint Id;
-    public AppDomain Domain;
-    public Agent Agent;
-    public long MemoryLimit;  // bytes of heap growth a call may cause
-}
-
-sealed class Job {
-    public byte Op;
+sealed class Call {
     public uint Rid;
-    public byte[] Frame;
-    public Fn Fn;
     public Thread Thread;
     public long Deadline;       // Stopwatch ticks
     public long Baseline;       // heap bytes when the call started
@@ -598,19 +764,28 @@ sealed class Job {
     public long Used;
 }
 
-static class Host {
+// -- the host's side: default AppDomain -----------------------------------------------
+
+sealed class Fn {
+    public uint Id;
+    public AppDomain Domain;
+    public Agent Agent;
+    public int TicketRead, TicketWrite;
+    public IntPtr Available;
+}
+
+static unsafe class Host {
     static int outFd;
-    static readonly object writeLock = new object();
+    static IntPtr spin;
     static readonly Dictionary<uint, Fn> fns = new Dictionary<uint, Fn>();
-    static readonly Dictionary<uint, Job> running = new Dictionary<uint, Job>();
-    static readonly Queue<Job> queue = new Queue<Job>();
-    static int idle;
     static string hostDir;
 
     static int Main(string[] args) {
         int inFd = int.Parse(args[0]);
         outFd = int.Parse(args[1]);
         string seccomp = Native.InstallSeccomp(args.Length > 2 ? args[2] : "-");
+        spin = Marshal.AllocHGlobal(8);
+        Marshal.WriteInt64(spin, 0);
         hostDir = Path.GetDirectoryName(typeof(Host).Assembly.Location);
         Console.SetOut(new RoutingWriter(1));
         Console.SetError(new RoutingWriter(4));
@@ -618,17 +793,20 @@ static class Host {
         var hello = new WireWriter();
         hello.U32(0); hello.U8((byte)'H'); hello.U32(0);
         hello.Str("mono=" + MonoVersion() + ";seccomp=" + seccomp + ";pid=" + Process.GetCurrentProcess().Id);
-        Send(hello.Frame());
-        var watchdog = new Thread(Watchdog) { IsBackground = true, Name = "fnb-watchdog" };
-        watchdog.Start();
+        Native.Send(outFd, spin, hello.Frame());
         var header = new byte[4];
         while (true) {
             if (!Native.ReadExact(inFd, header, 0, 4)) break;
             int len = BitConverter.ToInt32(header, 0);
             if (len < 5 || len > (1 << 30)) break;
+            IntPtr mem = Marshal.AllocHGlobal(len + 4);
+            byte* p = (byte*)mem;
+            *(int*)p = len;
+            if (!Native.ReadExact(inFd, p + 4, len)) break;
+            if (p[4] == (byte)'C') { Enqueue(mem, len + 4); continue; }
             var frame = new byte[len + 4];
-            Buffer.BlockCopy(header, 0, frame, 0, 4);
-            if (!Native.ReadExact(inFd, frame, 4, len)) break;
+            Marshal.Copy(mem, frame, 0, len + 4);
+            Marshal.FreeHGlobal(mem);
             Dispatch(frame);
         }
         Environment.Exit(0);  // the kernel went away: end every thread, including runaway ones
@@ -641,124 +819,59 @@ static class Host {
         return m == null ? "?" : ((string)m.Invoke(null, null)).Split(' ')[0];
     }
 
+    /// Hands a call to a worker of the function's AppDomain: a ticket (frame pointer, length).
+    static void Enqueue(IntPtr mem, int size) {
+        byte* p = (byte*)mem;
+        uint rid = *(uint*)(p + 5), fid = *(uint*)(p + 9);
+        Fn fn;
+        lock (fns) fns.TryGetValue(fid, out fn);
+        if (fn == null) {
+            Marshal.FreeHGlobal(mem);
+            Send(Agent.ErrorFrame(rid, Status.Host, "function " + fid + " is not loaded in the host"));
+            return;
+        }
+        if (Interlocked.Decrement(ref *(int*)fn.Available) < 0) fn.Agent.AddWorker();  // all busy
+        var ticket = new byte[16];
+        Buffer.BlockCopy(BitConverter.GetBytes((long)mem), 0, ticket, 0, 8);
+        Buffer.BlockCopy(BitConverter.GetBytes(size), 0, ticket, 8, 4);
+        Native.WriteAll(fn.TicketWrite, ticket, 16);  // <= PIPE_BUF: atomic, read whole by one worker
+    }
+
     static void Dispatch(byte[] frame) {
         byte op = frame[4];
         uint rid = BitConverter.ToUInt32(frame, 5);
         switch ((char)op) {
-            case 'C': {
-                uint fid = BitConverter.ToUInt32(frame, 9);
-                Fn fn;
-                lock (fns) fns.TryGetValue(fid, out fn);
-                if (fn == null) { SendError(rid, Status.Host, "function " + fid + " is not loaded in the host"); return; }
-                uint timeoutMs = BitConverter.ToUInt32(frame, 13);
-                var job = new Job { Op = op, Rid = rid, Frame = frame, Fn = fn,
-                    Deadline = Stopwatch.GetTimestamp() + (long)(timeoutMs * (Stopwatch.Frequency / 1000.0)) };
-                Submit(job);
-                break;
-            }
             case 'L':
-                Submit(new Job { Op = op, Rid = rid, Frame = frame, Deadline = long.MaxValue });
+                new Thread(() => Load(rid, frame)) { IsBackground = true, Name = "fnb-load" }.Start();
                 break;
             case 'A': {
-                uint target = BitConverter.ToUInt32(frame, 9);
-                byte reason = frame[13] == 2 ? Status.Timeout : Status.Aborted;
-                Job job;
-                lock (running) running.TryGetValue(target, out job);
-                if (job != null) Abort(job, reason);
+                uint target = BitConverter.ToUInt32(frame, 9), fid = BitConverter.ToUInt32(frame, 13);
+                byte reason = frame[17] == 2 ? Status.Timeout : Status.Aborted;
+                Fn fn;
+                lock (fns) fns.TryGetValue(fid, out fn);
+                if (fn != null) {
+                    try { fn.Agent.Abort(target, reason); } catch (Exception) { }
+                }
                 break;
             }
             case 'U': {
                 uint fid = BitConverter.ToUInt32(frame, 9);
                 Fn fn;
                 lock (fns) { fns.TryGetValue(fid, out fn); fns.Remove(fid); }
-                if (fn != null) {
-                    var t = new Thread(() => { try { AppDomain.Unload(fn.Domain); } catch (Exception) { } }) { IsBackground = true };
-                    t.Start();
-                }
+                if (fn != null) new Thread(() => Unload(fn)) { IsBackground = true, Name = "fnb-unload" }.Start();
                 break;
             }
             default:
-                SendError(rid, Status.Host, "unknown request " + op);
+                Send(Agent.ErrorFrame(rid, Status.Host, "unknown request " + op));
                 break;
         }
     }
 
-    // -- worker pool ------------------------------------------------------------------
-    static void Submit(Job job) {
-        lock (queue) {
-            queue.Enqueue(job);
-            if (idle >= queue.Count) { Monitor.Pulse(queue); return; }
-        }
-        var t = new Thread(Worker, 16 << 20) { IsBackground = true, Name = "fnb-worker" };
-        t.Start();
-    }
-
-    static void Worker() {
-        while (true) {
-            Job job;
-            lock (queue) {
-                while (queue.Count == 0) {
-                    idle++;
-                    try { Monitor.Wait(queue); } finally { idle--; }
-                }
-                job = queue.Dequeue();
-            }
-            if (job.Op == (byte)'L') { Load(job); continue; }
-            Run(job);
-            if (job.AbortRequested) return;  // a late abort may still be pending: retire this thread
-        }
-    }
-
-    static void Run(Job job) {
-        byte[] reply = null;
-        job.Thread = Thread.CurrentThread;
-        if (job.Fn.MemoryLimit > 0) {
-            job.Baseline = GC.GetTotalMemory(false);
-            job.NextCheck = job.Baseline + job.Fn.MemoryLimit;
-        }
-        lock (job) job.Running = true;
-        lock (running) { running[job.Rid] = job; Monitor.Pulse(running); }
-        try {
-            reply = job.Fn.Agent.Invoke(job.Frame);
-        } catch (ThreadAbortException) {
-            Thread.ResetAbort();
-        } catch (OutOfMemoryException e) {
-            reply = ErrorFrame(job.Rid, Status.Memory, e.Message);
-        } catch (AppDomainUnloadedException) {
-            reply = ErrorFrame(job.Rid, Status.Host, "the function was unloaded during the call");
-        } catch (Exception e) {
-            reply = ErrorFrame(job.Rid, Status.Host, Agent.Describe(e, null));
-        } finally {
-            lock (job) job.Running = false;
-            lock (running) running.Remove(job.Rid);
-            if (reply == null || reply[8 + 1] == Status.Interrupted) reply = Interrupted(job, reply);
-            Send(reply);
-        }
-    }
-
-    /// The reply of a call the watchdog (or an abort request) stopped: keep its console output.
-    static byte[] Interrupted(Job job, byte[] partial) {
-        byte reason = job.Reason != 0 ? job.Reason : Status.Aborted;
-        string message;
-        if (reason == Status.Memory)
-            message = "memory limit of " + (job.Fn.MemoryLimit >> 20) + " MB exceeded (heap grew by " + (job.Used >> 20) + " MB during the call)";
-        else if (reason == Status.Timeout) message = "stopped at its time limit";
-        else message = "aborted";
-        if (partial == null) return ErrorFrame(job.Rid, reason, message);
-        uint conLen = BitConverter.ToUInt32(partial, 10);
-        var w = new WireWriter();
-        w.Raw(partial, 0, 14 + (int)conLen);  // header, status, console lines
-        w.Str(message);
-        byte[] frame = w.Frame();
-        frame[9] = reason;
-        return frame;
-    }
-
-    static void Load(Job job) {
+    static void Load(uint rid, byte[] frame) {
         string error = null;
         Fn fn = null;
         try {
-            var r = new WireReader(job.Frame, 9);
+            var r = new WireReader(frame, 9);
             uint fid = r.U32();
             uint memoryMb = r.U32();
             string typeName = r.Str();
@@ -769,14 +882,25 @@ static class Host {
             for (int i = 0; i < n; i++) { kinds[i] = r.U8(); written[i] = r.Str(); }
             byte result = r.U8();
             byte[] code = r.Bytes();
+            var fds = new int[2];
+            if (Native.pipe2(fds, 0x80000 /* O_CLOEXEC */) != 0)
+                throw new IOException("pipe2 failed: errno " + Marshal.GetLastWin32Error());
+            var available = Marshal.AllocHGlobal(8);
+            Marshal.WriteInt64(available, 0);
             var setup = new AppDomainSetup { ApplicationBase = hostDir, DisallowCodeDownload = true };
             AppDomain domain = AppDomain.CreateDomain("fn-" + fid + "-" + methodName, null, setup);
             try {
                 var agent = (Agent)domain.CreateInstanceAndUnwrap(typeof(Agent).Assembly.FullName, typeof(Agent).FullName);
-                error = agent.Load(code, typeName, methodName, kinds, written, result);
-                if (error == null) fn = new Fn { Id = fid, Domain = domain, Agent = agent, MemoryLimit = (long)memoryMb << 20 };
+                error = agent.Load(code, typeName, methodName, kinds, written, result, (long)memoryMb << 20,
+                                   fds[0], outFd, (long)spin, (long)available);
+                if (error == null)
+                    fn = new Fn { Id = fid, Domain = domain, Agent = agent, TicketRead = fds[0], TicketWrite = fds[1], Available = available };
             } finally {
-                if (fn == null) AppDomain.Unload(domain);
+                if (fn == null) {
+                    AppDomain.Unload(domain);
+                    Native.close(fds[0]);
+                    Native.close(fds[1]);
+                }
             }
             if (fn != null) lock (fns) fns[fid] = fn;
         } catch (Exception e) {
@@ -784,77 +908,23 @@ static class Host {
         }
         if (error == null) {
             var w = new WireWriter();
-            w.U32(0); w.U8((byte)'R'); w.U32(job.Rid); w.U8(Status.Ok); w.U32(0);
+            w.U32(0); w.U8((byte)'R'); w.U32(rid); w.U8(Status.Ok); w.U32(0);
             Send(w.Frame());
         } else {
-            SendError(job.Rid, Status.Host, error);
+            Send(Agent.ErrorFrame(rid, Status.Host, error));
         }
     }
 
-    // -- watchdog: deadlines and memory ---------------------------------------------------
-    static void Abort(Job job, byte reason) {
-        lock (job) {
-            if (!job.Running || job.AbortRequested) return;
-            job.AbortRequested = true;
-            job.Reason = reason;
-            job.Thread.Abort();
-        }
+    /// Closing the ticket pipe ends the workers (EOF); unloading the AppDomain aborts the rest.
+    static void Unload(Fn fn) {
+        Native.close(fn.TicketWrite);
+        Thread.Sleep(50);
+        try { AppDomain.Unload(fn.Domain); } catch (Exception) { }
+        Native.close(fn.TicketRead);
+        Marshal.FreeHGlobal(fn.Available);
     }
 
-    static void Watchdog() {
-        var due = new List<KeyValuePair<Job, byte>>();
-        while (true) {
-            bool memory = false;
-            lock (running) {
-                if (running.Count == 0) Monitor.Wait(running);
-                else Monitor.Wait(running, 2);
-                long now = Stopwatch.GetTimestamp();
-                foreach (Job job in running.Values) {
-                    if (job.AbortRequested) continue;
-                    if (now >= job.Deadline) due.Add(new KeyValuePair<Job, byte>(job, Status.Timeout));
-                    else if (job.Fn != null && job.Fn.MemoryLimit > 0) memory = true;
-                }
-            }
-            if (memory) CheckMemory(due);
-            foreach (var d in due) Abort(d.Key, d.Value);
-            due.Clear();
-        }
-    }
-
-    static void CheckMemory(List<KeyValuePair<Job, byte>> due) {
-        long used = GC.GetTotalMemory(false);
-        Job[] jobs;
-        lock (running) { jobs = new Job[running.Count]; running.Values.CopyTo(jobs, 0); }
-        bool over = false;
-        foreach (Job job in jobs) if (job.Fn.MemoryLimit > 0 && used > job.NextCheck) over = true;
-        if (!over) return;
-        used = GC.GetTotalMemory(true);  // collect: only live objects count
-        foreach (Job job in jobs) {
-            if (job.Fn.MemoryLimit <= 0 || job.AbortRequested) continue;
-            long grown = used - job.Baseline;
-            if (grown > job.Fn.MemoryLimit) {
-                job.Used = grown;
-                due.Add(new KeyValuePair<Job, byte>(job, Status.Memory));
-            } else {
-                job.NextCheck = used + Math.Max(job.Fn.MemoryLimit - grown, 1 << 20) / 2 + (1 << 20);
-            }
-        }
-    }
-
-    // -- replies ----------------------------------------------------------------------------
-    static byte[] ErrorFrame(uint rid, byte status, string message) {
-        var w = new WireWriter();
-        w.U32(0); w.U8((byte)'R'); w.U32(rid); w.U8(status); w.U32(0); w.Str(message);
-        return w.Frame();
-    }
-
-    static void SendError(uint rid, byte status, string message) { Send(ErrorFrame(rid, status, message)); }
-
-    static void Send(byte[] frame) {
-        try { } finally {  // a finally block: a Thread.Abort cannot cut a frame in half
-            lock (writeLock) Native.WriteAll(outFd, frame, frame.Length);
-        }
-    }
+    static void Send(byte[] frame) { Native.Send(outFd, spin, frame); }
 }
 
 // -- JSON: a small reader/writer with reflection-based conversion ------------------------

@@ -49,6 +49,7 @@ import collections
 import errno
 import functools
 import hashlib
+import io
 import itertools
 import json
 import os
@@ -306,10 +307,11 @@ class _Spawner:
 
 
 class _Wait:
-    __slots__ = ("rid", "ctx", "deadline", "abort_sent")
+    __slots__ = ("rid", "fid", "ctx", "deadline", "abort_sent")
 
-    def __init__(self, rid: int, ctx: CallContext | None, deadline: float | None) -> None:
+    def __init__(self, rid: int, ctx: CallContext | None, deadline: float | None, fid: int = 0) -> None:
         self.rid = rid
+        self.fid = fid
         self.ctx = ctx
         self.deadline = deadline
         self.abort_sent = 0.0
@@ -338,6 +340,10 @@ class _Host:
         self.compile_ms = (time.perf_counter() - started) * 1000
         req_r, self.wfd = os.pipe()
         self.rfd, rep_w = os.pipe()
+        # The pipes close when this object is garbage, never while a thread may still use them
+        # (a closed number could be reused by the next host's pipe); shutdown() closes wfd.
+        self._files = (io.FileIO(self.rfd, "rb"), io.FileIO(self.wfd, "wb"))
+        self._dlock = threading.Lock()
         layers = sandbox_layers()
         cmd = self._command(exe, layers, req_r, rep_w)
         try:
@@ -391,6 +397,7 @@ class _Host:
             if len(self.notable) < 2 and _NOTABLE.search(line):
                 self.notable.append(line.strip())
         out.close()
+        self._died()  # every process of the sandbox is gone: the next call starts a new host
 
     # sending ------------------------------------------------------------------------
     def send(self, frame: bytes) -> None:
@@ -402,8 +409,8 @@ class _Host:
         except OSError as exc:
             if exc.errno not in (errno.EPIPE, errno.EBADF):
                 raise
-            self.kill("its request pipe broke")
-            raise _HostDied(self.reason or "the host process is gone") from None
+            self._died()
+            raise _HostDied(self.reason) from None
 
     # receiving ------------------------------------------------------------------------
     def wait(self, w: _Wait) -> bytes:
@@ -439,7 +446,7 @@ class _Host:
             while frame is None:
                 if not poll(POLL * 1000):
                     self._watch(w)
-                    if w.rid in self._mail:
+                    if w.rid in self._mail or not self.alive:
                         return None
                     continue
                 data = os.read(rfd, 1 << 16)
@@ -477,7 +484,7 @@ class _Host:
         if ctx.aborted and not w.abort_sent:
             w.abort_sent = now
             try:
-                self.send(_SHORT_HEAD.pack(10, ord("A"), 0, w.rid) + b"\x01")
+                self.send(_SHORT_HEAD.pack(14, ord("A"), 0, w.rid) + _U32.pack(w.fid) + b"\x01")
             except _HostDied:
                 return
         if now > ctx.deadline + GRACE:
@@ -488,6 +495,8 @@ class _Host:
 
     # ending -----------------------------------------------------------------------------
     def kill(self, reason: str) -> None:
+        """SIGKILL the host (bwrap's --die-with-parent takes the sandbox down with it); the
+        reader sees EOF and marks it dead."""
         if not self._kill_reason:
             self._kill_reason = reason
         try:
@@ -496,8 +505,14 @@ class _Host:
             pass
 
     def _died(self) -> None:
+        """Mark the host dead (idempotent): reap it and say why it ended."""
+        with self._dlock:
+            if self.alive:
+                self._mark_dead()
+
+    def _mark_dead(self) -> None:
         try:
-            code = self.proc.wait(timeout=5)
+            code = self.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             code = self.proc.wait()
@@ -513,32 +528,24 @@ class _Host:
         with self._cond:
             self.alive = False
             self._cond.notify_all()
-        for fd in (self.rfd, self.wfd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
 
     def shutdown(self, timeout: float = 1.0) -> None:
         """Close the request pipe (the host exits on EOF); kill it if it lingers."""
-        if not self.alive:
-            return
-        self._kill_reason = self._kill_reason or "functions-nb shut it down"
-        try:
-            os.close(self.wfd)
-        except OSError:
-            pass
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.alive = False
-        self.reason = "the C# host process was shut down"
-        try:
-            os.close(self.rfd)
-        except OSError:
-            pass
+        with self._wlock:
+            self._files[1].close()
+            self.wfd = -1  # later sends fail with EBADF
+        with self._dlock:
+            if not self.alive:
+                return
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.reason = "the C# host process was shut down"
+            with self._cond:
+                self.alive = False
+                self._cond.notify_all()
 
 
 # -- the runtime --------------------------------------------------------------------------
@@ -768,6 +775,7 @@ class MonoFunction:
         self.name = name
         self.fid = 0
         self._host: _Host | None = None
+        self._load_lock = threading.Lock()
         self._fresh = True
         self._n = len(signature.params)
         kinds = [p.kind for p in signature.params]
@@ -788,11 +796,19 @@ class MonoFunction:
             raise InvocationError(f"{name}: the mono runtime cannot pass values of kind {unknown[0]}")
 
     # loading ---------------------------------------------------------------------------
-    def ensure_loaded(self) -> _Host:
-        """Load into the current host (starting it if needed); True work only when cold."""
-        host = self.rt.host()
-        if self._host is host:
-            return host
+    def ensure_loaded(self) -> tuple[_Host, bool]:
+        """Load into the current host (starting it if needed); (host, whether this loaded it)."""
+        with self._load_lock:
+            try:
+                host = self.rt.host()
+            except _HostDied as exc:
+                raise InvocationError(f"{self.name}: the C# host did not start: {exc}") from None
+            if self._host is host:
+                return host, False
+            self._load(host)
+            return host, True
+
+    def _load(self, host: _Host) -> None:
         fid = next(_function_ids)
         body = [_U32.pack(fid), _U32.pack(self.memory_mb), _U32.pack(0), _str(self.name),
                 bytes([len(self.sig.params)])]
@@ -812,7 +828,6 @@ class MonoFunction:
             raise InvocationError(f"{self.name}: the C# host could not load the function: {msg}")
         self.fid = fid
         self._host = host
-        return host
 
     def close(self) -> None:
         host, self._host = self._host, None
@@ -854,7 +869,7 @@ class MonoFunction:
                 host = self._reload(ctx)
                 frame = frame[:9] + _U32.pack(self.fid) + frame[13:]
                 host.send(frame)
-            reply = host.wait(_Wait(rid, ctx, None))
+            reply = host.wait(_Wait(rid, ctx, None, self.fid))
         except _HostDied as exc:
             self._host = None
             raise self._died(ctx, str(exc)) from None
@@ -870,10 +885,11 @@ class MonoFunction:
 
     def _reload(self, ctx: CallContext) -> _Host:
         """(Re)load into the host; the load's time does not count against the time limit."""
-        host = self.ensure_loaded()
-        ctx.cold = True
-        ctx.deadline = time.monotonic() + ctx.timeout
-        self._fresh = False
+        host, loaded = self.ensure_loaded()
+        if loaded:
+            ctx.cold = True
+            ctx.deadline = time.monotonic() + ctx.timeout
+            self._fresh = False
         return host
 
     @staticmethod
