@@ -213,6 +213,23 @@ def test_missing_entry_point(fxm):
         fxm.deploy("javascript", "function add(a, b) { return a + b }", name="sub")
 
 
+def test_warnings_and_optional_checks(fxm):
+    info = fxm.deploy("javascript", "function w(x) {\n  if (x === -0) return 1;\n  return 2\n}", name="w",
+                      line_offset=1)
+    assert info.warnings.startswith('cell:3:13: warning: Comparison with -0 using the "===" operator')
+    src = "function chk(x) {\n  let n = 1;\n  n = 'text';\n  return n\n}"
+    fxm.deploy("javascript", src, name="chk")  # JavaScript: no type check unless asked
+    with pytest.raises(CompileError, match=r"^cell:3:3: error TS2322: Type 'string' is not assignable "
+                                           r"to type 'number'\.$"):
+        fxm.deploy("javascript", src, name="chk", flags={"typecheck": True})
+    loose = "export function loose(a, b: number): number {\n  return a + b\n}"
+    with pytest.raises(CompileError, match="cell:1:23: error TS7006: Parameter 'a' implicitly has an 'any'"):
+        fxm.deploy("typescript", loose, name="loose")
+    info = fxm.deploy("typescript", loose, name="loose", flags={"strict": False})
+    assert str(info.signature) == "loose(a: any, b: number) -> number"
+    assert fxm.invoke("loose", "x", 1) == "x1"  # a JSON value in, whatever the function returns out
+
+
 # -- runtime errors -------------------------------------------------------------------------------
 
 def test_bad_arguments_name_the_signature(fxm):
@@ -272,6 +289,27 @@ def test_cold_then_warm(fxm):
     fxm.deploy("typescript", "export function inc(x: number): number { return x + 1 }", name="inc")
     first, second = fxm.run("inc", 1), fxm.run("inc", 2)
     assert first.cold and not second.cold and second.value == 3.0
+
+
+def test_concurrent_calls_share_the_host(fxm):
+    fxm.deploy("typescript", ADD_TS, name="add")
+    fxm.deploy("javascript", "async function nap(ms) {\n  await new Promise((r) => setTimeout(r, ms));\n"
+                             "  return ms\n}", name="nap", timeout=5)
+    wrong = []
+    naps = []
+
+    def adder(k):
+        for i in range(50):
+            if fxm.invoke("add", k, i) != k + i:
+                wrong.append((k, i))
+
+    threads = [threading.Thread(target=adder, args=(k,)) for k in range(6)]
+    threads.append(threading.Thread(target=lambda: naps.append(fxm.invoke("nap", 200))))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not wrong and naps == [200]
 
 
 # -- limits -----------------------------------------------------------------------------------------

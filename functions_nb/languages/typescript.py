@@ -354,8 +354,8 @@ class TypeScript(Language):
         cmd = [str(tsc), "--noEmit", "--pretty", "false", "--target", "esnext", "--lib", "esnext",
                "--module", "esnext", "--moduleResolution", "bundler", "--moduleDetection", "force",
                "--types", "", "--skipLibCheck"]
-        if flags.get("strict", self.typed):
-            cmd.append("--strict")
+        # explicit either way: TypeScript 7 is strict by default
+        cmd += ["--strict", "true" if flags.get("strict", self.typed) else "false"]
         if not self.typed:
             cmd += ["--allowJs", "--checkJs"]
         proc = run_tool(cmd + [cell, "env.d.ts"], cwd=workdir, timeout=COMPILE_TIMEOUT)

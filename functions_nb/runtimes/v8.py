@@ -91,7 +91,6 @@ _NOTIFY, _TAKE, _SYNC = 1, 2, 3
 #: Result/parameter kinds -> the letters the prelude's decoder and encoder use.
 _LETTERS = {"f64": "n", "f32": "n", "i32": "n", "u32": "n", "bool": "z", "str": "s",
             "bytes": "b", "f64[]": "F", "json": "j", "i64": "i", "u64": "i", "unit": "u"}
-_FAILED = (T_EXC, T_PARSE, T_OOM, T_TIMEOUT, T_TERMINATED, T_GONE, T_HOST_DIED)
 
 
 # ===================================================================================
