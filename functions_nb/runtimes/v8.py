@@ -1052,4 +1052,15 @@ class V8Function:
         return InvocationError(f"{self.name}: could not start its isolate: {text or typ}")
 
 
-__all__ = ["V8Runtime", "V8Function", "runtime", "host_main", "decode_mappings"]
+def raw_baseline(code: bytes, signature: Signature, name: str, args: tuple) -> Callable[[], Any]:
+    """The bare engine call for benchmarks: ``MiniRacer().call(name, *args)`` on the same
+    bundle, in this process (no host process, no limits, no console capture)."""
+    from py_mini_racer import MiniRacer
+
+    racer = MiniRacer()
+    racer.eval(json.loads(code)["js"])
+    racer.eval(f"var {name} = __fnb_cell.__fnb_entry;")
+    return lambda: racer.call(name, *args)
+
+
+__all__ = ["V8Runtime", "V8Function", "runtime", "host_main", "decode_mappings", "raw_baseline"]
