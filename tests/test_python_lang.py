@@ -131,7 +131,10 @@ def test_scalars_strings_bytes(pfx):
 
 
 def test_json_values_in_and_out(pfx):
-    src = """from dataclasses import dataclass, asdict
+    src = """from __future__ import annotations
+
+import pickle
+from dataclasses import asdict, dataclass
 
 
 @dataclass
@@ -144,7 +147,7 @@ def centroid(points: list[dict], weights: dict[str, float]) -> dict:
     scale = weights.get("scale", 1.0)
     n = len(points)
     p = Point(scale * sum(q["x"] for q in points) / n, scale * sum(q["y"] for q in points) / n)
-    return asdict(p)
+    return asdict(pickle.loads(pickle.dumps(p)))
 
 
 def anything(x, y=None):
@@ -248,6 +251,15 @@ def test_unsupported_parameters(pfx):
         pfx.deploy("python", "async def f():\n    return 1\n", name="f")
 
 
+def test_newer_syntax_is_checked_by_pyodide(pfx):
+    """Syntax this interpreter may not know (PEP 701 f-strings, PEP 695 generics) is accepted
+    when Pyodide's Python compiles it."""
+    pfx.deploy("python", 'def g(d: dict) -> str:\n    return f"{d["a"]}!"\n', name="g")
+    assert pfx.invoke("g", {"a": "x"}) == "x!"
+    pfx.deploy("python", "def first[T](xs: list[T]) -> T:\n    return xs[0]\n", name="first")
+    assert pfx.invoke("first", [3, 4]) == 3
+
+
 # -- runtime errors and arguments ---------------------------------------------------------------
 
 def test_bad_arguments_name_the_signature(pfx):
@@ -315,6 +327,30 @@ def test_concurrent_calls_from_threads(pfx):
     for t in threads:
         t.join(30)
     assert not errors and results == [0] * 320
+
+
+def test_cell_failing_at_load(pfx):
+    pfx.deploy("python", "x = 1 / 0\n\ndef zero() -> int:\n    return 1\n", name="zero",
+               line_offset=1)
+    with pytest.raises(InvocationError, match="zero: the cell failed when loaded: "
+                                              "ZeroDivisionError: division by zero at cell line 2"):
+        pfx.invoke("zero")
+    pfx.deploy("python", "while True:\n    pass\n\ndef hang() -> int:\n    return 1\n",
+               name="hang", timeout=0.2)
+    with pytest.raises(FunctionTimeout, match="0.2 s time limit"):
+        pfx.invoke("hang")
+    assert pfx.invoke("add", 5, 5) == 10
+
+
+def test_host_crash_is_contained(pfx):
+    src = "import sys\n\ndef deep(n: int) -> int:\n    sys.setrecursionlimit(10**6)\n\n" \
+          "    def down(k):\n        return down(k + 1) + 1\n    return down(n)\n"
+    pfx.deploy("python", src, name="deep")
+    starts = pyodide.runtime().starts
+    with pytest.raises(InvocationError, match="the Python host failed"):
+        pfx.invoke("deep", 0)
+    after = pfx.run("add", 2, 3)  # a fresh host, the function reloaded there
+    assert after.value == 5 and after.cold and pyodide.runtime().starts == starts + 1
 
 
 # -- limits -------------------------------------------------------------------------------------------

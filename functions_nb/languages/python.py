@@ -18,11 +18,10 @@ annotation) -> JSON; ``-> None`` returns nothing. Parameters must be positional 
 
 from __future__ import annotations
 
-import ast
+import inspect
 import json
 import re
 import sys
-import warnings
 import zipfile
 from functools import lru_cache
 from pathlib import Path
@@ -34,7 +33,6 @@ from ..models import Param, Signature
 from ..runtimes import pyodide as host
 from .base import Language, Toolchain
 
-KINDS = {"int": "i64", "float": "f64", "bool": "bool", "str": "str", "bytes": "bytes"}
 #: Built into the interpreter without a ``PyInit_`` export of their own.
 CORE_MODULES = frozenset({"sys", "builtins", "marshal", "_warnings", "_frozen_importlib",
                           "_frozen_importlib_external"})
@@ -85,28 +83,70 @@ def available_modules() -> frozenset[str]:
     return _available(str(host.pyodide_dir()), version)
 
 
-def _annotation(node: ast.expr | None) -> tuple[str, str]:
-    """(kind, type as written) of an annotation."""
-    if node is None:
-        return "json", "Any"
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):  # "int"
+def analyse(source: str, name: str) -> dict:
+    """What compiling needs to know about a cell, as plain data (runs on this interpreter or,
+    for syntax newer than this one, inside Pyodide): a syntax error, or the entry function's
+    parameters / return annotation and every import."""
+    import ast
+    import warnings
+
+    kinds = {"int": "i64", "float": "f64", "bool": "bool", "str": "str", "bytes": "bytes"}
+
+    def annotation(node):
+        if node is None:
+            return ["json", "Any"]
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            try:
+                inner = ast.parse(node.value, mode="eval").body
+            except SyntaxError:
+                return ["json", node.value]
+            return [annotation(inner)[0], node.value]
+        if isinstance(node, ast.Name) and node.id in kinds:
+            return [kinds[node.id], node.id]
+        return ["json", ast.unparse(node)]
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
-            inner = ast.parse(node.value, mode="eval").body
-        except SyntaxError:
-            return "json", node.value
-        return _annotation(inner)[0], node.value
-    written = ast.unparse(node)
-    if isinstance(node, ast.Name) and node.id in KINDS:
-        return KINDS[node.id], written
-    return "json", written
-
-
-def _entry(tree: ast.Module, name: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
-    found = None
+            compile(source, "cell", "exec", dont_inherit=True)
+            tree = ast.parse(source)
+        except SyntaxError as exc:
+            return {"syntax_error": [type(exc).__name__, exc.msg, exc.lineno, exc.offset,
+                                     exc.text]}
+    notes = [[w.lineno, w.category.__name__, str(w.message)] for w in caught
+             if getattr(w, "filename", "") == "cell"]
+    entry = None
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
-            found = node
-    return found
+            entry = node
+    imports = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imports += [[a.name, node.lineno, node.col_offset + 1, 0] for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            imports.append([node.module or "", node.lineno, node.col_offset + 1, node.level])
+    info = {"imports": imports, "warnings": notes, "entry": None}
+    if entry is not None:
+        args = entry.args
+        returns = entry.returns
+        info["entry"] = {
+            "line": entry.lineno, "column": entry.col_offset + 1,
+            "async": isinstance(entry, ast.AsyncFunctionDef),
+            "params": [[a.arg, *annotation(a.annotation)]
+                       for a in [*args.posonlyargs, *args.args]],
+            "vararg": args.vararg.arg if args.vararg else None,
+            "kwonly_required": [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults,
+                                                      strict=True) if d is None],
+            "result": ["unit", "None"] if isinstance(returns, ast.Constant) and returns.value is None
+            else annotation(returns),
+        }
+    return info
+
+
+@lru_cache(maxsize=1)
+def _analyse_source() -> str:
+    """:func:`analyse` as source, to run it inside Pyodide."""
+    return inspect.getsource(analyse)
 
 
 class Python(Language):
@@ -128,107 +168,91 @@ class Python(Language):
         return Toolchain(self.name, True, f"Pyodide {version} (Python {python}) on node v{nv}",
                          str(host.pyodide_dir()), self.install_hint, host.describe_layers())
 
+    def analyse(self, source: str, name: str) -> dict[str, Any]:
+        """:func:`analyse` here; for a syntax error, again inside Pyodide when its Python is
+        newer than this one (e.g. PEP 695/701 syntax on a 3.11 kernel)."""
+        info = analyse(source, name)
+        if "syntax_error" in info and sys.version_info[:2] < _version_tuple(host.pyodide_versions()[1]):
+            try:
+                info = host.runtime().analyse(_analyse_source(), source, name)
+            except Exception:  # noqa: BLE001, S110 - no host: report this interpreter's error
+                pass
+        return info
+
     # signature -----------------------------------------------------------------------------
     def parse_signature(self, source: str, name: str) -> Signature:
-        try:
-            tree = ast.parse(source)
-        except SyntaxError:
+        info = self.analyse(source, name)
+        if "syntax_error" in info:
             # Reported with cell line numbers by _build, which sees the line offset.
             return Signature(name, (), "json", "Any")
-        fn = _entry(tree, name)
-        if fn is None:
+        entry = info["entry"]
+        if entry is None:
             raise self.error(
                 f"no function named `{name}` in the cell: the entry point is the function whose "
                 f"name is the deployed name, e.g.\n\n    def {name}(a: int, b: int) -> int:\n"
                 "        return a + b", name)
-        args = fn.args
-        params = tuple(Param(a.arg, *_annotation(a.annotation))
-                       for a in [*args.posonlyargs, *args.args])
-        if isinstance(fn.returns, ast.Constant) and fn.returns.value is None:
-            return Signature(name, params, "unit", "None")
-        kind, written = _annotation(fn.returns)
+        params = tuple(Param(pname, kind, written) for pname, kind, written in entry["params"])
+        kind, written = entry["result"]
         return Signature(name, params, kind, written)
 
     # build ---------------------------------------------------------------------------------
     def _build(self, source: str, signature: Signature, workdir: Path,
                flags: dict[str, Any]) -> tuple[bytes, str]:
         name = signature.name
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                compile(source, "cell", "exec", dont_inherit=True)
-                tree = ast.parse(source)
-            except SyntaxError as exc:
-                raise self._syntax_error(exc, name) from None
-        fn = _entry(tree, name)
-        if fn is None:  # parse_signature saw a syntax error it left to us; cannot happen now
+        info = self.analyse(source, name)
+        if "syntax_error" in info:
+            raise self._syntax_error(*info["syntax_error"], name)
+        entry = info["entry"]
+        if entry is None:  # parse_signature reports this first; kept for direct callers
             raise self.error(f"no function named `{name}` in the cell", name)
-        self._check_function(fn, name)
-        self._check_imports(tree, name)
-        notes = [f"cell:{w.lineno}: {w.category.__name__}: {w.message}" for w in caught
-                 if getattr(w, "filename", "") == "cell"]
-        code = json.dumps({"format": 1, "entry": name, "source": source,
-                           "python": ".".join(map(str, sys.version_info[:2]))}).encode()
+        self._check_entry(entry, name)
+        self._check_imports(info["imports"], name)
+        notes = [f"cell:{line}: {category}: {message}" for line, category, message in info["warnings"]]
+        code = json.dumps({"format": 1, "entry": name, "source": source}).encode()
         return code, "\n".join(notes)
 
-    def _syntax_error(self, exc: SyntaxError, name: str) -> Exception:
-        line, col = exc.lineno, exc.offset
-        text = f"cell:{line}:{col}: {type(exc).__name__}: {exc.msg}"
-        if exc.text and exc.text.strip():
-            src = exc.text.rstrip("\n")
+    def _syntax_error(self, kind: str, msg: str, line: int | None, col: int | None,
+                      src: str | None, name: str) -> Exception:
+        text = f"cell:{line}:{col}: {kind}: {msg}"
+        if src and src.strip():
+            src = src.rstrip("\n")
             text += f"\n    {src.strip()}"
             if col:
                 indent = len(src) - len(src.lstrip())
                 text += "\n    " + " " * max(0, col - 1 - indent) + "^"
-        _, pyodide_python = host.pyodide_versions()
-        if sys.version_info[:2] < _version_tuple(pyodide_python):
-            text += (f"\n(checked with Python {sys.version_info.major}.{sys.version_info.minor}; "
-                     f"Pyodide runs Python {pyodide_python})")
         return self.error(text, name, line, col)
 
-    def _check_function(self, fn: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> None:
-        where = f"cell:{fn.lineno}:{fn.col_offset + 1}"
-        if isinstance(fn, ast.AsyncFunctionDef):
-            raise self.error(f"{where}: error: `{name}` is `async def`; the entry point must be a "
-                             "plain function", name, fn.lineno, fn.col_offset + 1)
-        args = fn.args
-        if args.vararg is not None:
-            raise self.error(f"{where}: error: `{name}` takes *{args.vararg.arg}; give every "
-                             "parameter a name (arguments are passed positionally)", name,
-                             fn.lineno, fn.col_offset + 1)
-        for arg, default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
-            if default is None:
-                raise self.error(f"{where}: error: keyword-only parameter `{arg.arg}` of `{name}` "
-                                 "needs a default (arguments are passed positionally)", name,
-                                 fn.lineno, fn.col_offset + 1)
+    def _check_entry(self, entry: dict[str, Any], name: str) -> None:
+        line, col = entry["line"], entry["column"]
+        where = f"cell:{line}:{col}: error:"
+        if entry["async"]:
+            raise self.error(f"{where} `{name}` is `async def`; the entry point must be a plain "
+                             "function", name, line, col)
+        if entry["vararg"]:
+            raise self.error(f"{where} `{name}` takes *{entry['vararg']}; give every parameter a "
+                             "name (arguments are passed positionally)", name, line, col)
+        for arg in entry["kwonly_required"]:
+            raise self.error(f"{where} keyword-only parameter `{arg}` of `{name}` needs a default "
+                             "(arguments are passed positionally)", name, line, col)
 
-    def _check_imports(self, tree: ast.Module, name: str) -> None:
+    def _check_imports(self, imports: list[list[Any]], name: str) -> None:
         available = available_modules()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                modules = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    raise self.error(f"cell:{node.lineno}:{node.col_offset + 1}: ImportError: "
-                                     "relative imports need a package; a cell is a single module",
-                                     name, node.lineno, node.col_offset + 1)
-                modules = [node.module or ""]
+        for module, line, col, level in imports:
+            where = f"cell:{line}:{col}:"
+            if level:
+                raise self.error(f"{where} ImportError: relative imports need a package; a cell "
+                                 "is a single module", name, line, col)
+            top = module.partition(".")[0]
+            if top in host.BLOCKED_MODULES:
+                why = (f"module '{module}' is not available to functions (they run sandboxed, "
+                       "without JavaScript, raw memory or host access)")
+            elif top not in available:
+                why = (f"No module named '{module}' in Pyodide offline: only the Python standard "
+                       "library bundled with the pyodide npm package is available (other "
+                       "packages come from a CDN, and functions have no network)")
             else:
                 continue
-            for module in modules:
-                top = module.partition(".")[0]
-                if top in host.BLOCKED_MODULES:
-                    why = (f"module '{module}' is not available to functions (they run sandboxed, "
-                           "without JavaScript, raw memory or host access)")
-                elif top not in available:
-                    why = (f"No module named '{module}' in Pyodide offline: only the Python "
-                           "standard library bundled with the pyodide npm package is available "
-                           "(other packages come from a CDN, and functions have no network)")
-                else:
-                    continue
-                raise self.error(f"cell:{node.lineno}:{node.col_offset + 1}: "
-                                 f"ModuleNotFoundError: {why}", name, node.lineno,
-                                 node.col_offset + 1)
+            raise self.error(f"{where} ModuleNotFoundError: {why}", name, line, col)
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:

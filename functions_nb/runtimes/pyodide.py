@@ -36,6 +36,7 @@ from __future__ import annotations
 import atexit
 import base64
 import hashlib
+import inspect
 import itertools
 import json
 import os
@@ -230,9 +231,22 @@ def describe_layers(layers: dict[str, Any] | None = None) -> str:
 
 # -- the guest side: runs inside Pyodide, once per host ------------------------------------------
 
-GUEST_PRELUDE = r'''
-def _fnb_init(api, config_json):
-    import base64, builtins, gc, io, json, linecache, logging, os, posix, sys, time, traceback
+def _fnb_init(api: Any, config_json: str) -> Callable[[str], str]:
+    """Set up the guest (console capture, limits, import blocks) and return the dispatcher
+    ``handle(request_json) -> reply_json``. Runs inside Pyodide: shipped by source."""
+    import base64
+    import builtins
+    import gc
+    import io
+    import json
+    import linecache
+    import logging
+    import os
+    import posix
+    import sys
+    import time
+    import traceback
+    import types
 
     cfg = json.loads(config_json)
     max_bytes = cfg["console_bytes"]
@@ -283,7 +297,7 @@ def _fnb_init(api, config_json):
         def emit(self, record):
             try:
                 msg = self.format(record)
-            except Exception:
+            except Exception:  # noqa: BLE001 - logging's own convention
                 self.handleError(record)
                 return
             lvl = record.levelno
@@ -352,7 +366,7 @@ def _fnb_init(api, config_json):
             if frames:
                 add(4, "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames))
                     + text + "\n")
-        except Exception:
+        except Exception:  # noqa: BLE001, S110 - the message alone is enough
             pass
         finally:
             linecache.cache.pop("cell", None)
@@ -406,7 +420,7 @@ def _fnb_init(api, config_json):
         except SystemExit as exc:
             return None, fail("error", f"SystemExit: called sys.exit({exc.code!r})", None,
                               end(footprint))
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - any error of the cell is its result
             text, line = report(exc, source)
             return None, fail("error", text, line, end(footprint))
 
@@ -420,6 +434,10 @@ def _fnb_init(api, config_json):
             return error
         try:
             head = "[0," + encode(value, kind)
+        except MemoryError:
+            value = None
+            gc.collect()
+            return fail("memory", "MemoryError: the result is too large", None, end(0))
         except (TypeError, ValueError, RecursionError) as exc:
             text = str(exc) if str(exc).startswith("returned ") else \
                 f"returned a value that is not JSON-serializable: {exc}"
@@ -427,12 +445,23 @@ def _fnb_init(api, config_json):
         return finish(head, end(footprint))
 
     def load(fid, name, source, b64, kind, limit):
-        ns = {"__name__": "cell", "__builtins__": builtins, "__doc__": None}
+        # A module of its own (in sys.modules while loaded: dataclasses, pickle and string
+        # annotations look the defining module up there).
+        module = types.ModuleType(f"cell_{fid}")
+        ns = module.__dict__
+        ns["__builtins__"] = builtins
+        sys.modules[module.__name__] = module
+
+        def run_cell():
+            exec(compile(source, "cell", "exec", dont_inherit=True), ns)
+
         footprint = begin(limit)
-        _, error = guarded(source, footprint, lambda: exec(compile(source, "cell", "exec"), ns))
+        _, error = guarded(source, footprint, run_cell)
+        fn = ns.get(name)
+        if error is not None or not callable(fn):
+            sys.modules.pop(module.__name__, None)
         if error is not None:
             return error.replace('[1,"error"', '[1,"load"', 1)
-        fn = ns.get(name)
         if not callable(fn):
             return fail("load", f"NameError: the cell defines no function named {name!r}", None,
                         end(footprint))
@@ -450,20 +479,29 @@ def _fnb_init(api, config_json):
             if op == "u":
                 for fid in msg[1]:
                     fns.pop(fid, None)
+                    sys.modules.pop(f"cell_{fid}", None)
                 gc.collect()
                 return finish("[0,null", end(0))
+            if op == "a":  # functions_nb.languages.python.analyse, for newer syntax
+                scope = {}
+                exec(compile(msg[1], "analyse", "exec", dont_inherit=True), scope)
+                return finish("[0," + dumps(scope["analyse"](msg[2], msg[3])), end(0))
             if op == "p":
                 return finish("[0," + dumps({"functions": len(fns), "python": sys.version}), end(0))
             return fail("host", f"unknown request {op!r}", None, end(0))
         except KeyboardInterrupt:
             return fail("interrupt", "", None, end(0))
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller, never raised to JS
             return fail("host", f"{type(exc).__name__}: {exc}", None, end(0))
 
     return handle
 
-_fnb_init
-'''
+
+
+@lru_cache(maxsize=1)
+def guest_prelude() -> str:
+    """The source the host runs first: :func:`_fnb_init`, evaluating to the function."""
+    return "from __future__ import annotations\n" + inspect.getsource(_fnb_init) + "\n_fnb_init\n"
 
 #: Modules functions may not import: JavaScript/host access, raw memory, package loading.
 BLOCKED_MODULES = ("js", "pyodide_js", "pyodide", "_pyodide", "_pyodide_core", "micropip",
@@ -530,7 +568,7 @@ class Host:
         self._poll.register(res_r, select.POLLIN)
 
     def _handshake(self) -> dict[str, Any]:
-        setup = {"prelude": GUEST_PRELUDE,
+        setup = {"prelude": guest_prelude(),
                  "config": {"console_bytes": CONSOLE_MAX_BYTES + 1024,
                             "console_lines": CONSOLE_MAX_LINES,
                             "blocked_modules": list(BLOCKED_MODULES)}}
@@ -783,6 +821,8 @@ class PyodideRuntime:
         self._host: Host | None = None
         self._ids = itertools.count(1)
         self._pending_unload: list[int] = []
+        self._unload_lock = threading.Lock()
+        self.pid = os.getpid()
         #: Hosts started by this runtime (restarts included).
         self.starts = 0
         atexit.register(self.shutdown)
@@ -871,7 +911,8 @@ class PyodideRuntime:
 
     def flush_unloads(self, host: Host) -> None:
         """Send deferred unloads (the caller holds the lock)."""
-        fids, self._pending_unload = self._pending_unload, []
+        with self._unload_lock:
+            fids, self._pending_unload = self._pending_unload, []
         if fids:
             host.request(json.dumps(["u", fids]).encode(), None, "unload")
 
@@ -888,7 +929,17 @@ class PyodideRuntime:
             finally:
                 self._lock.release()
         else:
-            self._pending_unload.append(fid)
+            with self._unload_lock:
+                self._pending_unload.append(fid)
+
+    def analyse(self, code: str, source: str, name: str) -> dict[str, Any]:
+        """Run ``analyse(source, name)`` (defined by ``code``) with Pyodide's own Python."""
+        host = self.host()
+        with self._lock:
+            reply = host.request(json.dumps(["a", code, source, name]).encode(), None, "analyse")
+        if reply[0] != 0:
+            raise InvocationError(f"analysing the cell in Pyodide failed: {reply[2]}")
+        return reply[1]
 
     def ping(self) -> dict[str, Any]:
         """Round trip to the host (starting it if needed): its function count and Python."""
@@ -905,6 +956,27 @@ class PyodideRuntime:
 
 _runtime: PyodideRuntime | None = None
 _runtime_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child must not talk to (or stop) its parent's host: it gets a fresh runtime
+    state and starts its own host when it needs one."""
+    rt = _runtime
+    if rt is not None:
+        host, rt._host = rt._host, None
+        rt._lock = threading.Lock()
+        rt._start_lock = threading.Lock()
+        rt._unload_lock = threading.Lock()
+        rt._pending_unload = []
+        rt.pid = os.getpid()
+        if host is not None:
+            host.dead = True
+            host._close_fds()
+    global _spawner
+    _spawner = _Spawner()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def runtime() -> PyodideRuntime:
