@@ -377,6 +377,26 @@ public sealed class Agent : MarshalByRefObject {
         return null;
     }
 
+    /// JIT-compiles the host's code in this AppDomain ahead of the first call (run on spares).
+    public void Warm() {
+        foreach (Type t in typeof(Agent).Assembly.GetTypes()) {
+            if (t.ContainsGenericParameters) continue;
+            const BindingFlags all = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance
+                | BindingFlags.Static | BindingFlags.DeclaredOnly;
+            foreach (MethodInfo m in t.GetMethods(all)) {
+                if (m.ContainsGenericParameters || m.IsAbstract || m.GetMethodBody() == null) continue;
+                try { RuntimeHelpers.PrepareMethod(m.MethodHandle); } catch (Exception) { }
+            }
+        }
+        var c = new CallConsole();
+        c.Write(1, "warm\n");
+        c.Finish();
+        Json.To(Json.Parse("{\"a\": [1, 2.5]}"), typeof(Dictionary<string, List<double>>));
+        Json.Write(new Dictionary<string, object> { { "a", new List<object> { 1L, 2.5, "s", null, true } } });
+        GC.GetTotalMemory(false);
+        Stopwatch.GetTimestamp();
+    }
+
     /// Counts the new worker as available at once (not when its thread gets going), so the
     /// main thread never starts two for one ticket.
     public unsafe void AddWorker() {
@@ -794,6 +814,7 @@ static unsafe class Host {
         hello.U32(0); hello.U8((byte)'H'); hello.U32(0);
         hello.Str("mono=" + MonoVersion() + ";seccomp=" + seccomp + ";pid=" + Process.GetCurrentProcess().Id);
         Native.Send(outFd, spin, hello.Frame());
+        new Thread(SpareMaker) { IsBackground = true, Name = "fnb-spare" }.Start();
         var header = new byte[4];
         while (true) {
             if (!Native.ReadExact(inFd, header, 0, 4)) break;
@@ -887,19 +908,19 @@ static unsafe class Host {
                 throw new IOException("pipe2 failed: errno " + Marshal.GetLastWin32Error());
             var available = Marshal.AllocHGlobal(8);
             Marshal.WriteInt64(available, 0);
-            var setup = new AppDomainSetup { ApplicationBase = hostDir, DisallowCodeDownload = true };
-            AppDomain domain = AppDomain.CreateDomain("fn-" + fid + "-" + methodName, null, setup);
+            Spare spare = TakeSpare();
             try {
-                var agent = (Agent)domain.CreateInstanceAndUnwrap(typeof(Agent).Assembly.FullName, typeof(Agent).FullName);
-                error = agent.Load(code, typeName, methodName, kinds, written, result, (long)memoryMb << 20,
-                                   fds[0], outFd, (long)spin, (long)available);
+                error = spare.Agent.Load(code, typeName, methodName, kinds, written, result, (long)memoryMb << 20,
+                                         fds[0], outFd, (long)spin, (long)available);
                 if (error == null)
-                    fn = new Fn { Id = fid, Domain = domain, Agent = agent, TicketRead = fds[0], TicketWrite = fds[1], Available = available };
+                    fn = new Fn { Id = fid, Domain = spare.Domain, Agent = spare.Agent, TicketRead = fds[0],
+                                  TicketWrite = fds[1], Available = available };
             } finally {
                 if (fn == null) {
-                    AppDomain.Unload(domain);
+                    new Thread(() => { try { AppDomain.Unload(spare.Domain); } catch (Exception) { } }) { IsBackground = true }.Start();
                     Native.close(fds[0]);
                     Native.close(fds[1]);
+                    Marshal.FreeHGlobal(available);
                 }
             }
             if (fn != null) lock (fns) fns[fid] = fn;
@@ -913,6 +934,46 @@ static unsafe class Host {
         } else {
             Send(Agent.ErrorFrame(rid, Status.Host, error));
         }
+    }
+
+    // -- spare AppDomains: creating one takes 100-300 ms, so one is always made in advance ----
+    sealed class Spare { public AppDomain Domain; public Agent Agent; }
+    static readonly object spareLock = new object();
+    static Spare spare;
+    static bool spareFailed;
+    static int domains;
+
+    static void SpareMaker() {
+        while (true) {
+            lock (spareLock) { while (spare != null) Monitor.Wait(spareLock); }
+            Spare made = null;
+            try { made = NewDomain(); } catch (Exception) { }
+            lock (spareLock) {
+                spare = made;
+                spareFailed = made == null;
+                Monitor.PulseAll(spareLock);
+            }
+            if (made == null) Thread.Sleep(1000);
+        }
+    }
+
+    static Spare TakeSpare() {
+        lock (spareLock) {
+            while (spare == null && !spareFailed) Monitor.Wait(spareLock);
+            Spare s = spare;
+            spare = null;
+            Monitor.PulseAll(spareLock);  // the maker starts the next one
+            if (s != null) return s;
+        }
+        return NewDomain();  // the maker failed: try here, reporting the error to the load
+    }
+
+    static Spare NewDomain() {
+        var setup = new AppDomainSetup { ApplicationBase = hostDir, DisallowCodeDownload = true };
+        AppDomain domain = AppDomain.CreateDomain("fnb-" + Interlocked.Increment(ref domains), null, setup);
+        var agent = (Agent)domain.CreateInstanceAndUnwrap(typeof(Agent).Assembly.FullName, typeof(Agent).FullName);
+        agent.Warm();
+        return new Spare { Domain = domain, Agent = agent };
     }
 
     /// Closing the ticket pipe ends the workers (EOF); unloading the AppDomain aborts the rest.

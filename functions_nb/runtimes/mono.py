@@ -5,9 +5,12 @@ Host: ``hosts/MonoHost.cs``, compiled once with ``mcs`` into ``cache_dir()/mono/
 when it dies or had to be killed. It hosts many functions, **one AppDomain per function
 version** (own statics, own ``Console``; ``close()`` unloads it, so a new version replaces
 the old one and its memory is returned). Requests go over two private pipes as
-length-prefixed binary frames (see the header of MonoHost.cs); calls run on pooled host
-threads, so concurrent calls from several Python threads run concurrently. The Python side
-reads replies leader/follower style: a lone caller reads its own reply (no thread hop).
+length-prefixed binary frames (see the header of MonoHost.cs). A call never goes through .NET
+remoting (45-75 us per cross-AppDomain call on Mono 6.8): the host's main thread hands the
+frame to worker threads that live inside the function's AppDomain (a ticket on a pipe), and
+they write the reply straight back; concurrent calls from several Python threads run
+concurrently. The Python side reads replies leader/follower style: a lone caller reads its
+own reply (no thread hop).
 
 Calling convention: scalars are packed little-endian with ``struct`` (one precompiled
 ``Struct`` per function when every parameter is a scalar), ``string``/``byte[]`` as length +
@@ -23,15 +26,17 @@ Isolation (honest): C# has no in-language sandbox, so isolation is at process le
   a filesystem of only the Mono install (read-only binds of the mono binary, its libraries,
   ``/usr/lib/mono``, ``/etc/mono`` and the host .exe), a private size-capped ``/tmp``, ``/proc``
   of the sandbox only, a clean environment (``--clearenv``), ``--die-with-parent``.
-- seccomp (installed by the host itself at start-up, all threads): ``execve``/``execveat``
-  fail with EPERM, so no other program can be started, even the mono binary itself.
+- seccomp (installed by the host itself at start-up, all threads): ``execve``/``execveat``,
+  ``fork``/``vfork`` and ``clone`` without ``CLONE_THREAD`` fail with EPERM, so no process and
+  no other program can be started (threads still can).
 - rlimits via ``prlimit``: total CPU time of the host (a backstop for threads a function
   leaves running; reaching it kills the host, which restarts), address space, open files,
   file size, no core dumps. Heap: ``MONO_GC_PARAMS=max-heap-size`` caps the whole host.
-- per call: the host's watchdog ``Thread.Abort``s a call at its deadline (measured: a tight
-  loop stops in ~1-10 ms) or when the live heap grew by more than ``memory_mb`` during the call
-  (checked every 2 ms, confirmed after a full collection); an allocation beyond the host's heap
-  cap raises OutOfMemoryException in the call -> LimitExceeded. If the host has not answered
+- per call: a watchdog thread in the function's AppDomain ``Thread.Abort``s a call at its
+  deadline (measured: a tight loop stops within ~1-10 ms) or when the live heap grew by more
+  than ``memory_mb`` during the call (checked every 2 ms, confirmed after a full collection; the
+  heap is the process's, so concurrent calls share the growth); an allocation beyond the host's
+  heap cap raises OutOfMemoryException in the call -> LimitExceeded. If the host has not answered
   ``GRACE`` s after the deadline (or an abort), it is killed and restarted; other calls in
   flight then fail with InvocationError. After a memory failure the function gets a fresh
   AppDomain (its statics may hold the memory); after a timeout or abort it keeps its AppDomain
