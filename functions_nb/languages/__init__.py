@@ -12,11 +12,16 @@ _REGISTRY = {
     "rust": "functions_nb.languages.rust:Rust",
     "zig": "functions_nb.languages.zig:Zig",
     "go": "functions_nb.languages.go:Go",
+    "assemblyscript": "functions_nb.languages.assemblyscript:AssemblyScript",
+    "typescript": "functions_nb.languages.typescript:TypeScript",
+    "javascript": "functions_nb.languages.typescript:JavaScript",
+    "python": "functions_nb.languages.python:Python",
+    "csharp": "functions_nb.languages.csharp:CSharp",
 }
 ALIASES = {"rs": "rust", "golang": "go", "as": "assemblyscript", "ts": "typescript",
            "js": "javascript", "py": "python", "cs": "csharp", "c#": "csharp"}
 #: Seed languages not yet built in this version (``func doctor`` lists them honestly).
-PLANNED: tuple[str, ...] = ("typescript", "javascript", "assemblyscript", "python", "csharp")
+PLANNED: tuple[str, ...] = ()
 
 _instances: dict[str, Language] = {}
 

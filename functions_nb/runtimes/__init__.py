@@ -5,7 +5,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_KINDS = {"wasm": "functions_nb.runtimes.wasm"}
+_KINDS = {
+    "wasm": "functions_nb.runtimes.wasm",
+    "v8": "functions_nb.runtimes.v8",
+    "pyodide": "functions_nb.runtimes.pyodide",
+    "mono": "functions_nb.runtimes.mono",
+}
 
 
 def get_runtime(kind: str) -> Any:

@@ -352,6 +352,9 @@ class WasmFunction:
         except wasmtime.Trap as exc:
             raise InvocationError(f"{self.export}: module start-up trapped: "
                                   f"{_trap_reason(str(exc))}") from None
+        except wasmtime.WasmtimeError as exc:  # e.g. a WASI import the linker does not define
+            raise InvocationError(f"{self.export}: the module cannot be instantiated: {exc} "
+                                  "(the sandbox does not provide it)") from None
         exports = instance.exports(store)
         func = exports[self.export]
         if not isinstance(func, wasmtime.Func):
