@@ -1,0 +1,36 @@
+"""notebooks/languages.ipynb: one cell per seed language, executed headless with nbclient."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+from functions_nb import Functions
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "languages.ipynb"
+
+
+def test_languages_notebook(store, monkeypatch):
+    monkeypatch.setenv("FUNCTIONS_NB_STORE", store)
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+                     for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "333.8335 333.8335" in text                       # Rust dot over numpy arrays
+    assert "array([0. , 0.5, 1. ])" in text                  # Zig returns a numpy array
+    assert "'hello-wasm-world'" in text                      # Go
+    assert "@@@@@@@@@@" in text                              # AssemblyScript mandelbrot
+    assert "{'a': 4.5, 'b': 4} ('log', 'summed 3 orders')" in text  # TypeScript + console
+    assert "'Functions In Every Language'" in text           # JavaScript
+    assert "'median': 3" in text and "'refused: FileNotFoundError'" in text  # Python + sandbox
+    assert "{'the': 2, 'cat': 1, 'saw': 1, 'dog': 1}" in text  # C#
+    fx = Functions(store=store)
+    deployed = {(i.name, i.language) for i in fx.list()}
+    assert {lang for _, lang in deployed} == {"rust", "zig", "go", "assemblyscript", "typescript",
+                                              "javascript", "python", "csharp"}
+    df = fx.sql("SELECT DISTINCT language FROM executions WHERE status = 'ok'")
+    assert len(df) == 8
+    fx.close()
