@@ -89,11 +89,11 @@ static unsafe class Native {
 
     /// Writes a whole frame under the process-wide spin lock at `spin` (unmanaged memory, so
     /// every AppDomain shares it). Runs in a finally block: a Thread.Abort cannot cut it short.
-    public static void Send(int fd, IntPtr spin, byte[] frame) {
+    public static void Send(int fd, IntPtr spin, WireWriter frame) {
         try { } finally {
             int* l = (int*)spin;
             while (Interlocked.CompareExchange(ref *l, 1, 0) != 0) Thread.Yield();
-            try { WriteAll(fd, frame, frame.Length); } finally { Volatile.Write(ref *l, 0); }
+            try { WriteAll(fd, frame.Buffer, frame.Len); } finally { Volatile.Write(ref *l, 0); }
         }
     }
 
@@ -158,43 +158,47 @@ static unsafe class Native {
 
 // -- wire format helpers --------------------------------------------------------------
 
-sealed class WireReader {
-    readonly byte[] b;
+/// Reads a frame in place (unmanaged memory or a pinned array): arrays are copied once,
+/// straight into the .NET array.
+unsafe sealed class WireReader {
+    readonly byte* b;
+    readonly int len;
     public int Pos;
-    public WireReader(byte[] buf, int pos) { b = buf; Pos = pos; }
-    void Need(int n) { if (n < 0 || Pos + n > b.Length) throw new ProtocolError("truncated frame"); }
+    public WireReader(byte* buf, int length, int pos) { b = buf; len = length; Pos = pos; }
+    void Need(long n) { if (n < 0 || Pos + n > len) throw new ProtocolError("truncated frame"); }
     public byte U8() { Need(1); return b[Pos++]; }
-    public int I32() { Need(4); int v = BitConverter.ToInt32(b, Pos); Pos += 4; return v; }
-    public uint U32() { Need(4); uint v = BitConverter.ToUInt32(b, Pos); Pos += 4; return v; }
-    public long I64() { Need(8); long v = BitConverter.ToInt64(b, Pos); Pos += 8; return v; }
-    public ulong U64() { Need(8); ulong v = BitConverter.ToUInt64(b, Pos); Pos += 8; return v; }
-    public float F32() { Need(4); float v = BitConverter.ToSingle(b, Pos); Pos += 4; return v; }
-    public double F64() { Need(8); double v = BitConverter.ToDouble(b, Pos); Pos += 8; return v; }
+    public int I32() { Need(4); int v = *(int*)(b + Pos); Pos += 4; return v; }
+    public uint U32() { Need(4); uint v = *(uint*)(b + Pos); Pos += 4; return v; }
+    public long I64() { Need(8); long v = *(long*)(b + Pos); Pos += 8; return v; }
+    public ulong U64() { Need(8); ulong v = *(ulong*)(b + Pos); Pos += 8; return v; }
+    public float F32() { Need(4); float v = *(float*)(b + Pos); Pos += 4; return v; }
+    public double F64() { Need(8); double v = *(double*)(b + Pos); Pos += 8; return v; }
     public string Str() {
         uint n = U32();
         if (n == 0xFFFFFFFF) return null;
-        Need((int)n);
-        string s = Encoding.UTF8.GetString(b, Pos, (int)n);
+        Need(n);
+        string s = Encoding.UTF8.GetString(b + Pos, (int)n);
         Pos += (int)n;
         return s;
     }
     public byte[] Bytes() {
         uint n = U32();
         if (n == 0xFFFFFFFF) return null;
-        Need((int)n);
+        Need(n);
         var r = new byte[n];
-        Buffer.BlockCopy(b, Pos, r, 0, (int)n);
+        Marshal.Copy((IntPtr)(b + Pos), r, 0, (int)n);
         Pos += (int)n;
         return r;
     }
-    public Array Arr(Type elem, int size) {
+    public double[] F64s() { int n = Count(8); if (n < 0) return null; var r = new double[n]; Marshal.Copy((IntPtr)(b + Pos), r, 0, n); Pos += n * 8; return r; }
+    public float[] F32s() { int n = Count(4); if (n < 0) return null; var r = new float[n]; Marshal.Copy((IntPtr)(b + Pos), r, 0, n); Pos += n * 4; return r; }
+    public int[] I32s() { int n = Count(4); if (n < 0) return null; var r = new int[n]; Marshal.Copy((IntPtr)(b + Pos), r, 0, n); Pos += n * 4; return r; }
+    public long[] I64s() { int n = Count(8); if (n < 0) return null; var r = new long[n]; Marshal.Copy((IntPtr)(b + Pos), r, 0, n); Pos += n * 8; return r; }
+    int Count(int size) {
         uint n = U32();
-        if (n == 0xFFFFFFFF) return null;
-        Need((int)n * size);
-        Array r = Array.CreateInstance(elem, (int)n);
-        Buffer.BlockCopy(b, Pos, r, 0, (int)n * size);
-        Pos += (int)n * size;
-        return r;
+        if (n == 0xFFFFFFFF) return -1;
+        Need((long)n * size);
+        return (int)n;
     }
 }
 
@@ -222,7 +226,7 @@ sealed class WireWriter {
         U32((uint)n);
         Len += n;
     }
-    public void Raw(byte[] src, int off, int n) { Room(n); Buffer.BlockCopy(src, off, b, Len, n); Len += n; }
+    public void Raw(byte[] src, int off, int n) { Room(n); System.Buffer.BlockCopy(src, off, b, Len, n); Len += n; }
     public void Bytes(byte[] v) {
         if (v == null) { U32(0xFFFFFFFF); return; }
         U32((uint)v.Length);
@@ -233,17 +237,14 @@ sealed class WireWriter {
         int n = a.Length * size;
         U32((uint)a.Length);
         Room(n);
-        Buffer.BlockCopy(a, 0, b, Len, n);
+        System.Buffer.BlockCopy(a, 0, b, Len, n);
         Len += n;
     }
-    public void PatchU32(int at, uint v) { byte[] x = BitConverter.GetBytes(v); Buffer.BlockCopy(x, 0, b, at, 4); }
-    /// The frame with its length prefix filled in (the writer reserved 4 bytes at the start).
-    public byte[] Frame() {
-        PatchU32(0, (uint)(Len - 4));
-        var r = new byte[Len];
-        Buffer.BlockCopy(b, 0, r, 0, Len);
-        return r;
-    }
+    public void PatchU32(int at, uint v) { byte[] x = BitConverter.GetBytes(v); System.Buffer.BlockCopy(x, 0, b, at, 4); }
+    /// The bytes written so far (a frame once Finish() filled in its length prefix).
+    public byte[] Buffer { get { return b; } }
+    /// Fills in the length prefix (the writer reserved 4 bytes at the start); returns itself.
+    public WireWriter Finish() { PatchU32(0, (uint)(Len - 4)); return this; }
 }
 
 sealed class ProtocolError : Exception { public ProtocolError(string m) : base(m) { } }
@@ -418,30 +419,28 @@ public sealed class Agent : MarshalByRefObject {
             if (!Native.ReadExact(ticketFd, ticket, 0, 16)) return;  // EOF: the function is unloading
             var ptr = (IntPtr)BitConverter.ToInt64(ticket, 0);
             int len = BitConverter.ToInt32(ticket, 8);
-            var req = new byte[len];
-            Marshal.Copy(ptr, req, 0, len);
-            Marshal.FreeHGlobal(ptr);
-            Call call = Run(req);
+            Call call;
+            try { call = Run((byte*)ptr, len); } finally { Marshal.FreeHGlobal(ptr); }
             if (call.AbortRequested) return;  // a late abort may still be pending: retire this thread
             Interlocked.Increment(ref *available);
         }
     }
 
-    Call Run(byte[] req) {
-        uint timeoutMs = BitConverter.ToUInt32(req, 13);
+    unsafe Call Run(byte* req, int len) {
+        uint timeoutMs = *(uint*)(req + 13);
         var call = new Call {
-            Rid = BitConverter.ToUInt32(req, 5), Thread = Thread.CurrentThread,
+            Rid = *(uint*)(req + 5), Thread = Thread.CurrentThread,
             Deadline = Stopwatch.GetTimestamp() + (long)(timeoutMs * (Stopwatch.Frequency / 1000.0)),
         };
         if (memoryLimit > 0) {
             call.Baseline = GC.GetTotalMemory(false);
             call.NextCheck = call.Baseline + memoryLimit;
         }
-        byte[] reply = null;
+        WireWriter reply = null;
         lock (call) call.Running = true;
         lock (calls) { calls[call.Rid] = call; Monitor.Pulse(calls); }
         try {
-            reply = Invoke(req);
+            reply = Invoke(req, len);
         } catch (ThreadAbortException) {
             Thread.ResetAbort();
         } catch (Exception e) {
@@ -449,14 +448,14 @@ public sealed class Agent : MarshalByRefObject {
         } finally {
             lock (call) call.Running = false;
             lock (calls) calls.Remove(call.Rid);
-            if (reply == null || reply[9] == Status.Interrupted) reply = Interrupted(call, reply);
-            Native.Send(outFd, spin, reply);
+            if (reply == null || reply.Buffer[9] == Status.Interrupted) reply = Interrupted(call, reply);
+            Native.Send(outFd, spin, reply.Finish());
         }
         return call;
     }
 
     /// The reply of a call the watchdog (or an abort request) stopped: keeps its console output.
-    byte[] Interrupted(Call call, byte[] partial) {
+    WireWriter Interrupted(Call call, WireWriter partial) {
         byte reason = call.Reason != 0 ? call.Reason : Status.Aborted;
         string message;
         if (reason == Status.Memory)
@@ -465,19 +464,17 @@ public sealed class Agent : MarshalByRefObject {
         else if (reason == Status.Timeout) message = "stopped at its time limit";
         else message = "aborted";
         if (partial == null) return ErrorFrame(call.Rid, reason, message);
-        uint conLen = BitConverter.ToUInt32(partial, 10);
-        var w = new WireWriter();
-        w.Raw(partial, 0, 14 + (int)conLen);  // header, status, console lines
-        w.Str(message);
-        byte[] frame = w.Frame();
-        frame[9] = reason;
-        return frame;
+        uint conLen = BitConverter.ToUInt32(partial.Buffer, 10);
+        partial.Len = 14 + (int)conLen;  // keep header, status and console lines
+        partial.Str(message);
+        partial.Buffer[9] = reason;
+        return partial;
     }
 
-    internal static byte[] ErrorFrame(uint rid, byte status, string message) {
+    internal static WireWriter ErrorFrame(uint rid, byte status, string message) {
         var w = new WireWriter();
         w.U32(0); w.U8((byte)'R'); w.U32(rid); w.U8(status); w.U32(0); w.Str(message);
-        return w.Frame();
+        return w.Finish();
     }
 
     // -- watchdog: deadlines and memory ---------------------------------------------------
@@ -568,10 +565,10 @@ public sealed class Agent : MarshalByRefObject {
         throwLines = new int[count];
         for (int i = 0; i < count; i++) throwLines[i] = BitConverter.ToInt32(code, n - tail + 4 * i);
         dll = new byte[n - tail - mdb];
-        Buffer.BlockCopy(code, 0, dll, 0, dll.Length);
+        System.Buffer.BlockCopy(code, 0, dll, 0, dll.Length);
         if (mdb > 0) {
             symbols = new byte[mdb];
-            Buffer.BlockCopy(code, dll.Length, symbols, 0, mdb);
+            System.Buffer.BlockCopy(code, dll.Length, symbols, 0, mdb);
         }
     }
 
@@ -618,10 +615,10 @@ public sealed class Agent : MarshalByRefObject {
             case Kind.Bool: if (t == typeof(bool)) return r => r.U8() != 0; break;
             case Kind.Str: if (t == typeof(string)) return r => r.Str(); break;
             case Kind.Bytes: if (t == typeof(byte[])) return r => r.Bytes(); break;
-            case Kind.F64Arr: if (t == typeof(double[])) return r => r.Arr(typeof(double), 8); break;
-            case Kind.F32Arr: if (t == typeof(float[])) return r => r.Arr(typeof(float), 4); break;
-            case Kind.I32Arr: if (t == typeof(int[])) return r => r.Arr(typeof(int), 4); break;
-            case Kind.I64Arr: if (t == typeof(long[])) return r => r.Arr(typeof(long), 8); break;
+            case Kind.F64Arr: if (t == typeof(double[])) return r => r.F64s(); break;
+            case Kind.F32Arr: if (t == typeof(float[])) return r => r.F32s(); break;
+            case Kind.I32Arr: if (t == typeof(int[])) return r => r.I32s(); break;
+            case Kind.I64Arr: if (t == typeof(long[])) return r => r.I64s(); break;
             case Kind.Json:
                 if (t.IsByRef) break;
                 return r => {
@@ -655,10 +652,11 @@ public sealed class Agent : MarshalByRefObject {
     }
 
     /// Runs one call; `req` is the whole request frame. Returns the whole reply frame.
-    byte[] Invoke(byte[] req) {
-        var r = new WireReader(req, 17);  // after length, op, request id, fid, timeout
+    unsafe WireWriter Invoke(byte* req, int len) {
+        var r = new WireReader(req, len, 17);  // after length, op, request id, fid, timeout
+        uint rid = *(uint*)(req + 5);
         var w = new WireWriter();
-        w.U32(0); w.U8((byte)'R'); w.U32(BitConverter.ToUInt32(req, 5));
+        w.U32(0); w.U8((byte)'R'); w.U32(rid);
         var console = new CallConsole();
         CallConsole.Current = console;
         object value = null;
@@ -700,23 +698,23 @@ public sealed class Agent : MarshalByRefObject {
             try {
                 writeResult(w, value);
             } catch (Exception e) {
-                return Failure(req, Status.Exception, "the result could not be returned: " + Describe(e, throwLines), console);
+                return Failure(rid, Status.Exception, "the result could not be returned: " + Describe(e, throwLines), console);
             }
         } else if (status != Status.Interrupted) {
             w.Str(message);
         }
-        return w.Frame();
+        return w;
     }
 
-    static byte[] Failure(byte[] req, byte status, string message, CallConsole console) {
+    static WireWriter Failure(uint rid, byte status, string message, CallConsole console) {
         var w = new WireWriter();
-        w.U32(0); w.U8((byte)'R'); w.U32(BitConverter.ToUInt32(req, 5)); w.U8(status);
+        w.U32(0); w.U8((byte)'R'); w.U32(rid); w.U8(status);
         int lenAt = w.Len;
         w.U32(0);
         foreach (var line in console.Lines) { w.U8(line.Key); w.Str(line.Value); }
         w.PatchU32(lenAt, (uint)(w.Len - lenAt - 4));
         w.Str(message);
-        return w.Frame();
+        return w;
     }
 
     /// "System.InvalidOperationException: bad input 3 at cell line 3"
@@ -813,7 +811,7 @@ static unsafe class Host {
         var hello = new WireWriter();
         hello.U32(0); hello.U8((byte)'H'); hello.U32(0);
         hello.Str("mono=" + MonoVersion() + ";seccomp=" + seccomp + ";pid=" + Process.GetCurrentProcess().Id);
-        Native.Send(outFd, spin, hello.Frame());
+        Native.Send(outFd, spin, hello.Finish());
         new Thread(SpareMaker) { IsBackground = true, Name = "fnb-spare" }.Start();
         var header = new byte[4];
         while (true) {
@@ -853,8 +851,8 @@ static unsafe class Host {
         }
         if (Interlocked.Decrement(ref *(int*)fn.Available) < 0) fn.Agent.AddWorker();  // all busy
         var ticket = new byte[16];
-        Buffer.BlockCopy(BitConverter.GetBytes((long)mem), 0, ticket, 0, 8);
-        Buffer.BlockCopy(BitConverter.GetBytes(size), 0, ticket, 8, 4);
+        System.Buffer.BlockCopy(BitConverter.GetBytes((long)mem), 0, ticket, 0, 8);
+        System.Buffer.BlockCopy(BitConverter.GetBytes(size), 0, ticket, 8, 4);
         Native.WriteAll(fn.TicketWrite, ticket, 16);  // <= PIPE_BUF: atomic, read whole by one worker
     }
 
@@ -892,17 +890,24 @@ static unsafe class Host {
         string error = null;
         Fn fn = null;
         try {
-            var r = new WireReader(frame, 9);
-            uint fid = r.U32();
-            uint memoryMb = r.U32();
-            string typeName = r.Str();
-            string methodName = r.Str();
-            int n = r.U8();
-            var kinds = new byte[n];
-            var written = new string[n];
-            for (int i = 0; i < n; i++) { kinds[i] = r.U8(); written[i] = r.Str(); }
-            byte result = r.U8();
-            byte[] code = r.Bytes();
+            uint fid, memoryMb;
+            string typeName, methodName;
+            byte[] kinds, code;
+            string[] written;
+            byte result;
+            fixed (byte* fp = frame) {
+                var r = new WireReader(fp, frame.Length, 9);
+                fid = r.U32();
+                memoryMb = r.U32();
+                typeName = r.Str();
+                methodName = r.Str();
+                int n = r.U8();
+                kinds = new byte[n];
+                written = new string[n];
+                for (int i = 0; i < n; i++) { kinds[i] = r.U8(); written[i] = r.Str(); }
+                result = r.U8();
+                code = r.Bytes();
+            }
             var fds = new int[2];
             if (Native.pipe2(fds, 0x80000 /* O_CLOEXEC */) != 0)
                 throw new IOException("pipe2 failed: errno " + Marshal.GetLastWin32Error());
@@ -930,7 +935,7 @@ static unsafe class Host {
         if (error == null) {
             var w = new WireWriter();
             w.U32(0); w.U8((byte)'R'); w.U32(rid); w.U8(Status.Ok); w.U32(0);
-            Send(w.Frame());
+            Send(w.Finish());
         } else {
             Send(Agent.ErrorFrame(rid, Status.Host, error));
         }
@@ -985,7 +990,7 @@ static unsafe class Host {
         Marshal.FreeHGlobal(fn.Available);
     }
 
-    static void Send(byte[] frame) { Native.Send(outFd, spin, frame); }
+    static void Send(WireWriter frame) { Native.Send(outFd, spin, frame); }
 }
 
 // -- JSON: a small reader/writer with reflection-based conversion ------------------------
