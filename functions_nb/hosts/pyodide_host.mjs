@@ -33,6 +33,11 @@ import os from "node:os";
 import { pathToFileURL } from "node:url";
 
 const MB = 1024 * 1024;
+const PRELOAD = [
+  "base64", "io", "json", "linecache", "logging", "traceback", "types", // the guest prelude
+  "collections", "dataclasses", "datetime", "decimal", "enum", "fractions", "functools",
+  "hashlib", "itertools", "math", "random", "re", "statistics", "string", "textwrap", "typing",
+];
 
 function parseArgs(argv) {
   const opts = { pyodide: "", inFd: 0, outFd: 1, snapshot: "", makeSnapshot: false, heapMb: 1536 };
@@ -66,7 +71,7 @@ function main() {
   const shared = new SharedArrayBuffer(8);
   const interrupt = new Int32Array(shared, 0, 1);
   const running = new Int32Array(shared, 4, 1);
-  const worker = new Worker(new URL(import.meta.url), { workerData: { opts, shared } });
+  const worker = new Worker(new URL(import.meta.url), { workerData: { opts, shared, t0: Date.now() } });
   let pending = "";
   process.stdin.setEncoding("utf8");
   process.stdin.on("data", (chunk) => {
@@ -84,6 +89,75 @@ function main() {
     process.exit(70);
   });
   worker.on("exit", (code) => process.exit(code ?? 0));
+}
+
+function lineReader(fd) {
+  const chunk = Buffer.alloc(1 << 18);
+  let rest = Buffer.alloc(0); // bytes after the last line returned
+  function readChunk() {
+    for (;;) {
+      try {
+        const n = fs.readSync(fd, chunk, 0, chunk.length, null);
+        return n === 0 ? null : Buffer.from(chunk.subarray(0, n));
+      } catch (e) {
+        if (e.code !== "EAGAIN") throw e;
+      }
+    }
+  }
+  // The next line (without its newline) as a string; null at end of input.
+  return function readLine() {
+    let nl = rest.indexOf(10);
+    if (nl >= 0) {
+      const line = rest.toString("utf8", 0, nl);
+      rest = rest.subarray(nl + 1);
+      return line;
+    }
+    const parts = rest.length ? [rest] : [];
+    for (;;) {
+      const piece = readChunk();
+      if (piece === null) return null;
+      nl = piece.indexOf(10);
+      if (nl < 0) {
+        parts.push(piece);
+        continue;
+      }
+      rest = piece.subarray(nl + 1);
+      if (!parts.length) return piece.toString("utf8", 0, nl);
+      parts.push(piece.subarray(0, nl));
+      return Buffer.concat(parts).toString("utf8");
+    }
+  };
+}
+
+// The guest prelude is compiled once, when the snapshot is made, and kept in it as the module
+// `_fnb_prelude` (compiling it in a fresh interpreter costs ~150-300 ms of lazy WASM code).
+const DEFINE_PRELUDE = `
+import sys, types
+module = types.ModuleType("_fnb_prelude")
+exec(compile(src, "prelude", "exec", dont_inherit=True), module.__dict__)
+module.digest = digest
+sys.modules["_fnb_prelude"] = module
+del module
+`;
+
+function definePrelude(py, setup) {
+  const scope = py.toPy({ src: setup.prelude, digest: setup.digest });
+  py.runPython(DEFINE_PRELUDE, { globals: scope });
+  scope.destroy();
+}
+
+// `_fnb_init` from the prelude module if it is the one we were sent; the module is removed.
+function takePrelude(py, digest) {
+  const modules = py.pyimport("sys").modules;
+  const module = modules.get("_fnb_prelude");
+  let init = null;
+  if (module) {
+    if (module.digest === digest) init = module._fnb_init.copy();
+    modules.delete("_fnb_prelude");
+    module.destroy();
+  }
+  modules.destroy();
+  return init;
 }
 
 // -- worker: Pyodide and the request loop --------------------------------------------------------
@@ -146,15 +220,21 @@ function harden(py) {
 
 async function worker() {
   const proc = process; // kept: `process` is deleted from the global scope by harden()
-  const { opts, shared } = workerData;
+  const { opts, shared, t0 } = workerData;
+  const phases = { worker: Date.now() - t0 };
   const interrupt = new Int32Array(shared, 0, 1);
   const running = new Int32Array(shared, 4, 1);
   const heapCap = opts.heapMb * MB;
+  const readLine = lineReader(opts.inFd);
+  const setupLine = readLine();
+  if (setupLine === null) return;
+  const setup = JSON.parse(setupLine.slice(setupLine.indexOf(" ") + 1));
   // Pyodide's start-up calls process.binding('constants'), which the permission model denies.
   process.binding = () => ({ fs: fs.constants, os: os.constants });
   capWasmMemory(heapCap + 64 * MB);
   const started = performance.now();
   const { loadPyodide } = await import(pathToFileURL(`${opts.pyodide}/pyodide.mjs`).href);
+  phases.import = Date.now() - t0;
   const config = {
     indexURL: `${opts.pyodide}/`,
     jsglobals: Object.create(null),
@@ -176,45 +256,16 @@ async function worker() {
   let snapshot = null;
   if (py === null) {
     py = await loadPyodide({ ...config, _makeSnapshot: opts.makeSnapshot });
-    if (opts.makeSnapshot) snapshot = py.makeMemorySnapshot();
+    if (opts.makeSnapshot) {
+      // Modules the guest prelude and typical cells import, and the prelude itself, are part
+      // of the snapshot, so a host started from it does not compile them again.
+      py.runPython(`import ${PRELOAD.join(", ")}`);
+      definePrelude(py, setup);
+      snapshot = py.makeMemorySnapshot();
+    }
   }
   const loadMs = performance.now() - started;
-
-  // requests ------------------------------------------------------------------------------------
-  const chunk = Buffer.alloc(1 << 18);
-  let rest = Buffer.alloc(0); // bytes after the last line returned
-  function readChunk() {
-    for (;;) {
-      try {
-        const n = fs.readSync(opts.inFd, chunk, 0, chunk.length, null);
-        return n === 0 ? null : Buffer.from(chunk.subarray(0, n));
-      } catch (e) {
-        if (e.code !== "EAGAIN") throw e;
-      }
-    }
-  }
-  function readLine() {
-    let nl = rest.indexOf(10);
-    if (nl >= 0) {
-      const line = rest.toString("utf8", 0, nl);
-      rest = rest.subarray(nl + 1);
-      return line;
-    }
-    const parts = rest.length ? [rest] : [];
-    for (;;) {
-      const piece = readChunk();
-      if (piece === null) return null;
-      nl = piece.indexOf(10);
-      if (nl < 0) {
-        parts.push(piece);
-        continue;
-      }
-      rest = piece.subarray(nl + 1);
-      if (!parts.length) return piece.toString("utf8", 0, nl);
-      parts.push(piece.subarray(0, nl));
-      return Buffer.concat(parts).toString("utf8");
-    }
-  }
+  phases.loaded = Date.now() - t0;
 
   const M = py._module;
   M._malloc_set_footprint_limit(heapCap);
@@ -253,15 +304,18 @@ async function worker() {
     },
   };
 
-  const setupLine = readLine();
-  if (setupLine === null) return;
-  const setup = JSON.parse(setupLine.slice(setupLine.indexOf(" ") + 1));
-  const init = py.runPython(setup.prelude, { globals: py.runPython("dict()") });
+  let init = takePrelude(py, setup.digest);
+  if (init === null) {
+    definePrelude(py, setup);
+    init = takePrelude(py, setup.digest);
+  }
   const handle = init(api, JSON.stringify(setup.config));
   init.destroy();
   py.setInterruptBuffer(interrupt);
   harden(py);
+  phases.ready = Date.now() - t0;
   const info = {
+    phases,
     ready: true,
     pyodide: py.version,
     load_ms: Math.round(loadMs),

@@ -527,6 +527,8 @@ class Host:
         self._fds: list[int] = []
         self.log_path = cache_dir() / "pyodide" / f"host-{os.getpid()}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.generation == 1:
+            _remove_stale_logs(self.log_path.parent)
         started = time.perf_counter()
         self._spawn()
         try:
@@ -568,7 +570,7 @@ class Host:
         self._poll.register(res_r, select.POLLIN)
 
     def _handshake(self) -> dict[str, Any]:
-        setup = {"prelude": guest_prelude(),
+        setup = {"prelude": guest_prelude(), "digest": _prelude_digest(),
                  "config": {"console_bytes": CONSOLE_MAX_BYTES + 1024,
                             "console_lines": CONSOLE_MAX_LINES,
                             "blocked_modules": list(BLOCKED_MODULES)}}
@@ -785,6 +787,14 @@ class _Spawner:
 _spawner = _Spawner()
 
 
+def _remove_stale_logs(folder: Path) -> None:
+    """Host logs of processes that are gone (a log is kept after a crash, for its message)."""
+    for log in folder.glob("host-*.log"):
+        pid = log.stem.removeprefix("host-")
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            log.unlink(missing_ok=True)
+
+
 def _stopped(ctx: CallContext, name: str) -> Exception:
     if ctx.aborted:
         return Aborted(f"{name}: execution {ctx.id} aborted")
@@ -795,8 +805,14 @@ def _stopped(ctx: CallContext, name: str) -> Exception:
 def _snapshot_path() -> Path:
     version, _ = pyodide_versions()
     node = node_binary() or ""
-    key = hashlib.sha256(f"{version}|{_node_version(node)}|{HEAP_MB}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"{version}|{_node_version(node)}|{HEAP_MB}|{_prelude_digest()}|"
+                         f"{HOST_SCRIPT.stat().st_mtime_ns}".encode()).hexdigest()[:12]
     return cache_dir() / "pyodide" / f"snapshot-{version}-{key}.bin"
+
+
+@lru_cache(maxsize=1)
+def _prelude_digest() -> str:
+    return hashlib.sha256(guest_prelude().encode()).hexdigest()[:16]
 
 
 def _save_snapshot(data: bytes) -> None:
@@ -806,6 +822,9 @@ def _save_snapshot(data: bytes) -> None:
     tmp.write_bytes(data)
     os.chmod(tmp, 0o644)  # readable by the sandbox's user
     os.replace(tmp, path)
+    for old in path.parent.glob("snapshot-*.bin"):  # made for another version or prelude
+        if old != path:
+            old.unlink(missing_ok=True)
 
 
 # -- the runtime ---------------------------------------------------------------------------------
@@ -1170,3 +1189,25 @@ class PyodideFunction:
             self._closed = True
             if self._generation:
                 self.rt.unload(self.fid, self._generation)
+
+
+def raw_baseline(code: bytes, signature: Signature, name: str, args: tuple) -> Callable[[], Any]:
+    """The bare host round trip for benchmarks: the request line for ``name(*args)`` written
+    straight to the shared host's pipe and its reply line read back (no argument checks, no
+    executor, no reply decoding, no console handling)."""
+    rt = runtime()
+    fn = rt.load(code, signature, memory_mb=64, name=name)
+    fn.call(args, CallContext("raw-baseline", 60.0))  # loads it into the host
+    host = rt.host()
+    line = b'0 ["c",%d,%s]\n' % (fn.fid, json.dumps(list(args)).encode())
+    lock, req, res = rt._lock, host._req_w, host._res_r
+
+    def raw() -> bytes:
+        with lock:
+            os.write(req, line)
+            reply = os.read(res, 1 << 16)
+            while not reply.endswith(b"\n"):
+                reply += os.read(res, 1 << 16)
+        return reply
+
+    return raw
