@@ -107,7 +107,6 @@ _NULL = 0xFFFFFFFF
 _U32 = struct.Struct("<I")
 _CALL_HEAD = struct.Struct("<IBIII")  # length, op, request id, fid, timeout ms
 _SHORT_HEAD = struct.Struct("<IBII")
-_REPLY_HEAD = struct.Struct("<BIBI")  # op, request id, status, console bytes
 ST_OK, ST_EXC, ST_TIMEOUT, ST_ABORTED, ST_MEMORY, ST_BADARG, ST_HOST = range(7)
 #: (AUDIT_ARCH, seccomp, execve, execveat, clone, clone3, fork, vfork) syscall numbers per machine
 #: (0xFFFFFFFF: no such call there).
@@ -614,7 +613,10 @@ class MonoRuntime:
                 if self._spawner is None:
                     self._spawner = _Spawner()
                 self._generation += 1
-                host = _Host(self._spawner, self.heap_mb, self._generation)
+                try:
+                    host = _Host(self._spawner, self.heap_mb, self._generation)
+                except OSError as exc:  # bwrap, prlimit or mono could not be started at all
+                    raise _HostDied(f"the C# host could not be started: {exc}") from None
                 self._host = host
                 self.starts += 1
             return host
@@ -910,7 +912,8 @@ class MonoFunction:
                 parts += enc(a)
             size = sum(memoryview(p).nbytes for p in parts)
             parts[0] = _CALL_HEAD.pack(13 + size, 67, rid, self.fid, timeout_ms)
-        host.inflight += 1
+        counted = host
+        counted.inflight += 1
         try:
             try:
                 host.send(*parts)
@@ -923,7 +926,7 @@ class MonoFunction:
             self._host = None
             raise self._died(ctx, str(exc)) from None
         finally:
-            host.inflight -= 1
+            counted.inflight -= 1
         status = reply[5]
         con = int.from_bytes(reply[6:10], "little")
         if con:
