@@ -653,4 +653,9 @@ def test_runtime_call_context_directly():
     assert [c[:2] for c in ctx.console] == [("log", "hi you")]
     ctx = CallContext("t2", 5)
     assert fn.call(("me",), ctx) == "hello me" and not ctx.cold
+    loaded = pyodide.runtime().ping()["functions"]
+    fn.close()  # the namespace leaves the host...
+    assert pyodide.runtime().ping()["functions"] == loaded - 1
+    ctx = CallContext("t3", 5)
+    assert fn.call(("again",), ctx) == "hello again" and ctx.cold  # ...and comes back on use
     fn.close()

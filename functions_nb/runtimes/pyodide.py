@@ -84,8 +84,7 @@ def node_binary() -> str | None:
     env = os.environ.get("FUNCTIONS_NB_NODE")
     if env:
         return env if Path(env).exists() else None
-    found = shutil.which("node") or ("/usr/bin/node" if Path("/usr/bin/node").exists() else None)
-    return found
+    return shutil.which("node") or ("/usr/bin/node" if Path("/usr/bin/node").exists() else None)
 
 
 def pyodide_dir() -> Path:
@@ -127,14 +126,15 @@ def _permission_flag(version: tuple[int, int, int]) -> str | None:
     return None
 
 
-def _ldd(binary: str) -> list[str]:
+@lru_cache(maxsize=4)
+def _ldd(binary: str) -> tuple[str, ...]:
     """Shared libraries ``binary`` loads (paths as the dynamic loader looks them up)."""
     try:
         out = subprocess.run(["ldd", binary], capture_output=True, text=True, timeout=30,
                              check=False).stdout
     except (OSError, subprocess.SubprocessError):
-        return []
-    return re.findall(r"(/\S+)\s+\(0x", out)
+        return ()
+    return tuple(re.findall(r"(/\S+)\s+\(0x", out))
 
 
 def _bwrap_prefix(node: str, readable: list[str]) -> list[str]:
@@ -200,7 +200,8 @@ def sandbox_layers() -> dict[str, Any]:
         return layers
     try:
         proc = subprocess.run([*_bwrap_prefix(node, []), node, "-e",
-                               "process.exit(require('os').networkInterfaces().eth0 ? 3 : 0)"],
+                               "process.exit(Object.keys(require('os').networkInterfaces())"
+                               ".some((n) => n !== 'lo') ? 3 : 0)"],
                               capture_output=True, text=True, timeout=30, env={}, check=False)
     except (OSError, subprocess.SubprocessError) as exc:
         layers["detail"] = f"bubblewrap failed: {exc}"
@@ -264,9 +265,9 @@ def _fnb_init(api: Any, config_json: str) -> Callable[[str], str]:
             return
         state[0] += n
         if console and console[-1][0] == code:
-            console[-1][1] += text
+            console[-1][1].append(text)
         else:
-            console.append([code, text])
+            console.append([code, [text]])
 
     class Capture(io.TextIOBase):
         encoding = "utf-8"
@@ -373,7 +374,8 @@ def _fnb_init(api: Any, config_json: str) -> Callable[[str], str]:
         return text, line
 
     def finish(head, footprint):
-        out = head + "," + dumps(console) + "," + str(state[1]) + "," + str(footprint) + "]"
+        lines = dumps([[code, "".join(parts)] for code, parts in console]) if console else "[]"
+        out = head + "," + lines + "," + str(state[1]) + "," + str(footprint) + "]"
         console.clear()
         state[0] = state[1] = 0
         return out
@@ -425,7 +427,10 @@ def _fnb_init(api: Any, config_json: str) -> Callable[[str], str]:
             return None, fail("error", text, line, end(footprint))
 
     def run(fid, args):
-        fn, b64, kind, limit, source = fns[fid]
+        loaded = fns.get(fid)
+        if loaded is None:
+            return fail("gone", "", None, 0)
+        fn, b64, kind, limit, source = loaded
         for i in b64:
             args[i] = b64d(args[i])
         footprint = begin(limit)
@@ -497,11 +502,11 @@ def _fnb_init(api: Any, config_json: str) -> Callable[[str], str]:
     return handle
 
 
-
 @lru_cache(maxsize=1)
 def guest_prelude() -> str:
     """The source the host runs first: :func:`_fnb_init`, evaluating to the function."""
     return "from __future__ import annotations\n" + inspect.getsource(_fnb_init) + "\n_fnb_init\n"
+
 
 #: Modules functions may not import: JavaScript/host access, raw memory, package loading.
 BLOCKED_MODULES = ("js", "pyodide_js", "pyodide", "_pyodide", "_pyodide_core", "micropip",
@@ -1101,7 +1106,6 @@ class PyodideFunction:
                                       self.memory_limit]).encode()
         self._prefix = b'["c",%d,' % self.fid
         self._generation = 0  # host generation this function is loaded into (0: none)
-        self._closed = False
 
     # the call path ---------------------------------------------------------------------------
     def call(self, args: tuple, ctx: CallContext) -> Any:
@@ -1127,15 +1131,22 @@ class PyodideFunction:
             if rt._pending_unload:
                 rt.flush_unloads(host)
             if self._generation != host.generation:
-                ctx.cold = True
-                self._check(host.request(self._load_body, ctx, self.name), ctx)
-                self._generation = host.generation
+                self._load(host, ctx)
             reply = host.request(body, ctx, self.name)
+            if reply[1] == "gone":  # unloaded behind our back (closed, then called again)
+                self._load(host, ctx)
+                reply = host.request(body, ctx, self.name)
         except HostDied as exc:
             raise InvocationError(f"{self.name}: {exc}") from None
         finally:
             rt.release()
         return self._check(reply, ctx)
+
+    def _load(self, host: Host, ctx: CallContext) -> None:
+        """Create the function's namespace in ``host`` (runs the cell's top level)."""
+        ctx.cold = True
+        self._check(host.request(self._load_body, ctx, self.name), ctx)
+        self._generation = host.generation
 
     def _check(self, reply: list[Any], ctx: CallContext) -> Any:
         """Console and memory into ``ctx``; the value, or raise the guest's error."""
@@ -1185,10 +1196,10 @@ class PyodideFunction:
         return BadArguments(f"{self.sig}: arguments are not JSON-serializable: {exc}")
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            if self._generation:
-                self.rt.unload(self.fid, self._generation)
+        """Drop the namespace from the host (a later call loads it again)."""
+        generation, self._generation = self._generation, 0
+        if generation:
+            self.rt.unload(self.fid, generation)
 
 
 def raw_baseline(code: bytes, signature: Signature, name: str, args: tuple) -> Callable[[], Any]:
