@@ -40,6 +40,8 @@ COLUMNS = {
 }
 
 _HOST = socket.gethostname()
+#: Arrays longer than this are recorded as dtype, shape and their first elements.
+ARRAY_HEAD = 64
 #: Every History of this process: a query flushes them all, so it sees this process's writes.
 _LIVE: weakref.WeakSet[History] = weakref.WeakSet()
 
@@ -61,6 +63,10 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return {"bytes": len(value)}
     if hasattr(value, "tolist"):
+        if getattr(value, "ndim", 0) and getattr(value, "size", 0) > ARRAY_HEAD:
+            # a large numpy array: its description, not 1e6 numbers to serialise and cut
+            return {"array": str(value.dtype), "shape": list(value.shape),
+                    "head": value.ravel()[:ARRAY_HEAD].tolist()}
         return value.tolist()
     return repr(value)
 

@@ -125,3 +125,12 @@ def test_repeated_large_calls_do_not_grow_memory(deployed):
         assert ex.value == 1_000_000
         sizes.add(ex.memory_bytes)
     assert len(sizes) == 1, sizes  # arguments are freed after every call
+
+
+def test_history_records_large_arrays_by_description(deployed):
+    fx = deployed
+    fx.invoke("rs_total", np.arange(100_000, dtype=np.float64))
+    row = fx.sql("SELECT input FROM executions WHERE function = 'rs_total' "
+                 "ORDER BY started_at DESC LIMIT 1").iloc[0]
+    assert '"array": "float64"' in row.input and '"shape": [100000]' in row.input
+    assert len(row.input) < 1000

@@ -31,6 +31,7 @@ from typing import Any
 import wasmtime
 from wasmtime import _bindings as _b
 from wasmtime import _ffi as ffi
+from wasmtime import _func as _wasmtime_func
 
 from ..config import cache_dir
 from ..errors import Aborted, BadArguments, FunctionTimeout, InvocationError, LimitExceeded
@@ -397,6 +398,7 @@ class WasmFunction:
                 _set_deadline(inst.cptr, INIT_TICKS)
                 err = _call_unchecked(inst.cptr, init, inst.abuf, 0, inst.trap_ref)
                 if err or inst.trap:
+                    _take_host_exception()
                     raise InvocationError(f"{self.export}: initialisation ({init_name}) trapped")
         return inst
 
@@ -552,6 +554,10 @@ class WasmFunction:
 
     def _failure(self, inst: _Instance, err: Any, ctx: CallContext) -> Exception:
         """Turn a trap or error into our exception; the instance is discarded."""
+        host_error = _take_host_exception()
+        if host_error is not None and not isinstance(host_error, wasmtime.Trap):
+            return InvocationError(f"{self.export}: a host function failed: "
+                                   f"{type(host_error).__name__}: {host_error}")
         if err:
             text = str(wasmtime.WasmtimeError._from_ptr(err))
         elif inst.trap:
@@ -589,6 +595,15 @@ class WasmFunction:
             if size + 65536 > self.memory_limit and "unreachable" in reason:
                 return LimitExceeded(f"{self.export}: memory limit of {limit_mb} MB exceeded")
         return InvocationError(f"{self.export} trapped: {reason}")
+
+
+def _take_host_exception() -> BaseException | None:
+    """wasmtime-py parks an exception raised in a host function in a module global for its
+    own call wrapper to re-raise; our unchecked calls must take it, or the next failing
+    wasmtime-py call anywhere in the process would raise this stale one."""
+    exc = _wasmtime_func.LAST_EXCEPTION
+    _wasmtime_func.LAST_EXCEPTION = None
+    return exc
 
 
 def _fix_nonfinite(data: bytes) -> bytes:
