@@ -62,7 +62,6 @@ import os
 import platform
 import queue
 import re
-import select
 import shutil
 import signal
 import struct
@@ -313,6 +312,51 @@ class _Spawner:
         return box["value"]
 
 
+class _Watchdog:
+    """One thread per process that checks the deadline and abort flag of every waiting call
+    every POLL s, so that a waiting caller can block in read() (one syscall) instead of polling."""
+
+    def __init__(self) -> None:
+        self._waits: dict[int, tuple[_Host, _Wait]] = {}
+        self._wake = threading.Event()
+        threading.Thread(target=self._run, name="functions-nb-mono-watchdog", daemon=True).start()
+
+    def add(self, host: _Host, w: _Wait) -> None:
+        self._waits[id(w)] = (host, w)
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def remove(self, w: _Wait) -> None:
+        self._waits.pop(id(w), None)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            time.sleep(POLL)
+            waits = list(self._waits.values())
+            if not waits:
+                self._wake.clear()
+                if self._waits:  # added while clearing
+                    self._wake.set()
+            for host, w in waits:
+                try:
+                    host._watch(w)
+                except Exception:  # noqa: BLE001 - the watchdog must keep running
+                    pass
+
+
+_watchdog: _Watchdog | None = None
+
+
+def watchdog() -> _Watchdog:
+    global _watchdog
+    if _watchdog is None:
+        with _runtime_lock:
+            if _watchdog is None:
+                _watchdog = _Watchdog()
+    return _watchdog
+
+
 class _Wait:
     __slots__ = ("rid", "fid", "ctx", "deadline", "abort_sent")
 
@@ -339,7 +383,10 @@ class _Host:
         self._rlock = threading.Lock()
         self._cond = threading.Condition()
         self._mail: dict[int, bytes] = {}
+        self._followers = 0
         self._buf = bytearray()
+        self._chunk = bytearray(1 << 16)  # reused for every read: no allocation per reply
+        self._chunk_view = memoryview(self._chunk)
         self.log: collections.deque[str] = collections.deque(maxlen=50)
         self.notable: list[str] = []
         started = time.perf_counter()
@@ -366,8 +413,6 @@ class _Host:
         finally:
             os.close(req_r)
             os.close(rep_w)
-        self._poll = select.poll()
-        self._poll.register(self.rfd, select.POLLIN | select.POLLHUP | select.POLLERR)
         threading.Thread(target=self._drain, name="functions-nb-mono-log", daemon=True).start()
         hello = self.wait(_Wait(0, None, time.monotonic() + START_TIMEOUT))
         text = hello[9:].decode("utf-8", "replace")
@@ -436,46 +481,48 @@ class _Host:
 
     # receiving ------------------------------------------------------------------------
     def wait(self, w: _Wait) -> bytes:
-        """The reply to request ``w.rid`` (leader/follower: one waiter reads the pipe)."""
+        """The reply to request ``w.rid`` (leader/follower: one waiter reads the pipe, in a
+        blocking read; the watchdog thread enforces deadlines and aborts meanwhile)."""
         mail, cond = self._mail, self._cond
-        while True:
-            got = mail.pop(w.rid, None)
-            if got is not None:
-                return got
-            if not self.alive:
-                raise _HostDied(self.reason)
-            if self._rlock.acquire(False):
-                try:
-                    frame = self._lead(w)
-                finally:
-                    self._rlock.release()
+        watchdog().add(self, w)
+        try:
+            while True:
+                got = mail.pop(w.rid, None)
+                if got is not None:
+                    return got
+                if not self.alive:
+                    raise _HostDied(self.reason)
+                if self._rlock.acquire(False):
+                    try:
+                        frame = self._lead(w)
+                    finally:
+                        self._rlock.release()
+                        if self._followers:
+                            with cond:
+                                cond.notify_all()
+                    if frame is not None:
+                        return frame
+                else:
                     with cond:
-                        cond.notify_all()
-                if frame is not None:
-                    return frame
-            else:
-                with cond:
-                    if w.rid not in mail and self.alive:
-                        cond.wait(POLL)
-                self._watch(w)
+                        if w.rid not in mail and self.alive:
+                            self._followers += 1
+                            cond.wait(POLL)
+                            self._followers -= 1
+        finally:
+            watchdog().remove(w)
 
     def _lead(self, w: _Wait) -> bytes | None:
-        buf, rfd, poll = self._buf, self.rfd, self._poll.poll
+        buf, rfd, chunk, view = self._buf, self.rfd, self._chunk, self._chunk_view
         if w.rid in self._mail:
             return None
         while True:
             frame = self._frame(buf)
             while frame is None:
-                if not poll(POLL * 1000):
-                    self._watch(w)
-                    if w.rid in self._mail or not self.alive:
-                        return None
-                    continue
-                data = os.read(rfd, PIPE_SIZE)
-                if not data:
+                n = os.readv(rfd, [chunk])  # blocks; EOF when the host dies or is killed
+                if not n:
                     self._died()
                     return None
-                buf += data
+                buf += view[:n]
                 try:
                     frame = self._frame(buf)
                 except _HostDied:
@@ -514,7 +561,8 @@ class _Host:
         return big
 
     def _watch(self, w: _Wait) -> None:
-        """Deadline / abort checks of a waiting caller; the kill is the backstop."""
+        """Deadline / abort checks of a waiting caller (run by the watchdog thread every POLL s);
+        the kill is the backstop."""
         now = time.monotonic()
         ctx = w.ctx
         if ctx is None:
