@@ -366,7 +366,7 @@ def test_infinite_loop_stopped_at_timeout(pfx):
     assert ex.status == "timeout" and isinstance(ex.error, FunctionTimeout)
     assert str(ex.error) == "spin: stopped at its 0.3 s time limit"
     assert 0.29 <= elapsed < 1.3
-    assert 300 <= ex.duration_ms < 300 + 100 + 150  # the runtime's own stop time (+ noise)
+    assert 300 <= ex.duration_ms < 300 + 100 + 200  # the runtime's own stop time (+ noise)
     assert pyodide.runtime().starts == starts  # interrupted, not killed
     assert pfx.invoke("add", 1, 2) == 3
 

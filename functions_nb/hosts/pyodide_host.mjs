@@ -8,8 +8,11 @@
 // Threads: the main thread only relays interrupts; Pyodide runs in a worker thread, which reads
 // requests from fd IN and writes responses to fd OUT with blocking synchronous I/O (no event
 // loop, no message passing on the hot path). Frames are lines: "<seq> <json>\n".
-// The first request is the guest prelude (Python source) and its config; the worker runs it and
-// gets the dispatcher `handle(json) -> json` that serves every later request.
+// The first request is the guest prelude (Python source, with its digest) and its config; the
+// worker calls it and gets the dispatcher `handle(json) -> json` that serves every later
+// request. Start-up: from --snapshot (a memory snapshot holding the interpreter, common stdlib
+// modules and the compiled prelude), or a fresh interpreter that, with --make-snapshot, sends
+// such a snapshot after its ready line ("0 {snapshot: N}\n" + N bytes) for the caller to keep.
 //
 // Interrupts: the main thread reads "<seq>\n" lines on stdin; if that request is still the one
 // running, it writes SIGINT into Pyodide's interrupt buffer (a SharedArrayBuffer), so Python

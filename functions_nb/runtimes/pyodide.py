@@ -1,34 +1,38 @@
 """Python functions in Pyodide: one shared, sandboxed node host per kernel.
 
-Calling convention: the artifact is the cell's Python source (JSON: entry name + source with
-the cell's line offset). A function is loaded into the host lazily, at its first call, as its
-own namespace (a fresh globals dict; the cell's top-level code runs then) and stays warm.
-Arguments are checked against the signature here (int -> i64 range, float, bool, str, bytes,
-anything else JSON), sent as one JSON line (bytes as base64), and the result comes back the
-same way; return values are checked against the return annotation in the guest.
-stdout -> console level log, stderr -> error, ``logging`` -> its level.
+Calling convention: the artifact is the cell's source (JSON: entry name + source with the
+cell's line offset). At its first call a function is loaded into the host as a module of its
+own (``cell_<id>``, its own globals; the cell's top level runs then) and stays warm. Arguments
+are checked here against the signature (int -> i64 range, float, bool, str, bytes, else JSON)
+and sent as one JSON line (bytes as base64); the result comes back the same way, checked in
+the guest against the return annotation. stdout -> console ``log``, stderr -> ``error``,
+``logging`` -> its level. ``ctx.memory_bytes`` is the shared Python heap's footprint.
 
-The host (``hosts/pyodide_host.mjs``) is one node process started on first use (a function
-being loaded starts it in the background), restarted when it dies, stopped at interpreter
-exit. Requests are lines ``"<seq> <json>\\n"`` on a pipe read synchronously by the worker
-thread that runs Pyodide; one request runs at a time (a lock serialises threads). Interrupts
-go over the host's stdin to its main thread, which writes Pyodide's interrupt buffer.
+The host (``hosts/pyodide_host.mjs``) is one node process, started when a function is first
+loaded (in the background) or called, restarted when it died, stopped at interpreter exit.
+Requests are lines ``"<seq> <json>"`` on a pipe read synchronously by the worker thread that
+runs Pyodide, one at a time (a lock serialises threads); interrupts go over the host's stdin
+to its main thread, which writes Pyodide's interrupt buffer. It starts from a memory snapshot
+(made by the first host, kept in the cache directory) holding the interpreter, common stdlib
+modules and the guest prelude (:func:`_fnb_init`).
 
-Limits: time -- at the deadline (or on abort) the call is interrupted (KeyboardInterrupt in
-the guest); code that swallows it is stopped by killing the host after ``GRACE`` seconds (the
-next call restarts it and reloads functions). Memory -- per call, dlmalloc's footprint limit
-lets Python take at most ``memory_mb`` more from the shared WASM heap (MemoryError ->
-LimitExceeded); memory already free inside the heap is not charged, so the bound is
-"limit + free heap at call start" (the heap is trimmed after calls that grew it). The whole
-heap is capped at ``FUNCTIONS_NB_PYODIDE_HEAP_MB`` (1536 MB).
+Limits: time -- at the deadline or on abort the call is interrupted (KeyboardInterrupt in the
+guest; ``time.sleep`` sleeps in slices); code that does not stop within ``GRACE`` seconds is
+stopped by killing the host (the next call starts a new one, functions reload lazily).
+Memory -- per call, dlmalloc's footprint limit lets Python take at most ``memory_mb`` more from
+the shared WASM heap (MemoryError -> LimitExceeded) and files written to the in-memory
+filesystem get a budget of the same size (ENOSPC). Memory already free inside the heap is not
+charged, so the bound is "limit + free heap at call start" (the heap is trimmed after calls
+that grew it). The whole heap is capped at ``FUNCTIONS_NB_PYODIDE_HEAP_MB`` (1536 MB).
 
-Isolation (see :func:`sandbox_layers`): node's permission model (read only the Pyodide
-package, the host script and the start-up snapshot; no writes, no child processes), a clean
-environment, and -- where bubblewrap works -- no network, private pid/ipc/uts/user
-namespaces and a filesystem holding only node, its libraries and Pyodide. Inside Pyodide the
-``js``/``pyodide_js`` modules are gone, ``ctypes`` and the ``pyodide`` package cannot be
-imported, ``os.system`` is refused and JavaScript code generation from strings throws.
-Functions sharing a host are separate namespaces, not separate security domains.
+Isolation (see :func:`sandbox_layers`): node's permission model (reads only of the Pyodide
+package, the host script and the snapshot; no writes, no child processes), an empty
+environment, and -- where bubblewrap works -- no network, private pid/ipc/uts/user namespaces
+(running as nobody) and a filesystem holding only node, its libraries and those files. Inside
+Pyodide ``js``/``pyodide_js`` are gone, ``ctypes``/``pyodide``/``micropip`` cannot be imported,
+``os.system`` and friends are refused, and JavaScript code generation from strings throws (no
+route from a JS object to ``process``). Functions sharing a host are separate namespaces, not
+separate security domains: the boundary protects the machine, not functions from each other.
 """
 
 from __future__ import annotations
