@@ -24,11 +24,9 @@ from functions_nb import (
 )
 from functions_nb.runtimes import mono
 
-# The registry line for C# may land separately from this module; make sure it is there.
-languages._REGISTRY.setdefault("csharp", "functions_nb.languages.csharp:CSharp")
-
-pytestmark = pytest.mark.skipif(not languages.get_language("csharp").toolchain().usable,
-                                reason="Mono (mcs, mono) is not installed")
+pytestmark = pytest.mark.skipif(
+    "csharp" not in languages.names() or not languages.get_language("csharp").toolchain().usable,
+    reason="C# is not registered or Mono (mcs, mono) is not installed")
 
 ADD_CS = "public static int add(int a, int b) { return a + b; }\n"
 
@@ -157,6 +155,14 @@ public static int talk(int n) {
     assert ex.value == 2
     assert [(lvl, msg) for lvl, msg, _ in ex.console] == [
         ("log", "ab"), ("error", "oops 1"), ("log", "done"), ("log", "tail")]
+
+
+def test_unsafe_flag(cs):
+    src = "public static unsafe int first(int[] xs) { fixed (int* p = xs) { return *p; } }\n"
+    with pytest.raises(CompileError, match="CS0227"):  # unsafe code needs the flag
+        cs.deploy("csharp", src, name="first")
+    cs.deploy("csharp", src, name="first", flags={"unsafe": True})
+    assert cs.invoke("first", [7, 8]) == 7
 
 
 def test_user_class_namespace_and_extension_methods(cs):

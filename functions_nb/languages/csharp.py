@@ -18,6 +18,9 @@ Calling convention (see ``runtimes/mono.py``): int/short/sbyte -> i32 (bounded),
 string -> str, byte[] -> bytes, double[]/float[]/int[]/long[] -> numpy arrays (lists accepted),
 anything else (``List<T>``, ``Dictionary<string, T>``, tuples, your own classes) -> JSON,
 converted by reflection in the host. ``void`` returns None.
+
+Flags: ``optimize`` (default True: ``-optimize``), ``unsafe`` (``-unsafe``: pointer code).
+References: mscorlib, System, System.Core (LINQ), System.Numerics (BigInteger, Complex).
 """
 
 from __future__ import annotations

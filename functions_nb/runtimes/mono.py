@@ -10,7 +10,8 @@ remoting (45-75 us per cross-AppDomain call on Mono 6.8): the host's main thread
 frame to worker threads that live inside the function's AppDomain (a ticket on a pipe), and
 they write the reply straight back; concurrent calls from several Python threads run
 concurrently. The Python side reads replies leader/follower style: a lone caller reads its
-own reply (no thread hop).
+own reply in one blocking read (no thread hop); one watchdog thread enforces deadlines and
+aborts of waiting calls.
 
 Calling convention: scalars are packed little-endian with ``struct`` (one precompiled
 ``Struct`` per function when every parameter is a scalar), ``string``/``byte[]`` as length +
@@ -256,7 +257,7 @@ def isolation_summary() -> str:
     else:
         parts.append(f"NO bubblewrap ({layers['bwrap_error'] or 'unavailable'}): the host can read "
                      "the filesystem and use the network")
-    parts.append("seccomp blocks exec" if layers["seccomp"] else
+    parts.append("seccomp blocks fork/exec" if layers["seccomp"] else
                  f"no seccomp filter for {platform.machine()}")
     parts.append(f"prlimit (cpu {CPU_SECONDS} s, address space, {NOFILE} files, no core)"
                  if layers["prlimit"] else "no prlimit (no rlimits)")
