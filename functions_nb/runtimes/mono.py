@@ -442,8 +442,7 @@ class _Host:
             address_space = (self.heap_mb + 2048) << 20
             prefix = ["prlimit", f"--cpu={CPU_SECONDS}", f"--as={address_space}",
                       f"--nofile={NOFILE}", f"--fsize={TMP_MB << 20}", "--core=0", "--", *prefix]
-        return [*prefix, mono, "--debug", exe_path, str(req_r), str(rep_w), seccomp,
-                str(self.heap_mb)]
+        return [*prefix, mono, "--debug", exe_path, str(req_r), str(rep_w), seccomp]
 
     def _drain(self) -> None:
         """Keep the host's own stdout/stderr (crash reports) for the error message."""
