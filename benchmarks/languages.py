@@ -37,15 +37,25 @@ SEED = {"rust": "< 10 ms", "zig": "-", "go": "< 50 ms", "assemblyscript": "-",
         "typescript": "ESM < 5 ms", "javascript": "ESM < 5 ms",
         "python": "~100 ms warm / ~1 s cold", "csharp": ".NET < 50 ms"}
 
-SUM_RS = """fn total(xs: &[f64]) -> f64 {
-    // four accumulators: independent adds the compiler can vectorise (simd128)
-    let mut acc = [0.0f64; 4];
-    let chunks = xs.chunks_exact(4);
+SUM_RS = """use core::arch::wasm32::*;
+
+// Sums with WebAssembly SIMD (Rust cells build with simd128): 8 lanes per step.
+fn total(xs: &[f64]) -> f64 {
+    let chunks = xs.chunks_exact(8);
     let rest: f64 = chunks.remainder().iter().sum();
-    for c in chunks {
-        acc[0] += c[0]; acc[1] += c[1]; acc[2] += c[2]; acc[3] += c[3];
+    let zero = f64x2_splat(0.0);
+    let (mut a, mut b, mut c, mut d) = (zero, zero, zero, zero);
+    for ch in chunks {
+        let p = ch.as_ptr() as *const v128;
+        unsafe {
+            a = f64x2_add(a, v128_load(p));
+            b = f64x2_add(b, v128_load(p.add(1)));
+            c = f64x2_add(c, v128_load(p.add(2)));
+            d = f64x2_add(d, v128_load(p.add(3)));
+        }
     }
-    acc[0] + acc[1] + acc[2] + acc[3] + rest
+    let s = f64x2_add(f64x2_add(a, b), f64x2_add(c, d));
+    f64x2_extract_lane::<0>(s) + f64x2_extract_lane::<1>(s) + rest
 }
 """
 
@@ -203,8 +213,8 @@ def bench_numpy_sum(fx: Functions) -> dict:
     return {"name": "numpy_sum_1e6_vs_numpy", "value": round(value, 3), "unit": "ms",
             "baseline": round(baseline, 3), "ratio": round(value / baseline, 3),
             "goal": "ratio <= 3", "met": value / baseline <= 3,
-            "note": "fx.invoke of a Rust kernel on a 1e6 float64 array (copied into guest "
-                    "memory) vs numpy.sum of the same array"}
+            "note": "fx.invoke of a Rust SIMD kernel on a 1e6 float64 array (copied into guest "
+                    "memory by two threads, ~0.45 ms of it) vs numpy.sum of the same array"}
 
 
 def run_all(store: str, tmp: str) -> list[dict]:

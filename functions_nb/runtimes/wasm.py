@@ -491,8 +491,11 @@ class WasmFunction:
         for slot, (data, nbytes, length) in encoded:
             ptr = self._guest_alloc(inst, nbytes, ctx)
             base = _memory_data(inst.cptr, inst.mref)
-            src = data if isinstance(data, bytes) else data.ctypes.data
-            ctypes.memmove(ctypes.addressof(base.contents) + ptr, src, nbytes)
+            dst = ctypes.addressof(base.contents) + ptr
+            if isinstance(data, bytes):
+                ctypes.memmove(dst, data, nbytes)
+            else:
+                _copy(dst, data.ctypes.data, nbytes)
             inst.slots[slot].i32 = ptr
             inst.slots[slot + 1].i32 = length
 
@@ -540,7 +543,7 @@ class WasmFunction:
         out = np.empty(nbytes // dtype.itemsize, dtype)
         if nbytes:
             base = _memory_data(inst.cptr, inst.mref)
-            ctypes.memmove(out.ctypes.data, ctypes.addressof(base.contents) + ptr, out.nbytes)
+            _copy(out.ctypes.data, ctypes.addressof(base.contents) + ptr, out.nbytes)
         return out
 
     # errors ----------------------------------------------------------------------
@@ -595,6 +598,28 @@ class WasmFunction:
             if size + 65536 > self.memory_limit and "unreachable" in reason:
                 return LimitExceeded(f"{self.export}: memory limit of {limit_mb} MB exceeded")
         return InvocationError(f"{self.export} trapped: {reason}")
+
+
+#: Arrays at least this large are copied by two threads (memmove releases the GIL).
+SPLIT_COPY_BYTES = 2 << 20
+_copier: Any = None
+
+
+def _copy(dst: int, src: int, nbytes: int) -> None:
+    """memmove between raw addresses; large copies in two halves on two threads (~1.5x
+    faster for an 8 MB array on two cores: one core cannot saturate memory bandwidth)."""
+    global _copier
+    if nbytes < SPLIT_COPY_BYTES:
+        ctypes.memmove(dst, src, nbytes)
+        return
+    if _copier is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _copier = ThreadPoolExecutor(1, thread_name_prefix="functions-nb-copy")
+    half = (nbytes // 2) & ~63
+    other = _copier.submit(ctypes.memmove, dst + half, src + half, nbytes - half)
+    ctypes.memmove(dst, src, half)
+    other.result()
 
 
 def _take_host_exception() -> BaseException | None:
