@@ -24,7 +24,6 @@ trace, seed and error reporting); any other ``@external`` import is refused at l
 
 from __future__ import annotations
 
-import atexit
 import base64
 import hashlib
 import json
@@ -42,6 +41,7 @@ from typing import Any
 
 from ..config import NODE_INSTALL_HINT, node_modules
 from ..models import Param, Signature
+from ..process_wide import ProcessWide
 from .base import Language, Toolchain, find_function, line_of, split_top_level
 
 GLUE = (Path(__file__).parent / "glue" / "as_glue.ts").read_text()
@@ -599,16 +599,5 @@ def _permission_flag(node_detail: str) -> str:
     return "--permission" if m and int(m.group(1)) >= 23 else "--experimental-permission"
 
 
-_server: AscServer | None = None
-_server_lock = threading.Lock()
-
-
-def server() -> AscServer:
-    """The process-wide compiler process manager (the process itself starts on first use)."""
-    global _server
-    if _server is None:
-        with _server_lock:
-            if _server is None:
-                _server = AscServer()
-                atexit.register(_server.stop)
-    return _server
+#: The process-wide compiler process manager (the process itself starts on first use).
+server: ProcessWide[AscServer] = ProcessWide(AscServer, on_exit="stop")

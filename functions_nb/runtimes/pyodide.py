@@ -68,6 +68,7 @@ from ..errors import (
     ToolchainMissing,
 )
 from ..models import Signature
+from ..process_wide import ProcessWide
 from .base import CallContext, ModuleCache
 
 HOST_SCRIPT = Path(__file__).resolve().parent.parent / "hosts" / "pyodide_host.mjs"
@@ -982,14 +983,14 @@ class PyodideRuntime:
         return fn
 
 
-_runtime: PyodideRuntime | None = None
-_runtime_lock = threading.Lock()
+#: The process-wide runtime (created on first use; the host starts on first load).
+runtime: ProcessWide[PyodideRuntime] = ProcessWide(PyodideRuntime)
 
 
 def _after_fork_in_child() -> None:
     """A forked child must not talk to (or stop) its parent's host: it gets a fresh runtime
     state and starts its own host when it needs one."""
-    rt = _runtime
+    rt = runtime.peek()
     if rt is not None:
         host, rt._host = rt._host, None
         rt._lock = threading.Lock()
@@ -1005,16 +1006,6 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def runtime() -> PyodideRuntime:
-    """The process-wide runtime (created on first use; the host starts on first load)."""
-    global _runtime
-    if _runtime is None:
-        with _runtime_lock:
-            if _runtime is None:
-                _runtime = PyodideRuntime()
-    return _runtime
 
 
 # -- argument conversion ---------------------------------------------------------------------

@@ -57,6 +57,7 @@ from ..errors import (
     ToolchainMissing,
 )
 from ..models import Signature
+from ..process_wide import ProcessWide
 from .base import CallContext, ModuleCache
 
 PKG_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -685,23 +686,14 @@ class V8Runtime:
                     pass
 
 
-_runtime: V8Runtime | None = None
-_runtime_lock = threading.Lock()
-
-
-def runtime() -> V8Runtime:
-    """The process-wide runtime (created on first use)."""
-    global _runtime
-    if _runtime is None:
-        with _runtime_lock:
-            if _runtime is None:
-                _runtime = V8Runtime()
-    return _runtime
+#: The process-wide runtime (created on first use).
+runtime: ProcessWide[V8Runtime] = ProcessWide(V8Runtime)
 
 
 def _forget_after_fork() -> None:
-    if _runtime is not None:
-        _runtime._after_fork()
+    rt = runtime.peek()
+    if rt is not None:
+        rt._after_fork()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

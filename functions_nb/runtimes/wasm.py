@@ -36,6 +36,7 @@ from wasmtime import _func as _wasmtime_func
 from ..config import cache_dir
 from ..errors import Aborted, BadArguments, FunctionTimeout, InvocationError, LimitExceeded
 from ..models import Signature
+from ..process_wide import ProcessWide
 from .base import CallContext, ModuleCache
 
 TICK = 0.01
@@ -129,18 +130,8 @@ def _write_local(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-_runtime: WasmRuntime | None = None
-_runtime_lock = threading.Lock()
-
-
-def runtime() -> WasmRuntime:
-    """The process-wide runtime (created on first use)."""
-    global _runtime
-    if _runtime is None:
-        with _runtime_lock:
-            if _runtime is None:
-                _runtime = WasmRuntime()
-    return _runtime
+#: The process-wide runtime (created on first use).
+runtime: ProcessWide[WasmRuntime] = ProcessWide(WasmRuntime)
 
 
 # -- argument conversion -------------------------------------------------------
