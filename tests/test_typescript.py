@@ -243,7 +243,7 @@ def test_bad_arguments_name_the_signature(fxm):
         fxm.invoke("add", True, 1)
     fxm.deploy("javascript", "function echo2(v) { return v }", name="echo2")
     with pytest.raises(BadArguments, match="not JSON-serializable"):
-        fxm.invoke("echo2", {1, 2})
+        fxm.invoke("echo2", object())
     fxm.deploy("typescript", "export function total2(xs: Float64Array): number { return xs.length }",
                name="total2")
     with pytest.raises(BadArguments, match="1-D array"):

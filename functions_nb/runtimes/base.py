@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..config import CONSOLE_MAX_BYTES, CONSOLE_MAX_LINES
 
@@ -67,6 +67,17 @@ class CallContext:
             self.console.append(("warn", f"[console truncated: {self.dropped} more lines dropped]",
                                  time.time()))
             self.dropped = 0
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps`` fallback for arguments: numpy arrays and scalars, sets."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
 
 
 class ModuleCache(Protocol):

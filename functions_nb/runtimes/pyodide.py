@@ -69,7 +69,7 @@ from ..errors import (
 )
 from ..models import Signature
 from ..process_wide import ProcessWide
-from .base import CallContext, ModuleCache
+from .base import CallContext, ModuleCache, json_default
 
 HOST_SCRIPT = Path(__file__).resolve().parent.parent / "hosts" / "pyodide_host.mjs"
 #: After interrupting a call, wait this long for it to stop before killing the host.
@@ -1061,17 +1061,7 @@ def _converter(kind: str, sig: Signature, pname: str, ptype: str) -> Callable[[A
     return None
 
 
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, (tuple, set, frozenset)):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
-
-
-_dumps = json.JSONEncoder(separators=(",", ":"), default=_json_default).encode
+_dumps = json.JSONEncoder(separators=(",", ":"), default=json_default).encode
 
 
 class PyodideFunction:

@@ -58,7 +58,7 @@ from ..errors import (
 )
 from ..models import Signature
 from ..process_wide import ProcessWide
-from .base import CallContext, ModuleCache
+from .base import CallContext, ModuleCache, json_default
 
 PKG_ROOT = Path(__file__).resolve().parent.parent.parent
 PRELUDE_PATH = PKG_ROOT / "functions_nb" / "languages" / "glue" / "ts_runtime.js"
@@ -768,19 +768,11 @@ def _encoder(kind: str, sig: Signature, pname: str, ptype: str) -> Callable[[Any
 
     def enc_json(value: Any) -> str:
         try:
-            text = json.dumps(value, separators=(",", ":"), allow_nan=False, default=_json_default)
+            text = json.dumps(value, separators=(",", ":"), allow_nan=False, default=json_default)
         except (TypeError, ValueError) as exc:
             raise bad(value, f" (not JSON-serializable: {exc})") from None
         return json.dumps(text)
     return enc_json
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
 
 
 # -- source maps -------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from ..config import cache_dir
 from ..errors import Aborted, BadArguments, FunctionTimeout, InvocationError, LimitExceeded
 from ..models import Signature
 from ..process_wide import ProcessWide
-from .base import CallContext, ModuleCache
+from .base import CallContext, ModuleCache, json_default
 
 TICK = 0.01
 #: Ticks a module's start function and initialisers may run (5 s).
@@ -218,7 +218,7 @@ def _encoder(kind: str, sig: Signature, pname: str, ptype: str) -> Callable[[Any
     def enc_json(value: Any) -> _Encoded:
         try:
             data = json.dumps(value, separators=(",", ":"), allow_nan=False,
-                              default=_json_default).encode()
+                              default=json_default).encode()
         except (TypeError, ValueError) as exc:
             raise bad(value, f" (not JSON-serializable: {exc})") from None
         return data, len(data), len(data)
@@ -256,14 +256,6 @@ def _array_encoder(kind: str, bad: Callable[..., BadArguments]) -> Callable[[Any
         arr = np.ascontiguousarray(arr)
         return arr, arr.nbytes, arr.shape[0]
     return enc_array
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
 
 
 # -- loaded functions ------------------------------------------------------------
