@@ -504,3 +504,13 @@ def test_shutdown_leaves_no_process(cs):
     mono.runtime().shutdown()
     assert host.proc.poll() is not None  # exited and reaped
     assert cs.invoke("add", 1, 2) == 3  # a new host starts on demand
+
+
+def test_raw_baseline_calls_add_on_its_own_host(fx):
+    fx.deploy("csharp", ADD_CS, name="add")
+    info = fx.info("add")
+    code = fx.store.get_code(info)
+    raw = mono.raw_baseline(code, info.signature, "add", (2, 3))
+    assert raw() == 5
+    assert raw() == 5
+    assert fx.invoke("add", 2, 3) == 5  # the shared host is undisturbed

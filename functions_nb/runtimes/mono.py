@@ -1037,3 +1037,53 @@ class MonoFunction:
 def _str(text: str) -> bytes:
     data = text.encode("utf-8")
     return _U32.pack(len(data)) + data
+
+
+# -- the bare baseline for benchmarks ----------------------------------------------------------
+
+#: Separate runtimes (own host processes) that raw_baseline started; stopped at exit.
+_raw_runtimes: list[MonoRuntime] = []
+
+
+def raw_baseline(code: bytes, signature: Signature, name: str, args: tuple) -> Callable[[], Any]:
+    """The bare host round trip for benchmarks: the call frame for ``name(*args)``, encoded
+    once, written straight to the pipe of a host process of its own (the shared host is not
+    touched) and its reply read back in one blocking read and decoded (no argument checks, no
+    executor, no watchdog, no console handling). The host stops at interpreter exit."""
+    rt = MonoRuntime()  # not the process-wide one: its own host process
+    _raw_runtimes.append(rt)
+    if len(_raw_runtimes) == 1:
+        atexit.register(_stop_raw_runtimes)
+    fn = rt.load(code, signature, memory_mb=64, name=name)  # starts the host and loads the function
+    host = fn._host
+    assert host is not None
+    rid, timeout_ms = next(_request_ids), 60_000
+    if fn._fast is not None:
+        frame = fn._fast.pack(fn._fast.size - 4, ord("C"), rid, fn.fid, timeout_ms, *args)
+    else:
+        parts = [bytes(memoryview(p).cast("B")) for enc, a in zip(fn._encoders, args, strict=True)
+                 for p in enc(a)]
+        body = b"".join(parts)
+        frame = _CALL_HEAD.pack(13 + len(body), ord("C"), rid, fn.fid, timeout_ms) + body
+    decode, lock, wfd, rfd = fn._result, threading.Lock(), host.wfd, host.rfd
+
+    def raw() -> Any:
+        with lock:
+            os.write(wfd, frame)
+            reply = os.read(rfd, 1 << 16)
+            while len(reply) < 4 or len(reply) < 4 + int.from_bytes(reply[:4], "little"):
+                more = os.read(rfd, 1 << 16)
+                if not more:
+                    raise InvocationError(f"{name}: the baseline's C# host process ended")
+                reply += more
+        con = int.from_bytes(reply[10:14], "little")
+        if reply[9] != ST_OK:
+            raise fn._failure(reply[9], reply[4:], 10 + con, CallContext("raw-baseline", 60.0))
+        return decode(reply, 14 + con)
+
+    return raw
+
+
+def _stop_raw_runtimes() -> None:
+    for rt in _raw_runtimes:
+        rt.shutdown()
