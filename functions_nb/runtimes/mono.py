@@ -77,7 +77,8 @@ from typing import Any
 from ..config import cache_dir
 from ..errors import Aborted, BadArguments, FunctionTimeout, InvocationError, LimitExceeded, ToolchainMissing
 from ..models import Signature
-from .base import CallContext, ModuleCache
+from ..process_wide import ProcessWide
+from .base import CallContext, ModuleCache, json_default
 
 HOST_SOURCE = Path(__file__).resolve().parent.parent / "hosts" / "MonoHost.cs"
 #: Seconds after a deadline (or an abort request) before the host process is killed.
@@ -346,16 +347,8 @@ class _Watchdog:
                     pass
 
 
-_watchdog: _Watchdog | None = None
-
-
-def watchdog() -> _Watchdog:
-    global _watchdog
-    if _watchdog is None:
-        with _runtime_lock:
-            if _watchdog is None:
-                _watchdog = _Watchdog()
-    return _watchdog
+#: The process-wide watchdog thread (created with the first call that has a deadline).
+watchdog: ProcessWide[_Watchdog] = ProcessWide(_Watchdog)
 
 
 class _Wait:
@@ -689,19 +682,8 @@ class MonoRuntime:
             host.shutdown()
 
 
-_runtime: MonoRuntime | None = None
-_runtime_lock = threading.Lock()
-
-
-def runtime() -> MonoRuntime:
-    """The process-wide runtime (created on first use; the host starts on the first load)."""
-    global _runtime
-    if _runtime is None:
-        with _runtime_lock:
-            if _runtime is None:
-                _runtime = MonoRuntime()
-                atexit.register(_runtime.shutdown)
-    return _runtime
+#: The process-wide runtime (created on first use; the host starts on the first load).
+runtime: ProcessWide[MonoRuntime] = ProcessWide(MonoRuntime, on_exit="shutdown")
 
 
 # -- argument encoding ----------------------------------------------------------------------
@@ -776,7 +758,7 @@ def _encoder(kind: str, bounds: tuple[int, int] | None, sig: Signature, pname: s
 
     def enc_json(value: Any) -> list[Any]:
         try:
-            data = json.dumps(value, separators=(",", ":"), default=_json_default).encode()
+            data = json.dumps(value, separators=(",", ":"), default=json_default).encode()
         except (TypeError, ValueError) as exc:
             raise _bad(sig, pname, ptype, value, f" (not JSON-serializable: {exc})") from None
         return [_U32.pack(len(data)), data]
@@ -814,14 +796,6 @@ def _array_encoder(kind: str, sig: Signature, pname: str, ptype: str) -> Callabl
             raise _bad(sig, pname, ptype, value, f" (expected 1-D, got {arr.ndim} dimensions)")
         return [_U32.pack(arr.shape[0]), np.ascontiguousarray(arr)]  # sent as is, not copied
     return enc_array
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
 
 
 def _decoder(kind: str) -> Callable[[bytes, int], Any]:
