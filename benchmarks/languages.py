@@ -205,6 +205,41 @@ def bench_cold_go(fx: Functions, tmp: str, rounds: int = 5) -> dict:
                     "_initialize + call of the same .wasm"}
 
 
+COLD_ANY = """
+import sys, time
+from functions_nb import Functions
+import functions_nb.runtimes.{runtime}  # imports are not part of the figure
+t = time.perf_counter()
+fx = Functions(store=sys.argv[1], history=False)
+assert fx.invoke(sys.argv[2], 2, 3) == 5
+print((time.perf_counter() - t) * 1000)
+"""
+
+
+def bench_cold(fx: Functions, rounds: int = 3) -> list[dict]:
+    """Per language: a fresh process (imports done) opens the store and invokes ``add`` once:
+    loading the code, and for V8/Pyodide/Mono starting the shared host process."""
+    rows = []
+    for language in ADD:
+        name = f"add_{language}"
+        try:
+            info = fx.info(name)
+        except Exception:  # noqa: BLE001 - not deployed: bench_warm said why
+            continue
+        code = COLD_ANY.replace("{runtime}", info.runtime)
+        times = []
+        for _ in range(rounds):
+            out = subprocess.run([sys.executable, "-c", code, fx.store.url, name],
+                                 capture_output=True, text=True, check=True)
+            times.append(float(out.stdout.strip().splitlines()[-1]))
+        value = statistics.median(times)
+        rows.append({"name": f"cold_{language}_ms", "value": round(value, 2), "unit": "ms",
+                     "baseline": None, "ratio": None, "seed": SEED[language],
+                     "note": "fresh process, imports done: Functions(store) + first invoke "
+                             "(precompiled module / shared host start included)"})
+    return rows
+
+
 def bench_numpy_sum(fx: Functions) -> dict:
     fx.deploy("rust", SUM_RS, name="total", memory_mb=64)
     xs = np.random.default_rng(0).random(1_000_000)
@@ -221,6 +256,7 @@ def run_all(store: str, tmp: str) -> list[dict]:
     fx = Functions(store=store)
     try:
         rows = bench_warm(fx)
+        rows += bench_cold(fx)
         rows.append(bench_cold_go(fx, tmp))
         rows.append(bench_numpy_sum(fx))
     finally:
