@@ -20,6 +20,7 @@ from .doctor import doctor
 from .errors import (
     Aborted,
     BadArguments,
+    CascadeExhaustedError,
     CircuitOpen,
     CompileError,
     FunctionNotFound,
@@ -39,7 +40,7 @@ __all__ = [
     "Functions", "FunctionHandle", "BreakerConfig", "doctor", "Execution", "FunctionInfo",
     "Signature", "FunctionsError", "CompileError", "ToolchainMissing", "FunctionNotFound",
     "BadArguments", "InvocationError", "FunctionTimeout", "LimitExceeded", "Aborted",
-    "CircuitOpen", "QueueFull", "StorageError", "load_ipython_extension",
+    "CircuitOpen", "QueueFull", "StorageError", "CascadeExhaustedError", "load_ipython_extension",
 ]
 
 

@@ -118,6 +118,17 @@ class StorageError(FunctionsError):
     kind = "storage_error"
 
 
+class CascadeExhaustedError(InvocationError):
+    """Every tier of a cascade failed, timed out or was skipped. ``attempts`` is the full
+    history (tier, attempt, status, error, duration) as a list of ``cascade.Attempt``."""
+
+    kind = "cascade_exhausted"
+
+    def __init__(self, message: str, attempts: list | None = None) -> None:
+        super().__init__(message)
+        self.attempts = list(attempts or [])
+
+
 def error_status(err: BaseException) -> str:
     """The execution-record status for an error."""
     if isinstance(err, FunctionTimeout):
