@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from typing import Any
 
+from .cascade.code import CodeTier
 from .config import (
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT,
@@ -25,6 +27,13 @@ from .loader import Loader
 from .models import Execution, FunctionInfo, check_name, parse_target
 from .storage import HybridStore, open_store
 
+#: Tiers beyond code, imported when first needed (module:class).
+_OPTIONAL_TIERS = {
+    "generative": "functions_nb.cascade.generative:GenerativeTier",
+    "agentic": "functions_nb.cascade.agentic:AgenticTier",
+    "human": "functions_nb.cascade.human:HumanTier",
+}
+
 
 class Functions:
     """Deploy functions into an fsspec store and invoke them sandboxed.
@@ -42,7 +51,7 @@ class Functions:
                  max_concurrency: int = MAX_CONCURRENCY, max_queue: int = MAX_QUEUE,
                  breaker: BreakerConfig | None = None, history: bool = True,
                  retention_days: float = LOG_RETENTION_DAYS, latest_ttl: float = LATEST_TTL,
-                 flush_interval: float = 1.0) -> None:
+                 flush_interval: float = 1.0, model: Any = None, agent_model: Any = None) -> None:
         self.store = open_store(store or default_store_url(), fallback=fallback,
                                 prefer_primary=prefer_primary, write_primary=write_primary,
                                 auto_migrate=auto_migrate, storage_options=storage_options,
@@ -54,6 +63,11 @@ class Functions:
                                  record=self.history.record if self.history else None)
         self._get = self.loader.get
         self._run = self.executor.run
+        #: Default models of the generative / agentic tiers ("provider:model" or a model).
+        self.model = model
+        self.agent_model = agent_model
+        self._cascade: Any = None
+        self._human: Any = None
 
     def __repr__(self) -> str:
         return f"Functions(store={self.store.url!r})"
@@ -61,12 +75,16 @@ class Functions:
     # deploy ----------------------------------------------------------------------
     def deploy(self, language: str, source: str, name: str, *, timeout: float = DEFAULT_TIMEOUT,
                memory_mb: int = DEFAULT_MEMORY_MB, force: bool = False,
-               line_offset: int = 0, flags: dict[str, Any] | None = None) -> FunctionInfo:
+               line_offset: int = 0, flags: dict[str, Any] | None = None,
+               options: dict[str, Any] | None = None) -> FunctionInfo:
         """Compile ``source`` and store it as a new version of ``name``.
 
         Re-deploying identical source, flags, options and toolchain returns the existing
         version without compiling (``info.cached`` is True) unless ``force``. ``line_offset``
         shifts reported line numbers (the magic passes 1 for the ``%%function`` line).
+        ``options`` are stored with the version: ``cascade`` (default cascade options, e.g.
+        ``{"tier_retries": {"code": 2}}``; their presence makes every invoke a cascade),
+        ``description``, and tier options such as ``model``, ``prompt``, ``question``.
         Raises :class:`CompileError` with the compiler's text on failure.
         """
         check_name(name)
@@ -76,8 +94,10 @@ class Functions:
         lang.require_toolchain()
         flags = dict(flags or {})
         code_hash = lang.code_hash(source, name, flags, line_offset)
+        options = dict(options or {})
         content_hash = hashlib.sha256(json.dumps(
-            [code_hash, float(timeout), int(memory_mb)]).encode()).hexdigest()[:32]
+            [code_hash, float(timeout), int(memory_mb), options], sort_keys=True,
+            default=repr).encode()).hexdigest()[:32]
         if not force:
             existing = self.store.find_by_hash(name, content_hash)
             if existing is not None:
@@ -87,23 +107,90 @@ class Functions:
                 return existing
         artifact = lang.compile(source, name, flags, line_offset=line_offset, force=force)
         info = self.store.put_version(name, artifact, content_hash=content_hash,
-                                      timeout=timeout, memory_mb=memory_mb)
+                                      timeout=timeout, memory_mb=memory_mb, options=options)
         self.loader.invalidate(name)
         return info
 
     # invoke --------------------------------------------------------------------------
-    def invoke(self, target: str, *args: Any, timeout: float | None = None) -> Any:
+    def invoke(self, target: str, *args: Any, timeout: float | None = None,
+               **options: Any) -> Any:
         """Run ``target`` (``name`` or ``name@version``) with positional ``args``.
 
         Keyword arguments are invocation options: ``timeout`` in seconds overrides the
-        deployed default for this call.
+        deployed default for this call. Cascade options (``start_tier``, ``skip_tiers``,
+        ``tier_retries``, ``tier_timeouts``, ``total_timeout``, ``parallel``, ``fallback``,
+        and tier options such as ``model``, ``prompt``, ``question``, ``wait_human``), or a
+        function deployed with ``options={"cascade": ...}`` or prompt-only, run the cascade
+        (:meth:`cascade`): the value comes from the first tier that succeeds, or a
+        :class:`~functions_nb.cascade.human.Pending` handle when a person must answer.
         """
-        return self._run(self._get(target), args, timeout)
+        if not options:
+            fn = self._get(target)
+            if not fn.info.options.get("cascade") and fn.info.runtime != "prompt":
+                return self._run(fn, args, timeout)
+        result = self.cascade(target, *args, timeout=timeout, **options)
+        return result.value if hasattr(result, "tier") else result
 
     def run(self, target: str, *args: Any, timeout: float | None = None) -> Execution:
         """Like :meth:`invoke` but never raises for a failed call: returns the
         :class:`Execution` with value or error, duration, cold/warm and console output."""
         return self._run(self._get(target), args, timeout, detail=True)
+
+    def cascade(self, target: str, *args: Any, timeout: float | None = None,
+                **options: Any) -> Any:
+        """Run ``target`` through the tiers code -> generative -> agentic -> human.
+
+        Returns a :class:`~functions_nb.cascade.engine.CascadeResult` (``value``, ``tier``,
+        ``attempts``), or a ``Pending`` handle (``wait()``, ``value``) when the human tier
+        was reached and ``wait_human`` is not set. Raises ``CascadeExhaustedError`` with the
+        attempt history when every tier failed, and caller errors at once.
+        """
+        from .cascade.base import HumanPending
+
+        info = self.info(target)
+        if timeout is not None:
+            options.setdefault("tier_timeouts", {})
+            options["tier_timeouts"] = {"code": timeout, **options["tier_timeouts"]}
+        if info.runtime != "prompt":
+            info.signature.check_arity(args)
+        try:
+            return self._engine().run(info, args, options)
+        except HumanPending as signal:
+            return signal.pending
+
+    def _engine(self) -> Any:
+        if self._cascade is None:
+            from .cascade.engine import Cascade
+
+            tiers = {"code": CodeTier(self._get, self.executor)}
+            services = self._services()
+            for name, path in _OPTIONAL_TIERS.items():
+                module, cls = path.split(":")
+                try:
+                    tier_cls = getattr(importlib.import_module(module), cls)
+                except ImportError:
+                    continue
+                tiers[name] = tier_cls(services)
+            tasks = services.tasks
+            self._cascade = Cascade(tiers, record=self.history.record if self.history else None,
+                                    new_id=self.executor.new_id,
+                                    withdraw=tasks.withdraw if tasks is not None else None)
+        return self._cascade
+
+    def _services(self) -> Any:
+        from .cascade.base import TierServices
+
+        def plain_invoke(target: str, *args: Any) -> Any:
+            return self._run(self._get(target), args, None)
+
+        try:
+            from .storage.tasks import TaskQueue
+
+            tasks = TaskQueue(self.store)
+        except ImportError:
+            tasks = None
+        return TierServices(invoke=plain_invoke, list_functions=self.list, sql=self.sql,
+                            tasks=tasks, model=self.model, agent_model=self.agent_model)
 
     def __getitem__(self, target: str) -> FunctionHandle:
         parse_target(target)
@@ -208,8 +295,8 @@ class FunctionHandle:
         self.fx = fx
         self.target = target
 
-    def __call__(self, *args: Any, timeout: float | None = None) -> Any:
-        return self.fx.invoke(self.target, *args, timeout=timeout)
+    def __call__(self, *args: Any, timeout: float | None = None, **options: Any) -> Any:
+        return self.fx.invoke(self.target, *args, timeout=timeout, **options)
 
     def run(self, *args: Any, timeout: float | None = None) -> Execution:
         return self.fx.run(self.target, *args, timeout=timeout)

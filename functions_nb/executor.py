@@ -100,10 +100,18 @@ class Executor:
                 self._cond.notify()
 
     # execution ---------------------------------------------------------------------
+    def new_id(self) -> str:
+        """A fresh execution id (unique across processes)."""
+        return f"{self._prefix}{next(self._counter):x}"
+
     def run(self, fn: LoadedFunction, args: tuple, timeout: float | None = None, *,
-            detail: bool = False, tier: str = "code", attempt: int = 1) -> Any:
-        """Run ``fn(*args)``; returns the value (or an :class:`Execution` when ``detail``)."""
-        exec_id = f"{self._prefix}{next(self._counter):x}"
+            detail: bool = False, tier: str = "code", attempt: int = 1,
+            exec_id: str | None = None, cascade_id: str | None = None) -> Any:
+        """Run ``fn(*args)``; returns the value (or an :class:`Execution` when ``detail``).
+        ``exec_id`` (from :meth:`new_id`) lets a caller abort it before it starts; cascade
+        attempts pass their tier, attempt number and cascade id for the record."""
+        if exec_id is None:
+            exec_id = f"{self._prefix}{next(self._counter):x}"
         ctx = CallContext(exec_id, fn.timeout if timeout is None else timeout)
         started = time.time()
         breaker = fn.breaker
@@ -117,7 +125,7 @@ class Executor:
             # everything but an open breaker happened while waiting for a slot
             queue_ms = 0.0 if isinstance(err, CircuitOpen) else (time.time() - started) * 1000
             return self._finish(fn, ctx, args, started, queue_ms, 0.0, err, detail,
-                                tier, attempt)
+                                tier, attempt, cascade_id)
         t0 = time.perf_counter()
         try:
             value = fn.code.call(args, ctx)
@@ -141,7 +149,7 @@ class Executor:
             if self._record is not None:
                 self._record((exec_id, fn.name, fn.version, fn.language, tier, attempt, "ok",
                               None, None, started, queue_ms, duration_ms, ctx.cold, args, value,
-                              ctx.console, ctx.memory_bytes, None))
+                              ctx.console, ctx.memory_bytes, None, cascade_id))
             if detail:
                 return Execution(exec_id, fn.name, fn.version, fn.language, "ok", value, None,
                                  started, queue_ms, duration_ms, ctx.cold, ctx.console,
@@ -152,18 +160,18 @@ class Executor:
         else:
             breaker.on_failure()
         return self._finish(fn, ctx, args, started, queue_ms, duration_ms, error, detail,
-                            tier, attempt)
+                            tier, attempt, cascade_id)
 
     def _finish(self, fn: LoadedFunction, ctx: CallContext, args: tuple, started: float,
                 queue_ms: float, duration_ms: float, error: BaseException,
-                detail: bool, tier: str, attempt: int) -> Any:
+                detail: bool, tier: str, attempt: int, cascade_id: str | None = None) -> Any:
         ctx.finish_console()
         status = error_status(error)
         kind = getattr(error, "kind", type(error).__name__)
         if self._record is not None:
             self._record((ctx.id, fn.name, fn.version, fn.language, tier, attempt, status, kind,
                           str(error), started, queue_ms, duration_ms, ctx.cold, args, None,
-                          ctx.console, ctx.memory_bytes, None))
+                          ctx.console, ctx.memory_bytes, None, cascade_id))
         if detail:
             return Execution(ctx.id, fn.name, fn.version, fn.language, status, None, error,
                              started, queue_ms, duration_ms, ctx.cold, ctx.console,

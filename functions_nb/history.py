@@ -28,7 +28,7 @@ from .storage.fsutil import is_local, write_atomic
 #: Field order of a record tuple as the executor produces it.
 RECORD_FIELDS = ("id", "function", "version", "language", "tier", "attempt", "status",
                  "error_kind", "error_message", "started_at", "queue_ms", "duration_ms",
-                 "cold", "input", "output", "console", "memory_bytes", "fuel")
+                 "cold", "input", "output", "console", "memory_bytes", "fuel", "cascade_id")
 
 COLUMNS = {
     "id": "VARCHAR", "function": "VARCHAR", "version": "INTEGER", "language": "VARCHAR",
@@ -36,7 +36,8 @@ COLUMNS = {
     "error_message": "VARCHAR", "started_at": "TIMESTAMP", "queue_ms": "DOUBLE",
     "duration_ms": "DOUBLE", "cold": "BOOLEAN", "input": "VARCHAR", "output": "VARCHAR",
     "console": "STRUCT(level VARCHAR, message VARCHAR, ts DOUBLE)[]",
-    "memory_bytes": "BIGINT", "fuel": "BIGINT", "host": "VARCHAR", "pid": "INTEGER",
+    "memory_bytes": "BIGINT", "fuel": "BIGINT", "cascade_id": "VARCHAR", "host": "VARCHAR",
+    "pid": "INTEGER",
 }
 
 _HOST = socket.gethostname()

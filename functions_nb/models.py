@@ -120,6 +120,8 @@ class FunctionInfo:
     source: str
     warnings: str = ""
     line_map: dict[str, Any] = field(default_factory=dict)
+    #: Deploy-time options: ``cascade`` defaults, ``description``, tier options (model, prompt).
+    options: dict[str, Any] = field(default_factory=dict)
     #: True when deploy found an identical version and compiled nothing.
     cached: bool = False
 

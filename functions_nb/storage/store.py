@@ -122,7 +122,8 @@ class FunctionStore:
 
     @guarded
     def put_version(self, name: str, artifact: Artifact, *, content_hash: str,
-                    timeout: float, memory_mb: int, min_version: int = 1) -> FunctionInfo:
+                    timeout: float, memory_mb: int, min_version: int = 1,
+                    options: dict[str, Any] | None = None) -> FunctionInfo:
         """Store a new version; returns its info. The version is visible only when complete.
 
         The number is the next free one, at least ``min_version`` (a hybrid store passes the
@@ -138,7 +139,8 @@ class FunctionStore:
                 created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
                 timeout=float(timeout), memory_mb=int(memory_mb), toolchain=artifact.toolchain,
                 flags=artifact.flags, compile_ms=round(artifact.compile_ms, 3),
-                source=artifact.source, warnings=artifact.warnings, line_map=artifact.line_map)
+                source=artifact.source, warnings=artifact.warnings, line_map=artifact.line_map,
+                options=dict(options or {}))
             meta = json.dumps(info.to_dict(), indent=1).encode()
             if create_exclusive(self.fs, self._fn(name, "versions", f"{version}.json"), meta):
                 break
