@@ -81,6 +81,22 @@ def _summary(ex: Execution) -> str:
             f"{mem} · id {ex.id}")
 
 
+#: ``%invoke`` flags without a value: flag -> (cascade option, value).
+_FLAGS = {"--parallel": ("parallel", True), "--no-fallback": ("fallback", False),
+          "--wait-human": ("wait_human", True)}
+
+
+def _pairs(text: str) -> list[tuple[str, str]]:
+    """``code=2,generative=1`` -> [("code", "2"), ("generative", "1")]."""
+    out = []
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(item)
+        out.append((key.strip(), value.strip()))
+    return out
+
+
 @magics_class
 class FunctionsMagics(Magics):
     """Deploy and invoke functions from notebook cells."""
@@ -161,6 +177,16 @@ class FunctionsMagics(Magics):
     @magic_arguments()
     @argument("--timeout", type=float, default=None, help="time limit for this call in seconds")
     @argument("--quiet", action="store_true", help="show only the value")
+    @argument("--cascade", action="store_true", help="escalate through the tiers on failure")
+    @argument("--start-tier", help="first tier: code, generative, agentic or human")
+    @argument("--skip-tiers", help="tiers to skip, comma-separated")
+    @argument("--retries", help="retries per tier, e.g. code=2,generative=1")
+    @argument("--tier-timeouts", help="seconds per tier, e.g. code=1,generative=30")
+    @argument("--total-timeout", type=float, help="seconds for the whole cascade")
+    @argument("--parallel", action="store_true", help="run the tiers at once; first success wins")
+    @argument("--no-fallback", action="store_true", help="do not pass earlier failures on")
+    @argument("--model", help="model for the LLM tiers, e.g. openai:gpt-4o-mini")
+    @argument("--wait-human", action="store_true", help="block until a person answers")
     @argument("target", help="NAME or NAME@VERSION")
     @argument("args", nargs="*", help="arguments: Python expressions in the notebook namespace")
     @line_magic
@@ -172,6 +198,8 @@ class FunctionsMagics(Magics):
         """
         opts, target, rest = self._parse_invoke(line)
         values = [self.shell.ev(expr) for expr in split_arguments(rest)]
+        if opts["cascade"]:
+            return self._cascade(target, values, opts)
         ex = self.fx.run(target, *values, timeout=opts["timeout"])
         if not opts["quiet"]:
             for level, message, _ts in ex.console:
@@ -179,22 +207,60 @@ class FunctionsMagics(Magics):
             print(_summary(ex))
         return ex.result()
 
+    def _cascade(self, target: str, values: list[Any], opts: dict[str, Any]) -> Any:
+        result = self.fx.cascade(target, *values, timeout=opts["timeout"], **opts["cascade"])
+        if not opts["quiet"]:
+            for a in result.attempts or ():
+                what = a.reason or a.error or ""
+                print(f"  {a.tier}#{a.attempt} {a.status} {a.duration_ms:.1f} ms"
+                      + (f" · {what}" if what else ""))
+            if hasattr(result, "tier"):
+                print(f"{target} · answered by the {result.tier} tier · "
+                      f"{result.duration_ms:.1f} ms")
+            else:
+                print(f"{target} · waiting for a person: {result!r}")
+        return result.value if hasattr(result, "tier") else result
+
     def _parse_invoke(self, line: str) -> tuple[dict[str, Any], str, str]:
-        opts: dict[str, Any] = {"timeout": None, "quiet": False}
+        opts: dict[str, Any] = {"timeout": None, "quiet": False, "cascade": {}}
+        cascade = opts["cascade"]
         rest = line.strip()
         while rest.startswith("--"):
             word, _, rest = rest.partition(" ")
             rest = rest.strip()
+            if word in _FLAGS:
+                cascade[_FLAGS[word][0]] = _FLAGS[word][1]
+                continue
             if word == "--quiet":
                 opts["quiet"] = True
-            elif word == "--timeout":
-                value, _, rest = rest.partition(" ")
-                try:
+                continue
+            if word == "--cascade":
+                cascade.setdefault("fallback", True)
+                continue
+            value, _, rest = rest.partition(" ")
+            rest = rest.strip()
+            try:
+                if word == "--timeout":
                     opts["timeout"] = float(value)
-                except ValueError:
-                    raise BadArguments(f"--timeout expects seconds, got {value!r}") from None
-            else:
-                raise BadArguments(f"unknown option {word}; see %invoke?")
+                elif word == "--total-timeout":
+                    cascade["total_timeout"] = float(value)
+                elif word == "--start-tier":
+                    cascade["start_tier"] = value
+                elif word == "--skip-tiers":
+                    cascade["skip_tiers"] = [t for t in value.split(",") if t]
+                elif word == "--retries":
+                    cascade["tier_retries"] = {k: int(v) for k, v in _pairs(value)}
+                elif word == "--tier-timeouts":
+                    cascade["tier_timeouts"] = {k: float(v) for k, v in _pairs(value)}
+                elif word == "--model":
+                    cascade["model"] = value
+                else:
+                    raise BadArguments(f"unknown option {word}; see %invoke?")
+            except ValueError:
+                raise BadArguments(f"{word}: cannot read {value!r}; see %invoke?") from None
+        opts["cascade"] = cascade if cascade else {}
+        if cascade:
+            opts["cascade"]["fallback"] = cascade.get("fallback", True)
         target, _, rest = rest.partition(" ")
         if not target:
             raise BadArguments("usage: %invoke [--timeout S] NAME[@VERSION] ARG ...")

@@ -10,6 +10,7 @@ _KINDS = {
     "v8": "functions_nb.runtimes.v8",
     "pyodide": "functions_nb.runtimes.pyodide",
     "mono": "functions_nb.runtimes.mono",
+    "prompt": "functions_nb.runtimes.prompt",
 }
 
 
