@@ -63,7 +63,8 @@ def run(args: argparse.Namespace, fx_factory: Callable[[argparse.Namespace], Any
         if not rows:
             print("no pending human tasks" if not args.all else "no human tasks")
         for row in rows:
-            answered = f" {row['decision']} by {row['who']}" if row["decision"] else ""
+            shown = f"={json.dumps(row['value'])}" if row["decision"] == "value" else ""
+            answered = f" {row['decision']}{shown} by {row['who']}" if row["decision"] else ""
             print(f"{row['task_id']}  {row['function']:<16} {row['status']:<9}{answered}  "
                   f"input={json.dumps(row['args'])}  since {row['created_at'][:19]}")
             print("    " + row["question"].replace("\n", "\n    "))

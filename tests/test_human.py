@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import subprocess
@@ -107,8 +108,6 @@ def test_task_queue_create_list_answer_first_answer_wins(deployed):
 def test_default_who_is_the_login(deployed):
     tasks = TaskQueue(deployed.store)
     task = tasks.create(deployed.info("parse"), ("7",), question="q")
-    import getpass
-
     assert tasks.answer(task.id, "approve")["who"] == getpass.getuser()
 
 
@@ -214,7 +213,7 @@ def test_on_resolved_fires_without_anybody_waiting(deployed):
     pending = ask(fx, HumanTier(services(fx)))
     seen = []
     pending.on_resolved = lambda p, status, value, error: seen.append(value)
-    HumanDesk(TaskQueue(fx.store)).answer(pending.task_id, 5)  # another desk: no nudge
+    TaskQueue(fx.store).answer(pending.task_id, "value", 5)  # the bare queue: nobody nudges the handle
     assert wait_until(lambda: seen == [5], timeout=10)
 
 
@@ -476,6 +475,7 @@ def test_engine_returns_a_pending_and_records_the_answer(deployed):
     assert [a.tier for a in pending.attempts if a.status != "skipped"] == ["code", "human"]
     assert "panicked" in pending.task.question
     HumanDesk(TaskQueue(fx.store)).answer(pending.task_id, 1, who="jo")
+    assert pending._outcome is not None  # answered in this process: the handle knows at once
     assert pending.wait(timeout=10) == 1
     fx.flush()
     rows = fx.sql("SELECT status FROM executions WHERE tier = 'human'")["status"].tolist()

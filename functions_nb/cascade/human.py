@@ -270,6 +270,16 @@ class _Watcher:
                 self._thread = threading.Thread(target=self._loop, name="fnb-human-watch", daemon=True)
                 self._thread.start()
 
+    def nudge(self, task_id: str) -> None:
+        """Let the live handles of ``task_id`` see its answer now (answered in this process)."""
+        with self._lock:
+            handles = [p for p in self._handles if p.task_id == task_id]
+        for pending in handles:
+            try:
+                pending._poll()
+            except FunctionsError:
+                continue
+
     def _loop(self) -> None:
         while True:
             time.sleep(WATCH_EVERY)
@@ -281,7 +291,8 @@ class _Watcher:
             for pending in handles:
                 try:
                     if pending._poll():
-                        self._handles.discard(pending)
+                        with self._lock:
+                            self._handles.discard(pending)
                 except Exception:  # noqa: BLE001 - a store blip: look again next round
                     continue
 
@@ -333,7 +344,7 @@ class HumanTier(Tier):
         task = tasks.create(
             call.info, call.args, question=question,
             failures=[a.to_dict() for a in call.failures],
-            timeout=call.remaining if call.deadline != float("inf") else None,
+            timeout=max(call.remaining, 1e-3) if call.deadline != float("inf") else None,
             timeout_outcome=opts.get("human_timeout_outcome") or "fail",
             timeout_value=opts.get("human_default_value"),
             decisions=tuple(opts.get("human_decisions") or DECISIONS),
@@ -416,13 +427,14 @@ class HumanDesk:
         return self._after(self.tasks.withdraw(task_id, reason))
 
     def _after(self, answer: dict[str, Any]) -> dict[str, Any]:
-        """A handle of this desk on that task learns the outcome now (its on_resolved runs)."""
+        """Handles on that task in this process learn the outcome now (their on_resolved runs)."""
         handle = self._handles.get(answer["task"])
         if handle is not None:
             try:
                 handle.done()
             except FunctionsError:
                 pass
+        _WATCHER.nudge(answer["task"])  # e.g. the handle fx.invoke returned in this process
         return answer
 
     def widget(self) -> Any:
