@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import cli_human
 from .errors import FunctionsError
 
 _EXTENSIONS = {".rs": "rust", ".zig": "zig"}
@@ -168,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     dr = sub.add_parser("doctor", help="check language toolchains")
     dr.add_argument("--json", action="store_true")
     dr.set_defaults(func=cmd_doctor)
+    cli_human.add_parser(sub).set_defaults(func=lambda a: cli_human.run(a, _fx))
     return p
 
 

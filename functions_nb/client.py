@@ -19,7 +19,7 @@ from .config import (
     BreakerConfig,
     default_store_url,
 )
-from .errors import BadArguments
+from .errors import BadArguments, error_status
 from .executor import Executor
 from .history import History
 from .languages import get_language
@@ -68,6 +68,7 @@ class Functions:
         self.agent_model = agent_model
         self._cascade: Any = None
         self._human: Any = None
+        self._services_obj: Any = None
 
     def __repr__(self) -> str:
         return f"Functions(store={self.store.url!r})"
@@ -158,12 +159,53 @@ class Functions:
         except HumanPending as signal:
             return signal.pending
 
+    @property
+    def human(self) -> Any:
+        """Human tasks of this store: ``ls()``, ``get(id)`` (a ``Pending`` handle, also for
+        tasks created before a restart), ``answer``, ``approve``, ``reject``, ``widget()``."""
+        if self._human is None:
+            from .cascade.human import HumanDesk, Pending
+
+            tasks = self._engine_services().tasks
+
+            def make_pending(task: Any) -> Any:
+                return Pending(tasks, task, on_resolved=self._record_human(task))
+
+            self._human = HumanDesk(tasks, make_pending)
+        return self._human
+
+    def _record_human(self, task: Any) -> Any:
+        """The final history record of a human attempt whose task was created in another
+        process (or before a restart), written when its answer is seen here."""
+        record = self.history.record if self.history else None
+
+        def resolved(_pending: Any, status: str, value: Any, error: BaseException | None) -> None:
+            if record is None or not getattr(task, "execution_id", None):
+                return
+            import time as _time
+
+            kind = getattr(error, "kind", type(error).__name__) if error is not None else None
+            try:
+                language = self.info(task.function).language
+            except Exception:  # noqa: BLE001 - the record matters more than its language
+                language = None
+            record((task.execution_id, task.name, task.version, language, "human", 1,
+                    "ok" if error is None else error_status(error), kind,
+                    str(error) if error is not None else None, _time.time(), 0.0, 0.0, False,
+                    task.args, value, [], None, None, None))
+        return resolved
+
+    def _engine_services(self) -> Any:
+        if self._services_obj is None:
+            self._services_obj = self._services()
+        return self._services_obj
+
     def _engine(self) -> Any:
         if self._cascade is None:
             from .cascade.engine import Cascade
 
             tiers = {"code": CodeTier(self._get, self.executor)}
-            services = self._services()
+            services = self._engine_services()
             for name, path in _OPTIONAL_TIERS.items():
                 module, cls = path.split(":")
                 try:

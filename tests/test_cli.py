@@ -53,7 +53,8 @@ def test_doctor(store):
     assert "ok  rust" in out and "ok  zig" in out and "rustc 1." in out
     rows = json.loads(func(store, "doctor", "--json").stdout)
     langs = {r["language"]: r for r in rows}
-    every = {"rust", "zig", "go", "assemblyscript", "typescript", "javascript", "python", "csharp"}
+    every = {"rust", "zig", "go", "assemblyscript", "typescript", "javascript", "python", "csharp",
+             "generative"}
     assert set(langs) == every
     assert all(langs[lang]["usable"] for lang in every), {k: v["detail"] for k, v in langs.items()}
     assert "sandbox:" in langs["python"]["detail"]  # which isolation layers hold here

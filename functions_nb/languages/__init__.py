@@ -17,9 +17,11 @@ _REGISTRY = {
     "javascript": "functions_nb.languages.typescript:JavaScript",
     "python": "functions_nb.languages.python:Python",
     "csharp": "functions_nb.languages.csharp:CSharp",
+    "generative": "functions_nb.languages.generative:Generative",
 }
 ALIASES = {"rs": "rust", "golang": "go", "as": "assemblyscript", "ts": "typescript",
-           "js": "javascript", "py": "python", "cs": "csharp", "c#": "csharp"}
+           "js": "javascript", "py": "python", "cs": "csharp", "c#": "csharp",
+           "prompt": "generative"}
 #: Seed languages not yet built in this version (``func doctor`` lists them honestly).
 PLANNED: tuple[str, ...] = ()
 
