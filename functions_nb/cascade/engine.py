@@ -243,7 +243,8 @@ class Cascade:
             if isinstance(error, BadArguments) or (
                     isinstance(error, FunctionsError) and getattr(error, "caller_error", False)):
                 raise error  # a caller mistake: no tier can fix it
-            if stop == "cancel" and not isinstance(error, FunctionTimeout):
+            if (stop == "cancel" or (call.cancel.is_set() and isinstance(error, Aborted))) \
+                    and not isinstance(error, FunctionTimeout):
                 status = "cancelled"
             elif isinstance(error, (FunctionTimeout, TimeoutError)):
                 status = "timeout"
