@@ -1,0 +1,39 @@
+"""notebooks/cascade.ipynb executed headless with its local stand-in model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+from functions_nb import Functions
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "cascade.ipynb"
+
+
+def test_cascade_notebook(store, monkeypatch):
+    monkeypatch.setenv("FUNCTIONS_NB_STORE", store)
+    monkeypatch.delenv("FUNCTIONS_NB_MODEL", raising=False)
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    out = {i: "".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+                      for o in c.get("outputs", []))
+           for i, c in enumerate(nb.cells) if c.cell_type == "code"}
+    text = "\n".join(out.values())
+    assert "answered by the code tier" in text
+    assert "12 from the generative tier" in text
+    assert "<pending human task" in text and "waiting since" in text
+    assert "HumanWidget" in text
+    fx = Functions(store=store)
+    df = fx.sql("SELECT cascade_id, tier, attempt, status FROM executions "
+                "WHERE cascade_id IS NOT NULL ORDER BY started_at")
+    human = df[df.tier == "human"]
+    assert set(human.status) == {"pending", "ok"}  # asked, then answered
+    path = df[df.cascade_id == human.cascade_id.iloc[0]]
+    assert list(zip(path.tier, path.status, strict=True))[:4] == [
+        ("code", "error"), ("generative", "error"), ("agentic", "skipped"), ("human", "pending")]
+    answer = fx.human.ls(status=None)[0]
+    assert answer["status"] == "answered"
+    fx.close()
