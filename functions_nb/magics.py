@@ -120,7 +120,8 @@ class FunctionsMagics(Magics):
         return self.fx
 
     @magic_arguments()
-    @argument("language", help="rust, zig, go, assemblyscript, typescript, javascript, python, csharp or generative (see `func doctor`)")
+    @argument("language", help="rust, zig, go, assemblyscript, typescript, javascript, python, "
+                                "csharp or generative (see `func doctor`)")
     @argument("name", help="function name; the entry point is the function with this name")
     @argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
               help=f"default time limit per call in seconds (default {DEFAULT_TIMEOUT:g})")

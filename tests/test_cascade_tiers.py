@@ -150,3 +150,28 @@ def test_escalation_to_a_person_answered_from_another_process(cfx, store):
     assert df.status.tolist()[-1] == "ok"
     with pytest.raises(CascadeExhaustedError):
         cfx.invoke("parse_qty", "?", skip_tiers=["agentic", "human"])
+
+
+def test_escalation_to_the_agent_which_calls_another_function(cfx):
+    from pydantic_ai.messages import ToolReturnPart
+
+    from .conftest import ADD_RS
+
+    cfx.deploy("rust", ADD_RS, name="add")
+    cfx.deploy("rust", PARSE_RS, name="parse_qty")
+
+    def agent(messages, info: AgentInfo) -> ModelResponse:
+        returns = [p for p in messages[-1].parts if isinstance(p, ToolReturnPart)]
+        if not returns:
+            return ModelResponse(parts=[ToolCallPart("add", {"a": 3, "b": 4})])
+        tool = info.output_tools[0]
+        return ModelResponse(parts=[ToolCallPart(tool.name, {"response": returns[0].content})])
+
+    cfx.agent_model = FunctionModel(agent)
+    result = cfx.cascade("parse_qty", "3 plus 4", skip_tiers=["generative", "human"])
+    assert (result.value, result.tier) == (7, "agentic")
+    agentic = result.attempts[-1]
+    cfx.flush()
+    df = cfx.sql(f"SELECT console FROM executions WHERE id = '{agentic.execution_id}'")
+    messages = [line["message"] for line in df.console.iloc[0]]
+    assert "tool add(3, 4) -> 7" in messages  # the agent's tool call is recorded
