@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import nbformat
-from nbclient import NotebookClient
-
 from functions_nb import Functions
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "cascade.ipynb"
+from .notebook_runner import run_notebook
 
 
 def test_cascade_notebook(store, monkeypatch):
     monkeypatch.setenv("FUNCTIONS_NB_STORE", store)
     monkeypatch.delenv("FUNCTIONS_NB_MODEL", raising=False)
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
-    out = {i: "".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
-                      for o in c.get("outputs", []))
-           for i, c in enumerate(nb.cells) if c.cell_type == "code"}
-    text = "\n".join(out.values())
+    text = "\n".join(run_notebook("cascade.ipynb", timeout=300).values())
     assert "answered by the code tier" in text
     assert "12 from the generative tier" in text
     assert "<pending human task" in text and "waiting since" in text

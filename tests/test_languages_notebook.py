@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import nbformat
-from nbclient import NotebookClient
-
 from functions_nb import Functions
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "languages.ipynb"
+from .notebook_runner import run_notebook
 
 
 def test_languages_notebook(store, monkeypatch):
     monkeypatch.setenv("FUNCTIONS_NB_STORE", store)
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
-    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
-                     for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    text = "\n".join(run_notebook("languages.ipynb").values())
     assert "333.8335 333.8335" in text                       # Rust dot over numpy arrays
     assert "array([0. , 0.5, 1. ])" in text                  # Zig returns a numpy array
     assert "'hello-wasm-world'" in text                      # Go

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import nbformat
-from nbclient import NotebookClient
-
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "storage.ipynb"
+from .notebook_runner import run_notebook
 
 
 def test_storage_notebook(tmp_path):
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    outputs = {i: "".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
-                          for o in c.get("outputs", []))
-               for i, c in enumerate(nb.cells) if c.cell_type == "code"}
-    text = "\n".join(outputs.values())
+    text = "\n".join(run_notebook("storage.ipynb", cwd=tmp_path, timeout=300).values())
     assert "(144, [1, 2])" in text
     assert "('add@3', [3], [1, 2])" in text
     assert "'copied': ['add@1', 'add@2', 'sq@1']" in text and "'failed': []" in text
