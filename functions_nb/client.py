@@ -148,7 +148,7 @@ class Functions:
         """
         from .cascade.base import HumanPending
 
-        info = self.info(target)
+        info = self._get(target).info  # the loader's cached resolution, like invoke
         if timeout is not None:
             options.setdefault("tier_timeouts", {})
             options["tier_timeouts"] = {"code": timeout, **options["tier_timeouts"]}

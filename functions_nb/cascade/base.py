@@ -104,6 +104,9 @@ class Tier(ABC):
     """A cascade tier. Subclasses set ``name`` and implement :meth:`run`."""
 
     name: str
+    #: The tier stops itself at ``call.deadline`` (the code tier: the executor's limits), so
+    #: in sequential mode it may run in the caller's thread without a watcher.
+    enforces_deadline: bool = False
 
     def skip_reason(self, info: FunctionInfo, options: dict[str, Any]) -> str | None:
         """Why this tier cannot run for ``info`` (no model configured, no code, ...), or None."""

@@ -14,6 +14,7 @@ class CodeTier(Tier):
     """Runs the deployed version through the loader and executor (limits, breaker, record)."""
 
     name = "code"
+    enforces_deadline = True
 
     def __init__(self, load: Callable[[str], Any], executor: Any) -> None:
         self._load = load

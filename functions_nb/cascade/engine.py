@@ -171,7 +171,8 @@ class Cascade:
                             attempt_deadline, cancel, self._new_id(), list(attempts),
                             opts.fallback, tier_options)
             try:
-                attempt = self._attempt(tier, call, cascade_id)
+                attempt = self._attempt(tier, call, cascade_id,
+                                        inline=tier.enforces_deadline and not opts.parallel)
             except HumanPending as signal:
                 attempts.append(signal.attempt)  # type: ignore[attr-defined]
                 signal.pending.attempts = attempts
@@ -191,9 +192,10 @@ class Cascade:
             return float(opts.tier_timeouts[name])
         return float(info.timeout) if name == "code" else TIER_TIMEOUTS[name]
 
-    def _attempt(self, tier: Tier, call: TierCall, cascade_id: str) -> Attempt:
+    def _attempt(self, tier: Tier, call: TierCall, cascade_id: str, inline: bool = False) -> Attempt:
         """Run one attempt in a worker thread, so the deadline and cancellation hold even for
-        a tier that blocks; record it."""
+        a tier that blocks (``inline``: in this thread, for a tier that enforces its own
+        deadline when nothing can cancel it); record it."""
         box: dict[str, Any] = {}
         t0 = time.monotonic()
         wall = time.time()
@@ -204,11 +206,15 @@ class Cascade:
             except BaseException as exc:  # noqa: BLE001 - reported as the attempt's outcome
                 box["error"] = exc
 
-        worker = threading.Thread(target=work, name=f"fnb-{tier.name}-{call.execution_id}",
-                                  daemon=True)
-        worker.start()
         stop = None
-        while worker.is_alive():
+        if inline:  # the tier enforces its own deadline and nobody else can cancel it
+            work()
+            worker = None
+        else:
+            worker = threading.Thread(target=work, name=f"fnb-{tier.name}-{call.execution_id}",
+                                      daemon=True)
+            worker.start()
+        while worker is not None and worker.is_alive():
             if call.cancel.is_set():
                 stop = "cancel"
             elif time.monotonic() >= call.deadline + DEADLINE_GRACE:
@@ -216,7 +222,7 @@ class Cascade:
             if stop:
                 break
             worker.join(min(0.05, max(0.001, call.deadline + DEADLINE_GRACE - time.monotonic())))
-        if stop:
+        if stop and worker is not None:
             if stop == "deadline":
                 call.cancel.set()
             tier.cancel(call)
