@@ -85,3 +85,21 @@ def test_breaker_on_real_invocations(fx):
     df = fx.sql("select status, count(*) n from executions where function='boom' "
                 "group by status order by status")
     assert dict(zip(df.status, df.n, strict=True)) == {"error": 15, "ok": 2, "rejected": 2}
+
+
+def test_transitions_reset_and_retry_in():
+    from functions_nb.breaker import CLOSED, OPEN, CircuitBreaker
+    from functions_nb.config import BreakerConfig
+
+    now = [100.0]
+    b = CircuitBreaker("f@1", BreakerConfig(failure_threshold=2, reset_timeout=10),
+                       clock=lambda: now[0])
+    b.on_failure()
+    b.on_failure()
+    assert b.state == OPEN and b.retry_in() == 10
+    now[0] += 4
+    assert b.snapshot()["retry_in"] == 6
+    b.reset()
+    assert b.state == CLOSED and b.failures == 0 and b.retry_in() == 0
+    assert [(t["from"], t["to"], t["why"]) for t in b.snapshot()["transitions"]] == [
+        ("closed", "open", "2 consecutive failures"), ("open", "closed", "reset by hand")]
