@@ -72,6 +72,22 @@ def _json_default(value: Any) -> Any:
     return repr(value)
 
 
+#: Views over ``executions`` (documented in the README's history section).
+VIEWS = {
+    # one row per cascade tier attempt (plain invocations are code attempts without cascade_id)
+    "tier_attempts": "SELECT cascade_id, id, function, version, tier, attempt, status, "
+                     "error_kind, error_message, started_at, duration_ms FROM executions",
+    # one row per console line, with its execution
+    "console": "SELECT e.id, e.function, e.version, e.tier, e.started_at, c.level, c.message, "
+               "to_timestamp(c.ts) AS ts FROM executions e, unnest(e.console) AS t(c)",
+}
+
+
+def _create_views(con: Any) -> None:
+    for name, query in VIEWS.items():
+        con.execute(f"CREATE VIEW {name} AS {query}")
+
+
 class History:
     """Buffered, multi-process-safe execution history over a :class:`FunctionStore`."""
 
@@ -183,6 +199,7 @@ class History:
         if not files:
             defs = ", ".join(f'"{k}" {v}' for k, v in COLUMNS.items())
             con.execute(f"CREATE TABLE executions ({defs})")
+            _create_views(con)
             return con
         if not is_local(fs):
             con.register_filesystem(fs)
@@ -193,6 +210,7 @@ class History:
         con.execute(
             f"CREATE VIEW executions AS SELECT * FROM read_json([{paths}], "
             f"format='newline_delimited', hive_partitioning=false, columns={{{cols}}})")
+        _create_views(con)
         return con
 
     def sql(self, query: str) -> Any:
