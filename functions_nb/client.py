@@ -319,6 +319,16 @@ class Functions:
             "round(duration_ms, 3) AS duration_ms, cold, input, output, console "
             f"FROM executions {where} ORDER BY started_at DESC LIMIT {int(limit)}")
 
+    def cleanup_history(self, older_than: float | None = None) -> list[str]:
+        """Delete history older than ``older_than`` days (default: the retention, 7 days,
+        which also runs by itself when a client starts); returns the days removed."""
+        return self.history.cleanup(older_than) if self.history is not None else []
+
+    def compact_history(self) -> int:
+        """Merge the history's small record files into Parquet (also done in the
+        background every 5 minutes); returns how many files were merged."""
+        return self.history.compact(min_files=1) if self.history is not None else 0
+
     def flush(self) -> None:
         """Write buffered history records now."""
         if self.history is not None:

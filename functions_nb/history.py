@@ -16,14 +16,16 @@ import datetime as _dt
 import json
 import os
 import socket
+import tempfile
 import threading
+import time
 import uuid
 import weakref
 from typing import Any
 
 from .config import LOG_RETENTION_DAYS, RECORD_MAX_CHARS
 from .storage import FunctionStore
-from .storage.fsutil import is_local, write_atomic
+from .storage.fsutil import create_exclusive, is_local, read_or_none, write_atomic
 
 #: Field order of a record tuple as the executor produces it.
 RECORD_FIELDS = ("id", "function", "version", "language", "tier", "attempt", "status",
@@ -41,6 +43,12 @@ COLUMNS = {
 }
 
 _HOST = socket.gethostname()
+#: Every process tries to compact the history this often (seconds; the first try after a
+#: tenth of it), when a day has at least COMPACT_MIN_FILES record files.
+COMPACT_EVERY = 300.0
+COMPACT_MIN_FILES = 20
+#: A compaction lock older than this (seconds) was left by a compactor that died.
+COMPACT_LOCK_STALE = 600.0
 #: Arrays longer than this are recorded as dtype, shape and their first elements.
 ARRAY_HEAD = 64
 #: Every History of this process: a query flushes them all, so it sees this process's writes.
@@ -50,8 +58,12 @@ _LIVE: weakref.WeakSet[History] = weakref.WeakSet()
 def _truncate_json(value: Any) -> str | None:
     if value is None:
         return None
+    if type(value) is int:
+        return str(value)
+    if type(value) is tuple and all(type(v) is int for v in value):  # the common case: (2, 3)
+        return "[" + ", ".join(map(str, value)) + "]"
     try:
-        text = json.dumps(value, default=_json_default, allow_nan=True)
+        text = _encode(value)
     except (TypeError, ValueError):
         text = json.dumps(repr(value))
     if len(text) > RECORD_MAX_CHARS:
@@ -72,6 +84,10 @@ def _json_default(value: Any) -> Any:
     return repr(value)
 
 
+#: One encoder for every record value (``json.dumps(default=...)`` builds one per call).
+_encode = json.JSONEncoder(default=_json_default, allow_nan=True).encode
+
+
 #: Views over ``executions`` (documented in the README's history section).
 VIEWS = {
     # one row per cascade tier attempt (plain invocations are code attempts without cascade_id)
@@ -81,6 +97,59 @@ VIEWS = {
     "console": "SELECT e.id, e.function, e.version, e.tier, e.started_at, c.level, c.message, "
                "to_timestamp(c.ts) AS ts FROM executions e, unnest(e.console) AS t(c)",
 }
+
+
+_EPOCH = _dt.date(1970, 1, 1)
+
+
+def _parquet(recs: list[tuple]) -> bytes:
+    """Records -> one Parquet file (columnar: a few C-level conversions per batch, so the
+    amortised cost per execution stays in microseconds)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cols = list(zip(*recs, strict=True))
+    n = len(recs)
+    f = dict(zip(RECORD_FIELDS, cols, strict=True))
+    started = pa.array(f["started_at"], pa.float64())
+    micros = pa.compute.cast(pa.compute.multiply(started, 1e6), pa.int64(), safe=False)
+    console = [[{"level": lv, "message": msg, "ts": ts} for lv, msg, ts in c] if c else []
+               for c in f["console"]]
+    table = pa.table({
+        "id": pa.array(f["id"], pa.string()), "function": pa.array(f["function"], pa.string()),
+        "version": pa.array(f["version"], pa.int32()),
+        "language": pa.array(f["language"], pa.string()),
+        "tier": pa.array(f["tier"], pa.string()), "attempt": pa.array(f["attempt"], pa.int32()),
+        "status": pa.array(f["status"], pa.string()),
+        "error_kind": pa.array(f["error_kind"], pa.string()),
+        "error_message": pa.array(f["error_message"], pa.string()),
+        "started_at": micros.cast(pa.timestamp("us")),
+        "queue_ms": pa.array(f["queue_ms"], pa.float64()),
+        "duration_ms": pa.array(f["duration_ms"], pa.float64()),
+        "cold": pa.array(f["cold"], pa.bool_()),
+        "input": pa.array([_truncate_json(v) for v in f["input"]], pa.string()),
+        "output": pa.array([_truncate_json(v) for v in f["output"]], pa.string()),
+        "console": pa.array(console, _CONSOLE_TYPE()),
+        "memory_bytes": pa.array(f["memory_bytes"], pa.int64()),
+        "fuel": pa.array(f["fuel"], pa.int64()),
+        "cascade_id": pa.array(f["cascade_id"], pa.string()),
+        "host": pa.array([_HOST] * n, pa.string()),
+        "pid": pa.array([os.getpid()] * n, pa.int32()),
+    })
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def _CONSOLE_TYPE() -> Any:  # noqa: N802 - a type, built lazily (pyarrow imports on flush)
+    import pyarrow as pa
+
+    return pa.list_(pa.struct([("level", pa.string()), ("message", pa.string()),
+                               ("ts", pa.float64())]))
+
+
+def _sql_list(paths: list[str]) -> str:
+    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
 
 
 def _create_views(con: Any) -> None:
@@ -119,37 +188,35 @@ class History:
             self.cleanup()
         except Exception:  # noqa: BLE001 - retention must never stop recording
             pass
+        next_compact = time.monotonic() + COMPACT_EVERY / 10
         while not self._stop.wait(self.flush_interval):
             try:
                 self.flush()
             except Exception:  # noqa: BLE001 - keep the records for the next attempt
                 pass
+            if time.monotonic() >= next_compact:
+                next_compact = time.monotonic() + COMPACT_EVERY
+                try:
+                    self.compact(min_files=COMPACT_MIN_FILES)
+                except Exception:  # noqa: BLE001 - queries still read the JSONL files
+                    pass
 
     def flush(self) -> int:
-        """Write buffered records as one new file; returns how many were written."""
+        """Write buffered records as one new Parquet file per day; returns how many."""
         with self._flush_lock:
             n = len(self.buffer)
             if not n:
                 return 0
             items = [self.buffer.popleft() for _ in range(n)]
             try:
-                by_day: dict[str, list[str]] = {}
+                by_day: dict[int, list[tuple]] = {}
                 for rec in items:
-                    row = dict(zip(RECORD_FIELDS, rec, strict=True))
-                    started = _dt.datetime.fromtimestamp(row["started_at"], _dt.UTC)
-                    row["started_at"] = started.strftime("%Y-%m-%d %H:%M:%S.%f")
-                    row["input"] = _truncate_json(row["input"])
-                    row["output"] = _truncate_json(row["output"])
-                    row["console"] = [{"level": lv, "message": msg, "ts": ts}
-                                      for lv, msg, ts in (row["console"] or ())]
-                    row["host"] = _HOST
-                    row["pid"] = os.getpid()
-                    by_day.setdefault(started.strftime("%Y-%m-%d"), []).append(
-                        json.dumps(row, default=_json_default))
-                for day, lines in by_day.items():
+                    by_day.setdefault(int(rec[9] // 86400), []).append(rec)
+                for daynum, recs in by_day.items():
+                    day = (_EPOCH + _dt.timedelta(days=daynum)).isoformat()
                     self._seq += 1
-                    path = f"{self.root}/date={day}/{self._writer}-{self._seq:06d}.jsonl"
-                    write_atomic(self.store.fs, path, ("\n".join(lines) + "\n").encode())
+                    path = f"{self.root}/date={day}/{self._writer}-{self._seq:06d}.parquet"
+                    write_atomic(self.store.fs, path, _parquet(recs))
             except BaseException:
                 self.buffer.extendleft(reversed(items))
                 raise
@@ -194,29 +261,127 @@ class History:
             history.flush()
         con = duckdb.connect()
         fs = self.store.fs
-        files = fs.glob(f"{self.root}/date=*/*.jsonl")
+        jsonl, parquet = self._files()
         cols = ", ".join(f"'{k}': '{v}'" for k, v in COLUMNS.items())
-        if not files:
-            defs = ", ".join(f'"{k}" {v}' for k, v in COLUMNS.items())
-            con.execute(f"CREATE TABLE executions ({defs})")
-            _create_views(con)
-            return con
         if not is_local(fs):
             con.register_filesystem(fs)
             proto = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-            files = [f"{proto}://{f}" for f in files]
-        # the files just listed, so DuckDB does not list the store a second time
-        paths = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-        con.execute(
-            f"CREATE VIEW executions AS SELECT * FROM read_json([{paths}], "
-            f"format='newline_delimited', hive_partitioning=false, columns={{{cols}}})")
+            jsonl = [f"{proto}://{f}" for f in jsonl]
+            parquet = [f"{proto}://{f}" for f in parquet]
+        parts = []
+        names = ", ".join(f'"{k}"' for k in COLUMNS)
+        if parquet:
+            parts.append(f"SELECT {names} FROM read_parquet({_sql_list(parquet)}, "
+                         "union_by_name=true)")
+        if jsonl:  # the files just listed, so DuckDB does not list the store a second time
+            parts.append(f"SELECT {names} FROM read_json({_sql_list(jsonl)}, "
+                         f"format='newline_delimited', hive_partitioning=false, "
+                         f"columns={{{cols}}})")
+        if parts:
+            con.execute("CREATE VIEW executions AS " + " UNION ALL ".join(parts))
+        else:
+            defs = ", ".join(f'"{k}" {v}' for k, v in COLUMNS.items())
+            con.execute(f"CREATE TABLE executions ({defs})")
         _create_views(con)
         return con
 
+    def _files(self) -> tuple[list[str], list[str]]:
+        """Record files to read: every Parquet file, and the JSONL files no compacted file
+        covers yet (a compaction's ``.sources`` list names the files it replaced)."""
+        fs = self.store.fs
+        listed = set(fs.glob(f"{self.root}/date=*/*"))
+        covered: set[str] = set()
+        for side in (f for f in listed if f.endswith(".sources")):
+            if side[: -len(".sources")] + ".parquet" in listed:
+                raw = read_or_none(fs, side)
+                if raw:
+                    folder = side.rsplit("/", 1)[0]
+                    covered.update(f"{folder}/{n}" for n in json.loads(raw))
+        parquet = sorted(f for f in listed if f.endswith(".parquet") and f not in covered)
+        jsonl = sorted(f for f in listed if f.endswith(".jsonl") and f not in covered)
+        return jsonl, parquet
+
+    def compact(self, min_files: int = 2) -> int:
+        """Merge each day's JSONL record files into one Parquet file (what queries over
+        many executions read fast); returns how many JSONL files were merged.
+
+        Safe with other writers and readers: the Parquet file's ``.sources`` list is written
+        first, the Parquet file appears atomically (readers skip the listed sources from then
+        on), then the sources are deleted. One compactor per store at a time (a lock file).
+        """
+        import duckdb
+
+        fs = self.store.fs
+        self.flush()
+        lock = f"{self.root}/compact.lock"
+        if not create_exclusive(fs, lock, str(time.time()).encode()):
+            raw = read_or_none(fs, lock)
+            if raw is None or time.time() - float(raw or 0) < COMPACT_LOCK_STALE:
+                return 0
+            fs.rm(lock)  # a compactor died holding it
+            if not create_exclusive(fs, lock, str(time.time()).encode()):
+                return 0
+        merged = 0
+        try:
+            jsonl, parquet = self._files()
+            small = [f for f in parquet if not f.rsplit("/", 1)[-1].startswith("compact-")]
+            by_day: dict[str, list[str]] = {}
+            for f in jsonl + small:
+                by_day.setdefault(f.rsplit("/", 2)[-2], []).append(f)
+            cols = ", ".join(f"'{k}': '{v}'" for k, v in COLUMNS.items())
+            for day, files in sorted(by_day.items()):
+                if len(files) < min_files:
+                    continue
+                folder = f"{self.root}/{day}"
+                name = f"{folder}/compact-{uuid.uuid4().hex[:12]}"
+                with tempfile.TemporaryDirectory() as tmp:
+                    local = os.path.join(tmp, "part.parquet")
+                    con = duckdb.connect()
+                    try:
+                        if not is_local(fs):
+                            con.register_filesystem(fs)
+                            proto = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+                            sources = [f"{proto}://{f}" for f in files]
+                        else:
+                            sources = files
+                        names = ", ".join(f'"{k}"' for k in COLUMNS)
+                        parts = []
+                        pq_src = [f for f in sources if f.endswith(".parquet")]
+                        js_src = [f for f in sources if f.endswith(".jsonl")]
+                        if pq_src:
+                            parts.append(f"SELECT {names} FROM read_parquet({_sql_list(pq_src)}, "
+                                         "union_by_name=true)")
+                        if js_src:
+                            parts.append(f"SELECT {names} FROM read_json({_sql_list(js_src)}, "
+                                         f"format='newline_delimited', hive_partitioning=false, "
+                                         f"columns={{{cols}}})")
+                        con.execute(f"COPY ({' UNION ALL '.join(parts)}) TO '{local}' "
+                                    "(FORMAT parquet, COMPRESSION zstd)")
+                    finally:
+                        con.close()
+                    write_atomic(fs, name + ".sources",
+                                 json.dumps([f.rsplit("/", 1)[-1] for f in files]).encode())
+                    with open(local, "rb") as fh:
+                        write_atomic(fs, name + ".parquet", fh.read())
+                for f in files:
+                    fs.rm(f)
+                fs.rm(name + ".sources")
+                merged += len(files)
+        finally:
+            fs.rm(lock)
+        return merged
+
     def sql(self, query: str) -> Any:
         """Run ``query`` (DuckDB SQL over ``executions``) and return a pandas DataFrame."""
-        con = self.connect()
-        try:
-            return con.execute(query).df()
-        finally:
-            con.close()
+        import duckdb
+
+        for retry in (True, False):
+            con = self.connect()
+            try:
+                return con.execute(query).df()
+            except duckdb.IOException:
+                if not retry:  # a compaction replaced files between listing and reading
+                    raise
+            finally:
+                con.close()
+        raise AssertionError("unreachable")
