@@ -194,6 +194,9 @@ def main() -> int:
         from benchmarks.languages import run_all
 
         results += run_all(str(Path(tmp) / "lang-store"), tmp)
+        from benchmarks.history import run_all as history_rows
+
+        results += history_rows()
     out = ROOT / "bench-results.json"
     out.write_text(json.dumps(results, indent=1) + "\n")
     for r in results:
