@@ -267,6 +267,36 @@ class FunctionsMagics(Magics):
             raise BadArguments("usage: %invoke [--timeout S] NAME[@VERSION] ARG ...")
         return opts, target, rest
 
+    @magic_arguments()
+    @argument("--sort", default="name",
+              help="name, language, calls, error_rate, p50 or p95 (default name)")
+    @argument("--desc", action="store_true", help="descending order")
+    @argument("--latest", action="store_true", help="statistics of the latest versions only")
+    @line_magic
+    def functions(self, line: str) -> Any:
+        """Table of deployed functions: language, latest version, calls, error rate, p50/p95
+        latency, last call, breaker state; sortable, with a Refresh button."""
+        from .widgets.functions import FunctionsTable
+
+        args = parse_argstring(self.functions, line)
+        try:
+            return FunctionsTable(self.fx, sort=args.sort, descending=args.desc,
+                                  latest_only=args.latest)
+        except ValueError as exc:
+            raise BadArguments(str(exc)) from None
+
+    @magic_arguments()
+    @argument("name", nargs="?", help="only this function's versions")
+    @argument("--no-live", action="store_true", help="no countdown thread; use Refresh")
+    @line_magic
+    def fn_breakers(self, line: str) -> Any:
+        """Circuit breakers of this kernel: state, failures, trips, time until half-open,
+        transition timeline and a Reset button each."""
+        from .widgets.breakers import BreakersView
+
+        args = parse_argstring(self.fn_breakers, line)
+        return BreakersView(self.fx, args.name, live=not args.no_live)
+
     @line_cell_magic
     def fn_sql(self, line: str, cell: str | None = None) -> Any:
         """DuckDB SQL over the ``executions`` table; returns a pandas DataFrame."""
