@@ -19,7 +19,7 @@ from .config import (
     BreakerConfig,
     default_store_url,
 )
-from .errors import BadArguments, error_status
+from .errors import BadArguments, FunctionsError, error_status
 from .executor import Executor
 from .history import History
 from .languages import get_language
@@ -131,6 +131,38 @@ class Functions:
                 return self._run(fn, args, timeout)
         result = self.cascade(target, *args, timeout=timeout, **options)
         return result.value if hasattr(result, "tier") else result
+
+    def map(self, target: str, inputs: Any, *, timeout: float | None = None,
+            progress: bool | None = None, raise_errors: bool = False) -> list[Any]:
+        """Invoke ``target`` once per input (a tuple of arguments, or one argument), in input
+        order. A failing input fails alone: its slot holds the exception (``raise_errors``
+        raises the first instead). ``progress`` shows a tqdm bar (a widget in notebooks);
+        default: on for 100 inputs or more."""
+        items = list(inputs)
+        show = len(items) >= 100 if progress is None else progress
+        fn = self._get(target)
+        run = self._run
+        out: list[Any] = []
+        bar = None
+        if show:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(items), desc=f"{target}", unit="call")
+        try:
+            for item in items:
+                args = item if isinstance(item, tuple) else (item,)
+                try:
+                    out.append(run(fn, args, timeout))
+                except FunctionsError as exc:
+                    if raise_errors:
+                        raise
+                    out.append(exc)
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+        return out
 
     def run(self, target: str, *args: Any, timeout: float | None = None) -> Execution:
         """Like :meth:`invoke` but never raises for a failed call: returns the

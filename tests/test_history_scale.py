@@ -84,3 +84,16 @@ def test_jsonl_history_of_earlier_versions_is_read_and_compacted(store):
     assert len(df) == 2 and "old-1" in set(df.id)
     assert fx.sql("SELECT message FROM console WHERE id = 'old-1'").message.tolist() == ["m"]
     fx.close()
+
+
+def test_map_runs_a_batch_in_order_with_progress(store, capsys):
+    from .conftest import BOOM_RS
+
+    fx = Functions(store=store)
+    fx.deploy("rust", BOOM_RS, name="boom")
+    out = fx.map("boom", [0, -1, 1, -2], progress=True)
+    assert out[0] == 0 and out[1] == -1 and out[3] == -2
+    assert isinstance(out[2], Exception) and "bad input 1" in str(out[2])
+    assert "boom: 100%" in capsys.readouterr().err  # the progress bar
+    assert fx.sql("SELECT count(*) n FROM executions").n[0] == 4
+    fx.close()
