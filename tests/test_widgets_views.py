@@ -91,7 +91,11 @@ def test_result_view_of_an_execution(hist):
 
     failed = ResultView(fx.run("boom", 1))
     assert "bad input 1" in failed.html() and f'color:{STATUS_COLOURS["error"]}' in failed.html()
-    assert "(no value)" in repr(failed)
+    assert "value:" not in repr(failed) and "error: boom panicked" in repr(failed)
+    # text/plain: what a terminal shows (the lines %invoke prints)
+    text = view._repr_mimebundle_()["text/plain"]
+    assert "[log] adding 2 and 3" in text and "[error] note from add" in text
+    assert "add@1 · ok · " in text and " · warm" in text and "value: 5" in text
     long = ResultView(fx.run("add", 1, 1), value_chars=3)
     long.outcome.value = "x" * 50
     assert "… (52 chars)" in long.html()
@@ -110,6 +114,7 @@ def test_result_view_of_a_cascade(hist):
         assert f">{label}</text>" in svg
     assert svg.count(f'fill:{STATUS_COLOURS["error"]}') == 2  # the failed code attempts
     assert "bad input 1</title>" in svg  # the error as tooltip
+    assert "  code#2 failed" in repr(view) and "boom@1 · error" in repr(view)
     assert "skipped by the skip_tiers option</title>" in svg  # the reason as tooltip
     # bar widths follow durations: the two code attempts' bars differ like their durations
     view.widget  # noqa: B018
@@ -129,6 +134,7 @@ def test_result_view_of_a_cascade(hist):
     assert ">-7</div>" in page and "boom@1" in page and "1 attempt" in page
     assert "code#1" in ok.timeline_svg() and f'fill:{STATUS_COLOURS["ok"]}' in ok.timeline_svg()
     assert "completed" in ok.timeline_svg()
+    assert "code#1 completed" in repr(ok) and "answered by the code tier" in repr(ok)
     _bundle_ok(ok)
 
     # a cascade that reached a person: the Pending handle and its attempts so far

@@ -81,6 +81,8 @@ class Outcome:
     cascade_id: str = ""
     #: A remark that is not an error (a human task waiting for its answer).
     note: str = ""
+    execution_id: str = ""
+    memory_bytes: int | None = None
 
 
 def outcome_of(obj: Any, target: str | None = None) -> Outcome:
@@ -92,7 +94,8 @@ def outcome_of(obj: Any, target: str | None = None) -> Outcome:
         return Outcome("execution", value=obj.value, has_value=obj.error is None,
                        target=f"{obj.function}@{obj.version}", tier="code", status=obj.status,
                        duration_ms=obj.duration_ms, queue_ms=obj.queue_ms, cold=obj.cold,
-                       error=str(obj.error) if obj.error is not None else "", console=list(obj.console))
+                       error=str(obj.error) if obj.error is not None else "", console=list(obj.console),
+                       execution_id=obj.id, memory_bytes=obj.memory_bytes)
     if isinstance(obj, CascadeExhaustedError):
         m = _TARGET_RE.match(str(obj))
         attempts = list(obj.attempts)
@@ -185,9 +188,32 @@ class ResultView(View):
             pass
 
     def __repr__(self) -> str:
+        return self.text()
+
+    def text(self) -> str:
+        """Plain text (``text/plain``: terminals, logs): console lines, attempts, a summary."""
         o = self.outcome
-        head = " ".join(p for p in (o.target, o.tier, o.status) if p)
-        return f"<ResultView {head}: {self.value_text()}>"
+        lines = [f"[{level}] {message}" for level, message, _ts in o.console]
+        for a in o.attempts:
+            why = a.reason or a.error or ""
+            lines.append(f"  {a.tier}#{a.attempt} {a.status} {a.duration_ms:.1f} ms"
+                         + (f" · {why}" if why else ""))
+        target = o.target or "result"
+        if o.kind == "execution":
+            mem = f" · {o.memory_bytes / 1048576:.1f} MB" if o.memory_bytes else ""
+            lines.append(f"{target} · {o.status} · {o.duration_ms:.3f} ms · {'cold' if o.cold else 'warm'}"
+                         f"{mem} · id {o.execution_id}")
+        elif o.kind == "cascade":
+            lines.append(f"{target} · answered by the {o.tier} tier · {o.duration_ms or 0:.1f} ms")
+        elif o.kind == "pending":
+            lines.append(f"{target} · {o.note or o.status}")
+        elif o.kind == "exhausted":
+            lines.append(f"{target} · {o.status}")
+        if o.error:
+            lines.append(f"error: {o.error}")
+        if o.has_value:
+            lines.append(f"value: {self.value_text()}")
+        return "\n".join(lines)
 
     # -- pieces ----------------------------------------------------------------------
     def value_text(self) -> str:
