@@ -20,7 +20,7 @@ from IPython.display import display
 from .client import Functions
 from .config import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
 from .errors import BadArguments
-from .models import Execution, FunctionInfo
+from .models import FunctionInfo
 
 PROGRESS_AFTER = 0.5
 
@@ -72,13 +72,6 @@ def split_arguments(text: str) -> list[str]:
     if start is not None:
         groups.append((start, end))
     return [text[a:b] for a, b in groups]
-
-
-def _summary(ex: Execution) -> str:
-    warm = "cold" if ex.cold else "warm"
-    mem = f" · {ex.memory_bytes / 1048576:.1f} MB" if ex.memory_bytes else ""
-    return (f"{ex.function}@{ex.version} · {ex.status} · {ex.duration_ms:.3f} ms · {warm}"
-            f"{mem} · id {ex.id}")
 
 
 #: ``%invoke`` flags without a value: flag -> (cascade option, value).
@@ -203,24 +196,60 @@ class FunctionsMagics(Magics):
             return self._cascade(target, values, opts)
         ex = self.fx.run(target, *values, timeout=opts["timeout"])
         if not opts["quiet"]:
-            for level, message, _ts in ex.console:
-                print(f"[{level}] {message}")
-            print(_summary(ex))
+            from .widgets.result import ResultView
+
+            display(ResultView(ex))
         return ex.result()
 
     def _cascade(self, target: str, values: list[Any], opts: dict[str, Any]) -> Any:
-        result = self.fx.cascade(target, *values, timeout=opts["timeout"], **opts["cascade"])
+        from .errors import CascadeExhaustedError
+        from .widgets.result import ResultView
+
+        try:
+            result = self.fx.cascade(target, *values, timeout=opts["timeout"], **opts["cascade"])
+        except CascadeExhaustedError as exc:
+            if not opts["quiet"]:
+                display(ResultView(exc, fx=self.fx))
+            raise
         if not opts["quiet"]:
-            for a in result.attempts or ():
-                what = a.reason or a.error or ""
-                print(f"  {a.tier}#{a.attempt} {a.status} {a.duration_ms:.1f} ms"
-                      + (f" · {what}" if what else ""))
-            if hasattr(result, "tier"):
-                print(f"{target} · answered by the {result.tier} tier · "
-                      f"{result.duration_ms:.1f} ms")
-            else:
-                print(f"{target} · waiting for a person: {result!r}")
+            # a CascadeResult, or a human tier's Pending handle (status and attempts so far)
+            display(ResultView(result, target=target, fx=self.fx))
         return result.value if hasattr(result, "tier") else result
+
+    @magic_arguments()
+    @argument("name", nargs="?", help="NAME or NAME@VERSION (default: every function)")
+    @argument("--level", default=None, help="minimum level: debug, log, info, warn, error")
+    @argument("--since", default=None, help="5m, 1h, 1d, SECONDS or all (default all)")
+    @argument("--text", default=None, help="only lines containing this (case-insensitive)")
+    @argument("--limit", type=int, default=200, help="newest N lines (default 200)")
+    @argument("--tail", action="store_true", help="live tail: re-query every --interval seconds")
+    @argument("--interval", type=float, default=1.0, help="live-tail period in seconds")
+    @line_magic
+    def fn_logs(self, line: str) -> Any:
+        """Console lines and errors across executions, with level/time/text filters and a
+        live tail (the view's ``.stop()`` or its toggle ends it)."""
+        from .widgets.logs import LogsView
+
+        args = parse_argstring(self.fn_logs, line)
+        try:
+            return LogsView(self.fx, args.name, level=args.level, since=args.since,
+                            text=args.text, limit=args.limit, tail=args.tail,
+                            interval=args.interval)
+        except ValueError as exc:
+            raise BadArguments(str(exc)) from None
+
+    @magic_arguments()
+    @argument("name", help="NAME or NAME@VERSION")
+    @argument("--minutes", type=int, default=60, help="per-minute window (default 60)")
+    @argument("--bins", type=int, default=30, help="histogram bins (default 30)")
+    @line_magic
+    def fn_metrics(self, line: str) -> Any:
+        """Latency over time, latency histogram (p50/p95/p99), calls and errors per minute,
+        cold vs warm, calls per tier and status; with a Refresh button."""
+        from .widgets.metrics import MetricsView
+
+        args = parse_argstring(self.fn_metrics, line)
+        return MetricsView(self.fx, args.name, minutes=args.minutes, bins=args.bins)
 
     def _parse_invoke(self, line: str) -> tuple[dict[str, Any], str, str]:
         opts: dict[str, Any] = {"timeout": None, "quiet": False, "cascade": {}}

@@ -164,3 +164,8 @@ class Execution:
         if self.error is not None:
             raise self.error
         return self.value
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from .widgets.result import ResultView
+
+        return ResultView(self)._repr_mimebundle_(include, exclude)

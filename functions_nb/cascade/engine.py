@@ -92,6 +92,11 @@ class CascadeResult:
     def timeline(self) -> list[dict[str, Any]]:
         return [a.to_dict() for a in self.attempts]
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from ..widgets.result import ResultView
+
+        return ResultView(self)._repr_mimebundle_(include, exclude)
+
 
 _RECORD_STATUS = {"completed": "ok", "failed": "error", "timeout": "timeout",
                   "skipped": "skipped", "cancelled": "aborted", "pending": "pending"}

@@ -3,5 +3,10 @@
 from __future__ import annotations
 
 from .base import View
+from .breakers import BreakersView
+from .functions import FunctionsTable
+from .logs import LogsView
+from .metrics import MetricsView
+from .result import ResultView
 
-__all__ = ["View"]
+__all__ = ["BreakersView", "FunctionsTable", "LogsView", "MetricsView", "ResultView", "View"]
