@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import weakref
 from typing import Any
 
 from .cascade.code import CodeTier
@@ -33,6 +34,14 @@ _OPTIONAL_TIERS = {
     "agentic": "functions_nb.cascade.agentic:AgenticTier",
     "human": "functions_nb.cascade.human:HumanTier",
 }
+
+
+_current: weakref.ref[Functions] | None = None
+
+
+def current_client() -> Functions | None:
+    """The ``Functions`` most recently created in this process that is still alive."""
+    return _current() if _current is not None else None
 
 
 class Functions:
@@ -69,6 +78,8 @@ class Functions:
         self._cascade: Any = None
         self._human: Any = None
         self._services_obj: Any = None
+        global _current
+        _current = weakref.ref(self)
 
     def __repr__(self) -> str:
         return f"Functions(store={self.store.url!r})"

@@ -17,7 +17,7 @@ from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, 
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from .client import Functions
+from .client import Functions, current_client
 from .config import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
 from .errors import BadArguments
 from .models import FunctionInfo
@@ -97,13 +97,20 @@ class FunctionsMagics(Magics):
     def __init__(self, shell: Any, fx: Functions | None = None) -> None:
         super().__init__(shell)
         self._fx = fx
+        self._default: Functions | None = None
         self.last: FunctionInfo | None = None
 
     @property
     def fx(self) -> Functions:
-        if self._fx is None:
-            self._fx = Functions()
-        return self._fx
+        """The client the magics use: the one given (or chosen with ``%fn_store URL``), else
+        the ``Functions`` most recently created in this kernel (so ``fx = Functions(model=…)``
+        in a cell is what ``%invoke``, ``%functions`` … see), else a default one."""
+        if self._fx is not None:
+            return self._fx
+        latest = current_client()
+        if latest is None:
+            self._default = latest = Functions()  # kept alive here; it is then the current one
+        return latest
 
     @line_magic
     def fn_store(self, line: str) -> Functions:
