@@ -149,7 +149,7 @@ class Executor:
             if self._record is not None:
                 self._record((exec_id, fn.name, fn.version, fn.language, tier, attempt, "ok",
                               None, None, started, queue_ms, duration_ms, ctx.cold, args, value,
-                              ctx.console, ctx.memory_bytes, None, cascade_id))
+                              ctx.console or None, ctx.memory_bytes, None, cascade_id))
             if detail:
                 return Execution(exec_id, fn.name, fn.version, fn.language, "ok", value, None,
                                  started, queue_ms, duration_ms, ctx.cold, ctx.console,
@@ -171,7 +171,7 @@ class Executor:
         if self._record is not None:
             self._record((ctx.id, fn.name, fn.version, fn.language, tier, attempt, status, kind,
                           str(error), started, queue_ms, duration_ms, ctx.cold, args, None,
-                          ctx.console, ctx.memory_bytes, None, cascade_id))
+                          ctx.console or None, ctx.memory_bytes, None, cascade_id))
         if detail:
             return Execution(ctx.id, fn.name, fn.version, fn.language, status, None, error,
                              started, queue_ms, duration_ms, ctx.cold, ctx.console,
