@@ -466,7 +466,7 @@ class LLMTier(Tier):
         owned = model is not spec
         loop = asyncio.new_event_loop()
         with capture_run_messages() as messages:
-            task = loop.create_task(self._guard(start(model), call))
+            task = loop.create_task(self._guard(start, model, call))
             with self._lock:
                 self._running[call.execution_id] = (loop, task)
             if call.cancel.is_set():
@@ -484,9 +484,12 @@ class LLMTier(Tier):
                 _close(loop, model if owned else None)
         return coerce_output(brief.signature, result.output)
 
-    async def _guard(self, run: Awaitable[Any], call: TierCall) -> Any:
-        """``run`` within the remaining time, stopped when ``call.cancel`` is set."""
-        main = asyncio.ensure_future(asyncio.wait_for(run, max(call.remaining, 0.001)))
+    async def _guard(self, start: Callable[[Any], Awaitable[Any]], model: Any,
+                     call: TierCall) -> Any:
+        """``start(model)`` within the remaining time, stopped when ``call.cancel`` is set
+        (the run is created here, so a task cancelled before it starts leaves no coroutine
+        behind that was never awaited)."""
+        main = asyncio.ensure_future(asyncio.wait_for(start(model), max(call.remaining, 0.001)))
 
         async def watch() -> None:
             while not call.cancel.is_set():
