@@ -197,6 +197,9 @@ def main() -> int:
         from benchmarks.history import run_all as history_rows
 
         results += history_rows()
+        from benchmarks.distributed import run_all as distributed_rows
+
+        results += distributed_rows()
     out = ROOT / "bench-results.json"
     out.write_text(json.dumps(results, indent=1) + "\n")
     for r in results:

@@ -6,7 +6,7 @@ import hashlib
 import importlib
 import json
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cascade.code import CodeTier
 from .config import (
@@ -27,6 +27,9 @@ from .languages import get_language
 from .loader import Loader
 from .models import Execution, FunctionInfo, check_name, parse_target
 from .storage import HybridStore, open_store
+
+if TYPE_CHECKING:
+    from .distributed import MapResults
 
 #: Tiers beyond code, imported when first needed (module:class).
 _OPTIONAL_TIERS = {
@@ -60,7 +63,8 @@ class Functions:
                  max_concurrency: int = MAX_CONCURRENCY, max_queue: int = MAX_QUEUE,
                  breaker: BreakerConfig | None = None, history: bool = True,
                  retention_days: float = LOG_RETENTION_DAYS, latest_ttl: float = LATEST_TTL,
-                 flush_interval: float = 1.0, model: Any = None, agent_model: Any = None) -> None:
+                 flush_interval: float = 1.0, model: Any = None, agent_model: Any = None,
+                 cluster: Any = None) -> None:
         self.store = open_store(store or default_store_url(), fallback=fallback,
                                 prefer_primary=prefer_primary, write_primary=write_primary,
                                 auto_migrate=auto_migrate, storage_options=storage_options,
@@ -72,6 +76,17 @@ class Functions:
                                  record=self.history.record if self.history else None)
         self._get = self.loader.get
         self._run = self.executor.run
+        #: Dask cluster for :meth:`map`: a ``distributed.Client``, a scheduler address or a
+        #: cluster object; its workers open the store with the same options.
+        self.cluster = cluster
+        self._dask: Any = None
+        self._worker_options = {
+            "storage_options": storage_options, "fallback_options": fallback_options,
+            "prefer_primary": prefer_primary, "write_primary": write_primary,
+            "auto_migrate": auto_migrate, "cache_size": cache_size,
+            "max_concurrency": max_concurrency, "max_queue": max_queue, "breaker": breaker,
+            "history": history, "retention_days": retention_days, "latest_ttl": latest_ttl,
+            "flush_interval": flush_interval}
         #: Default models of the generative / agentic tiers ("provider:model" or a model).
         self.model = model
         self.agent_model = agent_model
@@ -144,26 +159,40 @@ class Functions:
         return result.value if hasattr(result, "tier") else result
 
     def map(self, target: str, inputs: Any, *, timeout: float | None = None,
-            progress: bool | None = None, raise_errors: bool = False) -> list[Any]:
+            progress: bool | None = None, raise_errors: bool = False,
+            map_id: str | None = None, chunk_size: int | None = None) -> MapResults:
         """Invoke ``target`` once per input (a tuple of arguments, or one argument), in input
         order. A failing input fails alone: its slot holds the exception (``raise_errors``
         raises the first instead). ``progress`` shows a tqdm bar (a widget in notebooks);
-        default: on for 100 inputs or more."""
+        default: on for 100 inputs or more.
+
+        Returns a list (:class:`~functions_nb.distributed.MapResults`) whose ``map_id`` names
+        the executions: input ``i`` runs as execution ``f"{map_id}-{i}"`` (``map_id`` default
+        ``map-<random>``), so ``fx.sql(f"... WHERE {res.where}")`` selects them. With a
+        ``cluster`` the inputs run on its Dask workers, ``chunk_size`` per task (default:
+        about 8 tasks per worker thread, 100-5000 inputs each); a chunk Dask runs again
+        records the same ids, so count successes with ``count(DISTINCT id)``."""
+        from .distributed import MapResults, check_map_id, cluster_map
+
         items = list(inputs)
+        if self.cluster is not None:
+            return cluster_map(self, target, items, timeout=timeout, progress=progress,
+                               raise_errors=raise_errors, chunk_size=chunk_size, map_id=map_id)
+        map_id = check_map_id(map_id)
         show = len(items) >= 100 if progress is None else progress
         fn = self._get(target)
         run = self._run
-        out: list[Any] = []
+        out = MapResults(map_id=map_id)
         bar = None
         if show:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(items), desc=f"{target}", unit="call")
         try:
-            for item in items:
+            for i, item in enumerate(items):
                 args = item if isinstance(item, tuple) else (item,)
                 try:
-                    out.append(run(fn, args, timeout))
+                    out.append(run(fn, args, timeout, exec_id=f"{map_id}-{i}"))
                 except FunctionsError as exc:
                     if raise_errors:
                         raise
@@ -381,6 +410,9 @@ class Functions:
         if self.history is not None:
             self.history.close()
         self.loader.clear()
+        if self._dask is not None and self._dask is not self.cluster:
+            self._dask.close()  # a Client this object opened for a scheduler address
+            self._dask = None
 
 
 class FunctionHandle:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
+from functions_nb import Functions
 from functions_nb.magics import FunctionsMagics, split_arguments
 
 
@@ -14,9 +15,10 @@ def ip(store, monkeypatch):
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "functions_nb")
     magics = shell.magics_manager.registry["FunctionsMagics"]
-    magics._fx = None  # a fresh client on this test's store
+    # a fresh client on this test's store (not whichever client another test created last)
+    magics._fx = Functions(store=store)
     yield shell
-    magics._fx.close() if magics._fx else None
+    magics._fx.close()
     magics._fx = None
 
 
