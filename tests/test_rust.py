@@ -137,3 +137,12 @@ def test_helpers_and_warnings(fx):
     info = fx.deploy("rust", src, name="main_fn")
     assert fx.invoke("main_fn", 4) == 40
     assert "unused" in info.warnings and "cell:4:" in info.warnings
+
+
+def test_fallible_float_result(fx):
+    fx.deploy("rust", 'fn inverse(x: i64) -> Result<f64, String> {\n'
+                      '    if x == 0 { Err("no inverse of 0".into()) } else { Ok(1.0 / x as f64) }\n}\n',
+              name="inverse")
+    assert fx.invoke("inverse", 4) == 0.25
+    with pytest.raises(InvocationError, match="no inverse of 0"):
+        fx.invoke("inverse", 0)

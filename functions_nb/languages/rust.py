@@ -187,7 +187,7 @@ class Rust(Language):
         elif kind in WASM_TYPE:
             wret = f" -> {WASM_TYPE[kind]}"
             conv = f"(v as {WASM_TYPE[kind]})" if kind != "bool" else "(v as i32)"
-            default = "0"
+            default = "0.0" if kind in ("f32", "f64") else "0"
         else:
             wret = " -> i64"
             conv = {"str": "fnb_prelude::ret_str(v)", "bytes": "fnb_prelude::ret_bytes(v)",
