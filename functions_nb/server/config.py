@@ -1,0 +1,25 @@
+"""Traitlets configuration of the server extension (``c.FunctionsNB.*`` in jupyter_server_config)."""
+
+from __future__ import annotations
+
+from traitlets import Float, Int, Unicode, default
+from traitlets.config import Configurable
+
+from ..config import default_store_url
+
+
+class FunctionsNB(Configurable):
+    """Settings of the functions-nb REST API served by Jupyter Server."""
+
+    store = Unicode(help="Store URL of the functions (default: $FUNCTIONS_NB_STORE or "
+                         "~/.functions-nb/store).").tag(config=True)
+    max_body_bytes = Int(1024 * 1024, help="Largest request body accepted, in bytes (413 above)."
+                         ).tag(config=True)
+    rate_limit = Float(20.0, help="Requests per second allowed per client (token bucket refill)."
+                       ).tag(config=True)
+    rate_burst = Int(40, help="Requests a client may make at once before the rate limit applies."
+                     ).tag(config=True)
+
+    @default("store")
+    def _default_store(self) -> str:
+        return default_store_url()

@@ -1,0 +1,474 @@
+"""Thin tornado handlers over :class:`functions_nb.client.Functions`.
+
+Every route is a Jupyter ``APIHandler`` with ``@tornado.web.authenticated``, so Jupyter's
+token / password / identity provider protects it. Blocking work (compiling, running,
+DuckDB) runs in a thread pool so the server stays responsive. Errors are JSON
+``{"error": {"code", "message"}}``; the status codes are in :data:`STATUS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import tornado.web
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+
+from ..errors import (
+    BadArguments,
+    CircuitOpen,
+    CompileError,
+    FunctionNotFound,
+    FunctionsError,
+    InvocationError,
+    QueueFull,
+    StorageError,
+    ToolchainMissing,
+)
+from ..models import check_name
+from .config import FunctionsNB
+
+PREFIX = "functions-nb/api"
+
+#: HTTP status per error class (first match wins). InvocationError (the function itself
+#: failed: trap, panic, timeout, memory limit, exhausted cascade) is 422, never 500.
+STATUS: list[tuple[type[BaseException], int]] = [
+    (CompileError, 400),
+    (BadArguments, 400),
+    (FunctionNotFound, 404),
+    (CircuitOpen, 503),
+    (QueueFull, 429),
+    (InvocationError, 422),
+    (ToolchainMissing, 501),
+    (StorageError, 503),
+    (FunctionsError, 500),
+]
+
+
+class ApiError(Exception):
+    """An error with its own HTTP status and code (request problems found by the handlers)."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.headers = headers or {}
+
+
+class RateLimiter:
+    """A token bucket per client: ``rate`` tokens a second, up to ``burst``."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = max(1, burst)
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, client: str) -> float:
+        """0 if the request may go on, else the seconds until a token is free."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(client, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[client] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[client] = (tokens, now)
+            if len(self._buckets) > 10000:  # forget idle clients
+                self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < 60}
+            return (1.0 - tokens) / self.rate
+
+
+class ServerState:
+    """What the handlers share: the configuration, the rate limiter and one ``Functions``."""
+
+    def __init__(self, config: FunctionsNB) -> None:
+        self.config = config
+        self.limiter = RateLimiter(config.rate_limit, config.rate_burst)
+        self._fx: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def fx(self) -> Any:
+        with self._lock:
+            if self._fx is None:
+                from ..client import Functions
+
+                self._fx = Functions(store=self.config.store)
+            return self._fx
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fx is not None:
+                self._fx.close()
+                self._fx = None
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-safe copy of ``value``: numpy arrays and scalars -> lists / numbers, bytes -> text,
+    NaN / infinity -> null, anything else -> its repr."""
+    def default(obj: Any) -> Any:
+        if isinstance(obj, (bytes, bytearray, memoryview)):
+            return bytes(obj).decode("utf-8", "replace")
+        if hasattr(obj, "tolist"):
+            return obj.tolist()
+        if hasattr(obj, "to_dict"):
+            return obj.to_dict()
+        if isinstance(obj, (set, frozenset, tuple)):
+            return list(obj)
+        return repr(obj)
+
+    def clean(obj: Any) -> Any:
+        if isinstance(obj, float) and not math.isfinite(obj):
+            return None
+        if isinstance(obj, list):
+            return [clean(v) for v in obj]
+        if isinstance(obj, dict):
+            return {k: clean(v) for k, v in obj.items()}
+        return obj
+
+    return clean(json.loads(json.dumps(value, default=default)))
+
+
+def frame_rows(frame: Any) -> list[dict[str, Any]]:
+    """A pandas DataFrame as JSON records (timestamps ISO, NaN null)."""
+    return json.loads(frame.to_json(orient="records", date_format="iso", default_handler=str))
+
+
+def info_dict(info: Any, short: bool = False) -> dict[str, Any]:
+    if short:
+        return {"name": info.name, "version": info.version, "language": info.language,
+                "signature": str(info.signature)}
+    data = jsonable(info.to_dict())
+    data["signature_text"] = str(info.signature)
+    data["target"] = info.target
+    data["cached"] = bool(getattr(info, "cached", False))
+    return data
+
+
+class BaseHandler(APIHandler):
+    """JSON in / out, body-size and rate limits, errors as ``{"error": {code, message}}``."""
+
+    @property
+    def state(self) -> ServerState:
+        return self.settings["functions_nb"]
+
+    @property
+    def fx(self) -> Any:
+        return self.state.fx
+
+    def client_key(self) -> str:
+        """The rate-limit key: the client address (Jupyter's token login makes a new anonymous
+        user per request, so the user name is no stable key; behind a proxy set
+        ``ServerApp.trust_xheaders`` so the address is the real client's)."""
+        return f"ip:{self.request.remote_ip}"
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        limit = self.state.config.max_body_bytes
+        length = self.request.headers.get("Content-Length")
+        if (length and length.isdigit() and int(length) > limit) or len(self.request.body or b"") > limit:
+            self.send_error_json(ApiError(413, "body_too_large",
+                                          f"request body is larger than {limit} bytes"))
+            return
+        wait = self.state.limiter.take(self.client_key())
+        if wait > 0:
+            self.send_error_json(ApiError(429, "rate_limited",
+                                          f"too many requests; retry in {wait:.2f} s",
+                                          {"Retry-After": str(max(1, math.ceil(wait)))}))
+
+    def send_error_json(self, err: ApiError) -> None:
+        self.clear()
+        self.set_status(err.status)
+        for key, value in err.headers.items():
+            self.set_header(key, value)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"error": {"code": err.code, "message": str(err)}}))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Tornado's errors (403 unauthenticated, 404, 405, uncaught) in our JSON form."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = self._reason
+        if isinstance(exc, tornado.web.HTTPError) and exc.log_message:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        code = {401: "unauthorized", 403: "forbidden", 404: "not_found",
+                405: "method_not_allowed"}.get(status_code, "server_error")
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"error": {"code": code, "message": message}}))
+
+    def body(self) -> dict[str, Any]:
+        if not self.request.body:
+            return {}
+        try:
+            data = json.loads(self.request.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(400, "bad_json", f"the body is not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ApiError(400, "bad_json", "the body must be a JSON object")
+        return data
+
+    def reply(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(jsonable(data)))
+
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args, **kwargs))
+
+    async def guarded(self, work: Callable[[], Any]) -> None:
+        """Run the handler's coroutine and turn errors into JSON with the right status."""
+        try:
+            await work()
+        except ApiError as err:
+            self.send_error_json(err)
+        except FunctionsError as err:
+            status = next(code for cls, code in STATUS if isinstance(err, cls))
+            headers = {}
+            if isinstance(err, CircuitOpen):
+                headers["Retry-After"] = str(max(1, math.ceil(err.retry_after or 1)))
+            self.send_error_json(ApiError(status, getattr(err, "kind", "error"), str(err), headers))
+
+
+def _int(value: str | None, name: str, default: int, lo: int = 1, hi: int = 10000) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ApiError(400, "bad_arguments", f"{name} must be an integer, got {value!r}") from None
+    if not lo <= number <= hi:
+        raise ApiError(400, "bad_arguments", f"{name} must be within {lo}..{hi}")
+    return number
+
+
+class HealthHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        async def work() -> None:
+            from .. import __version__
+
+            self.reply({"status": "ok", "version": __version__, "store": self.state.config.store})
+        await self.guarded(work)
+
+
+class FunctionsHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        async def work() -> None:
+            infos = await self.call(self.fx.list)
+            self.reply({"functions": [info_dict(i, short=True) for i in infos]})
+        await self.guarded(work)
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        async def work() -> None:
+            data = self.body()
+            missing = [k for k in ("language", "source", "name") if not isinstance(data.get(k), str)]
+            if missing:
+                raise ApiError(400, "bad_arguments", f"deploy needs text fields: {', '.join(missing)}")
+            kwargs: dict[str, Any] = {}
+            for key, kind in (("timeout", (int, float)), ("memory_mb", int), ("options", dict),
+                              ("flags", dict), ("force", bool), ("line_offset", int)):
+                if data.get(key) is not None:
+                    if not isinstance(data[key], kind) or (kind is int and isinstance(data[key], bool)):
+                        raise ApiError(400, "bad_arguments", f"{key} has the wrong type")
+                    kwargs[key] = data[key]
+            info = await self.call(self.fx.deploy, data["language"], data["source"], data["name"],
+                                   **kwargs)
+            self.reply(info_dict(info), 200 if info.cached else 201)
+        await self.guarded(work)
+
+
+class FunctionHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self, target: str) -> None:
+        async def work() -> None:
+            info = await self.call(self.fx.info, target)
+            data = info_dict(info)
+            data["versions"] = await self.call(self.fx.versions, info.name, True)
+            self.reply(data)
+        await self.guarded(work)
+
+
+class InvokeHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def post(self, target: str) -> None:
+        async def work() -> None:
+            data = self.body()
+            args = data.get("args", [])
+            options = data.get("options") or {}
+            if not isinstance(args, list):
+                raise ApiError(400, "bad_arguments", "args must be a JSON list")
+            if not isinstance(options, dict):
+                raise ApiError(400, "bad_arguments", "options must be a JSON object")
+            timeout = data.get("timeout")
+            if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+                raise ApiError(400, "bad_arguments", "timeout must be a positive number")
+            self.reply(*await self.call(self._invoke, target, args, options, timeout))
+        await self.guarded(work)
+
+    def _invoke(self, target: str, args: list[Any], options: dict[str, Any],
+                timeout: float | None) -> tuple[dict[str, Any], int]:
+        fx = self.fx
+        info = fx.loader.get(target).info
+        if not options and not info.options.get("cascade") and info.runtime != "prompt":
+            exe = fx.run(target, *args, timeout=timeout)
+            if exe.error is not None:
+                raise exe.error
+            return {"value": exe.value, "status": exe.status, "duration_ms": exe.duration_ms,
+                    "execution_id": exe.id, "version": exe.version, "cold": exe.cold}, 200
+        result = fx.cascade(target, *args, timeout=timeout, **options)
+        if hasattr(result, "tier"):
+            return {"value": result.value, "tier": result.tier, "status": "ok",
+                    "duration_ms": result.duration_ms, "execution_id": result.cascade_id,
+                    "attempts": result.timeline()}, 200
+        # a human Pending: the answer comes later (GET human/tasks, POST .../answer)
+        return {"status": "pending", "task_id": result.task_id, "execution_id": result.execution_id,
+                "tier": "human", "attempts": [a.to_dict() for a in result.attempts]}, 202
+
+
+class LogsHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        async def work() -> None:
+            name = self.get_query_argument("name", None) or None
+            limit = _int(self.get_query_argument("limit", None), "limit", 20)
+            frame = await self.call(self.fx.logs, name, limit)
+            self.reply({"rows": frame_rows(frame)})
+        await self.guarded(work)
+
+
+class MetricsHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self, name: str) -> None:
+        async def work() -> None:
+            check_name(name)
+            frame = await self.call(self.fx.sql, (
+                "SELECT count(*) AS count, count(*) FILTER (WHERE status <> 'ok') AS errors, "
+                "quantile_cont(duration_ms, 0.5) AS p50, quantile_cont(duration_ms, 0.95) AS p95, "
+                "max(started_at) AS last_at, arg_max(status, started_at) AS last_status "
+                f"FROM executions WHERE function = '{name}'"))
+            row = frame_rows(frame)[0]
+            row["name"] = name
+            self.reply(row)
+        await self.guarded(work)
+
+
+class BreakersHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        async def work() -> None:
+            self.reply({"breakers": self.fx.loader.breakers()})
+        await self.guarded(work)
+
+
+class SqlHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        async def work() -> None:
+            from ..cascade.agentic import read_only_query
+
+            query = self.body().get("query")
+            if not isinstance(query, str) or not query.strip():
+                raise ApiError(400, "bad_arguments", "query must be a non-empty SQL text")
+            try:
+                query = read_only_query(query)
+            except ValueError as exc:
+                raise ApiError(400, "read_only", str(exc)) from None
+            limit = _int(self.get_query_argument("limit", None), "limit", 1000, hi=100000)
+            try:
+                frame = await self.call(self.fx.sql, query)
+            except FunctionsError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - DuckDB's parser / binder errors are the caller's
+                raise ApiError(400, "sql_error", f"{type(exc).__name__}: {exc}") from None
+            self.reply({"columns": [str(c) for c in frame.columns], "row_count": len(frame),
+                        "rows": frame_rows(frame.head(limit))})
+        await self.guarded(work)
+
+
+class HumanTasksHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        async def work() -> None:
+            status = self.get_query_argument("status", "pending")
+            rows = await self.call(self.fx.human.ls, None if status == "all" else status)
+            self.reply({"tasks": rows})
+        await self.guarded(work)
+
+
+class HumanAnswerHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def post(self, task_id: str) -> None:
+        async def work() -> None:
+            data = self.body()
+            decision = data.get("decision")
+            who = data.get("who") or self.client_user()
+            why = data.get("why") or ""
+            if not isinstance(why, str) or not isinstance(who, str | None):
+                raise ApiError(400, "bad_arguments", "who and why must be text")
+            desk = self.fx.human
+            if decision == "value":
+                if "value" not in data:
+                    raise ApiError(400, "bad_arguments", "decision 'value' needs a value")
+                answer = await self.call(desk.answer, task_id, data["value"], who=who, why=why)
+            elif decision == "approve":
+                answer = await self.call(desk.approve, task_id, who=who, why=why)
+            elif decision == "reject":
+                answer = await self.call(desk.reject, task_id, why, who=who)
+            else:
+                raise ApiError(400, "bad_arguments", "decision must be value, approve or reject")
+            self.reply(answer)
+        await self.guarded(work)
+
+    def client_user(self) -> str | None:
+        user = self.current_user
+        return getattr(user, "username", None) if user else None
+
+
+class OpenAPIHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        async def work() -> None:
+            from .openapi import openapi
+
+            self.reply(openapi(url_path_join(self.base_url, PREFIX)))
+        await self.guarded(work)
+
+
+class NotFoundHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self, path: str) -> None:
+        self.send_error_json(ApiError(404, "not_found", f"no route /{PREFIX}/{path}"))
+
+    post = get
+
+
+_NAME = r"([^/]+)"
+
+
+def handlers(base_url: str) -> list[tuple[str, type]]:
+    """The routes, under ``{base_url}functions-nb/api/``."""
+    routes = [
+        ("health", HealthHandler),
+        ("openapi.json", OpenAPIHandler),
+        ("functions", FunctionsHandler),
+        (f"functions/{_NAME}", FunctionHandler),
+        (f"functions/{_NAME}/invoke", InvokeHandler),
+        ("logs", LogsHandler),
+        (f"metrics/{_NAME}", MetricsHandler),
+        ("breakers", BreakersHandler),
+        ("sql", SqlHandler),
+        ("human/tasks", HumanTasksHandler),
+        (f"human/tasks/{_NAME}/answer", HumanAnswerHandler),
+        ("(.*)", NotFoundHandler),
+    ]
+    return [(url_path_join(base_url, PREFIX, path), cls) for path, cls in routes]

@@ -1,0 +1,165 @@
+"""The OpenAPI 3.1 document of the REST API, served at ``/functions-nb/api/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {400: "Bad request (bad arguments, compile error, bad JSON, refused SQL)",
+            404: "Unknown function, version or task", 413: "Request body too large",
+            422: "The function ran and failed (trap, panic, timeout, memory limit, cascade exhausted)",
+            429: "Rate limited or executor queue full (see Retry-After)",
+            501: "A language toolchain is missing on the server",
+            503: "Circuit breaker open or store unavailable (see Retry-After)"}
+    return {str(c): _json(_ERROR, text[c]) for c in (*codes, 413, 429)}
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": props}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _path_param(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": {"type": "string"}}
+
+
+_ANY: dict[str, Any] = {}
+_ROWS = _obj({"rows": {"type": "array", "items": {"type": "object"}}}, ["rows"])
+
+
+def openapi(server_url: str = "/functions-nb/api") -> dict[str, Any]:
+    """The document; ``server_url`` is the API's base path on this server."""
+    summary = _obj({"name": {"type": "string"}, "version": {"type": "integer"},
+                    "language": {"type": "string"}, "signature": {"type": "string"}},
+                   ["name", "version", "language", "signature"])
+    info = {"$ref": "#/components/schemas/FunctionInfo"}
+    target = _path_param("target", "name or name@version")
+    paths: dict[str, Any] = {
+        "/health": {"get": {"operationId": "health", "summary": "Liveness and version",
+                            "responses": {"200": _json(_obj({"status": {"type": "string"},
+                                                              "version": {"type": "string"},
+                                                              "store": {"type": "string"}}))}}},
+        "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document",
+                                  "responses": {"200": _json({"type": "object"})}}},
+        "/functions": {
+            "get": {"operationId": "listFunctions", "summary": "Deployed functions at their latest version",
+                    "responses": {"200": _json(_obj({"functions": {"type": "array", "items": summary}},
+                                                    ["functions"]))}},
+            "post": {"operationId": "deploy", "summary": "Compile and store a new version",
+                     "requestBody": _body(_obj({
+                         "language": {"type": "string", "examples": ["rust"]},
+                         "source": {"type": "string"}, "name": {"type": "string"},
+                         "timeout": {"type": "number", "exclusiveMinimum": 0},
+                         "memory_mb": {"type": "integer", "minimum": 1},
+                         "options": {"type": "object"}, "flags": {"type": "object"},
+                         "force": {"type": "boolean"}, "line_offset": {"type": "integer"}},
+                         ["language", "source", "name"])),
+                     "responses": {"201": _json(info, "Deployed"),
+                                   "200": _json(info, "Identical version already deployed"),
+                                   **_errors(400, 501, 503)}}},
+        "/functions/{target}": {"get": {
+            "operationId": "getFunction", "summary": "Function info with its versions",
+            "parameters": [target],
+            "responses": {"200": _json(info), **_errors(400, 404, 503)}}},
+        "/functions/{target}/invoke": {"post": {
+            "operationId": "invoke", "summary": "Invoke with positional args (cascade options run the "
+                                                "cascade)",
+            "parameters": [target],
+            "requestBody": _body(_obj({"args": {"type": "array"},
+                                       "options": {"type": "object",
+                                                   "description": "cascade options: start_tier, "
+                                                   "skip_tiers, tier_retries, tier_timeouts, "
+                                                   "total_timeout, model, prompt, question, ..."},
+                                       "timeout": {"type": "number", "exclusiveMinimum": 0}})),
+            "responses": {
+                "200": _json(_obj({"value": _ANY, "tier": {"type": "string"},
+                                   "status": {"type": "string"}, "duration_ms": {"type": "number"},
+                                   "execution_id": {"type": "string"}},
+                                  ["value", "status", "execution_id"])),
+                "202": _json(_obj({"status": {"const": "pending"}, "task_id": {"type": "string"},
+                                   "execution_id": {"type": ["string", "null"]}},
+                                  ["status", "task_id"]), "A person must answer a human task"),
+                **_errors(400, 404, 422, 503)}}},
+        "/logs": {"get": {
+            "operationId": "logs", "summary": "Recent executions, newest first",
+            "parameters": [{"name": "name", "in": "query", "schema": {"type": "string"}},
+                           {"name": "limit", "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 10000}}],
+            "responses": {"200": _json(_ROWS), **_errors(400)}}},
+        "/metrics/{name}": {"get": {
+            "operationId": "metrics", "summary": "Call count, errors and latency percentiles",
+            "parameters": [_path_param("name", "function name")],
+            "responses": {"200": _json(_obj({
+                "name": {"type": "string"}, "count": {"type": "integer"}, "errors": {"type": "integer"},
+                "p50": {"type": ["number", "null"]}, "p95": {"type": ["number", "null"]},
+                "last_status": {"type": ["string", "null"]}})), **_errors(400)}}},
+        "/breakers": {"get": {
+            "operationId": "breakers", "summary": "Circuit breaker states of loaded versions",
+            "responses": {"200": _json(_obj({"breakers": {"type": "array",
+                                                          "items": {"type": "object"}}}))}}},
+        "/sql": {"post": {
+            "operationId": "sql", "summary": "Read-only DuckDB SQL over the executions table "
+                                             "(one SELECT or WITH statement)",
+            "parameters": [{"name": "limit", "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 100000}}],
+            "requestBody": _body(_obj({"query": {"type": "string"}}, ["query"])),
+            "responses": {"200": _json(_obj({"columns": {"type": "array", "items": {"type": "string"}},
+                                             "row_count": {"type": "integer"},
+                                             "rows": {"type": "array", "items": {"type": "object"}}})),
+                          **_errors(400)}}},
+        "/human/tasks": {"get": {
+            "operationId": "humanTasks", "summary": "Human tasks (default: pending)",
+            "parameters": [{"name": "status", "in": "query",
+                            "schema": {"enum": ["pending", "answered", "expired", "withdrawn", "all"]}}],
+            "responses": {"200": _json(_obj({"tasks": {"type": "array", "items": {"type": "object"}}})),
+                          **_errors(400)}}},
+        "/human/tasks/{task_id}/answer": {"post": {
+            "operationId": "answerHumanTask", "summary": "Answer a human task",
+            "parameters": [_path_param("task_id", "task id (or a unique prefix)")],
+            "requestBody": _body(_obj({"decision": {"enum": ["value", "approve", "reject"]},
+                                       "value": _ANY, "who": {"type": "string"},
+                                       "why": {"type": "string"}}, ["decision"])),
+            "responses": {"200": _json({"type": "object"}, "The stored answer"),
+                          **_errors(400, 404)}}},
+    }
+    for item in paths.values():
+        for op in item.values():
+            op["responses"].setdefault("403", _json(_ERROR, "Not authenticated"))
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "functions-nb", "version": "1",
+                 "description": "Deploy and invoke sandboxed functions, read their history and "
+                                "answer human tasks. Served by a Jupyter Server extension: "
+                                "authenticate as for Jupyter (token or cookie)."},
+        "servers": [{"url": server_url}],
+        "security": [{"token": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"token": {"type": "apiKey", "in": "header", "name": "Authorization",
+                                          "description": "token <jupyter token>"}},
+            "schemas": {
+                "Error": _obj({"error": _obj({"code": {"type": "string"},
+                                              "message": {"type": "string"}}, ["code", "message"])},
+                              ["error"]),
+                "FunctionInfo": _obj({"name": {"type": "string"}, "version": {"type": "integer"},
+                                      "language": {"type": "string"}, "signature": {"type": "object"},
+                                      "signature_text": {"type": "string"},
+                                      "versions": {"type": "array", "items": {"type": "object"}}},
+                                     ["name", "version", "language"]),
+            },
+        },
+    }
