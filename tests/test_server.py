@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 import tornado.httpclient
 
-from tests.conftest import ADD_RS
+from functions_nb.server.handlers import jsonable
+from tests.conftest import ADD_RS, BOOM_RS
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -216,3 +219,35 @@ async def test_rate_limit(api):
     assert codes[:3] == [200, 200, 200] and codes[3] == 429, codes
     assert_error(resp, data, 429, "rate_limited")
     assert int(resp.headers["Retry-After"]) >= 1
+
+
+async def test_function_failures_and_breaker(api):
+    resp, data = await api("functions", method="POST",
+                           body={"language": "rust", "source": BOOM_RS, "name": "boom"})
+    assert resp.code == 201, data
+    resp, data = await api("functions", "boom", "invoke", method="POST", body={"args": [0]})
+    assert resp.code == 200 and data["value"] == 0
+    for _ in range(5):  # the default breaker opens after 5 failures
+        resp, data = await api("functions", "boom", "invoke", method="POST", body={"args": [1]})
+        assert_error(resp, data, 422, "runtime_error")
+        assert "bad input 1" in data["error"]["message"]
+    resp, data = await api("functions", "boom", "invoke", method="POST", body={"args": [1]})
+    assert_error(resp, data, 503, "circuit_open")
+    assert int(resp.headers["Retry-After"]) >= 1
+    resp, data = await api("breakers")
+    assert [b["state"] for b in data["breakers"]] == ["open"]
+
+
+def test_jsonable():
+    value = {"a": np.arange(3, dtype=np.int32), "b": np.float64(1.5), "c": b"hi",
+             "d": float("nan"), "e": (1, 2)}
+    assert jsonable(value) == {"a": [0, 1, 2], "b": 1.5, "c": "hi", "d": None, "e": [1, 2]}
+
+
+def test_enable_on_install_config():
+    path = Path(__file__).parents[1] / "jupyter-config" / "jupyter_server_config.d" / "functions_nb.json"
+    config = json.loads(path.read_text())
+    assert config == {"ServerApp": {"jpserver_extensions": {"functions_nb.server": True}}}
+    from functions_nb.server import _jupyter_server_extension_points
+
+    assert _jupyter_server_extension_points() == [{"module": "functions_nb.server"}]
