@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..config import CONSOLE_MAX_BYTES, CONSOLE_MAX_LINES
+from ..errors import BadArguments
 
 #: Console levels, in the order of their numeric codes (negative code = no newline yet).
 LEVELS = ("debug", "log", "info", "warn", "error")
@@ -67,6 +69,53 @@ class CallContext:
             self.console.append(("warn", f"[console truncated: {self.dropped} more lines dropped]",
                                  time.time()))
             self.dropped = 0
+
+
+def int_argument(value: Any, lo: int, hi: int, sig: Any, pname: str, ptype: str) -> int:
+    """An integer argument in ``lo..hi``: ``__index__`` types (numpy integers) are accepted,
+    bool and everything else refused with :class:`BadArguments` naming the signature."""
+    if type(value) is not int:
+        if isinstance(value, bool) or not hasattr(value, "__index__"):
+            shown = f"{type(value).__name__} {value!r}"[:300]
+            raise BadArguments(f"{sig}: argument {pname!r} expects {ptype}, got {shown}")
+        value = value.__index__()
+    if not lo <= value <= hi:
+        raise BadArguments(f"{sig}: argument {pname!r} = {value} is out of range for {ptype} "
+                           f"({lo}..{hi})")
+    return value
+
+
+#: Array kinds and their numpy dtypes (little-endian, as wasm memory and the hosts use).
+ARRAY_DTYPES = {"f64[]": "<f8", "f32[]": "<f4", "i32[]": "<i4", "i64[]": "<i8"}
+
+
+def as_array(value: Any, dtype: Any, bad: Callable[[Any, str], Exception]) -> Any:
+    """A 1-D contiguous numpy array of ``dtype`` from a numpy array (converted only when no
+    value is lost) or a list of numbers; ``bad(value, why)`` builds the error otherwise.
+    No copy when the array already has that dtype and is contiguous."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        arr = value
+        if arr.dtype != dtype:
+            if arr.dtype.kind not in "iuf" or not np.can_cast(arr.dtype, dtype, "safe"):
+                raise bad(value, f" (a {arr.dtype} array cannot be converted to {dtype.name} "
+                                 "without losing values; convert it with .astype())")
+            arr = arr.astype(dtype)
+    elif isinstance(value, (list, tuple, range)):
+        try:
+            arr = np.asarray(value)
+        except ValueError as exc:
+            raise bad(value, f" ({exc})") from None
+        if arr.size and (arr.dtype.kind not in "iuf" or
+                         not np.can_cast(arr.dtype, dtype, "same_kind")):
+            raise bad(value, f" (expected numbers that fit {dtype.name})")
+        arr = arr.astype(dtype)
+    else:
+        raise bad(value, " (pass a 1-D numpy array or a list of numbers)")
+    if arr.ndim != 1:
+        raise bad(value, f" (expected a 1-D array, got {arr.ndim} dimensions)")
+    return np.ascontiguousarray(arr)
 
 
 def json_default(value: Any) -> Any:

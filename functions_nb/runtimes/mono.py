@@ -78,7 +78,14 @@ from ..config import cache_dir
 from ..errors import Aborted, BadArguments, FunctionTimeout, InvocationError, LimitExceeded, ToolchainMissing
 from ..models import Signature
 from ..process_wide import ProcessWide
-from .base import CallContext, ModuleCache, json_default
+from .base import (
+    ARRAY_DTYPES,
+    CallContext,
+    ModuleCache,
+    as_array,
+    int_argument,
+    json_default,
+)
 
 HOST_SOURCE = Path(__file__).resolve().parent.parent / "hosts" / "MonoHost.cs"
 #: Seconds after a deadline (or an abort request) before the host process is killed.
@@ -103,7 +110,6 @@ KIND_CODES = {"unit": 0, "i32": 1, "u32": 2, "i64": 3, "u64": 4, "f32": 5, "f64"
 _SCALAR_CODES = {"i32": "i", "u32": "I", "i64": "q", "u64": "Q", "f32": "f", "f64": "d", "bool": "?"}
 _INT_RANGES = {"i32": (-(2**31), 2**31 - 1), "u32": (0, 2**32 - 1),
                "i64": (-(2**63), 2**63 - 1), "u64": (0, 2**64 - 1)}
-ARRAY_DTYPES = {"f64[]": "<f8", "f32[]": "<f4", "i32[]": "<i4", "i64[]": "<i8"}
 _NULL = 0xFFFFFFFF
 _U32 = struct.Struct("<I")
 _CALL_HEAD = struct.Struct("<IBIII")  # length, op, request id, fid, timeout ms
@@ -700,14 +706,7 @@ def _scalar(kind: str, bounds: tuple[int, int] | None, sig: Signature, pname: st
         lo, hi = bounds or _INT_RANGES[kind]
 
         def to_int(value: Any) -> int:
-            if type(value) is not int:
-                if isinstance(value, bool) or not hasattr(value, "__index__"):
-                    raise _bad(sig, pname, ptype, value)
-                value = value.__index__()
-            if not lo <= value <= hi:
-                raise BadArguments(f"{sig}: argument {pname!r} = {value} is out of range for "
-                                   f"{ptype} ({lo}..{hi})")
-            return value
+            return int_argument(value, lo, hi, sig, pname, ptype)
         return to_int
     if kind in ("f32", "f64"):
         def to_float(value: Any) -> float:
@@ -770,31 +769,14 @@ def _array_encoder(kind: str, sig: Signature, pname: str, ptype: str) -> Callabl
 
     dtype = np.dtype(ARRAY_DTYPES[kind])
 
+    def bad(value: Any, why: str) -> BadArguments:
+        return _bad(sig, pname, ptype, value, why)
+
     def enc_array(value: Any) -> list[Any]:
         if value is None:
             return _NULL_PARTS
-        if isinstance(value, np.ndarray):
-            arr = value
-            if arr.dtype != dtype:
-                if arr.dtype.kind not in "iuf" or not np.can_cast(arr.dtype, dtype, "safe"):
-                    raise _bad(sig, pname, ptype, value,
-                               f" (a {arr.dtype} array does not convert to {dtype.name} without "
-                               "losing values; use .astype())")
-                arr = arr.astype(dtype)
-        elif isinstance(value, (list, tuple, range)):
-            try:
-                arr = np.asarray(value)
-            except ValueError as exc:
-                raise _bad(sig, pname, ptype, value, f" ({exc})") from None
-            if arr.size and (arr.dtype.kind not in "iuf" or
-                             not np.can_cast(arr.dtype, dtype, "same_kind")):
-                raise _bad(sig, pname, ptype, value, f" (expected numbers that fit {dtype.name})")
-            arr = arr.astype(dtype)
-        else:
-            raise _bad(sig, pname, ptype, value, " (pass a 1-D numpy array or a list of numbers)")
-        if arr.ndim != 1:
-            raise _bad(sig, pname, ptype, value, f" (expected 1-D, got {arr.ndim} dimensions)")
-        return [_U32.pack(arr.shape[0]), np.ascontiguousarray(arr)]  # sent as is, not copied
+        arr = as_array(value, dtype, bad)
+        return [_U32.pack(arr.shape[0]), arr]  # sent as is, not copied
     return enc_array
 
 

@@ -69,7 +69,7 @@ from ..errors import (
 )
 from ..models import Signature
 from ..process_wide import ProcessWide
-from .base import CallContext, ModuleCache, json_default
+from .base import CallContext, ModuleCache, int_argument, json_default
 
 HOST_SCRIPT = Path(__file__).resolve().parent.parent / "hosts" / "pyodide_host.mjs"
 #: After interrupting a call, wait this long for it to stop before killing the host.
@@ -1021,14 +1021,7 @@ def _converter(kind: str, sig: Signature, pname: str, ptype: str) -> Callable[[A
         lo, hi = _I64
 
         def conv_int(v: Any) -> Any:
-            if type(v) is not int:
-                if isinstance(v, bool) or not hasattr(v, "__index__"):
-                    raise _bad(sig, pname, ptype, v)
-                v = v.__index__()
-            if not lo <= v <= hi:
-                raise BadArguments(f"{sig}: argument {pname!r} = {v} is out of range for {ptype} "
-                                   f"(i64: {lo}..{hi})")
-            return v
+            return int_argument(v, lo, hi, sig, pname, ptype)
         return conv_int
     if kind == "f64":
         def conv_float(v: Any) -> Any:

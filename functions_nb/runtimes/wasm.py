@@ -37,7 +37,14 @@ from ..config import cache_dir
 from ..errors import Aborted, BadArguments, FunctionTimeout, InvocationError, LimitExceeded
 from ..models import Signature
 from ..process_wide import ProcessWide
-from .base import CallContext, ModuleCache, json_default
+from .base import (
+    ARRAY_DTYPES,
+    CallContext,
+    ModuleCache,
+    as_array,
+    int_argument,
+    json_default,
+)
 
 TICK = 0.01
 #: Ticks a module's start function and initialisers may run (5 s).
@@ -143,23 +150,13 @@ def _int_setter(kind: str, field: str, bounds: tuple[int, int] | None, sig: Sign
     wlo, whi = _INT_RANGES[kind]
 
     def set_int(slot: Any, value: Any) -> None:
-        if type(value) is not int:
-            value = _as_int(value, sig, pname, ptype)
-        if not lo <= value <= hi:
-            raise BadArguments(f"{sig}: argument {pname!r} = {value} is out of range for {ptype} "
-                               f"({lo}..{hi})")
+        if type(value) is not int or not lo <= value <= hi:  # plain in-range ints: no call
+            value = int_argument(value, lo, hi, sig, pname, ptype)
         if wrap and value > whi // 2:
             value -= whi + 1
         setattr(slot, field, value)
 
     return set_int
-
-
-def _as_int(value: Any, sig: Signature, pname: str, ptype: str) -> int:
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise BadArguments(f"{sig}: argument {pname!r} expects {ptype}, got "
-                           f"{type(value).__name__} {value!r}")
-    return value.__index__()
 
 
 def _float_setter(field: str, sig: Signature, pname: str, ptype: str) -> Callable[[Any, Any], None]:
@@ -186,8 +183,6 @@ def _bool_setter(sig: Signature, pname: str, ptype: str) -> Callable[[Any, Any],
     return set_bool
 
 
-#: Array kinds and their numpy dtypes (little-endian, as wasm memory is).
-ARRAY_DTYPES = {"f64[]": "<f8", "f32[]": "<f4", "i32[]": "<i4", "i64[]": "<i8"}
 
 #: An encoded argument: (bytes or a buffer address, byte count, the length parameter).
 _Encoded = tuple[Any, int, int]
@@ -233,27 +228,7 @@ def _array_encoder(kind: str, bad: Callable[..., BadArguments]) -> Callable[[Any
     dtype = np.dtype(ARRAY_DTYPES[kind])
 
     def enc_array(value: Any) -> _Encoded:
-        if isinstance(value, np.ndarray):
-            arr = value
-            if arr.dtype != dtype:
-                if arr.dtype.kind not in "iuf" or not np.can_cast(arr.dtype, dtype, "safe"):
-                    raise bad(value, f" (a {arr.dtype} array cannot be converted to {dtype.name} "
-                                     "without losing values; convert it with .astype())")
-                arr = arr.astype(dtype)
-        elif isinstance(value, (list, tuple, range)):
-            try:
-                arr = np.asarray(value)
-            except ValueError as exc:
-                raise bad(value, f" ({exc})") from None
-            if arr.size and (arr.dtype.kind not in "iuf" or
-                             not np.can_cast(arr.dtype, dtype, "same_kind")):
-                raise bad(value, f" (expected numbers that fit {dtype.name})")
-            arr = arr.astype(dtype)
-        else:
-            raise bad(value, " (pass a 1-D numpy array or a list of numbers)")
-        if arr.ndim != 1:
-            raise bad(value, f" (expected a 1-D array, got {arr.ndim} dimensions)")
-        arr = np.ascontiguousarray(arr)
+        arr = as_array(value, dtype, bad)
         return arr, arr.nbytes, arr.shape[0]
     return enc_array
 
