@@ -182,7 +182,7 @@ async def test_health_and_openapi(api):
     assert doc["openapi"].startswith("3.")
     assert set(doc["paths"]) == {
         "/health", "/openapi.json", "/functions", "/functions/{target}",
-        "/functions/{target}/invoke", "/logs", "/metrics/{name}", "/breakers", "/sql",
+        "/functions/{target}/invoke", "/logs", "/metrics/{name}", "/breakers", "/summary", "/sql",
         "/human/tasks", "/human/tasks/{task_id}/answer"}
     assert doc["servers"][0]["url"].endswith("/functions-nb/api")
     for item in doc["paths"].values():
@@ -236,6 +236,40 @@ async def test_function_failures_and_breaker(api):
     assert int(resp.headers["Retry-After"]) >= 1
     resp, data = await api("breakers")
     assert [b["state"] for b in data["breakers"]] == ["open"]
+
+
+async def test_summary(api, jp_serverapp):
+    resp, data = await api("summary")
+    assert resp.code == 200, data
+    assert data == {"functions": [], "recent": [], "tasks": []}
+
+    await deploy_add(api)
+    await api("functions", method="POST", body={"language": "rust", "name": "add", "force": True,
+                                                "source": ADD_RS.replace("a + b", "b + a")})
+    await api("functions", method="POST", body={"language": "rust", "source": BOOM_RS, "name": "boom"})
+    for a in range(3):
+        await api("functions", "add", "invoke", method="POST", body={"args": [a, 1]})
+    for _ in range(5):
+        await api("functions", "boom", "invoke", method="POST", body={"args": [1]})
+    resp, data = await api("functions", "add", "invoke", method="POST",
+                           body={"args": [1, 1], "options": {"start_tier": "human"}})
+    task_id = data["task_id"]
+    jp_serverapp.web_app.settings["functions_nb"].fx.flush()
+
+    resp, data = await api("summary", params={"recent": "4"})
+    assert resp.code == 200, data
+    rows = {f["name"]: f for f in data["functions"]}
+    assert rows["add"]["versions"] == 2 and rows["add"]["version"] == 2
+    assert rows["add"]["language"] == "rust" and rows["add"]["breaker"] == "closed"
+    assert rows["add"]["count"] == 3 and rows["add"]["errors"] == 0
+    assert rows["add"]["last_status"] == "ok" and rows["add"]["p50"] >= 0
+    assert rows["boom"]["breaker"] == "open" and rows["boom"]["errors"] == 5
+    assert rows["boom"]["last_status"] == "error"
+    assert len(data["recent"]) == 4
+    assert [t["task_id"] for t in data["tasks"]] == [task_id]
+
+    resp, data = await api("summary", params={"recent": "0"})
+    assert_error(resp, data, 400, "bad_arguments")
 
 
 def test_jsonable():

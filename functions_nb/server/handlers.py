@@ -370,6 +370,50 @@ class BreakersHandler(BaseHandler):
         await self.guarded(work)
 
 
+class SummaryHandler(BaseHandler):
+    """Everything the sidebar shows, in one request: each function with its language, version
+    count, breaker state, call count, p50 and last status; the recent executions; the pending
+    human tasks. Breaker states are this server's (kernels keep their own breakers)."""
+
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        async def work() -> None:
+            limit = _int(self.get_query_argument("recent", None), "recent", 20, hi=500)
+            self.reply(await self.call(self._summary, limit))
+        await self.guarded(work)
+
+    def _summary(self, limit: int) -> dict[str, Any]:
+        fx = self.fx
+        infos = fx.list()
+        stats: dict[str, dict[str, Any]] = {}
+        recent: list[dict[str, Any]] = []
+        if fx.history is not None:
+            stats = {row["function"]: row for row in frame_rows(fx.sql(
+                "SELECT function, count(*) AS count, count(*) FILTER (WHERE status <> 'ok') AS errors, "
+                "quantile_cont(duration_ms, 0.5) AS p50, max(started_at) AS last_at, "
+                "arg_max(status, started_at) AS last_status FROM executions "
+                "WHERE coalesce(tier, 'code') = 'code' AND status NOT IN ('skipped', 'pending') "
+                "GROUP BY function"))}
+            recent = frame_rows(fx.sql(
+                "SELECT started_at, id, function, version, coalesce(tier, 'code') AS tier, status, "
+                "error_kind, error_message, round(duration_ms, 3) AS duration_ms, output "
+                f"FROM executions ORDER BY started_at DESC LIMIT {limit}"))
+        breakers: dict[str, str] = {}
+        for snap in fx.loader.breakers():  # name@version; the latest version's state wins below
+            breakers[str(snap["name"])] = str(snap["state"])
+        functions = []
+        for info in infos:
+            row = stats.get(info.name, {})
+            functions.append({
+                **info_dict(info, short=True),
+                "versions": len(fx.versions(info.name)),
+                "breaker": breakers.get(f"{info.name}@{info.version}", "closed"),
+                "count": row.get("count", 0), "errors": row.get("errors", 0),
+                "p50": row.get("p50"), "last_status": row.get("last_status"),
+                "last_at": row.get("last_at")})
+        return {"functions": functions, "recent": recent, "tasks": fx.human.ls("pending")}
+
+
 class SqlHandler(BaseHandler):
     @tornado.web.authenticated
     async def post(self) -> None:
@@ -466,6 +510,7 @@ def handlers(base_url: str) -> list[tuple[str, type]]:
         ("logs", LogsHandler),
         (f"metrics/{_NAME}", MetricsHandler),
         ("breakers", BreakersHandler),
+        ("summary", SummaryHandler),
         ("sql", SqlHandler),
         ("human/tasks", HumanTasksHandler),
         (f"human/tasks/{_NAME}/answer", HumanAnswerHandler),

@@ -111,6 +111,23 @@ def openapi(server_url: str = "/functions-nb/api") -> dict[str, Any]:
             "operationId": "breakers", "summary": "Circuit breaker states of loaded versions",
             "responses": {"200": _json(_obj({"breakers": {"type": "array",
                                                           "items": {"type": "object"}}}))}}},
+        "/summary": {"get": {
+            "operationId": "summary", "summary": "What the sidebar shows: functions with versions, "
+                                                 "breaker state, p50 and last status; recent "
+                                                 "executions; pending human tasks",
+            "parameters": [{"name": "recent", "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
+            "responses": {"200": _json(_obj({
+                "functions": {"type": "array", "items": _obj({
+                    "name": {"type": "string"}, "version": {"type": "integer"},
+                    "language": {"type": "string"}, "signature": {"type": "string"},
+                    "versions": {"type": "integer"}, "breaker": {"type": "string"},
+                    "count": {"type": "integer"}, "errors": {"type": "integer"},
+                    "p50": {"type": ["number", "null"]}, "last_status": {"type": ["string", "null"]},
+                    "last_at": {"type": ["string", "null"]}})},
+                "recent": {"type": "array", "items": {"type": "object"}},
+                "tasks": {"type": "array", "items": {"type": "object"}}},
+                ["functions", "recent", "tasks"])), **_errors(400)}}},
         "/sql": {"post": {
             "operationId": "sql", "summary": "Read-only DuckDB SQL over the executions table "
                                              "(one SELECT or WITH statement)",
