@@ -285,3 +285,33 @@ def test_enable_on_install_config():
     from functions_nb.server import _jupyter_server_extension_points
 
     assert _jupyter_server_extension_points() == [{"module": "functions_nb.server"}]
+
+
+async def test_bad_options_are_400(api):
+    """Wrong JSON types in cascade options (per call or deploy-time defaults) are the caller's
+    400, not a 500 from deep in the engine; found by tests/test_api_contract.py."""
+    await deploy_add(api)
+    for options in ({"skip_tiers": 5}, {"total_timeout": "x"}, {"tier_timeouts": {"code": "x"}},
+                    {"tier_timeouts": None}, {"tier_retries": {"code": 11}}, {"timeout": 1},
+                    {"wait_human": True}, {"parallel": "yes"}):
+        resp, data = await api("functions", "add", "invoke", method="POST",
+                               body={"args": [1, 2], "options": options})
+        assert_error(resp, data, 400, "bad_arguments")
+    resp, data = await api("functions", "add", "invoke", method="POST",
+                           body={"args": [1, 2], "timeout": 1, "options": {"tier_timeouts": [1]}})
+    assert_error(resp, data, 400, "bad_arguments")
+    for options in ({"cascade": 1}, {"cascade": {"start_tier": "nope"}}, {"cascade": {"skip_tiers": 5}}):
+        resp, data = await api("functions", method="POST", body={
+            "language": "rust", "source": ADD_RS, "name": "add", "force": True, "options": options})
+        assert_error(resp, data, 400, "bad_arguments")
+    for line_offset in (-1, 10**9):
+        resp, data = await api("functions", method="POST", body={
+            "language": "rust", "source": ADD_RS, "name": "add", "line_offset": line_offset})
+        assert_error(resp, data, 400, "bad_arguments")
+    resp, data = await api("functions", method="POST", body={
+        "language": "rust", "source": ADD_RS, "name": "add", "timeout": True})
+    assert_error(resp, data, 400, "bad_arguments")
+    # a body tornado cannot parse: 400 with its reason as the code (was "server_error")
+    resp, data = await api("health", method="GET", allow_nonstandard_methods=True, body="x",
+                           headers={"Content-Type": "multipart/form-data"})
+    assert_error(resp, data, 400, "bad_request")

@@ -9,6 +9,7 @@ DuckDB) runs in a thread pool so the server stays responsive. Errors are JSON
 from __future__ import annotations
 
 import asyncio
+import http
 import json
 import math
 import threading
@@ -199,8 +200,7 @@ class BaseHandler(APIHandler):
         message = self._reason
         if isinstance(exc, tornado.web.HTTPError) and exc.log_message:
             message = exc.log_message % exc.args if exc.args else exc.log_message
-        code = {401: "unauthorized", 403: "forbidden", 404: "not_found",
-                405: "method_not_allowed"}.get(status_code, "server_error")
+        code = _http_code(status_code)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"error": {"code": code, "message": message}}))
 
@@ -235,6 +235,66 @@ class BaseHandler(APIHandler):
             if isinstance(err, CircuitOpen):
                 headers["Retry-After"] = str(max(1, math.ceil(err.retry_after or 1)))
             self.send_error_json(ApiError(status, getattr(err, "kind", "error"), str(err), headers))
+
+
+def _http_code(status: int) -> str:
+    """The error code of a status tornado or Jupyter set (400 for a body tornado cannot parse,
+    403 unauthenticated, 405, ...): its reason in snake case; every 5xx is ``server_error``."""
+    if status >= 500:
+        return "server_error"
+    try:
+        return http.HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "client_error"
+
+
+#: Largest ``line_offset`` of a deploy (the source is shifted by that many newlines).
+MAX_LINE_OFFSET = 100_000
+#: Largest ``tier_retries`` of one tier over HTTP (each retry may wait up to 5 s).
+MAX_TIER_RETRIES = 10
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_cascade_options(options: dict[str, Any], where: str = "options") -> None:
+    """JSON-level checks of the cascade's engine options, so a wrong type is a 400 and not
+    an exception deep in the engine; the engine still checks the values (tier names, ...).
+
+    ``timeout`` belongs at the top level of the request, and ``wait_human`` is refused: over
+    HTTP a human tier answers 202 with a task, and waiting would hold a server thread for up
+    to the human tier's timeout (a day by default)."""
+    def bad(message: str) -> ApiError:
+        return ApiError(400, "bad_arguments", f"{where}: {message}")
+
+    if "timeout" in options:
+        raise bad("timeout is a top-level field of the request, not a cascade option")
+    if "wait_human" in options and options["wait_human"] is not False:
+        raise bad("wait_human is not supported over HTTP: a human tier answers 202 with a task "
+                  "(GET human/tasks, POST human/tasks/{id}/answer)")
+    if "start_tier" in options and not isinstance(options["start_tier"], str):
+        raise bad("start_tier must be a tier name")
+    skip = options.get("skip_tiers", ())
+    if not isinstance(skip, str) and not (isinstance(skip, list | tuple)
+                                          and all(isinstance(t, str) for t in skip)):
+        raise bad("skip_tiers must be a tier name or a list of tier names")
+    retries = options.get("tier_retries", {})
+    if not (isinstance(retries, dict) and all(
+            isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_TIER_RETRIES
+            for n in retries.values())):
+        raise bad(f"tier_retries must be an object of tier -> integer 0..{MAX_TIER_RETRIES}")
+    timeouts = options.get("tier_timeouts", {})
+    if not (isinstance(timeouts, dict) and all(_number(t) and t > 0 for t in timeouts.values())):
+        raise bad("tier_timeouts must be an object of tier -> positive number of seconds")
+    if "total_timeout" in options and not (_number(options["total_timeout"])
+                                           and options["total_timeout"] > 0):
+        raise bad("total_timeout must be a positive number of seconds")
+    if "backoff" in options and not (_number(options["backoff"]) and options["backoff"] >= 0):
+        raise bad("backoff must be a non-negative number of seconds")
+    for key in ("parallel", "fallback"):
+        if key in options and not isinstance(options[key], bool):
+            raise bad(f"{key} must be true or false")
 
 
 def _int(value: str | None, name: str, default: int, lo: int = 1, hi: int = 10000) -> int:
@@ -278,9 +338,19 @@ class FunctionsHandler(BaseHandler):
             for key, kind in (("timeout", (int, float)), ("memory_mb", int), ("options", dict),
                               ("flags", dict), ("force", bool), ("line_offset", int)):
                 if data.get(key) is not None:
-                    if not isinstance(data[key], kind) or (kind is int and isinstance(data[key], bool)):
+                    if not isinstance(data[key], kind) or (key != "force" and isinstance(data[key], bool)):
                         raise ApiError(400, "bad_arguments", f"{key} has the wrong type")
                     kwargs[key] = data[key]
+            if not 0 <= kwargs.get("line_offset", 0) <= MAX_LINE_OFFSET:
+                raise ApiError(400, "bad_arguments", f"line_offset must be within 0..{MAX_LINE_OFFSET}")
+            cascade = kwargs.get("options", {}).get("cascade")
+            if cascade is not None:
+                if not isinstance(cascade, dict):
+                    raise ApiError(400, "bad_arguments", "options.cascade must be a JSON object")
+                check_cascade_options(cascade, "options.cascade")
+                from ..cascade.engine import CascadeOptions
+
+                CascadeOptions.parse(cascade)  # tier names and values: BadArguments, a 400
             info = await self.call(self.fx.deploy, data["language"], data["source"], data["name"],
                                    **kwargs)
             self.reply(info_dict(info), 200 if info.cached else 201)
@@ -309,8 +379,9 @@ class InvokeHandler(BaseHandler):
                 raise ApiError(400, "bad_arguments", "args must be a JSON list")
             if not isinstance(options, dict):
                 raise ApiError(400, "bad_arguments", "options must be a JSON object")
+            check_cascade_options(options)
             timeout = data.get("timeout")
-            if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+            if timeout is not None and (not _number(timeout) or timeout <= 0):
                 raise ApiError(400, "bad_arguments", "timeout must be a positive number")
             self.reply(*await self.call(self._invoke, target, args, options, timeout))
         await self.guarded(work)

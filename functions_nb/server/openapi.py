@@ -37,6 +37,41 @@ def _path_param(name: str, description: str) -> dict[str, Any]:
             "schema": {"type": "string"}}
 
 
+def _languages() -> list[str]:
+    """The names ``Functions.deploy`` accepts: the registry's languages and their aliases."""
+    from ..languages import ALIASES, names
+
+    return [*names(), *ALIASES]
+
+
+def _cascade_options() -> dict[str, Any]:
+    """The cascade's engine options (other keys are tier options: model, prompt, question, ...)."""
+    from ..cascade.base import TIERS
+    from .handlers import MAX_TIER_RETRIES
+
+    tier = {"enum": list(TIERS)}
+    return {
+        "type": "object",
+        "description": "cascade options; other keys are tier options (model, prompt, question, ...). "
+                       "`timeout` is the request's top-level field; `wait_human` is refused (a human "
+                       "tier answers 202 with a task).",
+        "properties": {
+            "start_tier": tier,
+            "skip_tiers": {"anyOf": [tier, {"type": "array", "items": tier}]},
+            "tier_retries": {"type": "object", "propertyNames": tier,
+                             "additionalProperties": {"type": "integer", "minimum": 0,
+                                                      "maximum": MAX_TIER_RETRIES}},
+            "tier_timeouts": {"type": "object", "propertyNames": tier,
+                              "additionalProperties": {"type": "number", "exclusiveMinimum": 0}},
+            "total_timeout": {"type": "number", "exclusiveMinimum": 0},
+            "parallel": {"type": "boolean"}, "fallback": {"type": "boolean"},
+            "backoff": {"type": "number", "minimum": 0},
+            "wait_human": {"const": False},
+        },
+        "not": {"required": ["timeout"]},
+    }
+
+
 _ANY: dict[str, Any] = {}
 _ROWS = _obj({"rows": {"type": "array", "items": {"type": "object"}}}, ["rows"])
 
@@ -46,7 +81,10 @@ def openapi(server_url: str = "/functions-nb/api") -> dict[str, Any]:
     summary = _obj({"name": {"type": "string"}, "version": {"type": "integer"},
                     "language": {"type": "string"}, "signature": {"type": "string"}},
                    ["name", "version", "language", "signature"])
+    from .handlers import MAX_LINE_OFFSET
+
     info = {"$ref": "#/components/schemas/FunctionInfo"}
+    cascade = {"$ref": "#/components/schemas/CascadeOptions"}
     target = _path_param("target", "name or name@version")
     paths: dict[str, Any] = {
         "/health": {"get": {"operationId": "health", "summary": "Liveness and version",
@@ -61,12 +99,16 @@ def openapi(server_url: str = "/functions-nb/api") -> dict[str, Any]:
                                                     ["functions"]))}},
             "post": {"operationId": "deploy", "summary": "Compile and store a new version",
                      "requestBody": _body(_obj({
-                         "language": {"type": "string", "examples": ["rust"]},
+                         "language": {"enum": _languages(), "examples": ["rust"],
+                                      "description": "a language name or alias (case-insensitive)"},
                          "source": {"type": "string"}, "name": {"type": "string"},
                          "timeout": {"type": "number", "exclusiveMinimum": 0},
                          "memory_mb": {"type": "integer", "minimum": 1},
-                         "options": {"type": "object"}, "flags": {"type": "object"},
-                         "force": {"type": "boolean"}, "line_offset": {"type": "integer"}},
+                         "options": {"type": "object", "description": "stored with the version: "
+                                     "cascade (default cascade options), description, tier options",
+                                     "properties": {"cascade": cascade}},
+                         "flags": {"type": "object"}, "force": {"type": "boolean"},
+                         "line_offset": {"type": "integer", "minimum": 0, "maximum": MAX_LINE_OFFSET}},
                          ["language", "source", "name"])),
                      "responses": {"201": _json(info, "Deployed"),
                                    "200": _json(info, "Identical version already deployed"),
@@ -80,10 +122,7 @@ def openapi(server_url: str = "/functions-nb/api") -> dict[str, Any]:
                                                 "cascade)",
             "parameters": [target],
             "requestBody": _body(_obj({"args": {"type": "array"},
-                                       "options": {"type": "object",
-                                                   "description": "cascade options: start_tier, "
-                                                   "skip_tiers, tier_retries, tier_timeouts, "
-                                                   "total_timeout, model, prompt, question, ..."},
+                                       "options": cascade,
                                        "timeout": {"type": "number", "exclusiveMinimum": 0}})),
             "responses": {
                 "200": _json(_obj({"value": _ANY, "tier": {"type": "string"},
@@ -153,8 +192,12 @@ def openapi(server_url: str = "/functions-nb/api") -> dict[str, Any]:
             "responses": {"200": _json({"type": "object"}, "The stored answer"),
                           **_errors(400, 404)}}},
     }
+    # What every route may answer: a body tornado cannot parse (400), no or a wrong token (403),
+    # the body and rate limits (413, 429).
     for item in paths.values():
         for op in item.values():
+            for code, response in _errors(400).items():
+                op["responses"].setdefault(code, response)
             op["responses"].setdefault("403", _json(_ERROR, "Not authenticated"))
     return {
         "openapi": "3.1.0",
@@ -172,6 +215,7 @@ def openapi(server_url: str = "/functions-nb/api") -> dict[str, Any]:
                 "Error": _obj({"error": _obj({"code": {"type": "string"},
                                               "message": {"type": "string"}}, ["code", "message"])},
                               ["error"]),
+                "CascadeOptions": _cascade_options(),
                 "FunctionInfo": _obj({"name": {"type": "string"}, "version": {"type": "integer"},
                                       "language": {"type": "string"}, "signature": {"type": "object"},
                                       "signature_text": {"type": "string"},
