@@ -1,0 +1,755 @@
+/**
+ * The sidebar panel: deployed functions, an invoke form, pending human tasks, recent
+ * executions and a status line, refreshed by a Poll (3 s, backing off to 60 s on errors,
+ * standing by while the panel or the page is hidden).
+ *
+ * Plain DOM inside a Lumino Widget. The DOM carries a contract used by end-to-end tests
+ * (data-testid / data-* attributes, `.fnb-col-*` cells); keep it stable.
+ */
+import { IPoll, Poll } from '@lumino/polling';
+import { Message } from '@lumino/messaging';
+import { Widget } from '@lumino/widgets';
+
+import {
+  Api,
+  ApiError,
+  IExecutionRow,
+  IFunctionRow,
+  IInvokeReply,
+  ISummary,
+  ITaskRow
+} from './api';
+
+/** The panel's widget id (part of the DOM contract). */
+export const PANEL_ID = 'functions-nb-sidebar';
+
+const POLL_INTERVAL = 3000;
+const POLL_MAX = 60000;
+const RECENT = 20;
+
+type Attrs = Record<string, string | boolean | number | null | undefined>;
+type Child = Node | string | null | undefined | false;
+
+/** Create an element with attributes (`class`, `data-*`, ...) and children. */
+function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Attrs = {},
+  ...children: Child[]
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) {
+      continue;
+    }
+    node.setAttribute(key, value === true ? '' : String(value));
+  }
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) {
+      continue;
+    }
+    node.append(child);
+  }
+  return node;
+}
+
+function pad(n: number): string {
+  return String(n).padStart(2, '0');
+}
+
+/** HH:MM:SS in local time. */
+export function clock(date: Date): string {
+  return `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+}
+
+/** A server timestamp (ISO text, naive ones are UTC; or epoch seconds / ms) as a Date. */
+export function parseTime(value: unknown): Date | null {
+  if (value === null || value === undefined || value === '') {
+    return null;
+  }
+  let date: Date;
+  if (typeof value === 'number') {
+    date = new Date(value > 1e12 ? value : value * 1000);
+  } else {
+    let text = String(value).trim();
+    if (/^\d{4}-\d\d-\d\d[T ]\d\d:\d\d/.test(text) && !/(Z|[+-]\d\d:?\d\d)$/i.test(text)) {
+      text = text.replace(' ', 'T') + 'Z';
+    }
+    date = new Date(text);
+  }
+  return Number.isNaN(date.getTime()) ? null : date;
+}
+
+/** Milliseconds, compact. */
+export function formatMs(ms: unknown): string {
+  if (typeof ms !== 'number' || !Number.isFinite(ms)) {
+    return '—';
+  }
+  if (ms < 10) {
+    return ms.toFixed(2);
+  }
+  if (ms < 100) {
+    return ms.toFixed(1);
+  }
+  return String(Math.round(ms));
+}
+
+/** Pretty JSON text of any value (undefined shows as null). */
+export function jsonText(value: unknown, indent = 2): string {
+  try {
+    const text = JSON.stringify(value === undefined ? null : value, null, indent);
+    return text === undefined ? String(value) : text;
+  } catch {
+    return String(value);
+  }
+}
+
+/** Parse a JSON text field; empty gives `empty`. Returns the value or an error message. */
+export function parseJsonField(
+  text: string,
+  kind: 'array' | 'object' | 'any',
+  empty: unknown
+): { ok: true; value: unknown } | { ok: false; message: string } {
+  const trimmed = text.trim();
+  if (!trimmed) {
+    return { ok: true, value: empty };
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(trimmed);
+  } catch (err) {
+    return { ok: false, message: `not valid JSON: ${(err as Error).message}` };
+  }
+  if (kind === 'array' && !Array.isArray(value)) {
+    return { ok: false, message: 'must be a JSON array, e.g. [1, 2]' };
+  }
+  if (kind === 'object' && (value === null || typeof value !== 'object' || Array.isArray(value))) {
+    return { ok: false, message: 'must be a JSON object, e.g. {"start_tier": "human"}' };
+  }
+  return { ok: true, value };
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof ApiError) {
+    let text = `${err.code}: ${err.message}`;
+    if (err.status === 404 && err.code === 'http_404') {
+      text += ' (is the functions_nb server extension enabled?)';
+    }
+    return text;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+function statusClass(status: string | null | undefined): string {
+  const s = (status || '').toLowerCase();
+  if (s === 'ok' || s === 'answered' || s === 'approved') {
+    return 'fnb-ok';
+  }
+  if (s === 'pending' || s === 'skipped' || s === 'running') {
+    return 'fnb-warn';
+  }
+  return s ? 'fnb-error' : '';
+}
+
+export class FunctionsPanel extends Widget {
+  constructor(api: Api = new Api()) {
+    super();
+    this._api = api;
+    this.id = PANEL_ID;
+    this.addClass('fnb-panel');
+    this.node.append(this._build());
+
+    this._poll = new Poll<ISummary | void, unknown, 'standby'>({
+      name: 'functions-nb:summary',
+      factory: () => this._refresh(),
+      frequency: { interval: POLL_INTERVAL, backoff: true, max: POLL_MAX },
+      standby: () => this._loaded && (!this.isVisible || document.hidden),
+      auto: true
+    });
+    this._poll.ticked.connect((_, state) => this._onTick(state), this);
+  }
+
+  /** The panel's poll (exposed for tests and the command). */
+  get poll(): Poll<ISummary | void, unknown, 'standby'> {
+    return this._poll;
+  }
+
+  /** Refresh now (also what the Refresh button does). */
+  refresh(): Promise<void> {
+    return this._poll.refresh();
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    this._poll.dispose();
+    super.dispose();
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    // Fresh data when the panel opens, unless a request has just started anyway.
+    if (Date.now() - this._lastFetch > 1000) {
+      void this._poll.refresh();
+    }
+  }
+
+  // -- building -------------------------------------------------------------------------
+
+  private _build(): HTMLElement {
+    const refresh = h(
+      'button',
+      { type: 'button', class: 'fnb-button', 'data-action': 'refresh', title: 'Refresh now' },
+      'Refresh'
+    );
+    refresh.addEventListener('click', () => void this.refresh());
+    this._statusNode = h(
+      'div',
+      { class: 'fnb-statusline', 'data-testid': 'fnb-status', role: 'status', 'data-state': 'loading' },
+      'loading…'
+    );
+
+    this._functionsBody = h('tbody');
+    this._functionsEmpty = h('div', { class: 'fnb-empty' }, 'No functions deployed yet.');
+    const functionsTable = h(
+      'table',
+      { class: 'fnb-table', 'data-testid': 'fnb-functions' },
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          h('th', { class: 'fnb-col-name' }, 'name'),
+          h('th', { class: 'fnb-col-language' }, 'lang'),
+          h('th', { class: 'fnb-col-versions', title: 'versions' }, 'ver'),
+          h('th', { class: 'fnb-col-breaker' }, 'breaker'),
+          h('th', { class: 'fnb-col-p50', title: 'median duration of code runs, ms' }, 'p50 ms'),
+          h('th', { class: 'fnb-col-status' }, 'last')
+        )
+      ),
+      this._functionsBody
+    );
+
+    this._recentBody = h('tbody');
+    this._recentEmpty = h('div', { class: 'fnb-empty' }, 'No executions yet.');
+    const recentTable = h(
+      'table',
+      { class: 'fnb-table', 'data-testid': 'fnb-recent' },
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          h('th', { class: 'fnb-col-time' }, 'time'),
+          h('th', { class: 'fnb-col-function' }, 'function'),
+          h('th', { class: 'fnb-col-tier' }, 'tier'),
+          h('th', { class: 'fnb-col-status' }, 'status'),
+          h('th', { class: 'fnb-col-duration' }, 'ms')
+        )
+      ),
+      this._recentBody
+    );
+
+    this._tasksNode = h('div', { class: 'fnb-tasks', 'data-testid': 'fnb-tasks' });
+    this._tasksEmpty = h('div', { class: 'fnb-empty' }, 'No pending tasks.');
+    this._tasksCount = h('span', { class: 'fnb-count' });
+
+    return h(
+      'div',
+      { class: 'fnb-content' },
+      h(
+        'div',
+        { class: 'fnb-header' },
+        h('h2', { class: 'fnb-title' }, 'Functions'),
+        refresh
+      ),
+      this._statusNode,
+      h(
+        'section',
+        { class: 'fnb-section' },
+        h('h3', {}, 'Deployed'),
+        h('div', { class: 'fnb-table-wrap' }, functionsTable),
+        this._functionsEmpty
+      ),
+      h('section', { class: 'fnb-section' }, h('h3', {}, 'Invoke'), this._buildInvoke()),
+      h(
+        'section',
+        { class: 'fnb-section' },
+        h('h3', {}, 'Pending human tasks ', this._tasksCount),
+        this._tasksNode,
+        this._tasksEmpty
+      ),
+      h(
+        'section',
+        { class: 'fnb-section' },
+        h('h3', {}, 'Recent executions'),
+        h('div', { class: 'fnb-table-wrap' }, recentTable),
+        this._recentEmpty
+      )
+    );
+  }
+
+  private _buildInvoke(): HTMLElement {
+    this._select = h('select', { name: 'function', class: 'fnb-input', 'aria-label': 'function' });
+    this._select.append(h('option', { value: '' }, '(no functions)'));
+    this._select.disabled = true;
+    this._args = h('input', {
+      name: 'args',
+      type: 'text',
+      class: 'fnb-input fnb-mono',
+      placeholder: '[1, 2]',
+      spellcheck: 'false',
+      autocomplete: 'off',
+      'aria-label': 'arguments (JSON array)'
+    });
+    this._options = h('input', {
+      name: 'options',
+      type: 'text',
+      class: 'fnb-input fnb-mono',
+      placeholder: '{"start_tier": "human"} (optional)',
+      spellcheck: 'false',
+      autocomplete: 'off',
+      'aria-label': 'options (JSON object, optional)'
+    });
+    this._argsError = h('div', { class: 'fnb-field-error', 'data-for': 'args', hidden: true });
+    this._optionsError = h('div', { class: 'fnb-field-error', 'data-for': 'options', hidden: true });
+    this._invokeButton = h('button', { type: 'submit', class: 'fnb-button fnb-button-accept' }, 'Invoke');
+    this._result = h('div', { class: 'fnb-result', 'data-testid': 'fnb-invoke-result', hidden: true });
+
+    const form = h(
+      'form',
+      { class: 'fnb-form', 'data-testid': 'fnb-invoke', novalidate: true },
+      h('label', { class: 'fnb-field' }, h('span', { class: 'fnb-label' }, 'function'), this._select),
+      h('label', { class: 'fnb-field' }, h('span', { class: 'fnb-label' }, 'args'), this._args),
+      this._argsError,
+      h('label', { class: 'fnb-field' }, h('span', { class: 'fnb-label' }, 'options'), this._options),
+      this._optionsError,
+      h('div', { class: 'fnb-actions' }, this._invokeButton)
+    );
+    form.addEventListener('submit', event => {
+      event.preventDefault();
+      void this._invoke();
+    });
+    for (const input of [this._args, this._options]) {
+      input.addEventListener('input', () => this._clearFieldError(input));
+    }
+    return h('div', {}, form, this._result);
+  }
+
+  // -- polling --------------------------------------------------------------------------
+
+  private async _refresh(): Promise<ISummary> {
+    const seq = ++this._seq;
+    this._lastFetch = Date.now();
+    try {
+      const summary = await this._api.summary(RECENT);
+      if (seq === this._seq && !this.isDisposed) {
+        this._render(summary);
+      }
+      return summary;
+    } finally {
+      this._loaded = true;
+    }
+  }
+
+  private _onTick(state: IPoll.State<ISummary | void, unknown, 'standby'>): void {
+    if (this.isDisposed) {
+      return;
+    }
+    if (state.phase === 'resolved' || state.phase === 'reconnected') {
+      this._setStatus('ok', `updated ${clock(new Date())}`);
+      return;
+    }
+    if (state.phase !== 'rejected') {
+      return;
+    }
+    const err = state.payload;
+    // Honour Retry-After (429 rate limit, 503 store unavailable): wait at least that long.
+    if (err instanceof ApiError && err.retryAfter !== null) {
+      const wanted = Math.min(Poll.MAX_INTERVAL, Math.ceil(err.retryAfter * 1000));
+      if (state.interval < wanted) {
+        const current = state;
+        void Promise.resolve().then(() =>
+          this._poll.schedule({
+            interval: wanted,
+            payload: err,
+            phase: 'rejected',
+            cancel: now => now !== current
+          })
+        );
+        return;
+      }
+    }
+    const at = new Date(state.timestamp + state.interval);
+    const secs = Math.max(1, Math.round(state.interval / 1000));
+    this._setStatus('error', `error: ${errorText(err)} — retrying in ${secs} s (${clock(at)})`);
+  }
+
+  private _setStatus(state: 'ok' | 'error' | 'loading', text: string): void {
+    this._statusNode.dataset.state = state;
+    this._statusNode.textContent = text;
+    this._statusNode.title = text;
+  }
+
+  // -- rendering ------------------------------------------------------------------------
+
+  private _render(summary: ISummary): void {
+    this._renderFunctions(summary.functions);
+    this._renderTasks(summary.tasks);
+    this._renderRecent(summary.recent);
+  }
+
+  private _renderFunctions(functions: IFunctionRow[]): void {
+    const key = JSON.stringify(functions);
+    if (key === this._functionsKey) {
+      return;
+    }
+    this._functionsKey = key;
+    const rows = functions.map(fn => {
+      const breaker = String(fn.breaker || 'closed');
+      const row = h(
+        'tr',
+        { 'data-function': fn.name, title: `${fn.signature || fn.name} — v${fn.version}` },
+        h('td', { class: 'fnb-col-name' }, fn.name),
+        h('td', { class: 'fnb-col-language' }, fn.language || ''),
+        h('td', { class: 'fnb-col-versions fnb-num' }, String(fn.versions ?? '')),
+        h(
+          'td',
+          { class: 'fnb-col-breaker' },
+          h(
+            'span',
+            { class: `fnb-badge fnb-badge-${breaker.replace(/[^a-z_]/gi, '')}`, 'data-breaker': breaker },
+            breaker.replace('_', '-')
+          )
+        ),
+        h('td', { class: 'fnb-col-p50 fnb-num' }, formatMs(fn.p50)),
+        h(
+          'td',
+          {
+            class: `fnb-col-status ${statusClass(fn.last_status)}`,
+            title: fn.count ? `${fn.count} runs, ${fn.errors} errors` : 'no runs yet'
+          },
+          fn.last_status || '—'
+        )
+      );
+      row.addEventListener('click', () => {
+        this._select.value = fn.name;
+      });
+      return row;
+    });
+    this._functionsBody.replaceChildren(...rows);
+    this._functionsEmpty.hidden = functions.length > 0;
+
+    // The invoke form's select: keep the user's choice when it still exists.
+    const previous = this._select.value;
+    const names = functions.map(fn => fn.name);
+    if (names.length === 0) {
+      this._select.replaceChildren(h('option', { value: '' }, '(no functions)'));
+      this._select.disabled = true;
+      return;
+    }
+    this._select.replaceChildren(
+      ...functions.map(fn => h('option', { value: fn.name }, `${fn.name} (${fn.language})`))
+    );
+    this._select.disabled = false;
+    this._select.value = names.includes(previous) ? previous : names[0];
+  }
+
+  private _renderTasks(tasks: ITaskRow[]): void {
+    const seen = new Set<string>();
+    const listed = new Set(tasks.map(task => String(task.task_id)));
+    for (const id of this._answered) {
+      if (!listed.has(id)) {
+        this._answered.delete(id); // the server no longer lists it: forget it
+      }
+    }
+    for (const task of tasks) {
+      const id = String(task.task_id);
+      if (this._answered.has(id)) {
+        continue; // answered here; a summary fetched before the answer may still list it
+      }
+      seen.add(id);
+      if (!this._taskNodes.has(id)) {
+        const node = this._buildTask(task);
+        this._taskNodes.set(id, node);
+        this._tasksNode.append(node);
+      }
+    }
+    for (const [id, node] of this._taskNodes) {
+      if (!seen.has(id)) {
+        node.remove();
+        this._taskNodes.delete(id);
+      }
+    }
+    this._tasksEmpty.hidden = this._taskNodes.size > 0;
+    this._tasksCount.textContent = this._taskNodes.size ? `(${this._taskNodes.size})` : '';
+  }
+
+  private _buildTask(task: ITaskRow): HTMLElement {
+    const id = String(task.task_id);
+    const input = task.args !== undefined ? task.args : task.input;
+    const failed = task.failed || task.error;
+    const details = h('dl', { class: 'fnb-task-details' });
+    const detail = (label: string, value: Child, cls = '') => {
+      details.append(h('dt', {}, label), h('dd', { class: cls }, value));
+    };
+    detail('input', jsonText(input, 0), 'fnb-mono');
+    if (failed) {
+      detail('failed', String(failed), 'fnb-error');
+    }
+    if (task.question) {
+      detail('question', String(task.question));
+    }
+    if (task.proposed !== undefined && task.proposed !== null) {
+      detail('proposed', jsonText(task.proposed, 0), 'fnb-mono');
+    }
+    if (task.result_type) {
+      detail('returns', String(task.result_type), 'fnb-mono');
+    }
+    if (task.deadline) {
+      const when = parseTime(task.deadline);
+      detail('deadline', when ? `${when.toLocaleDateString()} ${clock(when)}` : String(task.deadline));
+    }
+
+    const value = h('input', {
+      name: 'value',
+      type: 'text',
+      class: 'fnb-input fnb-mono',
+      placeholder: 'value (JSON)',
+      spellcheck: 'false',
+      autocomplete: 'off',
+      'aria-label': 'answer value (JSON)'
+    });
+    const why = h('input', {
+      name: 'why',
+      type: 'text',
+      class: 'fnb-input',
+      placeholder: 'why (optional)',
+      autocomplete: 'off',
+      'aria-label': 'why'
+    });
+    const error = h('div', { class: 'fnb-field-error', hidden: true });
+    const button = (action: string, label: string, cls: string) =>
+      h('button', { type: 'button', class: `fnb-button ${cls}`, 'data-action': action }, label);
+    const answer = button('answer', 'Answer', 'fnb-button-accept');
+    const approve = button('approve', 'Approve', '');
+    const reject = button('reject', 'Reject', 'fnb-button-warn');
+    const buttons = [answer, approve, reject];
+
+    const node = h(
+      'div',
+      { class: 'fnb-task', 'data-task-id': id },
+      h(
+        'div',
+        { class: 'fnb-task-head' },
+        h('span', { class: 'fnb-task-function' }, task.function || '?'),
+        h('span', { class: 'fnb-task-id', title: id }, id)
+      ),
+      details,
+      h('label', { class: 'fnb-field' }, h('span', { class: 'fnb-label' }, 'value'), value),
+      h('label', { class: 'fnb-field' }, h('span', { class: 'fnb-label' }, 'why'), why),
+      error,
+      h('div', { class: 'fnb-actions' }, ...buttons)
+    );
+
+    const send = async (decision: 'value' | 'approve' | 'reject') => {
+      error.hidden = true;
+      value.removeAttribute('aria-invalid');
+      const body: { decision: 'value' | 'approve' | 'reject'; value?: unknown; why?: string } = {
+        decision
+      };
+      if (decision === 'value') {
+        if (!value.value.trim()) {
+          this._showError(error, value, 'enter a value (JSON), e.g. 42 or "text"');
+          return;
+        }
+        const parsed = parseJsonField(value.value, 'any', null);
+        if (!parsed.ok) {
+          this._showError(error, value, `value ${parsed.message}`);
+          return;
+        }
+        body.value = parsed.value;
+      }
+      if (why.value.trim()) {
+        body.why = why.value.trim();
+      }
+      buttons.forEach(b => (b.disabled = true));
+      node.setAttribute('aria-busy', 'true');
+      try {
+        await this._api.answer(id, body);
+        this._answered.add(id);
+        node.remove();
+        this._taskNodes.delete(id);
+        this._tasksEmpty.hidden = this._taskNodes.size > 0;
+        this._tasksCount.textContent = this._taskNodes.size ? `(${this._taskNodes.size})` : '';
+      } catch (err) {
+        this._showError(error, null, errorText(err));
+      } finally {
+        buttons.forEach(b => (b.disabled = false));
+        node.removeAttribute('aria-busy');
+        void this._poll.refresh();
+      }
+    };
+    answer.addEventListener('click', () => void send('value'));
+    approve.addEventListener('click', () => void send('approve'));
+    reject.addEventListener('click', () => void send('reject'));
+    value.addEventListener('keydown', event => {
+      if (event.key === 'Enter') {
+        event.preventDefault();
+        void send('value');
+      }
+    });
+    return node;
+  }
+
+  private _renderRecent(recent: IExecutionRow[]): void {
+    const key = JSON.stringify(recent.map(r => [r.id, r.status, r.duration_ms]));
+    if (key === this._recentKey) {
+      return;
+    }
+    this._recentKey = key;
+    const rows = recent.map(run => {
+      const when = parseTime(run.started_at);
+      const name = run.version === null || run.version === undefined ? run.function : `${run.function}@${run.version}`;
+      const problem = [run.error_kind, run.error_message].filter(Boolean).join(': ');
+      return h(
+        'tr',
+        { 'data-execution-id': run.id, title: problem || run.id },
+        h(
+          'td',
+          { class: 'fnb-col-time', title: when ? when.toISOString() : String(run.started_at ?? '') },
+          when ? clock(when) : '—'
+        ),
+        h('td', { class: 'fnb-col-function' }, name),
+        h('td', { class: 'fnb-col-tier' }, run.tier || 'code'),
+        h('td', { class: `fnb-col-status ${statusClass(run.status)}` }, run.status || ''),
+        h('td', { class: 'fnb-col-duration fnb-num' }, formatMs(run.duration_ms))
+      );
+    });
+    this._recentBody.replaceChildren(...rows);
+    this._recentEmpty.hidden = recent.length > 0;
+  }
+
+  // -- invoking -------------------------------------------------------------------------
+
+  private _showError(node: HTMLElement, input: HTMLInputElement | null, message: string): void {
+    node.textContent = message;
+    node.hidden = false;
+    if (input) {
+      input.setAttribute('aria-invalid', 'true');
+    }
+  }
+
+  private _clearFieldError(input: HTMLInputElement): void {
+    input.removeAttribute('aria-invalid');
+    const node = input === this._args ? this._argsError : this._optionsError;
+    node.hidden = true;
+    node.textContent = '';
+  }
+
+  private async _invoke(): Promise<void> {
+    this._clearFieldError(this._args);
+    this._clearFieldError(this._options);
+    const name = this._select.value;
+    const args = parseJsonField(this._args.value, 'array', []);
+    const options = parseJsonField(this._options.value, 'object', {});
+    if (!args.ok) {
+      this._showError(this._argsError, this._args, `args ${args.message}`);
+    }
+    if (!options.ok) {
+      this._showError(this._optionsError, this._options, `options ${options.message}`);
+    }
+    if (!args.ok || !options.ok) {
+      const messages = [!args.ok && `args ${args.message}`, !options.ok && `options ${options.message}`];
+      this._showResult('error', h('div', { class: 'fnb-result-error' }, `bad_json: ${messages.filter(Boolean).join('; ')}`));
+      return;
+    }
+    if (!name) {
+      this._showResult('error', h('div', { class: 'fnb-result-error' }, 'no function selected'));
+      return;
+    }
+    const seq = ++this._invokeSeq;
+    this._invokeButton.disabled = true;
+    this._result.hidden = false;
+    this._result.removeAttribute('data-status');
+    this._result.setAttribute('aria-busy', 'true');
+    this._result.replaceChildren(h('div', { class: 'fnb-result-meta' }, `invoking ${name}…`));
+    try {
+      const reply = await this._api.invoke(name, args.value as unknown[], options.value as Record<string, unknown>);
+      if (seq === this._invokeSeq) {
+        this._showReply(name, reply.status, reply.data);
+      }
+    } catch (err) {
+      if (seq === this._invokeSeq) {
+        const parts: Child[] = [h('div', { class: 'fnb-result-error' }, errorText(err))];
+        if (err instanceof ApiError && err.retryAfter !== null) {
+          parts.push(h('div', { class: 'fnb-result-meta' }, `retry after ${Math.ceil(err.retryAfter)} s`));
+        }
+        this._showResult('error', ...parts);
+      }
+    } finally {
+      if (seq === this._invokeSeq) {
+        this._invokeButton.disabled = false;
+        this._result.removeAttribute('aria-busy');
+      }
+      void this._poll.refresh();
+    }
+  }
+
+  private _showReply(name: string, httpStatus: number, data: IInvokeReply): void {
+    if (httpStatus === 202 || data.status === 'pending') {
+      this._showResult(
+        'pending',
+        h('div', { class: 'fnb-result-pending' }, `pending: task ${data.task_id ?? '?'}`),
+        h('div', { class: 'fnb-result-meta' }, `${name} is waiting for a human answer (see Pending human tasks)`)
+      );
+      return;
+    }
+    const meta = [
+      `status ${data.status ?? 'ok'}`,
+      data.tier ? `tier ${data.tier}` : null,
+      typeof data.duration_ms === 'number' ? `${formatMs(data.duration_ms)} ms` : null,
+      data.version !== undefined ? `v${data.version}` : null
+    ].filter(Boolean);
+    this._showResult(
+      data.status && data.status !== 'ok' ? 'error' : 'ok',
+      h('div', { class: 'fnb-result-meta', title: data.execution_id ? `execution ${data.execution_id}` : null }, meta.join(' · ')),
+      h('pre', { class: 'fnb-result-value fnb-mono' }, jsonText(data.value))
+    );
+  }
+
+  private _showResult(status: 'ok' | 'error' | 'pending', ...children: Child[]): void {
+    this._result.hidden = false;
+    this._result.dataset.status = status;
+    this._result.replaceChildren(...(children.filter(Boolean) as Node[]));
+  }
+
+  private _api: Api;
+  private _poll: Poll<ISummary | void, unknown, 'standby'>;
+  private _loaded = false;
+  private _seq = 0;
+  private _lastFetch = 0;
+  private _invokeSeq = 0;
+  private _functionsKey = '';
+  private _recentKey = '';
+  private _taskNodes = new Map<string, HTMLElement>();
+  private _answered = new Set<string>();
+
+  private _statusNode!: HTMLElement;
+  private _functionsBody!: HTMLTableSectionElement;
+  private _functionsEmpty!: HTMLElement;
+  private _recentBody!: HTMLTableSectionElement;
+  private _recentEmpty!: HTMLElement;
+  private _tasksNode!: HTMLElement;
+  private _tasksEmpty!: HTMLElement;
+  private _tasksCount!: HTMLElement;
+  private _select!: HTMLSelectElement;
+  private _args!: HTMLInputElement;
+  private _options!: HTMLInputElement;
+  private _argsError!: HTMLElement;
+  private _optionsError!: HTMLElement;
+  private _invokeButton!: HTMLButtonElement;
+  private _result!: HTMLElement;
+}
