@@ -1,21 +1,36 @@
 # Set-up is idempotent: each step checks before it installs, so a second run takes seconds.
 SHELL := /bin/bash
 VENV  ?= .venv
+EXTRAS ?= test
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 APT_PACKAGES := rustc cargo libstd-rust-dev-wasm32 lld librust-serde-json-dev librust-serde-derive-dev \
 		mono-mcs mono-runtime bubblewrap
+# Debian's Chromium for the JupyterLab end-to-end test (Playwright drives it; no browser download)
+BROWSER_PACKAGES := chromium
 
-.PHONY: setup toolchains demo test bench lint clean
+.PHONY: setup toolchains labextension binder demo lab test bench lint clean
 
 NODE_STAMP := node_modules/.installed-$(shell cat package.json package-lock.json | sha256sum | cut -c1-12)
 
-setup: toolchains $(STAMP) $(NODE_STAMP)
+# The JupyterLab sidebar: built from labextension/ into functions_nb/labextension (git-ignored),
+# rebuilt only when a source file changes, and linked into the venv (`labextension develop`).
+LABEXT_HASH := $(shell find labextension -path labextension/node_modules -prune -o -path labextension/lib \
+		-prune -o -name '*.tsbuildinfo' -prune -o -type f -print 2>/dev/null | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-12)
+LABEXT_STAMP := labextension/node_modules/.built-$(LABEXT_HASH)
+LABEXT_LINK  := $(VENV)/share/jupyter/labextensions/functions-nb
+
+setup: toolchains $(STAMP) $(NODE_STAMP) labextension
 
 toolchains:
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
 	  echo "installing Debian toolchains: $(APT_PACKAGES)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	fi
+	@if ! dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1; then \
+	  echo "installing Debian packages: $(BROWSER_PACKAGES)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    $(BROWSER_PACKAGES) >/dev/null; \
 	fi
 
 $(STAMP):
@@ -24,7 +39,7 @@ $(STAMP):
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null)
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	SKIP_JUPYTER_BUILDER=1 $(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 # npm toolchains (esbuild, typescript, assemblyscript, pyodide) into ./node_modules
@@ -33,8 +48,24 @@ $(NODE_STAMP):
 	npm ci --no-audit --no-fund --loglevel=error
 	@rm -f node_modules/.installed-* && touch $(NODE_STAMP)
 
+labextension: $(LABEXT_STAMP)
+	@test -e $(LABEXT_LINK) || $(VENV)/bin/jupyter labextension develop --overwrite . >/dev/null
+
+$(LABEXT_STAMP): | $(STAMP) $(NODE_STAMP)
+	cd labextension && npm ci --no-audit --no-fund --loglevel=error && PATH="$(abspath $(VENV))/bin:$$PATH" npm run build
+	@rm -f labextension/node_modules/.built-* && touch $(LABEXT_STAMP)
+	$(VENV)/bin/jupyter labextension develop --overwrite . >/dev/null
+
+# mybinder.org's postBuild: everything but apt (binder/apt.txt) into the image's environment
+binder:
+	$(MAKE) EXTRAS=lab,languages,llm,dask,s3 $(STAMP) $(NODE_STAMP) labextension
+
 demo: setup
 	$(PY) -m functions_nb.demo
+
+# JupyterLab on the notebooks, with the sidebar and the REST API
+lab: setup
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(shell [ "$$(id -u)" = 0 ] && echo root),--allow-root)
 
 test: setup
 	$(PY) -m ruff check functions_nb tests benchmarks
@@ -47,4 +78,5 @@ lint: setup
 	$(PY) -m ruff check functions_nb tests benchmarks
 
 clean:
-	rm -rf $(VENV) node_modules build dist *.egg-info bench-results.json
+	rm -rf $(VENV) node_modules build dist *.egg-info bench-results.json \
+	  functions_nb/labextension labextension/node_modules labextension/lib

@@ -49,3 +49,13 @@ def load_ipython_extension(ipython: Any) -> None:
     from .magics import FunctionsMagics
 
     ipython.register_magics(FunctionsMagics(ipython))
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt JupyterLab sidebar (``jupyter labextension develop`` links it)."""
+    return [{"src": "labextension", "dest": "functions-nb"}]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """``jupyter server extension enable functions_nb`` works as well as ``functions_nb.server``."""
+    return [{"module": "functions_nb.server"}]

@@ -1,0 +1,57 @@
+"""binder/ stays in step with the Makefile and pyproject (mybinder.org builds it with repo2docker)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BINDER = ROOT / "binder"
+
+
+def makefile_var(name: str) -> list[str]:
+    text = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+    match = re.search(rf"^{name}\s*:=\s*(.+)$", text, re.M)
+    assert match, name
+    return match.group(1).split()
+
+
+def test_apt_txt_has_the_makefile_toolchains():
+    apt = {line.strip() for line in (BINDER / "apt.txt").read_text().splitlines()
+           if line.strip() and not line.startswith("#")}
+    assert set(makefile_var("APT_PACKAGES")) <= apt
+    assert "make" in apt
+
+
+def test_environment_gives_python_and_a_recent_node():
+    text = (BINDER / "environment.yml").read_text()
+    python = re.search(r"python=(\d+)\.(\d+)", text)
+    node = re.search(r"nodejs=(\d+)", text)
+    assert python and node
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert requires == ">=3.11" and (int(python[1]), int(python[2])) >= (3, 11)
+    assert int(node[1]) >= 20  # esbuild 0.28, TypeScript 7 and Pyodide 314 need node >= 20
+
+
+def test_postbuild_runs_the_makefile_binder_steps(tmp_path):
+    post = BINDER / "postBuild"
+    assert post.stat().st_mode & 0o111
+    subprocess.run(["bash", "-n", str(post)], check=True)
+    assert "make binder" in post.read_text()
+    # the dry run: the package with real extras, the npm parts and the sidebar, no apt-get
+    plan = subprocess.run(["make", "-n", "binder", f"VENV={tmp_path}/env"], cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout
+    assert "apt-get install" not in plan.replace("command -v python3", "").split("pip install")[1]
+    extras = re.search(r"pip install -q -e '\.\[([^\]]+)\]'", plan)
+    assert extras, plan
+    known = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert set(extras[1].split(",")) <= set(known) and "lab" in extras[1]
+    assert "labextension" in plan
+
+
+def test_readme_has_the_binder_badge():
+    readme = (ROOT / "README.md").read_text()
+    assert "https://mybinder.org/badge_logo.svg" in readme
+    assert re.search(r"https://mybinder\.org/v2/gh/[^)\s]+\?urlpath=lab", readme)
