@@ -14,7 +14,7 @@ BROWSER_PACKAGES := chromium
 NODE_STAMP := node_modules/.installed-$(shell cat package.json package-lock.json | sha256sum | cut -c1-12)
 
 # The JupyterLab sidebar: built from labextension/ into functions_nb/labextension (git-ignored),
-# rebuilt only when a source file changes, and linked into the venv (`labextension develop`).
+# rebuilt only when a source file changes, and linked into the venv.
 LABEXT_HASH := $(shell find labextension -path labextension/node_modules -prune -o -path labextension/lib \
 		-prune -o -name '*.tsbuildinfo' -prune -o -type f -print 2>/dev/null | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-12)
 LABEXT_STAMP := labextension/node_modules/.built-$(LABEXT_HASH)
@@ -48,13 +48,15 @@ $(NODE_STAMP):
 	npm ci --no-audit --no-fund --loglevel=error
 	@rm -f node_modules/.installed-* && touch $(NODE_STAMP)
 
+# the link is what `jupyter labextension develop` makes (JupyterLab 4.6 hands that to a
+# `jupyter-builder` it looks up on PATH, so link directly)
 labextension: $(LABEXT_STAMP)
-	@test -e $(LABEXT_LINK) || $(VENV)/bin/jupyter labextension develop --overwrite . >/dev/null
+	@test "$$(readlink $(LABEXT_LINK))" = "$(abspath functions_nb/labextension)" || \
+	  (mkdir -p $(dir $(LABEXT_LINK)) && rm -rf $(LABEXT_LINK) && ln -s $(abspath functions_nb/labextension) $(LABEXT_LINK))
 
 $(LABEXT_STAMP): | $(STAMP) $(NODE_STAMP)
 	cd labextension && npm ci --no-audit --no-fund --loglevel=error && PATH="$(abspath $(VENV))/bin:$$PATH" npm run build
 	@rm -f labextension/node_modules/.built-* && touch $(LABEXT_STAMP)
-	$(VENV)/bin/jupyter labextension develop --overwrite . >/dev/null
 
 # mybinder.org's postBuild: everything but apt (binder/apt.txt) into the image's environment
 binder:
@@ -63,9 +65,9 @@ binder:
 demo: setup
 	$(PY) -m functions_nb.demo
 
-# JupyterLab on the notebooks, with the sidebar and the REST API
+# JupyterLab on the notebooks, with the sidebar and the REST API (more options: LAB_ARGS=...)
 lab: setup
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(shell [ "$$(id -u)" = 0 ] && echo root),--allow-root)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(shell [ "$$(id -u)" = 0 ] && echo root),--allow-root) $(LAB_ARGS)
 
 test: setup
 	$(PY) -m ruff check functions_nb tests benchmarks
