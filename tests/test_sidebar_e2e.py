@@ -193,7 +193,31 @@ def test_sidebar_end_to_end(lab):
             assert panel.locator('[data-testid="fnb-status"]').inner_text().strip()
             page.screenshot(path=str(SHOTS / "sidebar-after.png"))
 
-            # 6. the panel follows the theme (JupyterLab's CSS variables)
+            # 6. an outage: the status line says so and polling waits Retry-After (12 s), which is
+            # longer than the first backoff step (3-9 s), then recovers
+            hits: list[float] = []
+
+            def outage(route):
+                hits.append(time.monotonic())
+                route.fulfill(status=503, headers={"Retry-After": "12"}, content_type="application/json",
+                              body=json.dumps({"error": {"code": "storage_error",
+                                                         "message": "simulated outage"}}))
+            page.route("**/functions-nb/api/summary*", outage)
+            panel.locator('button[data-action="refresh"]').click()
+            status = panel.locator('[data-testid="fnb-status"]')
+            page.wait_for_function(
+                "() => document.querySelector('[data-testid=\"fnb-status\"]').innerText"
+                ".includes('retrying in 12 s')")
+            assert "simulated outage" in status.inner_text()
+            assert status.get_attribute("data-state") == "error"
+            page.wait_for_timeout(max(0, 9_500 - (time.monotonic() - hits[0]) * 1000))
+            assert len(hits) == 1, [round(h - hits[0], 2) for h in hits]
+            page.unroute("**/functions-nb/api/summary*")
+            panel.locator('button[data-action="refresh"]').click()
+            page.wait_for_function(
+                "() => document.querySelector('[data-testid=\"fnb-status\"]').dataset.state === 'ok'")
+
+            # 7. the panel follows the theme (JupyterLab's CSS variables)
             def background() -> str:
                 return page.evaluate("() => getComputedStyle(document.querySelector("
                                      "'#functions-nb-sidebar')).backgroundColor")
