@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -55,3 +57,26 @@ def test_readme_has_the_binder_badge():
     readme = (ROOT / "README.md").read_text()
     assert "https://mybinder.org/badge_logo.svg" in readme
     assert re.search(r"https://mybinder\.org/v2/gh/[^)\s]+\?urlpath=lab", readme)
+
+
+def test_repo2docker_reads_binder_as_meant(tmp_path):
+    """repo2docker (what mybinder.org runs) turned into its Dockerfile, without Docker: the
+    apt.txt packages, the conda environment from environment.yml, then postBuild as the user."""
+    src = tmp_path / "repo"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(src)], check=True)
+    for name in ("apt.txt", "environment.yml", "postBuild"):  # the working tree's binder/
+        shutil.copy2(BINDER / name, src / "binder" / name)
+    repo2docker = Path(sys.executable).with_name("repo2docker")
+    run = subprocess.run([str(repo2docker), "--no-build", "--no-run", "--debug", "--user-id", "1000",
+                          "--user-name", "jovyan", str(src)], capture_output=True, text=True, timeout=120)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-3000:]
+    assert "Building conda environment for python=3.11" in out
+    dockerfile = out[out.index("FROM "):]
+    apt = re.search(r"apt-get install --yes --no-install-recommends ([^&]+)&&", dockerfile)
+    assert apt, dockerfile[:3000]
+    assert set(makefile_var("APT_PACKAGES")) | {"make"} <= set(apt[1].split())
+    assert 'env update -p ${NB_PYTHON_PREFIX} --file "binder/environment.yml"' in dockerfile
+    copy, post = dockerfile.index("COPY --chown=1000:1000 src/ ${REPO_DIR}/"), dockerfile.index(
+        "RUN ./binder/postBuild")
+    assert copy < post and "USER ${NB_USER}" in dockerfile[copy:post]
