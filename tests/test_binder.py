@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -80,3 +81,27 @@ def test_repo2docker_reads_binder_as_meant(tmp_path):
     copy, post = dockerfile.index("COPY --chown=1000:1000 src/ ${REPO_DIR}/"), dockerfile.index(
         "RUN ./binder/postBuild")
     assert copy < post and "USER ${NB_USER}" in dockerfile[copy:post]
+
+
+def test_postbuild_in_a_fresh_environment(tmp_path):
+    """binder/postBuild for real, as repo2docker runs it: a fresh clone and a fresh Python
+    environment (NB_PYTHON_PREFIX), then the sidebar and the server extension are enabled there
+    and a function deploys and runs."""
+    src, env = tmp_path / "repo", tmp_path / "env"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(src)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
+    run = subprocess.run(["binder/postBuild"], cwd=src, capture_output=True, text=True, timeout=900,
+                         env={**os.environ, "NB_PYTHON_PREFIX": str(env), "MAKEFLAGS": "",
+                              "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config")})
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    jupyter = str(env / "bin" / "jupyter")
+    labext = subprocess.run([jupyter, "labextension", "list"], capture_output=True, text=True)
+    assert re.search(r"functions-nb v[\d.]+ \S*enabled\S* \S*OK", labext.stdout + labext.stderr)
+    serverext = subprocess.run([jupyter, "server", "extension", "list"], capture_output=True, text=True)
+    assert re.search(r"functions_nb\.server \S*enabled", serverext.stdout + serverext.stderr)
+    smoke = subprocess.run([str(env / "bin" / "python"), "-c", (
+        "from functions_nb import Functions\n"
+        f"fx = Functions(store={str(tmp_path / 'store')!r})\n"
+        "fx.deploy('rust', 'fn add(a: i32, b: i32) -> i32 { a + b }', 'add')\n"
+        "print(fx.invoke('add', 2, 3))\nfx.close()")], capture_output=True, text=True, timeout=300)
+    assert smoke.stdout.strip() == "5", smoke.stderr[-3000:]
