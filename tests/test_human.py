@@ -441,7 +441,7 @@ def test_widget_answers_and_refreshes(deployed):
     desk = HumanDesk(tier.services.tasks)
     one = ask(fx, tier, "x1", previous=[code_failure(fx)])
     two = ask(fx, tier, "x2", previous=[Attempt("generative", 1, "failed", "bad output", partial=2)])
-    panel = desk.widget()
+    panel = desk.widget(live=False)
     assert isinstance(panel, ipywidgets.VBox)
     assert set(panel.rows) == {one.task_id, two.task_id}
 
@@ -465,6 +465,29 @@ def test_widget_answers_and_refreshes(deployed):
     with pytest.raises(InvocationError, match="rejected by ivy: read the input"):
         three.wait(timeout=10)
     assert desk.frame(None)["status"].tolist() == ["answered"] * 3
+
+
+def test_live_widget_follows_answers_made_elsewhere(deployed):
+    pytest.importorskip("ipywidgets")
+    fx = deployed
+    tier = HumanTier(services(fx))
+    desk = HumanDesk(tier.services.tasks)
+    one = ask(fx, tier, "x1")
+    two = ask(fx, tier, "x2")
+    panel = desk.widget(interval=0.05)
+    try:
+        assert set(panel.rows) == {one.task_id, two.task_id}
+        panel.rows[two.task_id].value.value = "7"  # typed, not sent yet
+        # answered by someone else (the sidebar, the CLI, another kernel: the same store)
+        HumanDesk(TaskQueue(fx.store)).answer(one.task_id, 1, who="sam")
+        assert wait_until(lambda: set(panel.rows) == {two.task_id})
+        assert panel.rows[two.task_id].value.value == "7"  # what was typed survives the refresh
+        three = ask(fx, tier, "x3")
+        assert wait_until(lambda: set(panel.rows) == {two.task_id, three.task_id})
+        assert one.wait(timeout=10) == 1
+    finally:
+        panel.close()
+    assert panel._stop.is_set()
 
 
 def test_engine_returns_a_pending_and_records_the_answer(deployed):

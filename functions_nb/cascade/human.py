@@ -437,9 +437,11 @@ class HumanDesk:
         _WATCHER.nudge(answer["task"])  # e.g. the handle fx.invoke returned in this process
         return answer
 
-    def widget(self) -> Any:
-        """An ipywidgets panel of pending tasks with value / approve / reject and refresh."""
-        return _widget_class()(self)
+    def widget(self, *, live: bool = True, interval: float = 3.0) -> Any:
+        """An ipywidgets panel of pending tasks with value / approve / reject and refresh. While
+        ``live``, a daemon thread re-reads the store every ``interval`` seconds, so tasks answered
+        elsewhere (sidebar, CLI, another kernel) leave and new ones appear; ``close()`` stops it."""
+        return _widget_class()(self, live=live, interval=interval)
 
 
 def task_row(task: Task | None) -> dict[str, Any]:
@@ -492,8 +494,10 @@ def _widget_class() -> type:
     class HumanWidget(w.VBox):
         """Pending human tasks; ``rows`` maps task ids to their :class:`TaskRow`."""
 
-        def __init__(self, desk: HumanDesk) -> None:
+        def __init__(self, desk: HumanDesk, *, live: bool = True, interval: float = 3.0) -> None:
             self.desk = desk
+            self._lock = threading.RLock()
+            self._stop = threading.Event()
             self.who = w.Text(value="", placeholder="who (default: your login)", description="who")
             self.why = w.Text(value="", placeholder="why (recorded with the answer)", description="why")
             self.refresh_button = w.Button(description="Refresh", icon="refresh")
@@ -505,11 +509,23 @@ def _widget_class() -> type:
                               w.HBox([self.who, self.why, self.refresh_button]),
                               self.message, self.list_box])
             self.refresh()
+            if live:
+                threading.Thread(target=_watch, args=(weakref.ref(self), self._stop, interval),
+                                 name="fnb-human-widget", daemon=True).start()
 
         def refresh(self) -> None:
-            self.rows = {t.id: self._row(t) for t in self.desk.tasks.list("pending")}
-            self.list_box.children = [r.box for r in self.rows.values()] or \
-                [w.HTML("<i>no pending tasks</i>")]
+            """Re-read the pending tasks; rows still pending keep what was typed into them."""
+            with self._lock:
+                pending = self.desk.tasks.list("pending")
+                if [t.id for t in pending] == list(self.rows) and self.list_box.children:
+                    return
+                self.rows = {t.id: self.rows.get(t.id) or self._row(t) for t in pending}
+                self.list_box.children = [r.box for r in self.rows.values()] or \
+                    [w.HTML("<i class='fnb-muted'>no pending tasks</i>")]
+
+        def close(self) -> None:
+            self._stop.set()
+            super().close()
 
         def _row(self, task: Task) -> TaskRow:
             esc = html.escape
@@ -533,7 +549,8 @@ def _widget_class() -> type:
             approve.on_click(lambda _b: self._act(task, "approve"))
             reject.on_click(lambda _b: self._act(task, "reject"))
             box = w.VBox([info, w.HBox([value, submit, approve, reject])],
-                         layout=w.Layout(border="1px solid #ddd", padding="4px", margin="2px 0"))
+                         layout=w.Layout(border="var(--jp-border-width, 1px) solid var(--jp-border-color2)",
+                                         padding="4px", margin="2px 0"))
             return TaskRow(task, box, value, submit, approve, reject)
 
         def _act(self, task: Task, decision: str) -> None:
@@ -546,13 +563,28 @@ def _widget_class() -> type:
                     answer = self.desk.approve(task.id, who=who, why=why)
                 else:
                     answer = self.desk.reject(task.id, why, who=who)
-                self.message.value = (f"<span style='color:green'>task {html.escape(task.id)}: "
-                                      f"{answer['decision']} by {html.escape(answer['who'])}</span>")
+                self.message.value = (f"<span style='color:var(--jp-success-color1)'>task "
+                                      f"{html.escape(task.id)}: {answer['decision']} by "
+                                      f"{html.escape(answer['who'])}</span>")
             except FunctionsError as exc:
-                self.message.value = f"<span style='color:red'>{html.escape(str(exc))}</span>"
+                self.message.value = (f"<span style='color:var(--jp-error-color1)'>"
+                                      f"{html.escape(str(exc))}</span>")
             self.refresh()
 
     return HumanWidget
+
+
+def _watch(ref: weakref.ref[Any], stop: threading.Event, interval: float) -> None:
+    """The live widget's thread: refresh until closed or garbage."""
+    while not stop.wait(interval):
+        widget = ref()
+        if widget is None:
+            return
+        try:
+            widget.refresh()
+        except Exception:  # noqa: BLE001 - a store hiccup must not end the live refresh
+            pass
+        del widget
 
 
 def _parse(task: Task, text: str) -> Any:
