@@ -2,6 +2,7 @@
 
     func human ls [--json] [--all]
     func human answer TASK_ID (--value JSON | --approve | --reject) [--who W] [--why TEXT]
+    func human withdraw TASK_ID [--why TEXT]
 
 A task id may be abbreviated to a unique prefix. ``--value`` is JSON (``42``, ``'"text"'``,
 ``'[1, 2]'``); text that is not JSON is taken as a string. The answer is checked against the
@@ -17,7 +18,7 @@ from typing import Any
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``human ls`` and ``human answer`` to ``func``'s subparsers; returns the parser."""
+    """Add ``human ls``, ``answer`` and ``withdraw`` to ``func``'s subparsers; returns the parser."""
     h = subparsers.add_parser("human", help="list and answer human tasks of the cascade")
     sub = h.add_subparsers(dest="human_command", required=True)
     ls = sub.add_parser("ls", help="pending human tasks (--all: every task)")
@@ -32,6 +33,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     how.add_argument("--reject", action="store_true", help="the invocation fails")
     an.add_argument("--who", default=None, help="who answers (default: your login)")
     an.add_argument("--why", default="", help="why (recorded with the answer)")
+    wd = sub.add_parser("withdraw", help="cancel a pending task (its invocation fails as aborted)")
+    wd.add_argument("task_id", metavar="TASK_ID")
+    wd.add_argument("--why", default="withdrawn by hand", help="why (recorded with the task)")
     return h
 
 
@@ -68,6 +72,10 @@ def run(args: argparse.Namespace, fx_factory: Callable[[argparse.Namespace], Any
             print(f"{row['task_id']}  {row['function']:<16} {row['status']:<9}{answered}  "
                   f"input={json.dumps(row['args'])}  since {row['created_at'][:19]}")
             print("    " + row["question"].replace("\n", "\n    "))
+        return 0
+    if args.human_command == "withdraw":
+        answer = desk.withdraw(args.task_id, args.why)
+        print(f"task {answer['task']}: withdrawn ({answer['why']}) at {answer['answered_at']}")
         return 0
     if args.approve:
         answer = desk.approve(args.task_id, who=args.who, why=args.why)

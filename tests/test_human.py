@@ -324,6 +324,28 @@ def test_cli_human_answers_and_refusals(deployed, capsys):
         parser.parse_args(["human", "answer", a.id])
 
 
+def test_cli_human_withdraw(deployed, capsys):
+    from functions_nb import cli_human
+
+    fx = deployed
+    tier = HumanTier(services(fx))
+    pending = ask(fx, tier, "x1")
+    parser = argparse.ArgumentParser(prog="func")
+    cli_human.add_parser(parser.add_subparsers(dest="command", required=True))
+
+    def run(*argv):
+        return cli_human.run(parser.parse_args(list(argv)), lambda _a: fx)
+
+    assert run("human", "withdraw", pending.task_id[:8], "--why", "not needed any more") == 0
+    assert f"task {pending.task_id}: withdrawn (not needed any more)" in capsys.readouterr().out
+    with pytest.raises(Aborted, match="not needed any more"):
+        pending.wait(timeout=10)
+    with pytest.raises(TaskClosed, match="already withdrawn"):
+        run("human", "answer", pending.task_id, "--value", "1")
+    with pytest.raises(TaskClosed):
+        run("human", "withdraw", pending.task_id)
+
+
 def test_reject_approve_and_withdraw_outcomes(deployed):
     fx = deployed
     tier = HumanTier(services(fx))
