@@ -527,6 +527,20 @@ def test_engine_returns_a_pending_and_records_the_answer(deployed):
     assert "ok" in rows
 
 
+def test_one_final_record_per_task_in_a_process(deployed):
+    """fx.human.get(id) for a task this process's cascade made is the handle invoke returned,
+    so the answer is recorded once, not once per handle."""
+    fx = deployed
+    pending = fx.invoke("parse", "x1", skip_tiers=["generative", "agentic"])
+    assert fx.human.get(pending.task_id) is pending
+    fx.human.answer(pending.task_id, 3, who="jo")
+    assert pending.wait(timeout=10) == 3 and fx.human.get(pending.task_id).wait(timeout=10) == 3
+    fx.flush()
+    rows = fx.sql("SELECT status, count(*) AS n FROM executions WHERE tier = 'human' "
+                  f"AND id = '{pending.execution_id}' GROUP BY status ORDER BY status")
+    assert dict(zip(rows["status"], rows["n"], strict=True)) == {"ok": 1, "pending": 1}
+
+
 def test_tasks_on_s3(deployed):
     pytest.importorskip("s3fs")
     from .s3server import MotoServer, s3_storage_options

@@ -353,6 +353,7 @@ class HumanTier(Tier):
                          f"fx.human.answer({task.id!r}, value) or "
                          f"`func human answer {task.id} --value JSON`")
         pending = Pending(tasks, task, poll=self.poll)
+        _LIVE[(tasks.url, task.id)] = pending  # fx.human.get(id) in this process gives this handle
         if not opts.get("wait_human"):
             raise HumanPending(pending)
         return self._block(call, pending)
@@ -377,6 +378,11 @@ class HumanTier(Tier):
 
 
 # -- the desk: what a person uses ---------------------------------------------------------------
+
+#: The handles the human tier of this process created, by (task queue URL, task id), while
+#: somebody (the caller, the watcher) holds them.
+_LIVE: weakref.WeakValueDictionary[tuple[str, str], Pending] = weakref.WeakValueDictionary()
+
 
 class HumanDesk:
     """Human tasks of a store, for people: list, answer, approve, reject, and a widget.
@@ -404,11 +410,14 @@ class HumanDesk:
         return pd.DataFrame(self.ls(status), columns=list(task_row(None)))
 
     def get(self, task_id: str) -> Pending:
-        """The handle of a task, also one created by another (possibly dead) process."""
+        """The handle of a task, also one created by another (possibly dead) process. For a task
+        this process's cascade created, it is the handle ``invoke`` returned (so the final
+        record is written once)."""
         task = self.tasks.get(task_id)
         with self._lock:
             if task.id not in self._handles:
-                self._handles[task.id] = self._make_pending(task)
+                live = _LIVE.get((self.tasks.url, task.id))
+                self._handles[task.id] = live if live is not None else self._make_pending(task)
             return self._handles[task.id]
 
     def answer(self, task_id: str, value: Any, who: str | None = None, why: str = "") -> dict[str, Any]:
