@@ -154,6 +154,8 @@ def test_sidebar_end_to_end(lab):
             # 3. invoke from the sidebar's form
             form = panel.locator('form[data-testid="fnb-invoke"]')
             form.locator('select[name="function"]').select_option("add")
+            assert form.locator('[data-testid="fnb-signature"]').inner_text().strip() == \
+                "add(a: i32, b: i32) -> i32"
             form.locator('input[name="args"]').fill("[2, 3]")
             form.locator('input[name="options"]').fill("")
             form.locator('button[type="submit"]').click()

@@ -295,6 +295,8 @@ export class FunctionsPanel extends Widget {
     this._select = h('select', { name: 'function', class: 'fnb-input', 'aria-label': 'function' });
     this._select.append(h('option', { value: '' }, '(no functions)'));
     this._select.disabled = true;
+    this._select.addEventListener('change', () => this._showSignature());
+    this._signature = h('div', { class: 'fnb-signature fnb-mono', 'data-testid': 'fnb-signature' });
     this._args = h('input', {
       name: 'args',
       type: 'text',
@@ -322,6 +324,7 @@ export class FunctionsPanel extends Widget {
       'form',
       { class: 'fnb-form', 'data-testid': 'fnb-invoke', novalidate: true },
       h('label', { class: 'fnb-field' }, h('span', { class: 'fnb-label' }, 'function'), this._select),
+      this._signature,
       h('label', { class: 'fnb-field' }, h('span', { class: 'fnb-label' }, 'args'), this._args),
       this._argsError,
       h('label', { class: 'fnb-field' }, h('span', { class: 'fnb-label' }, 'options'), this._options),
@@ -436,6 +439,7 @@ export class FunctionsPanel extends Widget {
       );
       row.addEventListener('click', () => {
         this._select.value = fn.name;
+        this._showSignature();
       });
       return row;
     });
@@ -445,9 +449,11 @@ export class FunctionsPanel extends Widget {
     // The invoke form's select: keep the user's choice when it still exists.
     const previous = this._select.value;
     const names = functions.map(fn => fn.name);
+    this._signatures = new Map(functions.map(fn => [fn.name, fn.signature || fn.name]));
     if (names.length === 0) {
       this._select.replaceChildren(h('option', { value: '' }, '(no functions)'));
       this._select.disabled = true;
+      this._showSignature();
       return;
     }
     this._select.replaceChildren(
@@ -455,6 +461,15 @@ export class FunctionsPanel extends Widget {
     );
     this._select.disabled = false;
     this._select.value = names.includes(previous) ? previous : names[0];
+    this._showSignature();
+  }
+
+  /** The chosen function's signature under the select: what the args array must hold. */
+  private _showSignature(): void {
+    const text = this._signatures.get(this._select.value) ?? '';
+    this._signature.textContent = text;
+    this._signature.title = text;
+    this._signature.hidden = !text;
   }
 
   private _renderTasks(tasks: ITaskRow[]): void {
@@ -738,6 +753,8 @@ export class FunctionsPanel extends Widget {
   private _answered = new Set<string>();
 
   private _statusNode!: HTMLElement;
+  private _signature!: HTMLElement;
+  private _signatures = new Map<string, string>();
   private _functionsBody!: HTMLTableSectionElement;
   private _functionsEmpty!: HTMLElement;
   private _recentBody!: HTMLTableSectionElement;
