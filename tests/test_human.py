@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -88,7 +89,7 @@ def test_task_queue_create_list_answer_first_answer_wins(deployed):
 
     answer = tasks.answer(task.id, "value", 1, who="alice", why="x is one")
     assert answer["decision"] == "value" and answer["value"] == 1
-    on_disk = json.loads(open(tasks._answer_path(task.id)).read())
+    on_disk = json.loads(Path(tasks._answer_path(task.id)).read_text())
     assert on_disk["who"] == "alice" and on_disk["why"] == "x is one" and on_disk["answered_at"]
     assert tasks.get(task.id).status == "answered"
     assert [t.id for t in tasks.list("answered")] == [task.id]
@@ -98,7 +99,7 @@ def test_task_queue_create_list_answer_first_answer_wins(deployed):
     with pytest.raises(TaskClosed, match="already answered by alice") as err:
         tasks.answer(task.id, "reject", who="bob", why="no")
     assert "first answer stands" in str(err.value)
-    assert json.loads(open(tasks._answer_path(task.id)).read())["who"] == "alice"  # unchanged
+    assert json.loads(Path(tasks._answer_path(task.id)).read_text())["who"] == "alice"  # unchanged
     with pytest.raises(TaskNotFound, match="no human task 'nope'"):
         tasks.get("nope")
     with pytest.raises(BadArguments, match="status 'done'"):

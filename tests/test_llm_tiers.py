@@ -488,6 +488,28 @@ def test_generative_through_the_openai_client_over_http(fx, parse_info, monkeypa
                for _, t, _ in call.console)
 
 
+def test_a_model_instance_is_reused_across_calls_on_one_loop(fx, parse_info):
+    """A user's model instance keeps its pooled HTTP connections on the one LLM loop: three
+    calls, every one through the real OpenAI client, and no socket or transport left behind."""
+    import gc
+    import warnings
+
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with OpenAIServer(answer=1234) as server:
+            model = OpenAIChatModel("canned-model",
+                                    provider=OpenAIProvider(base_url=server.url, api_key="sk-test"))
+            tier = GenerativeTier(services(fx, model=model))
+            assert [tier.run(make_call(parse_info, "twelve")) for _ in range(3)] == [1234] * 3
+        gc.collect()
+    assert len(server.requests) == 3
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], \
+        [str(w.message) for w in caught]
+
+
 def test_text_answer_fails_validation_with_partial(fx, parse_info):
     def chatty(messages, info: AgentInfo) -> ModelResponse:
         return ModelResponse(parts=[TextPart("I think it is about twelve")])

@@ -18,9 +18,11 @@
 - The function's brief (name, signature, description, system prompt, prompt template,
   output schema) and the prompt built from it with the arguments and, with ``fallback``,
   what earlier tiers failed with.
-- :class:`LLMTier`: runs one pydantic-ai agent run in an asyncio loop in the calling thread,
-  within the attempt's deadline, cancellable from another thread; maps failures to
-  :mod:`functions_nb.errors` and records token usage in the attempt's console.
+- :class:`LLMTier`: runs one pydantic-ai agent run on the process's LLM event loop (one daemon
+  thread, so a model instance and its pooled HTTP connections stay on one loop across calls)
+  while the calling thread waits, within the attempt's deadline, cancellable from another
+  thread; maps failures to :mod:`functions_nb.errors` and records token usage in the
+  attempt's console.
 
 pydantic-ai is imported lazily: without it the tiers are skipped with an install hint.
 """
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import json
@@ -49,6 +52,7 @@ from ..errors import (
     ToolchainMissing,
 )
 from ..models import FunctionInfo, Signature
+from ..process_wide import ProcessWide
 from .base import Attempt, Tier, TierCall, TierServices
 
 INSTALL_HINT = "pydantic-ai is needed for the {tier} tier: pip install 'functions-nb[llm]'"
@@ -410,7 +414,8 @@ class LLMTier(Tier):
 
     def __init__(self, services: TierServices) -> None:
         self.services = services
-        self._running: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = {}
+        #: The runs in flight on the LLM loop, by execution id (their asyncio tasks).
+        self._running: dict[str, asyncio.Task[Any]] = {}
         self._lock = threading.Lock()
 
     def model_spec(self, options: dict[str, Any]) -> Any:
@@ -430,12 +435,17 @@ class LLMTier(Tier):
         return None
 
     def cancel(self, call: TierCall) -> None:
+        llm = _LLM_LOOP.peek()
+        if llm is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed at exit: nothing runs
+                llm.loop.call_soon_threadsafe(self._cancel_task, call.execution_id)
+
+    def _cancel_task(self, execution_id: str) -> None:
+        """On the LLM loop: cancel that run's task (``run_agent`` returns once it unwound)."""
         with self._lock:
-            entry = self._running.get(call.execution_id)
-        if entry is not None:
-            loop, task = entry
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nothing to stop
-                loop.call_soon_threadsafe(task.cancel)
+            task = self._running.get(execution_id)
+        if task is not None:
+            task.cancel()
 
     def describe_limit(self, message: str, call: TierCall) -> str:
         """Text of a usage-limit failure (the agentic tier names its options)."""
@@ -450,61 +460,65 @@ class LLMTier(Tier):
                   start: Callable[[Any], Awaitable[Any]]) -> Any:
         """Run ``start(model)`` (an agent run) to its output within ``call.deadline``.
 
-        The run has its own event loop in this thread; :meth:`cancel` (from any thread)
-        cancels its task, and so does ``call.cancel`` being set. Errors become
+        The run is a task on the process's LLM loop while this thread waits; :meth:`cancel`
+        (from any thread) cancels it, and so does ``call.cancel`` being set. Errors become
         FunctionTimeout / Aborted / InvocationError (with ``partial``: the model's last output
         when it did not validate); token usage goes to ``call.console``."""
         _require(self.name)
-        from pydantic_ai import capture_run_messages
-
         spec = self.model_spec(call.options)
         if spec is None:
             raise InvocationError(NO_MODEL)
         if call.cancelled():
             raise self._stopped(call)
         model = resolve_model(spec)
-        owned = model is not spec
-        loop = asyncio.new_event_loop()
-        with capture_run_messages() as messages:
-            task = loop.create_task(self._guard(start, model, call))
-            with self._lock:
-                self._running[call.execution_id] = (loop, task)
-            if call.cancel.is_set():
-                task.cancel()
-            try:
-                result = loop.run_until_complete(task)
-            except asyncio.CancelledError:
-                raise self._stopped(call) from None
-            except Exception as exc:  # noqa: BLE001 - mapped onto the errors tree
-                raise self._error(exc, call, brief, messages) from exc
-            finally:
-                with self._lock:
-                    self._running.pop(call.execution_id, None)
-                call.log("info", usage_line(messages))
-                _close(loop, model if owned else None)
+        messages: list[Any] = []
+        future = _LLM_LOOP().submit(self._guard(start, model, call, messages, owned=model is not spec))
+        try:
+            result = future.result()  # also after a cancel: the task has unwound by then
+        except (concurrent.futures.CancelledError, asyncio.CancelledError):
+            raise self._stopped(call) from None
+        except Exception as exc:  # noqa: BLE001 - mapped onto the errors tree
+            raise self._error(exc, call, brief, messages) from exc
+        finally:
+            call.log("info", usage_line(messages))
         return coerce_output(brief.signature, result.output)
 
-    async def _guard(self, start: Callable[[Any], Awaitable[Any]], model: Any,
-                     call: TierCall) -> Any:
-        """``start(model)`` within the remaining time, stopped when ``call.cancel`` is set
-        (the run is created here, so a task cancelled before it starts leaves no coroutine
-        behind that was never awaited)."""
-        main = asyncio.ensure_future(asyncio.wait_for(start(model), max(call.remaining, 0.001)))
+    async def _guard(self, start: Callable[[Any], Awaitable[Any]], model: Any, call: TierCall,
+                     messages: list[Any], owned: bool) -> Any:
+        """``start(model)`` within the remaining time, stopped when ``call.cancel`` is set (the
+        run is created here, so a task cancelled before it starts leaves no coroutine behind
+        that was never awaited). The run's messages land in ``messages``; a model this tier
+        created is closed at the end."""
+        from pydantic_ai import capture_run_messages
 
-        async def watch() -> None:
-            while not call.cancel.is_set():
-                await asyncio.sleep(self.poll)
-
-        watcher = asyncio.ensure_future(watch())
+        with self._lock:
+            self._running[call.execution_id] = asyncio.current_task()  # type: ignore[assignment]
         try:
-            done, _ = await asyncio.wait({main, watcher}, return_when=asyncio.FIRST_COMPLETED)
-            if main not in done:
+            if call.cancel.is_set():
                 raise asyncio.CancelledError
-            return main.result()
+            with capture_run_messages() as captured:
+                main = asyncio.ensure_future(asyncio.wait_for(start(model), max(call.remaining, 0.001)))
+
+                async def watch() -> None:
+                    while not call.cancel.is_set():
+                        await asyncio.sleep(self.poll)
+
+                watcher = asyncio.ensure_future(watch())
+                try:
+                    done, _ = await asyncio.wait({main, watcher}, return_when=asyncio.FIRST_COMPLETED)
+                    if main not in done:
+                        raise asyncio.CancelledError
+                    return main.result()
+                finally:
+                    messages.extend(captured)
+                    for t in (main, watcher):
+                        t.cancel()
+                    await asyncio.gather(main, watcher, return_exceptions=True)
         finally:
-            for t in (main, watcher):
-                t.cancel()
-            await asyncio.gather(main, watcher, return_exceptions=True)
+            with self._lock:
+                self._running.pop(call.execution_id, None)
+            if owned:
+                await _close_model(model)
 
     def _error(self, exc: Exception, call: TierCall, brief: FunctionBrief,
                messages: list[Any]) -> FunctionsError:
@@ -535,22 +549,31 @@ class LLMTier(Tier):
         return InvocationError(f"the {self.name} tier failed: {type(exc).__name__}: {exc}")
 
 
-def _close(loop: asyncio.AbstractEventLoop, model: Any) -> None:
-    """Close a model this tier created (its HTTP client) and the loop, without waiting for
-    worker threads still running a cancelled tool call."""
-    try:
-        client = getattr(model, "client", None) if model is not None else None
-        close = getattr(client, "close", None)
-        if close is not None:
-            with contextlib.suppress(Exception):
-                result = close()
-                if asyncio.iscoroutine(result):
-                    loop.run_until_complete(result)
-        pending = asyncio.all_tasks(loop)
-        for t in pending:
-            t.cancel()
-        if pending:
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-    finally:
-        loop.close()
+async def _close_model(model: Any) -> None:
+    """Close the HTTP client of a model this tier created."""
+    close = getattr(getattr(model, "client", None), "close", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
+
+
+class _LLMLoop:
+    """The process's event loop for LLM calls, run forever by one daemon thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="functions-nb-llm",
+                                       daemon=True)
+        self.thread.start()
+
+    def submit(self, coro: Awaitable[Any]) -> concurrent.futures.Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        with contextlib.suppress(RuntimeError):  # already closed
+            self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+_LLM_LOOP: ProcessWide[_LLMLoop] = ProcessWide(_LLMLoop, on_exit="close")
