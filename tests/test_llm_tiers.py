@@ -510,6 +510,34 @@ def test_a_model_instance_is_reused_across_calls_on_one_loop(fx, parse_info):
         [str(w.message) for w in caught]
 
 
+def _call_in_child(tier, info, queue):
+    try:
+        queue.put(tier.run(make_call(info, "seven")))
+    except BaseException as exc:
+        queue.put(repr(exc))
+
+
+def test_llm_tier_runs_in_a_forked_child(fx, parse_info):
+    """The LLM loop's thread does not survive fork: a forked child starts its own."""
+    import multiprocessing
+
+    def answer(messages, info: AgentInfo) -> ModelResponse:
+        return ModelResponse(parts=[ToolCallPart(info.output_tools[0].name, {"response": 7})])
+
+    tier = GenerativeTier(services(fx, model=FunctionModel(answer)))
+    assert tier.run(make_call(parse_info, "seven")) == 7  # the parent's loop is running
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_call_in_child, args=(tier, parse_info, queue))
+    child.start()
+    try:
+        assert queue.get(timeout=60) == 7
+    finally:
+        child.join(10)
+        if child.is_alive():
+            child.kill()
+
+
 def test_text_answer_fails_validation_with_partial(fx, parse_info):
     def chatty(messages, info: AgentInfo) -> ModelResponse:
         return ModelResponse(parts=[TextPart("I think it is about twelve")])

@@ -473,11 +473,18 @@ class LLMTier(Tier):
         model = resolve_model(spec)
         messages: list[Any] = []
         future = _LLM_LOOP().submit(self._guard(start, model, call, messages, owned=model is not spec))
+        # The run stops itself at the deadline; the extra seconds only guard against a loop
+        # that no longer turns.
+        limit = None if call.deadline == float("inf") else max(call.remaining, 0.0) + 5.0
         try:
-            result = future.result()  # also after a cancel: the task has unwound by then
+            result = future.result(limit)  # also after a cancel: the task has unwound by then
         except (concurrent.futures.CancelledError, asyncio.CancelledError):
             raise self._stopped(call) from None
         except Exception as exc:  # noqa: BLE001 - mapped onto the errors tree
+            if not future.done():  # result() gave up waiting: the loop no longer turns
+                future.cancel()
+                raise FunctionTimeout(f"the {self.name} tier did not answer within "
+                                      f"{call.timeout:g} s (its event loop is stuck)") from None
             raise self._error(exc, call, brief, messages) from exc
         finally:
             call.log("info", usage_line(messages))
@@ -563,13 +570,20 @@ class _LLMLoop:
     """The process's event loop for LLM calls, run forever by one daemon thread."""
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._start()
+
+    def _start(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="functions-nb-llm",
                                        daemon=True)
         self.thread.start()
 
     def submit(self, coro: Awaitable[Any]) -> concurrent.futures.Future[Any]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+        with self._lock:
+            if not self.thread.is_alive():  # a forked child: threads do not survive fork
+                self._start()
+            return asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
 
     def close(self) -> None:
         with contextlib.suppress(RuntimeError):  # already closed
