@@ -519,8 +519,9 @@ def _widget_class() -> type:
                               self.message, self.list_box])
             self.refresh()
             if live:
-                threading.Thread(target=_watch, args=(weakref.ref(self), self._stop, interval),
-                                 name="fnb-human-widget", daemon=True).start()
+                from ..widgets.base import start_live
+
+                start_live(self, "refresh", self._stop, interval, "functions-nb-human-widget")
 
         def refresh(self) -> None:
             """Re-read the pending tasks; rows still pending keep what was typed into them."""
@@ -581,19 +582,6 @@ def _widget_class() -> type:
             self.refresh()
 
     return HumanWidget
-
-
-def _watch(ref: weakref.ref[Any], stop: threading.Event, interval: float) -> None:
-    """The live widget's thread: refresh until closed or garbage."""
-    while not stop.wait(interval):
-        widget = ref()
-        if widget is None:
-            return
-        try:
-            widget.refresh()
-        except Exception:  # noqa: BLE001 - a store hiccup must not end the live refresh
-            pass
-        del widget
 
 
 def _parse(task: Task, text: str) -> Any:

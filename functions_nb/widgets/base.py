@@ -11,6 +11,8 @@ the HTML.
 from __future__ import annotations
 
 import html
+import threading
+import weakref
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -25,6 +27,29 @@ STATUS_COLOURS = {"ok": "var(--jp-success-color1, #388e3c)", "error": LEVEL_COLO
                   "rejected": LEVEL_COLOURS["warn"], "pending": LEVEL_COLOURS["info"],
                   "skipped": LEVEL_COLOURS["debug"], "closed": "var(--jp-success-color1, #388e3c)",
                   "open": LEVEL_COLOURS["error"], "half_open": LEVEL_COLOURS["warn"]}
+
+
+def start_live(owner: Any, method: str, stop: threading.Event, interval: float,
+               name: str) -> threading.Thread:
+    """A daemon thread calling ``owner.<method>()`` every ``interval`` seconds until ``stop``
+    is set or the owner is garbage (it holds only a weak reference). A failing call is
+    skipped: a display or store hiccup must not end the live refresh."""
+    ref = weakref.ref(owner)
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            target = ref()
+            if target is None:
+                return
+            try:
+                getattr(target, method)()
+            except Exception:  # noqa: BLE001 - see the docstring
+                pass
+            del target
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 def esc(value: Any) -> str:

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import threading
-import weakref
 from typing import Any
 
-from .base import Markup, View, esc, table_html
+from .base import Markup, View, esc, start_live, table_html
 from .functions import CSS, badge, format_time, num
 
 #: Columns of the breaker table (the live grid adds the reset button).
@@ -44,19 +43,6 @@ def _row(snapshot: dict[str, Any]) -> dict[str, Any]:
             "successes": int(snapshot.get("successes", 0)), "trips": int(snapshot["trips"]),
             "retry_in": float(snapshot["retry_in"]),
             "transitions": [dict(t) for t in snapshot.get("transitions", [])]}
-
-
-def _tick(ref: weakref.ref[BreakersView], stop: threading.Event, interval: float) -> None:
-    """The live thread: re-read the breakers until stopped or the view is gone."""
-    while not stop.wait(interval):
-        view = ref()
-        if view is None:
-            return
-        try:
-            view.poll()
-        except Exception:  # noqa: BLE001 - a display hiccup must not kill the countdown
-            pass
-        del view
 
 
 class BreakersView(View):
@@ -236,9 +222,7 @@ class BreakersView(View):
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=_tick, args=(weakref.ref(self), self._stop, self.interval),
-                                        name="functions-nb-breakers", daemon=True)
-        self._thread.start()
+        self._thread = start_live(self, "poll", self._stop, self.interval, "functions-nb-breakers")
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop the live thread (the widget stays; Refresh still works)."""
