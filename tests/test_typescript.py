@@ -492,3 +492,15 @@ def test_host_process_has_no_network(fxm, escape):
     assert hosts
     ours = os.readlink("/proc/self/ns/net")
     assert all(os.readlink(f"/proc/{pid}/ns/net") != ours for pid in hosts)
+
+
+def test_parameter_lists_split_around_arrows():
+    """One splitter for every C-like language: `=>` (TS) and `->` (Rust) close no bracket."""
+    from functions_nb.languages.base import split_top_level
+
+    assert split_top_level("f: (x: number) => number, n: number") == ["f: (x: number) => number",
+                                                                       "n: number"]
+    assert split_top_level("f: Box<dyn Fn(i32) -> i32>, b: Vec<u8>") == ["f: Box<dyn Fn(i32) -> i32>",
+                                                                          "b: Vec<u8>"]
+    assert split_top_level("a: Map<string, number>, b: A | B", ",") == ["a: Map<string, number>", "b: A | B"]
+    assert split_top_level("A | Map<string, B | C> | null", "|") == ["A", "Map<string, B | C>", "null"]

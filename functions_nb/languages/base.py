@@ -164,12 +164,13 @@ def _artifact_cache_put(key: str, code: bytes, warnings: str, replace: bool = Fa
 # -- signature parsing shared by C-like languages -------------------------------
 
 def split_top_level(text: str, sep: str = ",") -> list[str]:
-    """Split at ``sep`` outside (), [], {}, <>."""
+    """Split at ``sep`` outside (), [], {}, <> (the ``>`` of an arrow, ``->`` or ``=>``, closes
+    nothing)."""
     parts, depth, cur = [], 0, []
-    for ch in text:
+    for k, ch in enumerate(text):
         if ch in "([{<":
             depth += 1
-        elif ch in ")]}>":
+        elif ch in ")]}" or (ch == ">" and not (k and text[k - 1] in "-=")):
             depth -= 1
         if ch == sep and depth == 0:
             parts.append("".join(cur))

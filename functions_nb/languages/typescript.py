@@ -29,7 +29,7 @@ from typing import Any
 
 from ..config import NODE_INSTALL_HINT, node_modules
 from ..models import Param, Signature
-from .base import Language, Toolchain, first_version_line, line_of, run_tool
+from .base import Language, Toolchain, first_version_line, line_of, run_tool, split_top_level
 
 ARTIFACT_FORMAT = "fnb-v8/1"
 GLUE_DIR = Path(__file__).parent / "glue"
@@ -131,23 +131,6 @@ def _matching(text: str, i: int) -> int:
             if not stack:
                 return j
     return -1
-
-
-def split_params(text: str, sep: str = ",") -> list[str]:
-    """Split at ``sep`` outside brackets, treating ``<>`` as brackets but not the ``>`` of ``=>``."""
-    parts, cur, depth = [], [], 0
-    for k, ch in enumerate(text):
-        if ch in "([{<":
-            depth += 1
-        elif ch in ")]}" or (ch == ">" and not (k and text[k - 1] == "=")):
-            depth -= 1
-        if ch == sep and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    parts.append("".join(cur))
-    return [p.strip() for p in parts if p.strip()]
 
 
 def _top_level(text: str, chars: str) -> int:
@@ -260,7 +243,7 @@ class TypeScript(Language):
                              f"`{name}`", name, line)
         params = []
         plain = mask(source, strings=False)  # comments blanked, string literal types kept
-        for i, part in enumerate(split_params(plain[open_paren + 1:close])):
+        for i, part in enumerate(split_top_level(plain[open_paren + 1:close])):
             param = self._param(part, i, name, line)
             if param is not None:
                 params.append(param)
