@@ -708,12 +708,7 @@ class Host:
         """Close the pipes so the host exits by itself; kill it if it does not."""
         if self.dead:
             return
-        self._close_fds()
-        try:
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()
-        except OSError:
-            pass
+        self._close_pipes()
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -728,13 +723,17 @@ class Host:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             pass
+        self._close_pipes()
+        self._log.close()
+
+    def _close_pipes(self) -> None:
+        """Our ends of the request/reply pipes and the host's stdin."""
         self._close_fds()
         try:
             if self.proc.stdin is not None:
                 self.proc.stdin.close()
         except OSError:
             pass
-        self._log.close()
 
     def _close_fds(self) -> None:
         fds, self._fds = self._fds, []
