@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import threading
+import time
+from typing import Any
+
 import pytest
 
 from functions_nb import BreakerConfig, Functions
@@ -46,3 +50,20 @@ def fx(store):
     f = Functions(store=store, breaker=BreakerConfig(reset_timeout=0.3))
     yield f
     f.close()
+
+
+def abort_while_running(fx: Functions, name: str, *args: Any, settle: float = 0.0,
+                        wait: float = 5.0) -> tuple[dict[str, Any], Any]:
+    """Run ``name`` in a thread and abort it from this one once ``fx.running()`` shows it
+    (after ``settle`` more seconds); returns the running row and the finished Execution."""
+    box: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: box.setdefault("ex", fx.run(name, *args)))
+    thread.start()
+    deadline = time.monotonic() + wait
+    while not fx.running() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(settle)
+    (running,) = fx.running()
+    assert fx.abort(running["id"]) is True
+    thread.join(wait)
+    return running, box["ex"]

@@ -22,6 +22,8 @@ from functions_nb import (
 )
 from functions_nb.languages import get_language, names
 
+from .conftest import abort_while_running
+
 LANG = "assemblyscript"
 
 pytestmark = [
@@ -317,16 +319,7 @@ def test_incremental_runtime_keeps_memory_bounded(afx):
 
 def test_abort_from_another_thread(fx):
     deploy(fx, SPIN, "spin", timeout=30)
-    box = {}
-    thread = threading.Thread(target=lambda: box.setdefault("ex", fx.run("spin", 1)))
-    thread.start()
-    deadline = time.monotonic() + 5
-    while not fx.running() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    (running,) = fx.running()
-    assert fx.abort(running["id"]) is True
-    thread.join(5)
-    ex = box["ex"]
+    _, ex = abort_while_running(fx, "spin", 1)
     assert ex.status == "aborted" and isinstance(ex.error, Aborted) and ex.duration_ms < 5000
 
 

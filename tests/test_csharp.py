@@ -24,6 +24,8 @@ from functions_nb import (
 )
 from functions_nb.runtimes import mono
 
+from .conftest import abort_while_running
+
 pytestmark = pytest.mark.skipif(
     "csharp" not in languages.names() or not languages.get_language("csharp").toolchain().usable,
     reason="C# is not registered or Mono (mcs, mono) is not installed")
@@ -314,21 +316,7 @@ def test_memory_bomb_hits_limit(cs):
 
 def test_abort_by_execution_id(cs):
     cs.deploy("csharp", SPIN_CS.replace("spin(", "spin_abort("), name="spin_abort", timeout=30)
-    box = {}
-
-    def call():
-        box["ex"] = cs.run("spin_abort", 1)
-
-    thread = threading.Thread(target=call)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not cs.running() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.05)
-    (running,) = cs.running()
-    assert cs.abort(running["id"]) is True
-    thread.join(10)
-    ex = box["ex"]
+    _, ex = abort_while_running(cs, "spin_abort", 1, settle=0.05, wait=10)
     assert ex.status == "aborted" and isinstance(ex.error, Aborted)
     assert ex.duration_ms < 5000
 

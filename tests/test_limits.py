@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
 from functions_nb import Aborted, FunctionTimeout, LimitExceeded
 
-from .conftest import ADD_RS, BOMB_RS, SPIN_RS
+from .conftest import ADD_RS, BOMB_RS, SPIN_RS, abort_while_running
 
 
 def test_runaway_loop_stopped_at_timeout(fx):
@@ -64,21 +63,8 @@ fn bomb(alloc: std.mem.Allocator, mb: u32) !u32 {
 
 def test_abort_by_execution_id(fx):
     fx.deploy("rust", SPIN_RS, name="spin", timeout=30)
-    box = {}
-
-    def call():
-        box["ex"] = fx.run("spin", 1)
-
-    thread = threading.Thread(target=call)
-    thread.start()
-    deadline = time.monotonic() + 5
-    while not fx.running() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    (running,) = fx.running()
+    running, ex = abort_while_running(fx, "spin", 1)
     assert running["function"] == "spin"
-    assert fx.abort(running["id"]) is True
-    thread.join(5)
-    ex = box["ex"]
     assert ex.status == "aborted" and isinstance(ex.error, Aborted)
     assert ex.duration_ms < 5000
     assert fx.abort("no-such-id") is False

@@ -27,6 +27,8 @@ from functions_nb.languages import get_language
 from functions_nb.runtimes import pyodide
 from functions_nb.runtimes.base import CallContext
 
+from .conftest import abort_while_running
+
 pytestmark = pytest.mark.skipif(not get_language("python").toolchain().usable,
                                 reason="node or the pyodide npm package is missing")
 
@@ -425,17 +427,7 @@ def test_file_bomb_hits_the_limit(pfx):
 def test_abort_a_running_call(pfx):
     pfx.deploy("python", "def forever(n: int) -> int:\n    while True:\n        n += 1\n",
                name="forever", timeout=30)
-    box = {}
-    thread = threading.Thread(target=lambda: box.setdefault("ex", pfx.run("forever", 1)))
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not pfx.running() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.05)
-    (running,) = pfx.running()
-    assert pfx.abort(running["id"]) is True
-    thread.join(5)
-    ex = box["ex"]
+    _, ex = abort_while_running(pfx, "forever", 1, settle=0.05, wait=10)
     assert ex.status == "aborted" and isinstance(ex.error, Aborted)
     assert ex.duration_ms < 5000
     assert pfx.invoke("add", 3, 4) == 7
