@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,6 +36,8 @@ from schemathesis.specs.openapi.checks import (
 
 from functions_nb.config import cache_dir
 from tests.conftest import ADD_RS
+from tests.jupyter_process import stop_group, wait_healthy
+from tests.s3server import free_port
 
 TOKEN = secrets.token_hex(16)
 AUTH = {"Authorization": f"token {TOKEN}"}
@@ -66,30 +66,6 @@ class Server:
         return requests.post(self.url + path, headers=AUTH, json=body, timeout=120, **kwargs)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop the server's whole process group (the server and anything it started)."""
-    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(wait)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    try:  # stragglers of the group (workers the server started) after the leader exited
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("jupyter")
@@ -108,7 +84,7 @@ def server(tmp_path_factory):
            "FUNCTIONS_NB_CACHE": str(cache_dir())}
     env.pop("FUNCTIONS_NB_STORE", None)
     store = root / "store"
-    port = _free_port()
+    port = free_port()
     (dirs["config"] / "jupyter_server_config.json").write_text(json.dumps({
         # only this extension (the others installed in the environment just slow the start)
         "ServerApp": {"jpserver_extensions": {"functions_nb.server": True, **dict.fromkeys(
@@ -123,20 +99,7 @@ def server(tmp_path_factory):
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}/functions-nb/api/"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"jupyter server exited {proc.returncode}:\n"
-                                   + (root / "server.log").read_text()[-3000:])
-            try:
-                if requests.get(url + "health", headers=AUTH, timeout=5).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("jupyter server not healthy after 60 s:\n"
-                                   + (root / "server.log").read_text()[-3000:])
-            time.sleep(0.2)
+        wait_healthy(proc, f"http://127.0.0.1:{port}", TOKEN, root / "server.log")
         srv = Server(url, proc, store, "")
         resp = srv.post("functions", {"language": "rust", "source": ADD_RS, "name": "add"})
         assert resp.status_code in (200, 201), resp.text
@@ -145,7 +108,7 @@ def server(tmp_path_factory):
         srv.task_id = resp.json()["task_id"]
         yield srv
     finally:
-        _stop(proc)
+        stop_group(proc)
         log.close()
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
+from tests.jupyter_process import stop_group, wait_healthy
 from tests.s3server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,16 +30,7 @@ def test_make_lab_serves_the_notebooks_the_sidebar_and_the_api(tmp_path):
         return urllib.request.urlopen(req, timeout=5).read()
 
     try:
-        deadline = time.monotonic() + 240  # make checks the set-up first
-        while True:
-            try:
-                health = json.loads(get("/functions-nb/api/health"))
-                break
-            except OSError:
-                assert proc.poll() is None, log.read_text()[-3000:]
-                assert time.monotonic() < deadline, "make lab did not start JupyterLab"
-                time.sleep(0.5)
-        assert health["status"] == "ok"
+        wait_healthy(proc, f"http://127.0.0.1:{port}", "t", log, timeout=240)  # make checks the set-up first
         contents = json.loads(get("/api/contents"))
         assert {"quickstart.ipynb", "languages.ipynb", "cascade.ipynb", "storage.ipynb",
                 "observability.ipynb", "scaleout.ipynb"} <= {c["name"] for c in contents["content"]}
@@ -49,10 +39,4 @@ def test_make_lab_serves_the_notebooks_the_sidebar_and_the_api(tmp_path):
                                       page, re.S).group(1))
         assert "functions-nb" in {ext["name"] for ext in config["federated_extensions"]}
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_group(proc, wait=20)

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from playwright import sync_api
 
 from functions_nb import _jupyter_labextension_paths
+from tests.jupyter_process import stop_group, wait_healthy
 from tests.s3server import free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -82,30 +81,10 @@ def lab(tmp_path_factory):
         cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                req = urllib.request.Request(f"{base}/functions-nb/api/health",
-                                             headers={"Authorization": f"token {TOKEN}"})
-                if json.load(urllib.request.urlopen(req, timeout=2))["status"] == "ok":
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("JupyterLab did not start:\n" + (tmp / "lab.log").read_text()[-3000:])
-            time.sleep(0.3)
+        wait_healthy(proc, base, TOKEN, tmp / "lab.log")
         yield {"base": base, "store": store, "log": tmp / "lab.log"}
     finally:
-        try:
-            urllib.request.urlopen(urllib.request.Request(
-                f"{base}/api/shutdown", method="POST", headers={"Authorization": f"token {TOKEN}"}),
-                timeout=5)
-            proc.wait(15)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
         log.close()
 
 
