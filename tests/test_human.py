@@ -269,19 +269,26 @@ def test_answered_from_another_process_while_this_one_keeps_working(deployed, st
     assert answer["who"] == "frank" and answer["why"] == "from a shell" and answer["answered_at"]
 
 
-def test_cli_human_in_process(deployed, capsys):
+def human_cli(fx):
+    """``func human ...`` run in this process against ``fx``: the parser and a runner."""
     from functions_nb import cli_human
 
-    fx = deployed
-    tasks = TaskQueue(fx.store)
-    first = tasks.create(fx.info("parse"), ("x1",), question="first?")
-    second = tasks.create(fx.info("parse"), ("x2",), question="second?",
-                          failures=[{"tier": "generative", "error": "did not validate", "partial": 12}])
     parser = argparse.ArgumentParser(prog="func")
     cli_human.add_parser(parser.add_subparsers(dest="command", required=True))
 
     def run(*argv):
         return cli_human.run(parser.parse_args(list(argv)), lambda _a: fx)
+
+    return parser, run
+
+
+def test_cli_human_in_process(deployed, capsys):
+    fx = deployed
+    tasks = TaskQueue(fx.store)
+    first = tasks.create(fx.info("parse"), ("x1",), question="first?")
+    second = tasks.create(fx.info("parse"), ("x2",), question="second?",
+                          failures=[{"tier": "generative", "error": "did not validate", "partial": 12}])
+    _, run = human_cli(fx)
 
     assert run("human", "ls") == 0
     out = capsys.readouterr().out
@@ -292,19 +299,13 @@ def test_cli_human_in_process(deployed, capsys):
 
 
 def test_cli_human_answers_and_refusals(deployed, capsys):
-    from functions_nb import cli_human
-
     fx = deployed
     tasks = TaskQueue(fx.store)
     a = tasks.create(fx.info("parse"), ("x1",), question="a?")
     b = tasks.create(fx.info("parse"), ("x2",), question="b?",
                      failures=[{"tier": "generative", "error": "did not validate", "partial": 12}])
     c = tasks.create(fx.info("parse"), ("x3",), question="c?")
-    parser = argparse.ArgumentParser(prog="func")
-    cli_human.add_parser(parser.add_subparsers(dest="command", required=True))
-
-    def run(*argv):
-        return cli_human.run(parser.parse_args(list(argv)), lambda _a: fx)
+    parser, run = human_cli(fx)
 
     with pytest.raises(BadArguments, match="the answer must be an integer"):
         run("human", "answer", a.id, "--value", "nope")
@@ -326,16 +327,10 @@ def test_cli_human_answers_and_refusals(deployed, capsys):
 
 
 def test_cli_human_withdraw(deployed, capsys):
-    from functions_nb import cli_human
-
     fx = deployed
     tier = HumanTier(services(fx))
     pending = ask(fx, tier, "x1")
-    parser = argparse.ArgumentParser(prog="func")
-    cli_human.add_parser(parser.add_subparsers(dest="command", required=True))
-
-    def run(*argv):
-        return cli_human.run(parser.parse_args(list(argv)), lambda _a: fx)
+    _, run = human_cli(fx)
 
     assert run("human", "withdraw", pending.task_id[:8], "--why", "not needed any more") == 0
     assert f"task {pending.task_id}: withdrawn (not needed any more)" in capsys.readouterr().out
