@@ -8,10 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import cli_human
+from . import cli_human, languages
 from .errors import FunctionsError
-
-_EXTENSIONS = {".rs": "rust", ".zig": "zig"}
 
 
 def _fx(args: argparse.Namespace) -> Any:
@@ -22,10 +20,12 @@ def _fx(args: argparse.Namespace) -> Any:
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     path = Path(args.file)
-    lang = args.lang or _EXTENSIONS.get(path.suffix)
+    lang = args.lang or languages.language_of(path.name)
     if lang is None:
-        raise FunctionsError(f"cannot tell the language of {path.name}; pass --lang")
-    info = _fx(args).deploy(lang, path.read_text(), args.name or path.stem,
+        known = ", ".join(f"{ext} ({lang})" for ext, lang in languages.extensions().items())
+        raise FunctionsError(f"cannot tell the language of {path.name} from its extension "
+                             f"(known: {known}); pass --lang")
+    info = _fx(args).deploy(lang, path.read_text(), args.name or path.name.split(".")[0],
                             timeout=args.timeout, memory_mb=args.memory, force=args.force)
     how = "unchanged" if info.cached else f"compiled in {info.compile_ms:.0f} ms"
     print(f"deployed {info.target} ({info.language}, {how}) {info.signature}")

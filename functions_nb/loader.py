@@ -110,7 +110,7 @@ class Loader:
         code = self.store.get_code(info)
         runtime = get_runtime(info.runtime)
         loaded = runtime.load(code, info.signature, memory_mb=info.memory_mb, name=info.name,
-                              cache=self.module_cache)
+                              cache=self.module_cache, language=info.language)
         breaker = self._breakers.get((name, version))
         if breaker is None:
             breaker = self._breakers[(name, version)] = CircuitBreaker(

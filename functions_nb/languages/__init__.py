@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import PurePath
 
 from ..errors import BadArguments
-from .base import Language, Toolchain
+from .base import Language, Toolchain, WasmGlue
 
 #: name -> "module:Class", imported on first use.
 _REGISTRY = {
@@ -40,9 +41,38 @@ def get_language(name: str) -> Language:
         raise BadArguments(f"unknown language {name!r}{planned}; available: "
                            f"{', '.join(_REGISTRY)}")
     if key not in _instances:
-        module, cls = _REGISTRY[key].split(":")
-        _instances[key] = getattr(importlib.import_module(module), cls)()
+        _instances[key] = _class(key)()
     return _instances[key]
 
 
-__all__ = ["Language", "Toolchain", "get_language", "names", "PLANNED"]
+def _class(key: str) -> type[Language]:
+    module, cls = _REGISTRY[key].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def extensions() -> dict[str, str]:
+    """File extension -> language, from each language's ``extensions``."""
+    table: dict[str, str] = {}
+    for key in _REGISTRY:
+        cls = _class(key)
+        for ext in cls.extensions or (cls.extension,):
+            table.setdefault(ext, key)
+    return table
+
+
+def language_of(path: str) -> str | None:
+    """The language a file name means by its extension (the longest that matches), or None."""
+    name = PurePath(path).name.lower()
+    table = extensions()
+    matches = [ext for ext in table if name.endswith(ext) and len(name) > len(ext)]
+    return table[max(matches, key=len)] if matches else None
+
+
+def wasm_glue(language: str) -> WasmGlue:
+    """What ``language`` adds to the wasm runtime (nothing for an unknown or empty name)."""
+    key = ALIASES.get(language.lower(), language.lower())
+    return get_language(key).wasm_glue() if key in _REGISTRY else WasmGlue()
+
+
+__all__ = ["Language", "Toolchain", "WasmGlue", "extensions", "get_language", "language_of",
+           "names", "wasm_glue", "PLANNED"]

@@ -42,7 +42,16 @@ from typing import Any
 from ..config import NODE_INSTALL_HINT, node_modules
 from ..models import Param, Signature
 from ..process_wide import ProcessWide
-from .base import Language, Toolchain, find_function, line_of, split_top_level
+from .base import (
+    Guest,
+    HostImport,
+    Language,
+    Toolchain,
+    WasmGlue,
+    find_function,
+    line_of,
+    split_top_level,
+)
 
 GLUE = (Path(__file__).parent / "glue" / "as_glue.ts").read_text()
 SERVER = Path(__file__).resolve().parent.parent / "hosts" / "asc_server.mjs"
@@ -256,7 +265,13 @@ class AssemblyScript(Language):
     name = "assemblyscript"
     runtime = "wasm"
     extension = ".ts"
+    #: AssemblyScript files are ``.ts`` too; ``.as.ts`` tells them from TypeScript.
+    extensions = (".as.ts",)
     install_hint = NODE_INSTALL_HINT
+
+    def wasm_glue(self) -> WasmGlue:
+        """AssemblyScript's ``env`` imports (abort, trace, seed, console)."""
+        return WASM_GLUE
 
     def _discover(self) -> Toolchain:
         node = shutil.which("node") or "/usr/bin/node"
@@ -601,3 +616,43 @@ def _permission_flag(node_detail: str) -> str:
 
 #: The process-wide compiler process manager (the process itself starts on first use).
 server: ProcessWide[AscServer] = ProcessWide(AscServer, on_exit="stop")
+
+
+# -- host side: the "env" imports AssemblyScript modules expect (run by the wasm runtime) ----
+
+def _as_string(guest: Guest, ptr: int) -> str:
+    """An AssemblyScript string: UTF-16LE, byte length stored just before the data."""
+    if not ptr:
+        return ""
+    size = int.from_bytes(guest.read(ptr - 4, 4), "little")
+    return guest.read(ptr, size).decode("utf-16-le", errors="replace")
+
+
+def _as_abort(guest: Guest, msg: int, file: int, line: int, col: int) -> None:
+    text = _as_string(guest, msg) or "abort"
+    where = _as_string(guest, file)
+    guest.panic(f"aborted at {where}:{line}:{col}: {text}" if where else f"aborted: {text}")
+
+
+def _as_trace(guest: Guest, msg: int, n: int, *values: float) -> None:
+    shown = ", ".join(f"{v:g}" for v in values[:max(0, min(n, 5))])
+    guest.log(0, f"trace: {_as_string(guest, msg)}" + (f" {shown}" if shown else ""))
+
+
+def _as_seed(_guest: Guest) -> float:
+    return float(time.time_ns() % (1 << 52))
+
+
+def _as_console(level: int) -> HostImport:
+    def console(guest: Guest, ptr: int) -> None:
+        guest.log(level, _as_string(guest, ptr))
+    return HostImport(("i32",), (), console)
+
+
+WASM_GLUE = WasmGlue(imports={"env": {
+    "abort": HostImport(("i32", "i32", "i32", "i32"), (), _as_abort),
+    "trace": HostImport(("i32", "i32", "f64", "f64", "f64", "f64", "f64"), (), _as_trace),
+    "seed": HostImport((), ("f64",), _as_seed),
+    **{f"console.{name}": _as_console(level)
+       for level, name in enumerate(("debug", "log", "info", "warn", "error"))},
+}})

@@ -11,9 +11,10 @@ import subprocess
 import time
 import uuid
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..config import cache_dir
 from ..errors import CompileError, ToolchainMissing
@@ -35,12 +36,59 @@ class Toolchain:
     detail: str = ""
 
 
+class Guest(Protocol):
+    """A running WASM instance as a language's host imports see it."""
+
+    def read(self, ptr: int, length: int) -> bytes:
+        """``length`` bytes of the guest's memory at ``ptr``."""
+        ...
+
+    def log(self, level: int, text: str) -> None:
+        """Console output of the current call (``level`` as ``CallContext.log``)."""
+        ...
+
+    def panic(self, message: str) -> None:
+        """What the guest reported before it traps: the call fails with ``message``
+        (``cell.x:LINE:COL`` in it becomes ``cell line LINE``)."""
+        ...
+
+
+@dataclass(frozen=True)
+class HostImport:
+    """A host function a language's WASM modules import: wasm value types of its parameters
+    and results (``"i32"``, ``"i64"``, ``"f32"``, ``"f64"``) and the implementation, called
+    with the :class:`Guest` first."""
+
+    params: tuple[str, ...]
+    results: tuple[str, ...]
+    impl: Callable[..., Any]
+
+
+#: Console lines of a call: (level, text, unix time).
+Console = list[tuple[str, str, float]]
+
+
+@dataclass(frozen=True)
+class WasmGlue:
+    """What a WASM language adds to the wasm runtime for its modules."""
+
+    #: Import module -> name -> host function (besides the runtime's own ``fnb`` module).
+    imports: Mapping[str, Mapping[str, HostImport]] = field(default_factory=dict)
+    #: After a trap: the failure as the language's runtime printed it (e.g. a Go panic on
+    #: stderr), or None. Messages mentioning "out of memory" become LimitExceeded.
+    explain_trap: Callable[[Console], str | None] | None = None
+
+
 class Language(ABC):
     """A language: compiles a cell into an :class:`Artifact` for one runtime kind."""
 
     name: str
     runtime: str
+    #: Extension of the cell's file in a build (``cell.ts``).
     extension: str
+    #: File extensions that mean this language (``func deploy add.go``), default
+    #: ``(extension,)``; the longest match wins (``.as.ts`` AssemblyScript, ``.ts`` TypeScript).
+    extensions: tuple[str, ...] = ()
     install_hint: str = ""
 
     def __init__(self) -> None:
@@ -114,6 +162,10 @@ class Language(ABC):
             language=self.name, runtime=self.runtime, source=source, code=code,
             signature=signature, toolchain={self.name: tc.version}, flags=flags,
             compile_ms=(time.perf_counter() - started) * 1000, warnings=warnings)
+
+    def wasm_glue(self) -> WasmGlue:
+        """Host imports and trap explanation this language's WASM modules need (none)."""
+        return WasmGlue()
 
     # helpers for subclasses ----------------------------------------------------
     def error(self, message: str, name: str, line: int | None = None,

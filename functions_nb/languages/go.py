@@ -32,8 +32,10 @@ from typing import Any
 from ..config import cache_dir
 from ..models import Param, Signature
 from .base import (
+    Console,
     Language,
     Toolchain,
+    WasmGlue,
     find_function,
     first_version_line,
     line_of,
@@ -170,6 +172,10 @@ class Go(Language):
     runtime = "wasm"
     extension = ".go"
     install_hint = INSTALL
+
+    def wasm_glue(self) -> WasmGlue:
+        """Go's panics and fatal errors, printed on stderr, explain its traps."""
+        return WASM_GLUE
 
     def _discover(self) -> Toolchain:
         go = go_binary()
@@ -349,3 +355,22 @@ def _split_results(text: str) -> list[str]:
         m = re.match(r"^[A-Za-z_]\w*\s+(.+)$", part)
         out.append(m.group(1) if m and not part.startswith(("[", "*", "map[")) else part)
     return out
+
+
+# -- host side: what a trap of a Go module means (run by the wasm runtime) -------------------
+
+_FATAL = re.compile(r"^(panic: .*|fatal error: .*|runtime: out of memory.*)$")
+_GO_FRAME = re.compile(r"\bcell\.go:(\d+)")
+
+
+def explain_trap(console: Console) -> str | None:
+    """A Go panic or fatal error as printed on stderr, with the cell line of the frame."""
+    lines = [text for level, text, _ in console if level == "error"]
+    for i, text in enumerate(lines):
+        if _FATAL.match(text):
+            line = next((m.group(1) for t in lines[i + 1:] if (m := _GO_FRAME.search(t))), None)
+            return text + (f" (at cell line {line})" if line else "")
+    return None
+
+
+WASM_GLUE = WasmGlue(explain_trap=explain_trap)

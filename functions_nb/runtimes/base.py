@@ -1,20 +1,48 @@
-"""What a runtime sees of an execution: its limits, its console, and how it ended."""
+"""What every runtime shares: the call context, the :class:`Runtime` protocol, isolation.
+
+A runtime kind (``wasm``, ``v8``, ``pyodide``, ``mono``, ``prompt``) is one module in
+``runtimes/`` with a process-wide ``runtime()`` implementing :class:`Runtime`: ``load()``
+gives a :class:`LoadedCode`, ``call()`` fills the :class:`CallContext` fields listed there,
+``isolation()`` says for ``func doctor`` what keeps functions from the host and from each
+other, and ``close()`` releases what it holds.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from .. import values
 from ..config import CONSOLE_MAX_BYTES, CONSOLE_MAX_LINES
-from ..errors import BadArguments
+from ..values import ARRAY_DTYPES, json_default
+
+if TYPE_CHECKING:
+    from ..models import Signature
 
 #: Console levels, in the order of their numeric codes (negative code = no newline yet).
 LEVELS = ("debug", "log", "info", "warn", "error")
 
 
 class CallContext:
-    """One execution as the runtime sees it. Created by the executor, filled by the runtime."""
+    """One execution as the runtime sees it. Created by the executor, filled by the runtime.
+
+    Set by the executor: ``id``, ``timeout``, ``deadline`` (monotonic), ``aborted`` (set from
+    another thread; a runtime polls it and stops the call as :class:`~functions_nb.errors.Aborted`).
+
+    Filled by every runtime during :meth:`LoadedCode.call`:
+
+    - ``cold``: True when this call created the function's instance or namespace (or loaded it);
+    - ``console``: through :meth:`log` only (levels, partial lines and caps are handled here);
+    - ``timed_out``: True when the call was stopped at ``deadline`` (the error is then
+      :class:`~functions_nb.errors.FunctionTimeout`);
+    - ``memory_bytes``: memory the function's instance holds after the call, where known.
+
+    Scratch of the wasm runtime's host imports (what the guest reported before it trapped or
+    returned; other runtimes leave them None): ``fail_msg``, ``panic_msg``, ``oom_size``,
+    ``bad_arg_msg``.
+    """
 
     __slots__ = ("id", "deadline", "timeout", "aborted", "timed_out", "console", "_bytes",
                  "_partial", "fail_msg", "panic_msg", "oom_size", "bad_arg_msg", "cold",
@@ -72,61 +100,19 @@ class CallContext:
 
 
 def int_argument(value: Any, lo: int, hi: int, sig: Any, pname: str, ptype: str) -> int:
-    """An integer argument in ``lo..hi``: ``__index__`` types (numpy integers) are accepted,
-    bool and everything else refused with :class:`BadArguments` naming the signature."""
-    if type(value) is not int:
-        if isinstance(value, bool) or not hasattr(value, "__index__"):
-            shown = f"{type(value).__name__} {value!r}"[:300]
-            raise BadArguments(f"{sig}: argument {pname!r} expects {ptype}, got {shown}")
-        value = value.__index__()
-    if not lo <= value <= hi:
-        raise BadArguments(f"{sig}: argument {pname!r} = {value} is out of range for {ptype} "
-                           f"({lo}..{hi})")
-    return value
-
-
-#: Array kinds and their numpy dtypes (little-endian, as wasm memory and the hosts use).
-ARRAY_DTYPES = {"f64[]": "<f8", "f32[]": "<f4", "i32[]": "<i4", "i64[]": "<i8"}
+    """Alias of :func:`functions_nb.values.int_argument`, kept until every runtime's encoders
+    use :mod:`functions_nb.values` directly."""
+    return values.int_argument(value, lo, hi, sig, pname, ptype)
 
 
 def as_array(value: Any, dtype: Any, bad: Callable[[Any, str], Exception]) -> Any:
-    """A 1-D contiguous numpy array of ``dtype`` from a numpy array (converted only when no
-    value is lost) or a list of numbers; ``bad(value, why)`` builds the error otherwise.
-    No copy when the array already has that dtype and is contiguous."""
-    import numpy as np
-
-    if isinstance(value, np.ndarray):
-        arr = value
-        if arr.dtype != dtype:
-            if arr.dtype.kind not in "iuf" or not np.can_cast(arr.dtype, dtype, "safe"):
-                raise bad(value, f" (a {arr.dtype} array cannot be converted to {dtype.name} "
-                                 "without losing values; convert it with .astype())")
-            arr = arr.astype(dtype)
-    elif isinstance(value, (list, tuple, range)):
-        try:
-            arr = np.asarray(value)
-        except ValueError as exc:
-            raise bad(value, f" ({exc})") from None
-        if arr.size and (arr.dtype.kind not in "iuf" or
-                         not np.can_cast(arr.dtype, dtype, "same_kind")):
-            raise bad(value, f" (expected numbers that fit {dtype.name})")
-        arr = arr.astype(dtype)
-    else:
-        raise bad(value, " (pass a 1-D numpy array or a list of numbers)")
-    if arr.ndim != 1:
-        raise bad(value, f" (expected a 1-D array, got {arr.ndim} dimensions)")
-    return np.ascontiguousarray(arr)
-
-
-def json_default(value: Any) -> Any:
-    """``json.dumps`` fallback for arguments: numpy arrays and scalars, sets."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, (set, frozenset)):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+    """Alias of :func:`functions_nb.values.to_array` by numpy dtype, with the old error hook
+    (``bad(value, " (why)")``), kept until every runtime uses :mod:`functions_nb.values`."""
+    name = next(k for k, d in ARRAY_DTYPES.items() if d == dtype.str or d == str(dtype))
+    try:
+        return values.to_array(value, name)
+    except values.Refused as exc:
+        raise bad(value, f" ({exc.why})" if exc.why else "") from None
 
 
 class ModuleCache(Protocol):
@@ -142,6 +128,65 @@ class ModuleCache(Protocol):
 class LoadedCode(Protocol):
     """A function loaded into a runtime, ready to call."""
 
-    def call(self, args: tuple, ctx: CallContext) -> object: ...
+    def call(self, args: tuple, ctx: CallContext) -> object:
+        """Run the function (arguments checked with :mod:`functions_nb.values`), filling
+        ``ctx`` as :class:`CallContext` says; raise a :class:`~functions_nb.errors.FunctionsError`."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Forget the function (its instances / namespace); later calls are not allowed."""
+        ...
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """How a runtime keeps functions from the host and from each other (``func doctor``)."""
+
+    runtime: str
+    #: Layers that hold on this machine, each a short phrase.
+    layers: tuple[str, ...]
+    #: Layers the runtime uses where they work but that do not hold here, each with why.
+    missing: tuple[str, ...] = ()
+    #: Limits enforced on every call.
+    limits: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        """One line: what holds, the per-call limits, and what is missing."""
+        text = "; ".join(self.layers)
+        if self.limits:
+            text += f"; per call: {', '.join(self.limits)}"
+        if self.missing:
+            text += f"; MISSING: {'; '.join(self.missing)}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"runtime": self.runtime, "layers": list(self.layers),
+                "missing": list(self.missing), "limits": list(self.limits),
+                "summary": self.summary()}
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """A runtime kind's process-wide object (``runtimes.<kind>.runtime()``)."""
+
+    kind: str
+
+    def load(self, code: bytes, signature: Signature, *, memory_mb: int, name: str,
+             cache: ModuleCache | None = None, language: str = "") -> LoadedCode:
+        """Load compiled ``code`` whose entry point is ``name``, limited to ``memory_mb`` per
+        instance; ``cache`` may keep precompiled code; ``language`` (the artifact's) selects
+        what that language adds to the runtime (e.g. a WASM language's host imports)."""
+        ...
+
+    def isolation(self) -> Isolation:
+        """What isolates functions here (probes this machine; starts no function)."""
+        ...
+
+    def close(self) -> None:
+        """Stop what the runtime runs (host processes, threads it owns); the next ``load``
+        starts again."""
+        ...
+
+
+__all__ = ["ARRAY_DTYPES", "LEVELS", "CallContext", "Isolation", "LoadedCode", "ModuleCache",
+           "Runtime", "as_array", "int_argument", "json_default"]

@@ -17,6 +17,7 @@ import ctypes
 import hashlib
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import re
@@ -33,31 +34,24 @@ from wasmtime import _bindings as _b
 from wasmtime import _ffi as ffi
 from wasmtime import _func as _wasmtime_func
 
+from .. import languages, values
 from ..config import cache_dir
 from ..errors import Aborted, BadArguments, FunctionTimeout, InvocationError, LimitExceeded
-from ..models import Signature
+from ..languages.base import HostImport, WasmGlue
+from ..models import Param, Signature
 from ..process_wide import ProcessWide
-from .base import (
-    ARRAY_DTYPES,
-    CallContext,
-    ModuleCache,
-    as_array,
-    int_argument,
-    json_default,
-)
+from ..values import ARRAY_DTYPES, INT_RANGES
+from .base import CallContext, Isolation, ModuleCache
 
 TICK = 0.01
 #: Ticks a module's start function and initialisers may run (5 s).
 INIT_TICKS = 500
 _WASMTIME_VERSION = importlib.metadata.version("wasmtime")
 _MASK64 = (1 << 64) - 1
-_I32 = wasmtime.ValType.i32()
-_I64 = wasmtime.ValType.i64()
-_F64 = wasmtime.ValType.f64()
-#: A host function: (parameter types, result types, implementation taking the instance first).
-_HostImport = tuple[list[wasmtime.ValType], list[wasmtime.ValType], Callable[..., Any]]
-_INT_RANGES = {"i32": (-(2**31), 2**31 - 1), "u32": (0, 2**32 - 1),
-               "i64": (-(2**63), 2**63 - 1), "u64": (0, 2**64 - 1)}
+_VALTYPES = {"i32": wasmtime.ValType.i32(), "i64": wasmtime.ValType.i64(),
+             "f32": wasmtime.ValType.f32(), "f64": wasmtime.ValType.f64()}
+#: Magnitude from which a float rounds to an infinite f32 (smaller ones pass without a call).
+_F32_OVERFLOW = float(2**128 - 2**103)
 
 _call_unchecked = _b._wasmtime_func_call_unchecked
 _set_deadline = _b._wasmtime_context_set_epoch_deadline
@@ -126,8 +120,24 @@ class WasmRuntime:
         return module
 
     def load(self, code: bytes, signature: Signature, *, memory_mb: int, name: str,
-             cache: ModuleCache | None = None) -> WasmFunction:
-        return WasmFunction(self, self.module(code, cache), signature, memory_mb, name)
+             cache: ModuleCache | None = None, language: str = "") -> WasmFunction:
+        """Load a module exporting ``name``; ``language`` (the artifact's) adds the host
+        imports and trap explanation its language registers (:meth:`Language.wasm_glue`)."""
+        return WasmFunction(self, self.module(code, cache), signature, memory_mb, name,
+                            languages.wasm_glue(language) if language else WasmGlue())
+
+    def isolation(self) -> Isolation:
+        return Isolation(
+            "wasm",
+            ("wasmtime: each function in its own store and linear memory, in this process",
+             "imports: console and error reporting only (plus a language's own, e.g. "
+             "AssemblyScript's abort); other imports refused at load",
+             "WASI (Go): no preopened directories, environment, arguments, stdin or sockets"),
+            limits=("time (epoch interruption)", "memory (store limits)",
+                    "a trapped instance is discarded"))
+
+    def close(self) -> None:
+        """Nothing to stop: the epoch ticker is a daemon thread and modules are plain memory."""
 
 
 def _write_local(path: Path, data: bytes) -> None:
@@ -143,15 +153,14 @@ runtime: ProcessWide[WasmRuntime] = ProcessWide(WasmRuntime)
 
 # -- argument conversion -------------------------------------------------------
 
-def _int_setter(kind: str, field: str, bounds: tuple[int, int] | None, sig: Signature,
-                pname: str, ptype: str) -> Callable[[Any, Any], None]:
-    lo, hi = bounds or _INT_RANGES[kind]
-    wrap = kind in ("u32", "u64")
-    wlo, whi = _INT_RANGES[kind]
+def _int_setter(p: Param, field: str, sig: Signature) -> Callable[[Any, Any], None]:
+    lo, hi = values.int_range(p.kind, p.bounds)
+    wrap = p.kind in ("u32", "u64")
+    whi = INT_RANGES[p.kind][1]
 
     def set_int(slot: Any, value: Any) -> None:
         if type(value) is not int or not lo <= value <= hi:  # plain in-range ints: no call
-            value = int_argument(value, lo, hi, sig, pname, ptype)
+            value = values.int_argument(value, lo, hi, sig, p.name, p.type)
         if wrap and value > whi // 2:
             value -= whi + 1
         setattr(slot, field, value)
@@ -159,84 +168,60 @@ def _int_setter(kind: str, field: str, bounds: tuple[int, int] | None, sig: Sign
     return set_int
 
 
-def _float_setter(field: str, sig: Signature, pname: str, ptype: str) -> Callable[[Any, Any], None]:
+def _float_setter(p: Param, sig: Signature) -> Callable[[Any, Any], None]:
+    field, check = p.kind, values.argument(sig, p)
+    limit = _F32_OVERFLOW if p.kind == "f32" else math.inf
+
     def set_float(slot: Any, value: Any) -> None:
-        if type(value) is not float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) and \
-                    not hasattr(value, "__float__"):
-                raise BadArguments(f"{sig}: argument {pname!r} expects {ptype}, got "
-                                   f"{type(value).__name__} {value!r}")
-            value = float(value)
+        if type(value) is not float or not -limit < value < limit:
+            value = check(value)
         setattr(slot, field, value)
 
     return set_float
 
 
-def _bool_setter(sig: Signature, pname: str, ptype: str) -> Callable[[Any, Any], None]:
+def _bool_setter(p: Param, sig: Signature) -> Callable[[Any, Any], None]:
+    check = values.argument(sig, p)
+
     def set_bool(slot: Any, value: Any) -> None:
-        if value is True or value is False or type(value).__name__ == "bool_":
-            slot.i32 = 1 if value else 0
-            return
-        raise BadArguments(f"{sig}: argument {pname!r} expects bool, got "
-                           f"{type(value).__name__} {value!r}")
+        slot.i32 = 1 if (value if value is True or value is False else check(value)) else 0
 
     return set_bool
 
 
-
-#: An encoded argument: (bytes or a buffer address, byte count, the length parameter).
+#: An encoded argument: (bytes or a numpy array, byte count, the length parameter).
 _Encoded = tuple[Any, int, int]
 
 
-def _encoder(kind: str, sig: Signature, pname: str, ptype: str) -> Callable[[Any], _Encoded]:
-    def bad(value: Any, why: str = "") -> BadArguments:
-        return BadArguments(f"{sig}: argument {pname!r} expects {ptype}, got "
-                            f"{type(value).__name__} {value!r}"[:300] + why)
+def _encoder(p: Param, sig: Signature) -> Callable[[Any], _Encoded]:
+    """Strings (UTF-8), bytes, 1-D arrays (copied into guest memory once, no copy before) and
+    JSON text, checked by :mod:`functions_nb.values`."""
+    if p.kind in ARRAY_DTYPES:
+        to_array = values.argument(sig, p)
 
-    if kind == "str":
-        def enc_str(value: Any) -> _Encoded:
-            if not isinstance(value, str):
-                raise bad(value)
-            data = value.encode("utf-8")
-            return data, len(data), len(data)
-        return enc_str
-    if kind == "bytes":
-        def enc_bytes(value: Any) -> _Encoded:
-            if not isinstance(value, (bytes, bytearray, memoryview)):
-                raise bad(value)
-            data = bytes(value)
-            return data, len(data), len(data)
-        return enc_bytes
-    if kind in ARRAY_DTYPES:
-        return _array_encoder(kind, bad)
+        def enc_array(value: Any) -> _Encoded:
+            arr = to_array(value)
+            return arr, arr.nbytes, arr.shape[0]
+        return enc_array
+    convert = {"str": values.to_utf8, "bytes": values.to_bytes}.get(p.kind)
+    if convert is None:
+        def convert(value: Any) -> bytes:
+            return values.to_json_text(value).encode()
 
-    def enc_json(value: Any) -> _Encoded:
+    def enc_bytes(value: Any) -> _Encoded:
         try:
-            data = json.dumps(value, separators=(",", ":"), allow_nan=False,
-                              default=json_default).encode()
-        except (TypeError, ValueError) as exc:
-            raise bad(value, f" (not JSON-serializable: {exc})") from None
+            data = convert(value)
+        except values.Refused as exc:
+            raise values.bad_argument(sig, p.name, p.type, value, exc.why) from None
         return data, len(data), len(data)
-    return enc_json
-
-
-def _array_encoder(kind: str, bad: Callable[..., BadArguments]) -> Callable[[Any], _Encoded]:
-    """1-D numpy arrays (or sequences of numbers) -> the guest's element type, no copy when
-    the array already has that dtype and is contiguous (it is copied into guest memory once)."""
-    import numpy as np
-
-    dtype = np.dtype(ARRAY_DTYPES[kind])
-
-    def enc_array(value: Any) -> _Encoded:
-        arr = as_array(value, dtype, bad)
-        return arr, arr.nbytes, arr.shape[0]
-    return enc_array
+    return enc_bytes
 
 
 # -- loaded functions ------------------------------------------------------------
 
 class _Instance:
-    """One instance in its own store, with a preallocated raw value buffer."""
+    """One instance in its own store, with a preallocated raw value buffer (the
+    :class:`~functions_nb.languages.base.Guest` a language's host imports see)."""
 
     __slots__ = ("store", "cptr", "fref", "buf", "slots", "nbuf", "trap", "trap_ref", "memory",
                  "mref", "alloc_ref", "free_ref", "ctx", "_keep", "abuf")
@@ -245,14 +230,25 @@ class _Instance:
         base = _memory_data(self.cptr, self.mref)
         return ctypes.string_at(ctypes.addressof(base.contents) + ptr, length)
 
+    def log(self, level: int, text: str) -> None:
+        if self.ctx is not None:
+            self.ctx.log(level, text)
+
+    def panic(self, message: str) -> None:
+        if self.ctx is not None:
+            self.ctx.panic_msg = message
+
 
 class WasmFunction:
     """A module loaded for one function version: an instance pool and the call path."""
 
     def __init__(self, rt: WasmRuntime, module: wasmtime.Module, signature: Signature,
-                 memory_mb: int, name: str) -> None:
+                 memory_mb: int, name: str, glue: WasmGlue) -> None:
         self.rt = rt
         self.module = module
+        #: Import module -> name -> host function: ours ("fnb") and the language's.
+        self._host_modules: dict[str, Any] = {**glue.imports, "fnb": _HOST_IMPORTS}
+        self._explain_trap = glue.explain_trap
         self.sig = signature
         self.memory_limit = int(memory_mb) * 1024 * 1024
         self.export = name
@@ -261,19 +257,18 @@ class WasmFunction:
         self._encoders: list[tuple[int, int, Callable[[Any], _Encoded]]] = []
         slot = 0
         for pos, p in enumerate(signature.params):
-            if p.kind in _INT_RANGES:
+            if p.kind in INT_RANGES:
                 field = "i32" if p.kind in ("i32", "u32") else "i64"
-                self._setters.append((slot, pos, _int_setter(p.kind, field, p.bounds, signature,
-                                                             p.name, p.type)))
+                self._setters.append((slot, pos, _int_setter(p, field, signature)))
                 slot += 1
             elif p.kind in ("f32", "f64"):
-                self._setters.append((slot, pos, _float_setter(p.kind, signature, p.name, p.type)))
+                self._setters.append((slot, pos, _float_setter(p, signature)))
                 slot += 1
             elif p.kind == "bool":
-                self._setters.append((slot, pos, _bool_setter(signature, p.name, p.type)))
+                self._setters.append((slot, pos, _bool_setter(p, signature)))
                 slot += 1
             else:
-                self._encoders.append((slot, pos, _encoder(p.kind, signature, p.name, p.type)))
+                self._encoders.append((slot, pos, _encoder(p, signature)))
                 slot += 2
         self.nslots = max(slot, 1)
         self._nparams = len(signature.params)
@@ -288,7 +283,7 @@ class WasmFunction:
             if imp.module == WASI:
                 self._wasi = True
                 continue
-            if imp.name not in _HOST_MODULES.get(imp.module, ()):
+            if imp.name not in self._host_modules.get(imp.module, ()):
                 raise InvocationError(
                     f"the module imports {imp.module}.{imp.name}, which the sandbox does not "
                     "provide (functions get no host access beyond console output)")
@@ -305,7 +300,7 @@ class WasmFunction:
             if self._wasi:
                 instance = self._wasi_linker(store, inst).instantiate(store, self.module)
             else:
-                imports = [_host_func(store, inst, imp.module, imp.name)
+                imports = [_bind(store, inst, self._host_modules[imp.module][imp.name])
                            for imp in self.module.imports]
                 instance = wasmtime.Instance(store, self.module, imports)
         except wasmtime.Trap as exc:
@@ -375,9 +370,9 @@ class WasmFunction:
         linker.define_wasi()
         for name, spec in _WASI_OVERRIDES.items():
             linker.define(store, WASI, name, _bind(store, inst, spec))
-        for module, funcs in _HOST_MODULES.items():
-            for name in funcs:
-                linker.define(store, module, name, _host_func(store, inst, module, name))
+        for module, funcs in self._host_modules.items():
+            for name, spec in funcs.items():
+                linker.define(store, module, name, _bind(store, inst, spec))
         return linker
 
     def _release_instance(self, inst: _Instance) -> None:
@@ -483,7 +478,11 @@ class WasmFunction:
         data = inst.read(ptr, length) if length else b""
         self._guest_free(inst, ptr, length)
         if kind == "str":
-            return data.decode("utf-8", errors="replace")
+            try:
+                return data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvocationError(f"{self.export} returned text that is not UTF-8 "
+                                      f"({exc.reason} at byte {exc.start})") from None
         if kind == "bytes":
             return data
         return json.loads(_fix_nonfinite(data))
@@ -542,8 +541,9 @@ class WasmFunction:
                 return LimitExceeded(f"{self.export}: {msg} (limit {limit_mb} MB)")
             return InvocationError(f"{self.export} {msg}")
         reason = _trap_reason(text)
-        if self._wasi:
-            fatal = _wasi_fatal(ctx)
+        if self._explain_trap is not None:
+            ctx.finish_console()
+            fatal = self._explain_trap(ctx.console)
             if fatal is not None:
                 if "out of memory" in fatal:
                     return LimitExceeded(f"{self.export}: {fatal} (memory limit of {limit_mb} MB)")
@@ -655,12 +655,13 @@ def _host_bad_arg(inst: _Instance, ptr: int, length: int) -> None:
         inst.ctx.bad_arg_msg = _text(inst, ptr, length)
 
 
-_HOST_IMPORTS: dict[str, _HostImport] = {
-    "log": ([_I32, _I32, _I32], [], _host_log),
-    "fail": ([_I32, _I32], [], _host_fail),
-    "panic": ([_I32, _I32], [], _host_panic),
-    "oom": ([_I32], [], _host_oom),
-    "bad_arg": ([_I32, _I32], [], _host_bad_arg),
+#: What every module may import: console and error reporting, nothing that reaches the host.
+_HOST_IMPORTS: dict[str, HostImport] = {
+    "log": HostImport(("i32", "i32", "i32"), (), _host_log),
+    "fail": HostImport(("i32", "i32"), (), _host_fail),
+    "panic": HostImport(("i32", "i32"), (), _host_panic),
+    "oom": HostImport(("i32",), (), _host_oom),
+    "bad_arg": HostImport(("i32", "i32"), (), _host_bad_arg),
 }
 
 
@@ -735,77 +736,13 @@ def _sleep(ctx: CallContext | None, seconds: float) -> None:
         time.sleep(min(left, 0.01))
 
 
-_WASI_OVERRIDES: dict[str, _HostImport] = {
-    "fd_write": ([_I32, _I32, _I32, _I32], [_I32], _wasi_fd_write),
-    "poll_oneoff": ([_I32, _I32, _I32, _I32], [_I32], _wasi_poll_oneoff),
+_WASI_OVERRIDES: dict[str, HostImport] = {
+    "fd_write": HostImport(("i32", "i32", "i32", "i32"), ("i32",), _wasi_fd_write),
+    "poll_oneoff": HostImport(("i32", "i32", "i32", "i32"), ("i32",), _wasi_poll_oneoff),
 }
 
-_FATAL = re.compile(r"^(panic: .*|fatal error: .*|runtime: out of memory.*)$")
-_GO_FRAME = re.compile(r"\bcell\.go:(\d+)")
-
-
-def _wasi_fatal(ctx: CallContext) -> str | None:
-    """A Go panic or fatal error as printed on stderr, with the cell line of the frame."""
-    ctx.finish_console()
-    lines = [text for level, text, _ in ctx.console if level == "error"]
-    for i, text in enumerate(lines):
-        if _FATAL.match(text):
-            line = next((m.group(1) for t in lines[i + 1:] if (m := _GO_FRAME.search(t))), None)
-            return text + (f" (at cell line {line})" if line else "")
-    return None
-
-
-# -- AssemblyScript's "env" imports ------------------------------------------------
-
-def _as_string(inst: _Instance, ptr: int) -> str:
-    """An AssemblyScript string: UTF-16LE, byte length stored just before the data."""
-    if not ptr:
-        return ""
-    size = int.from_bytes(inst.read(ptr - 4, 4), "little")
-    return inst.read(ptr, size).decode("utf-16-le", errors="replace")
-
-
-def _as_abort(inst: _Instance, msg: int, file: int, line: int, col: int) -> None:
-    if inst.ctx is not None:
-        text = _as_string(inst, msg) or "abort"
-        where = _as_string(inst, file)
-        inst.ctx.panic_msg = f"aborted at {where}:{line}:{col}: {text}" if where else \
-            f"aborted: {text}"
-
-
-def _as_trace(inst: _Instance, msg: int, n: int, *values: float) -> None:
-    if inst.ctx is not None:
-        shown = ", ".join(f"{v:g}" for v in values[:max(0, min(n, 5))])
-        inst.ctx.log(0, f"trace: {_as_string(inst, msg)}" + (f" {shown}" if shown else ""))
-
-
-def _as_seed(_inst: _Instance) -> float:
-    return float(time.time_ns() % (1 << 52))
-
-
-def _as_console(level: int) -> Callable[..., None]:
-    def console(inst: _Instance, ptr: int) -> None:
-        if inst.ctx is not None:
-            inst.ctx.log(level, _as_string(inst, ptr))
-    return console
-
-
-_ENV_IMPORTS: dict[str, _HostImport] = {
-    "abort": ([_I32, _I32, _I32, _I32], [], _as_abort),
-    "trace": ([_I32, _I32, _F64, _F64, _F64, _F64, _F64], [], _as_trace),
-    "seed": ([], [_F64], _as_seed),
-    **{f"console.{name}": ([_I32], [], _as_console(level))
-       for level, name in enumerate(("debug", "log", "info", "warn", "error"))},
-}
-
-#: What a module may import: console and error reporting, nothing that reaches the host.
-_HOST_MODULES: dict[str, dict[str, _HostImport]] = {"fnb": _HOST_IMPORTS, "env": _ENV_IMPORTS}
-
-
-def _host_func(store: wasmtime.Store, inst: _Instance, module: str, name: str) -> wasmtime.Func:
-    return _bind(store, inst, _HOST_MODULES[module][name])
-
-
-def _bind(store: wasmtime.Store, inst: _Instance, spec: _HostImport) -> wasmtime.Func:
-    params, results, impl = spec
-    return wasmtime.Func(store, wasmtime.FuncType(params, results), lambda *a: impl(inst, *a))
+def _bind(store: wasmtime.Store, inst: _Instance, spec: HostImport) -> wasmtime.Func:
+    impl = spec.impl
+    ftype = wasmtime.FuncType([_VALTYPES[t] for t in spec.params],
+                              [_VALTYPES[t] for t in spec.results])
+    return wasmtime.Func(store, ftype, lambda *a: impl(inst, *a))
