@@ -40,6 +40,11 @@ BOOM_RS = """fn boom(x: i32) -> i32 {
 """
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "conformance: the behaviour suite every language passes (tests/conformance)")
+
+
 @pytest.fixture
 def store(tmp_path):
     return str(tmp_path / "store")

@@ -1,0 +1,14 @@
+"""One module per language, each defining ``CELLS`` (a :class:`~tests.conformance.spec.Cells`)."""
+
+from __future__ import annotations
+
+import importlib
+
+from ..spec import Cells
+
+LANGUAGES = ("rust", "go", "zig", "assemblyscript", "typescript", "javascript", "python",
+             "csharp")
+
+
+def cells(language: str) -> Cells:
+    return importlib.import_module(f"{__name__}.{language}").CELLS
