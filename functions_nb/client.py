@@ -6,7 +6,7 @@ import hashlib
 import importlib
 import json
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .cascade.code import CodeTier
 from .config import (
@@ -25,11 +25,9 @@ from .executor import Executor
 from .history import History
 from .languages import get_language
 from .loader import Loader
-from .models import Execution, FunctionInfo, check_name, parse_target
+from .mapping import MapResults, check_map_id, cluster_map
+from .models import Execution, ExecutionRecord, FunctionInfo, check_name, parse_target
 from .storage import HybridStore, open_store
-
-if TYPE_CHECKING:
-    from .distributed import MapResults
 
 #: Tiers beyond code, imported when first needed (module:class).
 _OPTIONAL_TIERS = {
@@ -166,14 +164,12 @@ class Functions:
         raises the first instead). ``progress`` shows a tqdm bar (a widget in notebooks);
         default: on for 100 inputs or more.
 
-        Returns a list (:class:`~functions_nb.distributed.MapResults`) whose ``map_id`` names
+        Returns a list (:class:`~functions_nb.mapping.MapResults`) whose ``map_id`` names
         the executions: input ``i`` runs as execution ``f"{map_id}-{i}"`` (``map_id`` default
         ``map-<random>``), so ``fx.sql(f"... WHERE {res.where}")`` selects them. With a
         ``cluster`` the inputs run on its Dask workers, ``chunk_size`` per task (default:
         about 8 tasks per worker thread, 100-5000 inputs each); a chunk Dask runs again
         records the same ids, so count successes with ``count(DISTINCT id)``."""
-        from .distributed import MapResults, check_map_id, cluster_map
-
         items = list(inputs)
         if self.cluster is not None:
             return cluster_map(self, target, items, timeout=timeout, progress=progress,
@@ -261,10 +257,13 @@ class Functions:
                 language = self.info(task.function).language
             except Exception:  # noqa: BLE001 - the record matters more than its language
                 language = None
-            record((task.execution_id, task.name, task.version, language, "human", 1,
-                    "ok" if error is None else error_status(error), kind,
-                    str(error) if error is not None else None, _time.time(), 0.0, 0.0, False,
-                    task.args, value, [], None, None, None))
+            record(ExecutionRecord(
+                id=task.execution_id, function=task.name, version=task.version,
+                language=language, tier="human", attempt=1,
+                status="ok" if error is None else error_status(error), error_kind=kind,
+                error_message=str(error) if error is not None else None,
+                started_at=_time.time(), queue_ms=0.0, duration_ms=0.0, cold=False,
+                input=task.args, output=value, console=[]))
         return resolved
 
     def _engine_services(self) -> Any:

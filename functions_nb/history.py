@@ -1,11 +1,15 @@
 """Execution history: every execution becomes a row of the DuckDB-queryable ``executions`` table.
 
-Each process appends records to an in-memory buffer (one ``deque.append`` on the hot path);
-a background thread writes the buffer every second as a new newline-delimited JSON file
-under ``history/date=YYYY-MM-DD/`` in the store (atomically), and once more at exit. Files
-are never appended to by two writers, so any number of processes (kernels, the CLI, Dask
-workers) share one store without locks and without losing rows. Queries read all files
-with DuckDB's ``read_json``. Retention deletes whole day folders older than N days.
+Each process appends :class:`~functions_nb.models.ExecutionRecord` s to an in-memory buffer
+(one ``deque.append`` on the hot path); a background thread writes the buffer every second
+as a new Parquet file under ``history/date=YYYY-MM-DD/`` in the store (atomically), and once
+more at exit. Files are never appended to by two writers, so any number of processes
+(kernels, the CLI, Dask workers) share one store without locks and without losing rows.
+Every few minutes a compaction merges a day's small files into one Parquet file. Queries
+read all files with DuckDB's ``read_parquet`` (and ``read_json`` for the newline-delimited
+JSON files older versions wrote). Retention deletes whole day folders older than N days.
+What the numbers over this table mean (a call, an error, latency) is defined in
+:mod:`functions_nb.history_queries`.
 """
 
 from __future__ import annotations
@@ -22,16 +26,16 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from .config import LOG_RETENTION_DAYS, RECORD_MAX_CHARS
+from .models import ExecutionRecord
 from .storage import FunctionStore
 from .storage.fsutil import create_exclusive, is_local, read_or_none, write_atomic
 
-#: Field order of a record tuple as the executor produces it.
-RECORD_FIELDS = ("id", "function", "version", "language", "tier", "attempt", "status",
-                 "error_kind", "error_message", "started_at", "queue_ms", "duration_ms",
-                 "cold", "input", "output", "console", "memory_bytes", "fuel", "cascade_id")
+#: The fields of a record (:class:`~functions_nb.models.ExecutionRecord`), in order.
+RECORD_FIELDS = ExecutionRecord._fields
 
 COLUMNS = {
     "id": "VARCHAR", "function": "VARCHAR", "version": "INTEGER", "language": "VARCHAR",
@@ -118,7 +122,7 @@ VIEWS = {
 _EPOCH = _dt.date(1970, 1, 1)
 
 
-def _parquet(recs: list[tuple]) -> bytes:
+def _parquet(recs: list[ExecutionRecord]) -> bytes:
     """Records -> one Parquet file (columnar: a few C-level conversions per batch, so the
     amortised cost per execution stays in microseconds)."""
     import pyarrow as pa
@@ -176,9 +180,10 @@ class History:
                  retention_days: float = LOG_RETENTION_DAYS) -> None:
         self.store = store
         self.retention_days = retention_days
-        self.buffer: collections.deque[tuple] = collections.deque()
-        #: Bound for the executor's hot path: one call per execution.
-        self.record = self.buffer.append
+        self.buffer: collections.deque[ExecutionRecord] = collections.deque()
+        #: Record one execution (an :class:`~functions_nb.models.ExecutionRecord`); bound
+        #: for the executor's hot path: one call per execution.
+        self.record: Callable[[ExecutionRecord], None] = self.buffer.append
         self._flush_lock = threading.Lock()
         self._seq = 0
         self._writer = f"{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -210,7 +215,7 @@ class History:
                 next_compact = time.monotonic() + COMPACT_EVERY
                 try:
                     self.compact(min_files=COMPACT_MIN_FILES)
-                except Exception:  # noqa: BLE001 - queries still read the JSONL files
+                except Exception:  # noqa: BLE001 - queries still read the small files
                     pass
 
     def flush(self) -> int:
@@ -221,9 +226,9 @@ class History:
                 return 0
             items = [self.buffer.popleft() for _ in range(n)]
             try:
-                by_day: dict[int, list[tuple]] = {}
+                by_day: dict[int, list[ExecutionRecord]] = {}
                 for rec in items:
-                    by_day.setdefault(int(rec[9] // 86400), []).append(rec)
+                    by_day.setdefault(int(rec.started_at // 86400), []).append(rec)
                 for daynum, recs in by_day.items():
                     day = (_EPOCH + _dt.timedelta(days=daynum)).isoformat()
                     self._seq += 1
@@ -298,8 +303,8 @@ class History:
         return con
 
     def _files(self) -> tuple[list[str], list[str]]:
-        """Record files to read: every Parquet file, and the JSONL files no compacted file
-        covers yet (a compaction's ``.sources`` list names the files it replaced)."""
+        """Record files to read (JSONL, Parquet): those no compacted file covers yet (a
+        compaction's ``.sources`` list names the files it replaced)."""
         fs = self.store.fs
         listed = set(fs.glob(f"{self.root}/date=*/*"))
         covered: set[str] = set()
@@ -314,8 +319,9 @@ class History:
         return jsonl, parquet
 
     def compact(self, min_files: int = 2) -> int:
-        """Merge each day's JSONL record files into one Parquet file (what queries over
-        many executions read fast); returns how many JSONL files were merged.
+        """Merge each day's small record files (Parquet, and JSONL from older versions)
+        into one Parquet file (what queries over many executions read fast); returns how
+        many files were merged.
 
         Safe with other writers and readers: the Parquet file's ``.sources`` list is written
         first, the Parquet file appears atomically (readers skip the listed sources from then

@@ -252,7 +252,8 @@ class FunctionsMagics(Magics):
     @line_magic
     def fn_metrics(self, line: str) -> Any:
         """Latency over time, latency histogram (p50/p95/p99), calls and errors per minute,
-        cold vs warm, calls per tier and status; with a Refresh button."""
+        cold vs warm, calls per tier and status, caller mistakes apart; with a Refresh button.
+        The numbers are defined in ``functions_nb.history_queries`` (as ``%functions``)."""
         from .widgets.metrics import MetricsView
 
         args = parse_argstring(self.fn_metrics, line)
@@ -305,13 +306,14 @@ class FunctionsMagics(Magics):
 
     @magic_arguments()
     @argument("--sort", default="name",
-              help="name, language, calls, error_rate, p50 or p95 (default name)")
+              help="name, language, calls, error_rate, caller_errors, p50 or p95 (default name)")
     @argument("--desc", action="store_true", help="descending order")
     @argument("--latest", action="store_true", help="statistics of the latest versions only")
     @line_magic
     def functions(self, line: str) -> Any:
-        """Table of deployed functions: language, latest version, calls, error rate, p50/p95
-        latency, last call, breaker state; sortable, with a Refresh button."""
+        """Table of deployed functions: language, latest version, calls, error rate, caller
+        mistakes, p50/p95 latency, last call, breaker state; sortable, with a Refresh button.
+        The numbers are defined in ``functions_nb.history_queries`` (as ``%fn_metrics``)."""
         from .widgets.functions import FunctionsTable
 
         args = parse_argstring(self.functions, line)

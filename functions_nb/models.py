@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import BadArguments
 
@@ -169,3 +169,32 @@ class Execution:
         from .widgets.result import ResultView
 
         return ResultView(self)._repr_mimebundle_(include, exclude)
+
+
+class ExecutionRecord(NamedTuple):
+    """One row of the history's ``executions`` table, as the executor, the cascade engine and
+    the human tier hand it to :meth:`History.record <functions_nb.history.History.record>`:
+    one per invocation and per cascade tier attempt. ``started_at`` is unix seconds;
+    ``input`` / ``output`` are Python values (the history encodes them as truncated JSON);
+    ``console`` is a list of (level, message, ts) or None. The history adds host and pid."""
+
+    id: str
+    function: str
+    version: int
+    language: str | None
+    tier: str
+    attempt: int
+    #: ok / error / timeout / rejected / aborted / skipped / pending
+    status: str
+    error_kind: str | None
+    error_message: str | None
+    started_at: float
+    queue_ms: float
+    duration_ms: float
+    cold: bool
+    input: Any
+    output: Any
+    console: list[tuple[str, str, float]] | None
+    memory_bytes: int | None = None
+    fuel: int | None = None
+    cascade_id: str | None = None

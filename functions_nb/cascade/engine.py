@@ -32,7 +32,7 @@ from ..errors import (
     FunctionTimeout,
     error_status,
 )
-from ..models import FunctionInfo
+from ..models import ExecutionRecord, FunctionInfo
 from .base import TIERS, Attempt, HumanPending, Tier, TierCall
 
 #: Option names the engine understands (everything else is passed to the tiers).
@@ -106,7 +106,7 @@ class Cascade:
     """Runs one function through the tiers. ``tiers`` maps tier names to :class:`Tier`
     objects; ``record`` receives execution records (history); ``new_id`` makes ids."""
 
-    def __init__(self, tiers: dict[str, Tier], *, record: Callable[[tuple], None] | None,
+    def __init__(self, tiers: dict[str, Tier], *, record: Callable[[ExecutionRecord], None] | None,
                  new_id: Callable[[], str], withdraw: Callable[[str, str], Any] | None = None) -> None:
         self.tiers = tiers
         self._record = record
@@ -365,9 +365,12 @@ class Cascade:
                  cascade_id: str) -> Attempt:
         attempt = Attempt(name, 0, "skipped", reason=reason)
         if self._record is not None:
-            self._record((self._new_id(), info.name, info.version, info.language, name, 0,
-                          "skipped", "skipped", reason, time.time(), 0.0, 0.0, False, args, None,
-                          [], None, None, cascade_id))
+            self._record(ExecutionRecord(
+                id=self._new_id(), function=info.name, version=info.version,
+                language=info.language, tier=name, attempt=0, status="skipped",
+                error_kind="skipped", error_message=reason, started_at=time.time(),
+                queue_ms=0.0, duration_ms=0.0, cold=False, input=args, output=None, console=[],
+                cascade_id=cascade_id))
         return attempt
 
     def _write(self, call: TierCall, attempt: Attempt, wall: float, value: Any,
@@ -379,10 +382,12 @@ class Cascade:
         status = _RECORD_STATUS[attempt.status]
         if error is not None and attempt.status == "failed":
             status = error_status(error) if isinstance(error, FunctionsError) else "error"
-        self._record((call.execution_id, info.name, info.version, info.language, call.tier,
-                      call.attempt, status, kind, str(error) if error is not None else None,
-                      wall, 0.0, attempt.duration_ms, False, call.args, value, call.console,
-                      None, None, cascade_id))
+        self._record(ExecutionRecord(
+            id=call.execution_id, function=info.name, version=info.version,
+            language=info.language, tier=call.tier, attempt=call.attempt, status=status,
+            error_kind=kind, error_message=str(error) if error is not None else None,
+            started_at=wall, queue_ms=0.0, duration_ms=attempt.duration_ms, cold=False,
+            input=call.args, output=value, console=call.console, cascade_id=cascade_id))
 
 
 __all__ = ["Cascade", "CascadeOptions", "CascadeResult", "ENGINE_OPTIONS"]

@@ -32,8 +32,9 @@ from ..errors import (
     StorageError,
     ToolchainMissing,
 )
+from ..history_queries import empty_stats, function_stats, iso, of_functions, stats_of
 from ..models import check_name
-from .config import FunctionsNB
+from .config import MAX_LINE_OFFSET, MAX_TIER_RETRIES, FunctionsNB
 
 PREFIX = "functions-nb/api"
 
@@ -144,6 +145,14 @@ def frame_rows(frame: Any) -> list[dict[str, Any]]:
     return json.loads(frame.to_json(orient="records", date_format="iso", default_handler=str))
 
 
+def stats_json(stats: dict[str, Any]) -> dict[str, Any]:
+    """A function's history numbers (:mod:`functions_nb.history_queries`) as the API shows
+    them: ``count`` (calls), ``errors``, ``caller_errors``, ``error_rate``, ``p50``/``p95``/
+    ``p99`` (ms), ``last_status`` and ``last_at`` (ISO 8601, UTC)."""
+    keys = ("count", "errors", "caller_errors", "error_rate", "p50", "p95", "p99", "last_status")
+    return {**{k: stats[k] for k in keys}, "last_at": iso(stats["last_at"])}
+
+
 def info_dict(info: Any, short: bool = False) -> dict[str, Any]:
     if short:
         return {"name": info.name, "version": info.version, "language": info.language,
@@ -247,11 +256,6 @@ def _http_code(status: int) -> str:
     except ValueError:
         return "client_error"
 
-
-#: Largest ``line_offset`` of a deploy (the source is shifted by that many newlines).
-MAX_LINE_OFFSET = 100_000
-#: Largest ``tier_retries`` of one tier over HTTP (each retry may wait up to 5 s).
-MAX_TIER_RETRIES = 10
 
 
 def _number(value: Any) -> bool:
@@ -422,14 +426,8 @@ class MetricsHandler(BaseHandler):
     async def get(self, name: str) -> None:
         async def work() -> None:
             check_name(name)
-            frame = await self.call(self.fx.sql, (
-                "SELECT count(*) AS count, count(*) FILTER (WHERE status <> 'ok') AS errors, "
-                "quantile_cont(duration_ms, 0.5) AS p50, quantile_cont(duration_ms, 0.95) AS p95, "
-                "max(started_at) AS last_at, arg_max(status, started_at) AS last_status "
-                f"FROM executions WHERE function = '{name}'"))
-            row = frame_rows(frame)[0]
-            row["name"] = name
-            self.reply(row)
+            stats = await self.call(stats_of, self.fx.sql, name)
+            self.reply({"name": name, **stats_json(stats)})
         await self.guarded(work)
 
 
@@ -443,8 +441,8 @@ class BreakersHandler(BaseHandler):
 
 class SummaryHandler(BaseHandler):
     """Everything the sidebar shows, in one request: each function with its language, version
-    count, breaker state, call count, p50 and last status; the recent executions; the pending
-    human tasks. Breaker states are this server's (kernels keep their own breakers)."""
+    count, breaker state and history numbers (:func:`stats_json`); the recent executions; the
+    pending human tasks. Breaker states are this server's (kernels keep their own breakers)."""
 
     @tornado.web.authenticated
     async def get(self) -> None:
@@ -459,12 +457,7 @@ class SummaryHandler(BaseHandler):
         stats: dict[str, dict[str, Any]] = {}
         recent: list[dict[str, Any]] = []
         if fx.history is not None:
-            stats = {row["function"]: row for row in frame_rows(fx.sql(
-                "SELECT function, count(*) AS count, count(*) FILTER (WHERE status <> 'ok') AS errors, "
-                "quantile_cont(duration_ms, 0.5) AS p50, max(started_at) AS last_at, "
-                "arg_max(status, started_at) AS last_status FROM executions "
-                "WHERE coalesce(tier, 'code') = 'code' AND status NOT IN ('skipped', 'pending') "
-                "GROUP BY function"))}
+            stats = function_stats(fx.sql, of_functions(i.name for i in infos))
             recent = frame_rows(fx.sql(
                 "SELECT started_at, id, function, version, coalesce(tier, 'code') AS tier, status, "
                 "error_kind, error_message, round(duration_ms, 3) AS duration_ms, output "
@@ -474,14 +467,11 @@ class SummaryHandler(BaseHandler):
             breakers[str(snap["name"])] = str(snap["state"])
         functions = []
         for info in infos:
-            row = stats.get(info.name, {})
             functions.append({
                 **info_dict(info, short=True),
                 "versions": len(fx.versions(info.name)),
                 "breaker": breakers.get(f"{info.name}@{info.version}", "closed"),
-                "count": row.get("count", 0), "errors": row.get("errors", 0),
-                "p50": row.get("p50"), "last_status": row.get("last_status"),
-                "last_at": row.get("last_at")})
+                **stats_json(stats.get(info.name) or empty_stats())})
         return {"functions": functions, "recent": recent, "tasks": fx.human.ls("pending")}
 
 

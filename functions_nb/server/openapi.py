@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .config import MAX_LINE_OFFSET, MAX_TIER_RETRIES
+
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 
@@ -47,7 +49,6 @@ def _languages() -> list[str]:
 def _cascade_options() -> dict[str, Any]:
     """The cascade's engine options (other keys are tier options: model, prompt, question, ...)."""
     from ..cascade.base import TIERS
-    from .handlers import MAX_TIER_RETRIES
 
     tier = {"enum": list(TIERS)}
     return {
@@ -73,6 +74,24 @@ def _cascade_options() -> dict[str, Any]:
 
 
 _ANY: dict[str, Any] = {}
+_MS = {"type": ["number", "null"]}
+#: A function's history numbers (functions_nb.history_queries defines them).
+_STATS = {
+    "count": {"type": "integer", "description": "calls: records that ended (not skipped tiers, "
+              "not pending human tasks), caller mistakes excluded; rejected calls count"},
+    "errors": {"type": "integer", "description": "calls whose status is not ok (error, timeout, "
+               "aborted, rejected)"},
+    "caller_errors": {"type": "integer", "description": "caller mistakes (bad arguments, unknown "
+                      "function or version): the function did not run; not errors"},
+    "error_rate": {"type": ["number", "null"], "description": "errors / count"},
+    "p50": _MS, "p95": _MS,
+    "p99": {**_MS, "description": "latency percentiles in ms over the calls that ran (not "
+            "rejected ones)"},
+    "last_status": {"type": ["string", "null"], "description": "status of the newest call, "
+                    "across cascade tiers"},
+    "last_at": {"type": ["string", "null"], "description": "start of the newest call (ISO 8601, "
+                "UTC)"},
+}
 _ROWS = _obj({"rows": {"type": "array", "items": {"type": "object"}}}, ["rows"])
 
 
@@ -81,8 +100,6 @@ def openapi(server_url: str = "/functions-nb/api") -> dict[str, Any]:
     summary = _obj({"name": {"type": "string"}, "version": {"type": "integer"},
                     "language": {"type": "string"}, "signature": {"type": "string"}},
                    ["name", "version", "language", "signature"])
-    from .handlers import MAX_LINE_OFFSET
-
     info = {"$ref": "#/components/schemas/FunctionInfo"}
     cascade = {"$ref": "#/components/schemas/CascadeOptions"}
     target = _path_param("target", "name or name@version")
@@ -140,30 +157,27 @@ def openapi(server_url: str = "/functions-nb/api") -> dict[str, Any]:
                             "schema": {"type": "integer", "minimum": 1, "maximum": 10000}}],
             "responses": {"200": _json(_ROWS), **_errors(400)}}},
         "/metrics/{name}": {"get": {
-            "operationId": "metrics", "summary": "Call count, errors and latency percentiles",
+            "operationId": "metrics", "summary": "Calls, errors, caller mistakes, latency "
+                                                 "percentiles and last status",
             "parameters": [_path_param("name", "function name")],
-            "responses": {"200": _json(_obj({
-                "name": {"type": "string"}, "count": {"type": "integer"}, "errors": {"type": "integer"},
-                "p50": {"type": ["number", "null"]}, "p95": {"type": ["number", "null"]},
-                "last_status": {"type": ["string", "null"]}})), **_errors(400)}}},
+            "responses": {"200": _json(_obj({"name": {"type": "string"}, **_STATS},
+                                            ["name", *_STATS])), **_errors(400)}}},
         "/breakers": {"get": {
             "operationId": "breakers", "summary": "Circuit breaker states of loaded versions",
             "responses": {"200": _json(_obj({"breakers": {"type": "array",
                                                           "items": {"type": "object"}}}))}}},
         "/summary": {"get": {
             "operationId": "summary", "summary": "What the sidebar shows: functions with versions, "
-                                                 "breaker state, p50 and last status; recent "
-                                                 "executions; pending human tasks",
+                                                 "breaker state and history numbers (as "
+                                                 "metrics/{name}); recent executions; pending "
+                                                 "human tasks",
             "parameters": [{"name": "recent", "in": "query",
                             "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
             "responses": {"200": _json(_obj({
                 "functions": {"type": "array", "items": _obj({
                     "name": {"type": "string"}, "version": {"type": "integer"},
                     "language": {"type": "string"}, "signature": {"type": "string"},
-                    "versions": {"type": "integer"}, "breaker": {"type": "string"},
-                    "count": {"type": "integer"}, "errors": {"type": "integer"},
-                    "p50": {"type": ["number", "null"]}, "last_status": {"type": ["string", "null"]},
-                    "last_at": {"type": ["string", "null"]}})},
+                    "versions": {"type": "integer"}, "breaker": {"type": "string"}, **_STATS})},
                 "recent": {"type": "array", "items": {"type": "object"}},
                 "tasks": {"type": "array", "items": {"type": "object"}}},
                 ["functions", "recent", "tasks"])), **_errors(400)}}},

@@ -25,7 +25,8 @@ LEVEL_COLOURS = {"debug": "var(--jp-ui-font-color2, #888)", "log": "inherit",
 STATUS_COLOURS = {"ok": "var(--jp-success-color1, #388e3c)", "error": LEVEL_COLOURS["error"],
                   "timeout": LEVEL_COLOURS["warn"], "aborted": LEVEL_COLOURS["warn"],
                   "rejected": LEVEL_COLOURS["warn"], "pending": LEVEL_COLOURS["info"],
-                  "skipped": LEVEL_COLOURS["debug"], "closed": "var(--jp-success-color1, #388e3c)",
+                  "skipped": LEVEL_COLOURS["debug"], "caller_error": LEVEL_COLOURS["debug"],
+                  "closed": "var(--jp-success-color1, #388e3c)",
                   "open": LEVEL_COLOURS["error"], "half_open": LEVEL_COLOURS["warn"]}
 
 

@@ -1,13 +1,12 @@
 """``%functions``: one row per deployed function with its history statistics and breaker state.
 
 The statistics come from one DuckDB query over ``executions`` (all versions of each function,
-or only the latest with ``latest_only=True``):
-
-- *calls*: executions that ended (``skipped`` cascade tiers and ``pending`` human answers are
-  not calls); calls rejected by an open breaker count;
-- *error rate*: the share of those calls whose status is not ``ok``;
-- *p50 / p95*: ``quantile_cont`` of ``duration_ms`` over the calls that ran (not rejected);
-- *last status / last call*: of the newest call.
+or only the latest with ``latest_only=True``), with the definitions of
+:mod:`functions_nb.history_queries` (the same numbers as ``%fn_metrics`` and the REST API):
+*calls* (ended, not caller mistakes; rejected calls count), *caller mistakes* (bad arguments,
+unknown function: shown apart, not as errors), *error rate* (calls not ``ok`` / calls),
+*p50 / p95* (over the calls that ran, not rejected ones), *last status / last call* (the
+newest call across tiers).
 
 The breaker column is the state of the latest version's breaker in this process (``closed``
 when the version has no breaker yet). The live widget sorts with a dropdown and an
@@ -21,20 +20,17 @@ import math
 import threading
 from typing import Any
 
+from ..history_queries import function_stats, of_functions, of_versions
 from .base import STATUS_COLOURS, Markup, View, esc, table_html
 
 #: Sort keys: dropdown label -> row field.
 SORT_KEYS = {"name": "name", "language": "language", "calls": "calls",
-             "error rate": "error_rate", "p50": "p50_ms", "p95": "p95_ms"}
+             "error rate": "error_rate", "caller mistakes": "caller_errors", "p50": "p50_ms",
+             "p95": "p95_ms"}
 #: Table columns: heading -> row field it shows (and sorts by, when it is a sort key).
 COLUMNS = {"function": "name", "version": "version", "language": "language", "calls": "calls",
-           "error rate": "error_rate", "p50": "p50_ms", "p95": "p95_ms",
-           "last status": "last_status", "last call": "last_call", "breaker": "breaker"}
-
-#: Statuses that are not calls that ended (excluded from every statistic).
-_NOT_CALLS = "('skipped', 'pending')"
-#: Statuses without a meaningful duration (excluded from the latency quantiles).
-_NO_LATENCY = "('skipped', 'pending', 'rejected')"
+           "error rate": "error_rate", "caller mistakes": "caller_errors", "p50": "p50_ms",
+           "p95": "p95_ms", "last status": "last_status", "last call": "last_call", "breaker": "breaker"}
 
 #: Table look, scoped to functions-nb views; JupyterLab variables with light-theme fallbacks.
 CSS = """<style>
@@ -92,26 +88,6 @@ def num(text: str) -> Markup:
     return Markup(f'<span class="fnb-num">{esc(text)}</span>')
 
 
-def _clean(value: Any) -> Any:
-    """pandas NaN / NaT / numpy scalars -> None / plain Python values."""
-    if value is None:
-        return None
-    try:
-        if value != value:  # NaN, NaT
-            return None
-    except (TypeError, ValueError):
-        pass
-    if hasattr(value, "to_pydatetime"):
-        return value.to_pydatetime()
-    if hasattr(value, "item"):
-        return value.item()
-    return value
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def sort_rows(rows: list[dict[str, Any]], field: str, descending: bool = False) -> list[dict[str, Any]]:
     """Rows ordered by ``field``; ties by name; rows without a value always last."""
     by_name = sorted(rows, key=lambda r: (str(r["name"]).lower(), r["name"]))
@@ -150,7 +126,8 @@ class FunctionsTable(View):
         for r in self.rows:
             calls = f"{r['calls']} call" + ("s" if r["calls"] != 1 else "")
             lines.append(f"  {r['name']}@{r['version']} {r['language']}: {calls}, "
-                         f"{format_rate(r['error_rate'])} errors, p50 {format_ms(r['p50_ms'])}, "
+                         f"{format_rate(r['error_rate'])} errors, {r['caller_errors']} caller "
+                         f"mistakes, p50 {format_ms(r['p50_ms'])}, "
                          f"p95 {format_ms(r['p95_ms'])}, breaker {r['breaker']}")
         return "\n".join(lines)
 
@@ -163,28 +140,16 @@ class FunctionsTable(View):
             return key
         raise ValueError(f"cannot sort by {key!r}: one of {', '.join(SORT_KEYS)}")
 
-    def query(self, infos: list[Any]) -> str:
-        """The one DuckDB statement computing every function's statistics."""
+    def where(self, infos: list[Any]) -> str:
+        """Which records the statistics cover: every version, or the latest ones."""
         if self.latest_only:
-            pairs = ", ".join(f"({_quote(i.name)}, {int(i.version)})" for i in infos)
-            where = f"(function, version) IN (VALUES {pairs})"
-        else:
-            where = "function IN (" + ", ".join(_quote(i.name) for i in infos) + ")"
-        ran = f"WHERE status NOT IN {_NO_LATENCY}"
-        return (
-            "SELECT function, count(*) AS calls, "
-            "count(*) FILTER (WHERE status <> 'ok') AS errors, "
-            f"quantile_cont(duration_ms, 0.5) FILTER ({ran}) AS p50_ms, "
-            f"quantile_cont(duration_ms, 0.95) FILTER ({ran}) AS p95_ms, "
-            "arg_max(status, started_at) AS last_status, max(started_at) AS last_call "
-            f"FROM executions WHERE {where} AND status NOT IN {_NOT_CALLS} GROUP BY function")
+            return of_versions((i.name, int(i.version)) for i in infos)
+        return of_functions(i.name for i in infos)
 
     def _stats(self, infos: list[Any]) -> dict[str, dict[str, Any]]:
         if not infos or getattr(self.fx, "history", True) is None:
             return {}
-        frame = self.fx.sql(self.query(infos))
-        return {rec["function"]: {k: _clean(v) for k, v in rec.items()}
-                for rec in frame.to_dict("records")}
+        return function_stats(self.fx.sql, self.where(infos))
 
     def _breaker_state(self, name: str, version: int) -> str:
         breaker = self.fx.loader.breaker(name, version)
@@ -196,13 +161,12 @@ class FunctionsTable(View):
         rows = []
         for info in infos:
             s = stats.get(info.name, {})
-            calls = int(s.get("calls") or 0)
-            errors = int(s.get("errors") or 0)
             rows.append({"name": info.name, "version": int(info.version), "language": info.language,
-                         "calls": calls, "errors": errors,
-                         "error_rate": errors / calls if calls else None,
-                         "p50_ms": s.get("p50_ms"), "p95_ms": s.get("p95_ms"),
-                         "last_status": s.get("last_status"), "last_call": s.get("last_call"),
+                         "calls": s.get("count", 0), "errors": s.get("errors", 0),
+                         "caller_errors": s.get("caller_errors", 0),
+                         "error_rate": s.get("error_rate"),
+                         "p50_ms": s.get("p50"), "p95_ms": s.get("p95"),
+                         "last_status": s.get("last_status"), "last_call": s.get("last_at"),
                          "breaker": self._breaker_state(info.name, int(info.version))})
         self.rows = sort_rows(rows, self.sort_key, self.descending)
         self.updated = _dt.datetime.now(_dt.UTC)
@@ -228,6 +192,7 @@ class FunctionsTable(View):
     def _cells(self, row: dict[str, Any]) -> list[Any]:
         return [Markup(f"<b>{esc(row['name'])}</b>"), num(str(row["version"])), row["language"],
                 num(str(row["calls"])), num(format_rate(row["error_rate"])),
+                num(str(row["caller_errors"])),
                 num(format_ms(row["p50_ms"])), num(format_ms(row["p95_ms"])),
                 badge(row["last_status"]), num(format_time(row["last_call"])),
                 badge(row["breaker"])]

@@ -4,50 +4,28 @@ p50/p95/p99 marked, calls and errors per minute, cold vs warm, and calls per tie
 ``MetricsView(fx, name)`` (``name`` or ``name@version``) aggregates in DuckDB (so it stays fast
 over a long history), keeps the numbers in ``.stats`` and draws inline SVG (``svg.py``).
 
-Definitions: a *call* is any execution record except skipped tiers and pending human tasks;
-an *error* is a call with status error, timeout, aborted or rejected; latency statistics
-(percentiles, histogram, latency over time) cover calls that ran (not rejected ones, which
-take no time); cold/warm compares latency of code-tier calls that ran.
+The numbers (what a call, an error, a caller mistake and a latency are) are defined once in
+:mod:`functions_nb.history_queries`, which the REST API and ``%functions`` use too; the
+tiers chart shows caller mistakes as ``caller_error``, apart from the function's errors;
+cold/warm compares latency of code-tier calls that ran.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
+from ..history_queries import CALL, ERROR, OUTCOME, PERCENTILES, TIMED, scope, stats_of
 from .base import STATUS_COLOURS, View, esc
 from .svg import bar_chart, fmt_ms, fmt_num, fmt_time, histogram, line_chart
 
-#: Records that count as calls.
-CALL_WHERE = "status NOT IN ('skipped', 'pending')"
-#: Records whose duration is a latency.
-LATENCY_WHERE = "status NOT IN ('skipped', 'pending', 'rejected')"
-#: Records that count as errors.
-ERROR_WHERE = "status IN ('error', 'timeout', 'aborted', 'rejected')"
-#: Percentiles marked on the histogram, and their colours.
-PERCENTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
+#: Colours of the percentiles marked on the histogram.
 MARKER_COLOURS = {"p50": "var(--jp-success-color1, #388e3c)", "p95": "var(--jp-warn-color1, #ef6c00)",
                   "p99": "var(--jp-error-color1, #d32f2f)"}
 TIER_ORDER = ("code", "generative", "agentic", "human")
 _BOX = ("font-family:var(--jp-ui-font-family, sans-serif);font-size:var(--jp-ui-font-size1, 13px);"
         "color:var(--jp-ui-font-color1, inherit)")
 _GRID = "display:flex;flex-wrap:wrap;gap:8px 16px;align-items:flex-start"
-
-
-def _scope(name: str) -> str:
-    from ..models import parse_target
-
-    fn, version = parse_target(name)
-    where = "function = '" + fn.replace("'", "''") + "'"
-    return where + (f" AND version = {int(version)}" if version else "")
-
-
-def _num(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return None if math.isnan(value) else value
 
 
 def per_minute(counts: list[tuple[float, int, int]], *, minutes: int, now: float) -> list[dict[str, Any]]:
@@ -85,56 +63,29 @@ class MetricsView(View):
     def __repr__(self) -> str:
         s = self.stats
         return (f"<MetricsView {self.name}: {s.get('count', 0)} calls, {s.get('errors', 0)} errors, "
-                f"p50 {fmt_ms(s.get('p50'))}, p95 {fmt_ms(s.get('p95'))}>")
+                f"{s.get('caller_errors', 0)} caller mistakes, p50 {fmt_ms(s.get('p50'))}, "
+                f"p95 {fmt_ms(s.get('p95'))}>")
 
     # -- data ------------------------------------------------------------------------------
     def query(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """Aggregate the history; returns (stats, chart data)."""
-        scope = _scope(self.name)
-        base = f"SELECT *, epoch_us(started_at) / 1e6 AS t FROM executions WHERE {scope}"
-        q = ", ".join(str(v) for v in PERCENTILES.values())
-        cold = f"{LATENCY_WHERE} AND tier = 'code' AND cold"
-        warm = f"{LATENCY_WHERE} AND tier = 'code' AND NOT coalesce(cold, false)"
-        summary = self.fx.sql(
-            f"SELECT count(*) FILTER (WHERE {CALL_WHERE}) AS calls, "
-            f"count(*) FILTER (WHERE {ERROR_WHERE}) AS errors, "
-            f"count(*) FILTER (WHERE {LATENCY_WHERE}) AS timed, "
-            f"quantile_cont(duration_ms, [{q}]) FILTER (WHERE {LATENCY_WHERE}) AS q, "
-            f"min(duration_ms) FILTER (WHERE {LATENCY_WHERE}) AS lo, "
-            f"max(duration_ms) FILTER (WHERE {LATENCY_WHERE}) AS hi, "
-            f"avg(duration_ms) FILTER (WHERE {LATENCY_WHERE}) AS mean, "
-            f"count(*) FILTER (WHERE {cold}) AS cold_n, "
-            f"median(duration_ms) FILTER (WHERE {cold}) AS cold_p50, "
-            f"count(*) FILTER (WHERE {warm}) AS warm_n, "
-            f"median(duration_ms) FILTER (WHERE {warm}) AS warm_p50, "
-            f"min(t) FILTER (WHERE {CALL_WHERE}) AS first, max(t) FILTER (WHERE {CALL_WHERE}) AS last "
-            f"FROM ({base})").iloc[0]
-        quantiles = list(summary["q"]) if summary["q"] is not None and summary["timed"] else []
-        stats: dict[str, Any] = {
-            "name": self.name, "count": int(summary["calls"]), "errors": int(summary["errors"]),
-            "timed": int(summary["timed"]),
-            "min": _num(summary["lo"]), "max": _num(summary["hi"]), "mean": _num(summary["mean"]),
-            "cold": {"count": int(summary["cold_n"]), "p50": _num(summary["cold_p50"])},
-            "warm": {"count": int(summary["warm_n"]), "p50": _num(summary["warm_p50"])},
-            "first": _num(summary["first"]), "last": _num(summary["last"]),
-        }
-        for i, key in enumerate(PERCENTILES):
-            stats[key] = _num(quantiles[i]) if quantiles else None
-        stats["error_rate"] = stats["errors"] / stats["count"] if stats["count"] else 0.0
+        base = f"SELECT *, epoch_us(started_at) / 1e6 AS t FROM executions WHERE {scope(self.name)}"
+        stats: dict[str, Any] = {"name": self.name, **stats_of(self.fx.sql, self.name, detail=True)}
         minutes = self.fx.sql(
             f"SELECT floor(t / 60) * 60 AS minute, count(*) AS calls, "
-            f"count(*) FILTER (WHERE {ERROR_WHERE}) AS errors FROM ({base}) WHERE {CALL_WHERE} "
+            f"count(*) FILTER (WHERE {ERROR}) AS errors FROM ({base}) WHERE {CALL} "
             "GROUP BY 1 ORDER BY 1")
         stats["per_minute"] = per_minute(list(minutes.itertuples(index=False, name=None)),
                                          minutes=self.minutes, now=time.time())
-        tiers = self.fx.sql(f"SELECT tier, status, count(*) AS n FROM ({base}) GROUP BY ALL ORDER BY ALL")
+        tiers = self.fx.sql(f"SELECT tier, {OUTCOME} AS outcome, count(*) AS n FROM ({base}) "
+                            "GROUP BY ALL ORDER BY ALL")
         stats["tiers"] = {}
-        for tier, status, n in tiers.itertuples(index=False, name=None):
-            stats["tiers"].setdefault(tier, {})[status] = int(n)
+        for tier, outcome, n in tiers.itertuples(index=False, name=None):
+            stats["tiers"].setdefault(tier, {})[outcome] = int(n)
         data: dict[str, Any] = {"points": [], "edges": [], "counts": []}
         if stats["timed"]:
             data["points"] = list(self.fx.sql(
-                f"SELECT t, duration_ms, status, cold, tier FROM ({base}) WHERE {LATENCY_WHERE} "
+                f"SELECT t, duration_ms, status, cold, tier FROM ({base}) WHERE {TIMED} "
                 f"ORDER BY t DESC LIMIT {self.points}").itertuples(index=False, name=None))
             data["edges"], data["counts"] = self._histogram(base, stats)
         return stats, data
@@ -149,7 +100,7 @@ class MetricsView(View):
         width = (top - lo) / bins
         rows = self.fx.sql(
             f"SELECT least(greatest(floor((duration_ms - {lo!r}) / {width!r}), 0), {bins - 1})::INTEGER "
-            f"AS b, count(*) AS n FROM ({base}) WHERE {LATENCY_WHERE} GROUP BY 1")
+            f"AS b, count(*) AS n FROM ({base}) WHERE {TIMED} GROUP BY 1")
         counts = [0] * bins
         for b, n in rows.itertuples(index=False, name=None):
             counts[int(b)] += int(n)
@@ -196,12 +147,15 @@ class MetricsView(View):
     # -- rendering -------------------------------------------------------------------------
     def summary_html(self) -> str:
         s = self.stats
-        if not s.get("count"):
+        if not s.get("count") and not s.get("caller_errors"):
             return f'<b>{esc(self.name)}</b>: no executions yet'
-        rate = f"{100 * s['error_rate']:.1f}%"
+        rate = f"{100 * (s['error_rate'] or 0.0):.1f}%"
         err_colour = STATUS_COLOURS["error"] if s["errors"] else "inherit"
         parts = [f"<b>{esc(self.name)}</b>", f"{fmt_num(s['count'])} calls",
                  f'<span style="color:{err_colour}">{fmt_num(s["errors"])} errors ({rate})</span>',
+                 *([f'<span style="color:{STATUS_COLOURS["caller_error"]}">'
+                    f'{fmt_num(s["caller_errors"])} caller mistakes</span>']
+                   if s["caller_errors"] else []),
                  *(f'<span style="color:{MARKER_COLOURS[k]}">{k} {esc(fmt_ms(s[k]))}</span>'
                    for k in PERCENTILES),
                  f"cold {s['cold']['count']} (p50 {esc(fmt_ms(s['cold']['p50']))})",
@@ -237,4 +191,4 @@ class MetricsView(View):
                 self.parts[key].value = svg
 
 
-__all__ = ["CALL_WHERE", "ERROR_WHERE", "LATENCY_WHERE", "MetricsView"]
+__all__ = ["MetricsView", "per_minute"]

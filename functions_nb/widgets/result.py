@@ -85,12 +85,18 @@ class Outcome:
     memory_bytes: int | None = None
 
 
+def _is_execution(obj: Any) -> bool:
+    """An :class:`~functions_nb.models.Execution`, recognised by its fields (``models`` shows
+    itself through this module, so this module does not import it)."""
+    return all(hasattr(obj, a) for a in ("id", "function", "version", "status", "value",
+                                         "error", "queue_ms", "cold", "console"))
+
+
 def outcome_of(obj: Any, target: str | None = None) -> Outcome:
     """Normalise an Execution, CascadeResult, CascadeExhaustedError or value."""
     from ..errors import CascadeExhaustedError
-    from ..models import Execution
 
-    if isinstance(obj, Execution):
+    if _is_execution(obj):
         return Outcome("execution", value=obj.value, has_value=obj.error is None,
                        target=f"{obj.function}@{obj.version}", tier="code", status=obj.status,
                        duration_ms=obj.duration_ms, queue_ms=obj.queue_ms, cold=obj.cold,
