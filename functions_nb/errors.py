@@ -10,12 +10,15 @@
     ├── InvocationError         the function itself failed: trap, panic, returned error
     │   ├── FunctionTimeout     stopped at its time limit (also ``TimeoutError``)
     │   ├── LimitExceeded       hit its memory limit (also ``MemoryError``)
-    │   └── Aborted             aborted by ``Functions.abort(id)``
+    │   ├── Aborted             aborted by ``Functions.abort(id)``
+    │   └── CascadeExhaustedError  every cascade tier failed, timed out or was skipped (.attempts)
     ├── CircuitOpen             the function's circuit breaker is open; call rejected fast
     ├── QueueFull               the executor queue is full; call rejected
     └── StorageError            the store could not be read or written
 
-Caller mistakes (``BadArguments``, ``FunctionNotFound``) never trip a circuit breaker.
+Caller mistakes (``BadArguments``, ``FunctionNotFound``: ``caller_error`` is True) never trip
+a circuit breaker, and the history's numbers count them apart from the function's errors
+(:mod:`functions_nb.history_queries`, by the record's ``error_kind``).
 """
 
 from __future__ import annotations
