@@ -487,7 +487,7 @@ def test_host_process_has_no_network(fxm, escape):
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"v8.host_main" in cmdline and not cmdline.startswith(b"bwrap") and b"bwrap" not in cmdline.split(b"\0")[0]:
+        if b"v8_host.py" in cmdline and not cmdline.startswith(b"bwrap") and b"bwrap" not in cmdline.split(b"\0")[0]:
             hosts.append(pid)
     assert hosts
     ours = os.readlink("/proc/self/ns/net")
@@ -504,3 +504,108 @@ def test_parameter_lists_split_around_arrows():
                                                                           "b: Vec<u8>"]
     assert split_top_level("a: Map<string, number>, b: A | B", ",") == ["a: Map<string, number>", "b: A | B"]
     assert split_top_level("A | Map<string, B | C> | null", "|") == ["A", "Map<string, B | C>", "null"]
+
+
+def test_host_started_from_a_short_lived_thread_survives_it(fxm):
+    """bubblewrap's --die-with-parent fires when the thread that started the host ends; the
+    host layer starts every host from one long-lived thread. (Before it, the second call
+    failed: "the V8 host process exited during this call".)"""
+    fxm.deploy("javascript", "function addjs(a, b) { return a + b; }", name="addjs")
+    v8.runtime().restart()  # the next call starts a new host, from the thread below
+    box = {}
+    worker = threading.Thread(target=lambda: box.setdefault("run", fxm.run("addjs", 2, 3)))
+    worker.start()
+    worker.join()
+    started = v8.runtime().current()
+    assert box["run"].value == 5 and started is not None
+    deadline = time.monotonic() + 1.0  # the thread is gone: give a PDEATHSIG time to land
+    while time.monotonic() < deadline and started.proc.poll() is None:
+        time.sleep(0.05)
+    assert started.proc.poll() is None, "the host died with the thread that started it"
+    assert fxm.invoke("addjs", 4, 5) == 9
+    assert v8.runtime().current() is started
+
+
+def test_timers_do_not_outlive_their_call(fxm):
+    """A setTimeout callback left behind by a call that returned never runs (before: it ran
+    after the call, burning the isolate's CPU for seconds and changing its state)."""
+    fxm.deploy("javascript", """function linger(ms) {
+  setTimeout(() => {
+    globalThis.fired = (globalThis.fired || 0) + 1;
+    const t = Date.now();
+    while (Date.now() - t < ms) {}
+  }, 0);
+  return globalThis.fired || 0;
+}""", name="linger")
+    assert fxm.invoke("linger", 1500) == 0
+    time.sleep(0.3)  # a leaked timer fires within milliseconds of the call returning
+    started = time.monotonic()
+    assert fxm.invoke("linger", 1500) == 0
+    assert time.monotonic() - started < 1.2  # not queued behind a 1.5 s leftover callback
+    # timers a pending call awaits still fire
+    fxm.deploy("javascript", """async function later(ms) {
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  return ms;
+}""", name="later")
+    assert fxm.invoke("later", 20) == 20
+
+
+def test_a_crash_blames_the_function_that_caused_it():
+    """V8 aborts the host on some out-of-memory paths; a call of another function that was in
+    flight fails with an error naming the crash and the calls that were running, not with
+    "ran out of memory during this call" (that blamed the bystander)."""
+    rt = v8.V8Runtime(data_mb=800, sandbox=False)
+    sig = Signature("f", (Param("n", "f64", "number"),), "f64", "number")
+    try:
+        slow = rt.load(_bundle("slow", "  const t = Date.now();\n  while (Date.now() - t < n) {}\n"
+                                       "  return 1;"), sig, memory_mb=64, name="slow")
+        fill = rt.load(_bundle("fill", "  return new Array(n).fill(0.5).length;"), sig,
+                       memory_mb=64, name="fill")
+        box: dict = {}
+
+        def bystander() -> None:
+            try:
+                box["value"] = slow.call((20_000,), CallContext("s", 60))
+            except Exception as exc:
+                box["error"] = exc
+
+        worker = threading.Thread(target=bystander)
+        worker.start()
+        deadline = time.monotonic() + 30
+        while not any(rt.inflight.values()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pytest.raises(InvocationError, match="fill: cut short because the V8 host was killed "
+                                                  r"by SIG\w+ .*while calls of slow were running"):
+            fill.call((1.3e8,), CallContext("f", 60))
+        worker.join(30)
+        error = box.get("error")
+        assert isinstance(error, InvocationError) and not isinstance(error, LimitExceeded)
+        assert "while calls of fill were running" in str(error)
+        assert "during this call" not in str(error)
+        assert slow.call((1,), CallContext("again", 60)) == 1.0
+    finally:
+        rt.close()
+
+
+def test_forked_child_starts_its_own_host(fxm):
+    """A forked child never talks to its parent's host over the inherited pipes: it starts its
+    own, and the parent's host keeps working after the child exits."""
+    fxm.deploy("javascript", "function addjs(a, b) { return a + b; }", name="addjs")
+    assert fxm.invoke("addjs", 1, 2) == 3
+    parent_host = v8.runtime().current()
+    assert parent_host is not None
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its host's pid and the result, then leave at once
+        try:
+            value = fxm.invoke("addjs", 20, 22)
+            host = v8.runtime().current()
+            os.write(write, json.dumps([value, host.pid if host else 0]).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as f:
+        value, child_host = json.loads(f.read() or "[0, 0]")
+    os.waitpid(pid, 0)
+    assert value == 42 and child_host not in (0, parent_host.pid)
+    assert fxm.invoke("addjs", 5, 6) == 11 and v8.runtime().current() is parent_host

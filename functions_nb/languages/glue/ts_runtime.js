@@ -172,6 +172,11 @@
     return id;
   }
   function clearTimeout(id) { timers.delete(id); }
+  // Timers do not outlive the calls that set them: when no call is in flight, pending ones
+  // are dropped (their callbacks never run), so no work continues after a call returned.
+  let inflight = 0;
+  function callStarted() { inflight++; }
+  function callEnded() { if (--inflight <= 0) { inflight = 0; timers.clear(); } }
   function queueMicrotask(fn) { apply(then, resolved, [() => fn()]); }
   for (const [k, f] of [["setTimeout", setTimeout], ["clearTimeout", clearTimeout], ["queueMicrotask", queueMicrotask]]) {
     defineProperty(G, k, { value: f, writable: true, configurable: true, enumerable: false });
@@ -341,16 +346,20 @@
 
   function call(id, ...args) {
     let v;
+    callStarted();
     try {
       decode(args);
       v = apply(entry, undefined, args);
     } catch (e) {
+      callEnded();
       return fail(e);
     }
     if (isThenable(v)) {
-      apply(then, PromiseCtor.resolve(v), [(r) => settle(id, finish(r, false)), (e) => settle(id, fail(e))]);
+      apply(then, PromiseCtor.resolve(v), [(r) => { callEnded(); settle(id, finish(r, false)); },
+                                           (e) => { callEnded(); settle(id, fail(e)); }]);
       return "P";
     }
+    callEnded();
     return finish(v, true);
   }
 
@@ -359,6 +368,7 @@
     entry = m ? m.__fnb_entry : undefined;
     G.__fnb_cell = undefined;
     delete G.__fnb_bind;
+    timers.clear();  // the cell's top level set them: no call is in flight
     if (typeof entry !== "function") {
       throw new TypeError(cfg.name + " is not a function (the cell must define function " + cfg.name + ")");
     }

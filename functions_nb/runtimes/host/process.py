@@ -102,13 +102,18 @@ class HostProcess:
         """Send a request and wait for its reply under ``ctx``'s deadline and abort flag
         (cancel, then kill after the grace period); without ``ctx``, ``setup_timeout`` bounds
         the wait. A host that dies meanwhile answers with status DIED."""
+        return self.channel.request(code, body, *more, watch=self.watch_for(ctx, what, setup_timeout))
+
+    def watch_for(self, ctx: CallContext | None, what: str = "a call",
+                  setup_timeout: float = 60.0) -> Callable[[int], Watch]:
+        """The watch of one request (by id): CANCEL it at the deadline or on abort, kill the
+        host ``grace`` seconds later; for :meth:`Channel.request` with an id chosen first."""
         channel = self.channel
 
         def watch(rid: int) -> Watch:
             return Watch(ctx, lambda reason: channel.cancel(rid, reason), self.kill, self.grace,
                          setup_timeout, what)
-
-        return channel.request(code, body, *more, watch=watch)
+        return watch
 
     def unload(self, function_id: int) -> None:
         self.channel.notify(Op.UNLOAD, U32.pack(function_id))

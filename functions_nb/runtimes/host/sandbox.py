@@ -136,7 +136,7 @@ def _probe(profile: SandboxProfile, check: tuple[str, ...]) -> dict[str, Any]:
             layers["detail"] = f"bubblewrap failed: {exc}"
             continue
         if proc.returncode == 0:
-            layers.update(bwrap=True, userns=userns, detail="")
+            layers.update(bwrap=True, userns=userns, nobody=userns and profile.nobody, detail="")
             return layers
         layers["detail"] = ("bubblewrap cannot create namespaces here: "
                             + (proc.stderr.strip().splitlines() or ["failed"])[-1][:200])
@@ -159,6 +159,27 @@ def _default_check(profile: SandboxProfile) -> list[str]:
         return ["/bin/sh", "-c", "exit 0"]
     return [str(profile.binds[0] if isinstance(profile.binds[0], str) else profile.binds[0][1]),
             "--version"] if profile.binds else ["/bin/true"]
+
+
+def isolation(kind: str, layers: dict[str, Any], own: tuple[str, ...] = (),
+              limits: tuple[str, ...] = ()) -> Any:
+    """What ``func doctor`` shows for a runtime whose host runs under this builder's layers:
+    the layers that hold (``own`` first: the runtime's in-process measures), the missing ones."""
+    from ..base import Isolation
+
+    held = list(own)
+    if layers.get("bwrap"):
+        held.append("bubblewrap: no network, own pid/ipc/uts namespaces, only its own files"
+                    + (", runs as nobody" if layers.get("nobody") else ""))
+        if layers.get("seccomp"):
+            held.append("seccomp: no new processes")
+    if layers.get("prlimit"):
+        held.append("rlimits")
+    held.append("clean environment")
+    missing = () if layers.get("bwrap") else (
+        f"bubblewrap ({layers.get('detail') or 'unavailable'}): the host can read the file "
+        "system and use the network",)
+    return Isolation(kind, tuple(held), missing, limits)
 
 
 def describe(layers: dict[str, Any]) -> str:
