@@ -1,21 +1,29 @@
-"""``func doctor``: which languages can compile here, their versions, how to install the rest."""
+"""``func doctor``: which languages can compile here, their versions, how to install the rest,
+and what isolates functions in each runtime (``Runtime.isolation()``)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Any
 
-from . import languages
+from . import languages, runtimes
 
 
 def doctor() -> list[dict[str, Any]]:
-    """One row per seed language: usable, version, and the install command when missing."""
+    """One row per seed language: usable, version, the install command when missing, its
+    runtime kind and that runtime's isolation (as :meth:`Isolation.to_dict`)."""
     rows = []
+    isolation: dict[str, dict[str, Any]] = {}
     for name in languages.names():
-        tc = languages.get_language(name).toolchain(refresh=True)
+        lang = languages.get_language(name)
+        tc = lang.toolchain(refresh=True)
         row = asdict(tc)
         if tc.usable:
             row["install"] = ""
+        row["runtime"] = lang.runtime
+        if lang.runtime not in isolation:
+            isolation[lang.runtime] = runtimes.isolation(lang.runtime).to_dict()
+        row["isolation"] = isolation[lang.runtime]
         rows.append(row)
     for name in languages.PLANNED:
         rows.append({"language": name, "usable": False, "version": "", "path": "",
@@ -24,7 +32,7 @@ def doctor() -> list[dict[str, Any]]:
 
 
 def format_report(rows: list[dict[str, Any]]) -> str:
-    """Human-readable table of :func:`doctor` rows."""
+    """Human-readable table of :func:`doctor` rows, then one isolation line per runtime."""
     lines = []
     width = max(len(r["language"]) for r in rows)
     for r in rows:
@@ -35,4 +43,12 @@ def format_report(rows: list[dict[str, Any]]) -> str:
             lines.append(f"    {'':<{width}}  note: {r['detail']}")
         if not r["usable"] and r["install"]:
             lines.append(f"    {'':<{width}}  install: {r['install']}")
+    seen: dict[str, dict[str, Any]] = {r["runtime"]: r["isolation"] for r in rows
+                                       if r.get("isolation")}
+    if seen:
+        lines.append("isolation:")
+        kind_width = max(map(len, seen))
+        for kind, iso in seen.items():
+            used = ", ".join(r["language"] for r in rows if r.get("runtime") == kind)
+            lines.append(f"    {kind:<{kind_width}}  ({used}) {iso['summary']}")
     return "\n".join(lines)

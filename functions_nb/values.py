@@ -150,7 +150,7 @@ def to_float(value: Any, name: str = "f64") -> float:
                 raise Refused(KINDS[name].expected, f"too large for {name}") from None
             if value != exact:
                 raise Refused(KINDS[name].expected,
-                              f"{exact} has no exact {name} value; pass a float to round it")
+                              f"{exact} has no exact {name} value")
         elif hasattr(value, "__float__") and not isinstance(value, (str, bytes, complex)):
             try:
                 converted = float(value)

@@ -201,7 +201,7 @@ def test_generative_repairs_a_bad_output_once(fx, parse_info):
     assert tier.run(make_call(parse_info, "7")) == 7
     assert len(model.seen) == 2
     retry = [p for p in model.seen[1][-1].parts if isinstance(p, (RetryPromptPart, ToolReturnPart))]
-    assert "valid integer" in str(retry[0].content)
+    assert "expected an integer (i32)" in str(retry[0].content)  # the values table's words
 
 
 def test_generative_fails_after_two_bad_outputs_with_partial(fx, parse_info):

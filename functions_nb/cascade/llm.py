@@ -43,6 +43,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+from .. import values
 from ..errors import (
     Aborted,
     BadArguments,
@@ -59,9 +60,6 @@ INSTALL_HINT = "pydantic-ai is needed for the {tier} tier: pip install 'function
 NO_MODEL = "no model configured: pass Functions(model='provider:model') or model=..."
 OLLAMA_BASE_URL = "http://127.0.0.1:11434/v1"
 PROVIDERS = ("openai", "anthropic", "ollama", "openai-compatible", "test")
-#: Ranges of the integer kinds (narrower ``Param.bounds`` win).
-INT_RANGES = {"i32": (-(2**31), 2**31 - 1), "u32": (0, 2**32 - 1),
-              "i64": (-(2**63), 2**63 - 1), "u64": (0, 2**64 - 1)}
 #: Longest JSON text of the arguments (or of an earlier partial output) put into a prompt.
 MAX_PROMPT_VALUE = 20_000
 #: Output validation failures get exactly this many repair requests.
@@ -142,15 +140,33 @@ def _openai_chat(name: str, provider: Any) -> Any:
 # -- types from signatures ----------------------------------------------------------------
 
 def kind_type(kind: str, bounds: tuple[int, int] | None = None) -> Any:
-    """The Python/pydantic type of a host kind (``i32``, ``f64[]``, ``json``, ...)."""
-    from pydantic import Field
+    """The Python/pydantic type of a host kind (``i32``, ``f64[]``, ``json``, ...): numbers
+    and bools are checked by :func:`functions_nb.values.answer` (exact, ranges from the
+    table, no bool for a number) and their ranges are in the JSON Schema the model sees."""
+    from pydantic import BeforeValidator, Field
 
-    if kind in INT_RANGES:
-        lo, hi = bounds or INT_RANGES[kind]
-        return Annotated[int, Field(ge=lo, le=hi)]
-    if kind.endswith("[]"):
-        return list[kind_type(kind[:-2])]  # type: ignore[misc]
-    return {"f32": float, "f64": float, "bool": bool, "str": str, "bytes": bytes}.get(kind, Any)
+    spec = values.kind(kind)
+    if kind in values.INT_RANGES:
+        lo, hi = values.int_range(kind, bounds)
+        return Annotated[int, Field(ge=lo, le=hi), BeforeValidator(_answer(kind, bounds))]
+    if kind == "f32":
+        return Annotated[float, Field(ge=spec.lo, le=spec.hi), BeforeValidator(_answer(kind))]
+    if kind == "f64":
+        return Annotated[float, BeforeValidator(_answer(kind))]
+    if kind == "bool":
+        return Annotated[bool, BeforeValidator(_answer(kind))]
+    if spec.element:
+        return list[kind_type(spec.element)]  # type: ignore[misc]
+    return {"str": str, "bytes": bytes}.get(kind, Any)
+
+
+def _answer(kind: str, bounds: tuple[int, int] | None = None) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        try:
+            return values.answer(kind, value, bounds)
+        except values.Refused as exc:
+            raise ValueError(str(exc)) from None
+    return check
 
 
 def output_type(signature: Signature, schema: dict[str, Any] | None = None) -> Any:
@@ -215,8 +231,7 @@ def coerce_output(signature: Signature, value: Any) -> Any:
     if signature.result.endswith("[]"):
         import numpy as np
 
-        dtype = {"f64[]": "<f8", "f32[]": "<f4", "i32[]": "<i4", "i64[]": "<i8"}[signature.result]
-        return np.asarray(value, dtype=dtype)
+        return np.asarray(value, dtype=values.ARRAY_DTYPES[signature.result])
     return value
 
 

@@ -32,6 +32,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .. import values
 from ..config import TIER_TIMEOUTS
 from ..errors import BadArguments, FunctionNotFound
 from ..models import FunctionInfo
@@ -43,9 +44,6 @@ DECISIONS = ("approve", "reject", "value")
 STATUSES = ("pending", "answered", "expired", "withdrawn")
 #: What happens when nobody answers in time.
 TIMEOUT_OUTCOMES = ("fail", "approve", "default_value")
-
-_INT_RANGES = {"i32": (-(2**31), 2**31 - 1), "u32": (0, 2**32 - 1),
-               "i64": (-(2**63), 2**63 - 1), "u64": (0, 2**64 - 1)}
 
 
 class TaskNotFound(FunctionNotFound):
@@ -83,67 +81,13 @@ def _json_default(value: Any) -> Any:
 
 
 def coerce_value(kind: str, value: Any, signature: str = "") -> Any:
-    """``value`` as the JSON form of a result of ``kind``, or BadArguments naming the signature.
-
-    Lenient where a person typed text: ``"42"`` is an int 42 for an integer result."""
-    where = f"{signature}: " if signature else ""
-
-    def refuse(expected: str) -> BadArguments:
-        return BadArguments(f"{where}the answer must be {expected}, got "
-                            f"{type(value).__name__} {value!r}")
-
-    if kind == "unit":
-        if value is not None:
-            raise refuse("empty (the function returns nothing): approve or reject instead")
-        return None
-    if kind in _INT_RANGES:
-        if isinstance(value, str):
-            try:
-                value = int(value.strip())
-            except ValueError:
-                raise refuse(f"an integer ({kind})") from None
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise refuse(f"an integer ({kind})")
-        lo, hi = _INT_RANGES[kind]
-        if not lo <= value <= hi:
-            raise BadArguments(f"{where}the answer {value} is out of range for {kind} ({lo}..{hi})")
-        return value
-    if kind in ("f32", "f64"):
-        if isinstance(value, str):
-            try:
-                value = float(value.strip())
-            except ValueError:
-                raise refuse(f"a number ({kind})") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise refuse(f"a number ({kind})")
-        return float(value)
-    if kind == "bool":
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true"
-        if not isinstance(value, bool):
-            raise refuse("true or false")
-        return value
-    if kind in ("str", "bytes"):
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise refuse("text")
-        return value if isinstance(value, str) else json.dumps(value)
-    if kind.endswith("[]"):
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
-                raise refuse(f"a JSON list of numbers ({kind})") from None
-        if not isinstance(value, list) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-            raise refuse(f"a list of numbers ({kind})")
-        return value
-    # json (or a kind we do not know): any JSON value
+    """``value`` as the JSON form of a result of ``kind``, or BadArguments naming the signature
+    (the check of :func:`functions_nb.values.answer`: lenient where a person typed text,
+    ``"42"`` is an int 42 for an integer result, exact otherwise)."""
     try:
-        return to_json(value) if value is not None else None
-    except (TypeError, ValueError):
-        raise refuse("a JSON value") from None
+        return values.answer(kind, value)
+    except values.Refused as exc:
+        raise values.bad_answer(signature, value, exc) from None
 
 
 def from_json(kind: str, value: Any) -> Any:
@@ -155,8 +99,7 @@ def from_json(kind: str, value: Any) -> Any:
     if kind.endswith("[]") and isinstance(value, list):
         import numpy as np
 
-        return np.asarray(value, dtype={"f64[]": np.float64, "f32[]": np.float32,
-                                        "i32[]": np.int32, "i64[]": np.int64}.get(kind))
+        return np.asarray(value, dtype=values.ARRAY_DTYPES.get(kind))
     return value
 
 
