@@ -9,7 +9,7 @@ APT_PACKAGES := rustc cargo libstd-rust-dev-wasm32 lld librust-serde-json-dev li
 # Debian's Chromium for the JupyterLab end-to-end test (Playwright drives it; no browser download)
 BROWSER_PACKAGES := chromium
 
-.PHONY: setup toolchains labextension binder demo lab test bench lint clean
+.PHONY: setup toolchains labextension binder demo lab test quick bench lint clean
 
 NODE_STAMP := node_modules/.installed-$(shell cat package.json package-lock.json | sha256sum | cut -c1-12)
 
@@ -72,6 +72,11 @@ lab: setup
 test: setup
 	$(PY) -m ruff check functions_nb tests benchmarks
 	$(PY) -m pytest
+
+# the inner loop: everything but the slow and browser tests (make test runs them all)
+quick: setup
+	$(PY) -m ruff check functions_nb tests benchmarks
+	$(PY) -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) benchmarks/run.py

@@ -72,3 +72,23 @@ def abort_while_running(fx: Functions, name: str, *args: Any, settle: float = 0.
     assert fx.abort(running["id"]) is True
     thread.join(wait)
     return running, box["ex"]
+
+
+#: Test modules that take minutes (whole notebooks, packaging, fresh environments, a real
+#: Jupyter server under schemathesis) or need a browser: ``make quick`` leaves them out,
+#: ``make test`` runs everything.
+SLOW_MODULES = {"test_binder", "test_wheel", "test_make_lab", "test_api_contract",
+                "test_cascade_notebook", "test_languages_notebook", "test_notebook",
+                "test_observability_notebook", "test_scaleout_notebook", "test_storage_notebook",
+                "test_history_scale"}
+BROWSER_MODULES = {"test_sidebar_e2e"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        if module in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+        if module in BROWSER_MODULES:
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.slow)
