@@ -609,3 +609,13 @@ def test_forked_child_starts_its_own_host(fxm):
     os.waitpid(pid, 0)
     assert value == 42 and child_host not in (0, parent_host.pid)
     assert fxm.invoke("addjs", 5, 6) == 11 and v8.runtime().current() is parent_host
+
+
+def test_loading_does_not_count_against_the_time_limit(fxm):
+    """Starting a host and loading a function (the cell's top level) are not the call's time,
+    as for every shared host (docs/host-protocol.md)."""
+    fxm.deploy("javascript", """const t = Date.now();
+while (Date.now() - t < 1200) {}  // a slow top level
+function quick(n) { return n + 1; }""", name="quick", timeout=0.8)
+    v8.runtime().restart()
+    assert fxm.invoke("quick", 1) == 2

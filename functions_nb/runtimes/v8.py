@@ -36,6 +36,7 @@ import re
 import struct
 import sys
 import threading
+import time
 from collections.abc import Callable
 from enum import IntEnum
 from pathlib import Path
@@ -390,8 +391,10 @@ class V8Function:
         literals = ",".join([enc(a) for enc, a in zip(self._encoders, args, strict=True)])
         iso = self._iso
         if iso is None or iso.dead or not iso.host.alive:
+            loading = time.monotonic()
             iso = self._isolate()
             ctx.cold = True
+            ctx.deadline += time.monotonic() - loading  # loading is not the call's time
         elif self._fresh:
             self._fresh = False
             ctx.cold = True
