@@ -1,27 +1,32 @@
 // functions-nb's shared C# runtime host (Mono 6.8, C# <= 7.2). Compiled once by
 // functions_nb/runtimes/mono.py with `mcs -optimize -unsafe` into the local cache and run as
-// `mono --debug MonoHost.exe IN_FD OUT_FD SECCOMP_SPEC` inside bubblewrap.
+// `mono --debug MonoHost.exe REQUEST_FD REPLY_FD SECCOMP_NR SECCOMP_BPF_BASE64` inside the
+// sandbox profile mono.py builds (bubblewrap, prlimit, clean environment).
 //
-// Protocol: frames on two private pipes (not stdin/stdout, so stray writes cannot corrupt it),
-// each `u32 length (little-endian) | payload`; payload = `u8 op | u32 request id | body`.
-//   'L' load    body: u32 fid | u32 memory_mb | str type | str method | u8 n | n x (u8 kind, str type)
-//                     | u8 result kind | bytes code         -> 'R' reply, status 0 or 6 + message
-//   'C' call    body: u32 fid | u32 timeout_ms | arguments  -> 'R' reply
-//   'A' abort   body: u32 target request id | u32 fid | u8 reason (1 abort, 2 timeout)  (no reply)
-//   'U' unload  body: u32 fid                                                         (no reply)
-// Reply 'R': u8 status | u32 console bytes | console (u8 level, str line)* | value or str message.
-// Status: 0 ok, 1 exception, 2 timeout, 3 aborted, 4 memory, 5 bad argument, 6 host error.
+// Protocol: docs/host-protocol.md (frames `u32 body length | u32 request id | u8 code | body` on
+// two private pipes; the hello is reply id 0, status READY, a JSON body). Mono's bodies:
+//   LOAD   u32 fid | u32 memory_mb | str type | str method | u8 n | n x (u8 kind, str type)
+//          | u8 result kind | bytes code                            -> OK, or HOST_ERROR + str
+//   CALL   u32 fid | u32 timeout_ms | arguments                     -> a call reply
+//   CANCEL u32 target request id | u8 reason (1 abort, 2 timeout)   -> the target: INTERRUPTED
+//   UNLOAD u32 fid;  PING -> OK + JSON
+// A call reply: u32 console bytes | console (u8 level, str line)* | value (OK) or str message.
 // str/bytes = u32 length (0xFFFFFFFF = null) + bytes; arrays = u32 count + raw little-endian items.
 //
-// Each function version lives in its own AppDomain (own statics, own Console), unloaded on 'U'.
+// Each function version lives in its own AppDomain (own statics, own Console), unloaded on UNLOAD.
 // A call never crosses an AppDomain boundary through remoting (that costs 45-75 us per call on
 // Mono 6.8): the main thread reads a frame into unmanaged memory and writes a 16-byte ticket
 // (pointer, length) into the function's ticket pipe; worker threads that live inside the
 // function's AppDomain read tickets, run the call and write the reply frame straight to the
-// output pipe (a spin lock in unmanaged memory keeps frames whole). A watchdog thread per
-// AppDomain aborts a call (Thread.Abort) at its deadline or when the heap grew past the
-// function's memory limit; a worker whose call was aborted retires. Creating an AppDomain takes
-// 100-300 ms, so one spare is always made (and its code JIT-compiled) in advance for the next load.
+// reply pipe (a spin lock in unmanaged memory keeps frames whole). A watchdog thread per
+// AppDomain aborts a call (Thread.Abort) at its deadline, on CANCEL or when the heap grew past
+// the function's memory limit; a worker whose call was aborted retires. What a call leaves
+// behind is the function's own business only while it stays within bounds: threads and pool
+// work started by a call (tracked through the call's execution context) are aborted when it
+// returns, descriptors it keeps open are counted and an offender fails, a write past the
+// file-size limit fails that call (SIGXFSZ is ignored), and a function calling
+// Environment.Exit is named in the host's last words. Creating an AppDomain takes 100-300 ms,
+// so one spare is always made (and its code JIT-compiled) in advance for the next load.
 using System;
 using System.Collections;
 using System.Collections.Generic;
@@ -43,9 +48,19 @@ static class Kind {
         Str = 8, Bytes = 9, Json = 10, F64Arr = 11, F32Arr = 12, I32Arr = 13, I64Arr = 14;
 }
 
+/// Reply statuses and operations of docs/host-protocol.md.
 static class Status {
-    public const byte Ok = 0, Exception = 1, Timeout = 2, Aborted = 3, Memory = 4, BadArg = 5,
-        Host = 6, Interrupted = 7;
+    public const byte Ok = 0, Error = 1, Interrupted = 2, Memory = 3, BadArgs = 4, HostError = 5,
+        Gone = 6, Ready = 7, Limit = 8;
+}
+
+static class Op {
+    public const byte Load = 1, Call = 2, Cancel = 3, Unload = 4, Ping = 5;
+}
+
+/// Why the watchdog stopped a call.
+static class Stop {
+    public const byte None = 0, Abort = 1, Timeout = 2, Memory = 3;
 }
 
 static unsafe class Native {
@@ -110,50 +125,52 @@ static unsafe class Native {
         }
     }
 
-    /// Installs a seccomp filter on every thread (TSYNC): execve/execveat, fork/vfork and clone
-    /// without CLONE_THREAD fail with EPERM (threads still work; no new process, no other program);
-    /// clone3 fails with ENOSYS so glibc falls back to clone. Spec from the Python side
-    /// (architecture specific): "audit_arch,seccomp,execve,execveat,clone,clone3,fork,vfork".
-    public static string InstallSeccomp(string spec) {
-        if (spec == "-") return "off";
-        string[] p = spec.Split(',');
-        uint arch = uint.Parse(p[0]);
-        long seccompNr = long.Parse(p[1]);
-        uint execve = uint.Parse(p[2]), execveat = uint.Parse(p[3]), clone = uint.Parse(p[4]),
-            clone3 = uint.Parse(p[5]), fork = uint.Parse(p[6]), vfork = uint.Parse(p[7]);
-        const ushort LD_W_ABS = 0x20, JEQ_K = 0x15, JGE_K = 0x35, JSET_K = 0x45, RET_K = 0x06;
-        const uint ALLOW = 0x7fff0000, EPERM = 0x00050000 | 1, ENOSYS = 0x00050000 | 38;
-        ulong[] prog = {
-            Insn(LD_W_ABS, 0, 0, 4),              // 0: A = arch
-            Insn(JEQ_K, 0, 12, arch),             // 1: foreign ABI -> 14 deny
-            Insn(LD_W_ABS, 0, 0, 0),              // 2: A = syscall number
-            Insn(JGE_K, 10, 0, 0x40000000),       // 3: x32 ABI -> 14
-            Insn(JEQ_K, 9, 0, execve),            // 4 -> 14
-            Insn(JEQ_K, 8, 0, execveat),          // 5 -> 14
-            Insn(JEQ_K, 7, 0, fork),              // 6 -> 14
-            Insn(JEQ_K, 6, 0, vfork),             // 7 -> 14
-            Insn(JEQ_K, 6, 0, clone3),            // 8 -> 15 ENOSYS
-            Insn(JEQ_K, 1, 0, clone),             // 9 -> 11 check flags
-            Insn(RET_K, 0, 0, ALLOW),             // 10
-            Insn(LD_W_ABS, 0, 0, 16),             // 11: A = low word of clone flags (args[0])
-            Insn(JSET_K, 0, 1, 0x00010000),       // 12: CLONE_THREAD -> 13 allow, else 14
-            Insn(RET_K, 0, 0, ALLOW),             // 13
-            Insn(RET_K, 0, 0, EPERM),             // 14
-            Insn(RET_K, 0, 0, ENOSYS),            // 15
-        };
-        IntPtr filter = Marshal.AllocHGlobal(prog.Length * 8);
-        for (int i = 0; i < prog.Length; i++) Marshal.WriteInt64(filter, i * 8, (long)prog[i]);
-        IntPtr fprog = Marshal.AllocHGlobal(16);
-        Marshal.WriteInt64(fprog, 0, prog.Length);
+    /// Installs the seccomp program built by the Python side (sandbox.seccomp_program: no
+    /// execve, no new processes; threads still work) on every thread (TSYNC). `nr` is the
+    /// seccomp syscall number of this machine, `bpf` the program in base64 ("-": none).
+    public static string InstallSeccomp(string nr, string bpf) {
+        if (nr == "-" || bpf == "-") return "off";
+        byte[] prog = Convert.FromBase64String(bpf);
+        IntPtr filter = Marshal.AllocHGlobal(prog.Length);
+        Marshal.Copy(prog, 0, filter, prog.Length);
+        IntPtr fprog = Marshal.AllocHGlobal(16);  // struct sock_fprog { u16 len; void *filter; }
+        Marshal.WriteInt64(fprog, 0, prog.Length / 8);
         Marshal.WriteIntPtr(fprog, 8, filter);
         if (prctl(38 /* PR_SET_NO_NEW_PRIVS */, (IntPtr)1, IntPtr.Zero, IntPtr.Zero, IntPtr.Zero) != 0)
             return "failed (no_new_privs: errno " + Marshal.GetLastWin32Error() + ")";
-        long rc = (long)syscall((IntPtr)seccompNr, (IntPtr)1 /* SET_MODE_FILTER */, (IntPtr)1 /* TSYNC */, fprog);
+        long rc = (long)syscall((IntPtr)long.Parse(nr), (IntPtr)1 /* SET_MODE_FILTER */, (IntPtr)1 /* TSYNC */, fprog);
         return rc == 0 ? "on" : "failed (errno " + Marshal.GetLastWin32Error() + ")";
     }
 
-    static ulong Insn(ushort code, byte jt, byte jf, uint k) {
-        return code | ((ulong)jt << 16) | ((ulong)jf << 24) | ((ulong)k << 32);
+    [DllImport("libc")]
+    static extern IntPtr signal(int signum, IntPtr handler);
+    [DllImport("libc", EntryPoint = "fcntl")]
+    static extern int fcntl_int(int fd, int cmd, int arg);
+    [DllImport("libc")]
+    static extern int* __errno_location();
+
+    public const int EFBIG = 27;
+
+    /// A write past RLIMIT_FSIZE fails with EFBIG (Mono: an IOException) instead of killing the
+    /// whole host with SIGXFSZ.
+    public static void IgnoreFileSizeSignal() { signal(25 /* SIGXFSZ */, (IntPtr)1 /* SIG_IGN */); }
+
+    /// The calling thread's errno (what the last failed system call left).
+    public static int Errno() { return *__errno_location(); }
+
+    /// The lowest descriptor number not in use (-1 when none is free): grows with the
+    /// descriptors the process keeps open.
+    public static int LowestFreeFd() {
+        int fd = fcntl_int(0, 0 /* F_DUPFD */, 0);
+        if (fd < 0) return -1;
+        close(fd);
+        return fd;
+    }
+
+    /// One line to the host's log (stderr), outside any AppDomain's Console.
+    public static void LogLine(string text) {
+        byte[] b = Encoding.UTF8.GetBytes(text + "\n");
+        fixed (byte* p = b) write(2, p, (IntPtr)b.Length);
     }
 }
 
@@ -242,10 +259,18 @@ sealed class WireWriter {
         Len += n;
     }
     public void PatchU32(int at, uint v) { byte[] x = BitConverter.GetBytes(v); System.Buffer.BlockCopy(x, 0, b, at, 4); }
-    /// The bytes written so far (a frame once Finish() filled in its length prefix).
+    /// The bytes written so far (a frame once Finish() filled in its length).
     public byte[] Buffer { get { return b; } }
-    /// Fills in the length prefix (the writer reserved 4 bytes at the start); returns itself.
-    public WireWriter Finish() { PatchU32(0, (uint)(Len - 4)); return this; }
+    /// A reply frame: the 9-byte header (body length filled in by Finish()), then the body.
+    public static WireWriter Reply(uint rid, byte status) {
+        var w = new WireWriter();
+        w.U32(0); w.U32(rid); w.U8(status);
+        return w;
+    }
+    public const int HeaderSize = 9, StatusAt = 8;
+    public byte Status { get { return b[StatusAt]; } set { b[StatusAt] = value; } }
+    /// Fills in the body length; returns itself.
+    public WireWriter Finish() { PatchU32(0, (uint)(Len - HeaderSize)); return this; }
 }
 
 sealed class ProtocolError : Exception { public ProtocolError(string m) : base(m) { } }
@@ -338,14 +363,52 @@ public sealed class Agent : MarshalByRefObject {
     IntPtr spin;
     unsafe int* available;  // idle workers minus unread tickets (shared with the main thread)
     long memoryLimit;
+    string name;
     readonly Dictionary<uint, Call> calls = new Dictionary<uint, Call>();
+    /// Threads that entered the work of a call that had already returned: aborted by the
+    /// watchdog a moment later (not from inside the context switch that found them).
+    readonly List<KeyValuePair<Thread, long>> strays = new List<KeyValuePair<Thread, long>>();
+    /// Descriptors this function's calls opened and kept open (estimated from the lowest free
+    /// descriptor number before and after each call).
+    int fdsKept;
+    /// A function may keep at most FdLimit descriptors across calls once the host holds more
+    /// than FdPressure (so noise from concurrent calls never blames anyone when nothing runs short).
+    const int FdLimit = 64, FdPressure = 128;
+
+    /// The call whose work the current thread does (flows into threads, tasks and pool work
+    /// the call starts); its change handler tracks which threads do that work.
+    static readonly AsyncLocal<CallScope> scope = new AsyncLocal<CallScope>(ScopeChanged);
+    static Agent self;
 
     public Agent() {
+        self = this;
         Console.SetOut(new RoutingWriter(1));
         Console.SetError(new RoutingWriter(4));
         Console.SetIn(TextReader.Null);
         CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
         CultureInfo.DefaultThreadCurrentUICulture = CultureInfo.InvariantCulture;
+        // Environment.Exit ends the whole shared host: say which function did it (the parent
+        // names it in the error of every call that was in flight).
+        AppDomain.CurrentDomain.ProcessExit += (s, e) => {
+            if (name != null && scope.Value != null)
+                Native.LogLine("functions-nb: function " + name + " called Environment.Exit(" + Environment.ExitCode + ")");
+        };
+    }
+
+    static void ScopeChanged(AsyncLocalValueChangedArgs<CallScope> change) {
+        if (!change.ThreadContextChanged) return;
+        Thread t = Thread.CurrentThread;
+        CallScope left = change.PreviousValue, entered = change.CurrentValue;
+        if (left != null && left.Caller != t) lock (left.Threads) left.Threads.Remove(t);
+        if (entered == null || entered.Caller == t) return;
+        bool late;
+        lock (entered.Threads) { late = entered.Ended; if (!late) entered.Threads.Add(t); }
+        if (late && self != null) {
+            lock (self.calls) {
+                self.strays.Add(new KeyValuePair<Thread, long>(t, Stopwatch.GetTimestamp()));
+                Monitor.Pulse(self.calls);
+            }
+        }
     }
 
     public override object InitializeLifetimeService() { return null; }  // lives until unloaded
@@ -370,6 +433,7 @@ public sealed class Agent : MarshalByRefObject {
                 ? Describe(e.InnerException, throwLines) : e.GetType().Name + ": " + e.Message;
         }
         this.memoryLimit = memoryLimit;
+        this.name = methodName;
         this.ticketFd = ticketFd;
         this.outFd = outFd;
         this.spin = (IntPtr)spin;
@@ -406,7 +470,7 @@ public sealed class Agent : MarshalByRefObject {
         new Thread(Worker, 16 << 20) { IsBackground = true, Name = "fnb-worker" }.Start();
     }
 
-    /// Abort request from the kernel ('A'): true when the call was running here.
+    /// CANCEL from the parent: true when the call was running here.
     public bool Abort(uint rid, byte reason) {
         Call call;
         lock (calls) calls.TryGetValue(rid, out call);
@@ -430,7 +494,7 @@ public sealed class Agent : MarshalByRefObject {
     unsafe Call Run(byte* req, int len) {
         uint timeoutMs = *(uint*)(req + 13);
         var call = new Call {
-            Rid = *(uint*)(req + 5), Thread = Thread.CurrentThread,
+            Rid = *(uint*)(req + 4), Thread = Thread.CurrentThread,
             Deadline = Stopwatch.GetTimestamp() + (long)(timeoutMs * (Stopwatch.Frequency / 1000.0)),
         };
         if (memoryLimit > 0) {
@@ -445,11 +509,11 @@ public sealed class Agent : MarshalByRefObject {
         } catch (ThreadAbortException) {
             Thread.ResetAbort();
         } catch (Exception e) {
-            reply = ErrorFrame(call.Rid, Status.Host, Describe(e, null));
+            reply = ErrorFrame(call.Rid, Status.HostError, Describe(e, null));
         } finally {
             lock (call) call.Running = false;
             lock (calls) calls.Remove(call.Rid);
-            if (reply == null || reply.Buffer[9] == Status.Interrupted) reply = Interrupted(call, reply);
+            if (reply == null || reply.Status == Status.Interrupted) reply = Interrupted(call, reply);
             Native.Send(outFd, spin, reply.Finish());
         }
         return call;
@@ -457,25 +521,26 @@ public sealed class Agent : MarshalByRefObject {
 
     /// The reply of a call the watchdog (or an abort request) stopped: keeps its console output.
     WireWriter Interrupted(Call call, WireWriter partial) {
-        byte reason = call.Reason != 0 ? call.Reason : Status.Aborted;
+        byte status = call.Reason == Stop.Memory ? Status.Memory : Status.Interrupted;
         string message;
-        if (reason == Status.Memory)
+        if (call.Reason == Stop.Memory)
             message = "memory limit of " + (memoryLimit >> 20) + " MB exceeded (the heap grew by "
                 + (call.Used >> 20) + " MB during the call)";
-        else if (reason == Status.Timeout) message = "stopped at its time limit";
+        else if (call.Reason == Stop.Timeout) message = "stopped at its time limit";
         else message = "aborted";
-        if (partial == null) return ErrorFrame(call.Rid, reason, message);
-        uint conLen = BitConverter.ToUInt32(partial.Buffer, 10);
-        partial.Len = 14 + (int)conLen;  // keep header, status and console lines
+        if (partial == null) return ErrorFrame(call.Rid, status, message);
+        int at = WireWriter.HeaderSize;
+        uint conLen = BitConverter.ToUInt32(partial.Buffer, at);
+        partial.Len = at + 4 + (int)conLen;  // keep header and console lines
         partial.Str(message);
-        partial.Buffer[9] = reason;
+        partial.Status = status;
         return partial;
     }
 
     internal static WireWriter ErrorFrame(uint rid, byte status, string message) {
-        var w = new WireWriter();
-        w.U32(0); w.U8((byte)'R'); w.U32(rid); w.U8(status); w.U32(0); w.Str(message);
-        return w.Finish();
+        var w = WireWriter.Reply(rid, status);
+        w.U32(0); w.Str(message);
+        return w;
     }
 
     // -- watchdog: deadlines and memory ---------------------------------------------------
@@ -492,18 +557,28 @@ public sealed class Agent : MarshalByRefObject {
     void Watchdog() {
         var due = new List<KeyValuePair<Call, byte>>();
         var running = new List<Call>();
+        var stop = new List<Thread>();
+        long strayAge = Stopwatch.Frequency / 100;  // 10 ms: out of the context switch by then
         while (true) {
             lock (calls) {
-                if (calls.Count == 0) Monitor.Wait(calls);
-                else Monitor.Wait(calls, 2);
+                if (calls.Count == 0 && strays.Count == 0) Monitor.Wait(calls);
+                else Monitor.Wait(calls, calls.Count > 0 ? 2 : 10);
                 running.Clear();
                 running.AddRange(calls.Values);
+                long old = Stopwatch.GetTimestamp() - strayAge;
+                for (int i = strays.Count - 1; i >= 0; i--) {
+                    if (strays[i].Value > old) continue;
+                    stop.Add(strays[i].Key);
+                    strays.RemoveAt(i);
+                }
             }
+            foreach (Thread t in stop) { try { t.Abort(); } catch (Exception) { } }
+            stop.Clear();
             long now = Stopwatch.GetTimestamp();
             bool memory = false;
             foreach (Call call in running) {
                 if (call.AbortRequested) continue;
-                if (now >= call.Deadline) due.Add(new KeyValuePair<Call, byte>(call, Status.Timeout));
+                if (now >= call.Deadline) due.Add(new KeyValuePair<Call, byte>(call, Stop.Timeout));
                 else if (memoryLimit > 0) memory = true;
             }
             if (memory) CheckMemory(running, due);
@@ -523,7 +598,7 @@ public sealed class Agent : MarshalByRefObject {
             long grown = used - call.Baseline;
             if (grown > memoryLimit) {
                 call.Used = grown;
-                due.Add(new KeyValuePair<Call, byte>(call, Status.Memory));
+                due.Add(new KeyValuePair<Call, byte>(call, Stop.Memory));
             } else {
                 call.NextCheck = used + Math.Max(memoryLimit - grown, 1 << 20) / 2 + (1 << 20);
             }
@@ -654,31 +729,37 @@ public sealed class Agent : MarshalByRefObject {
 
     /// Runs one call; `req` is the whole request frame. Returns the whole reply frame.
     unsafe WireWriter Invoke(byte* req, int len) {
-        var r = new WireReader(req, len, 17);  // after length, op, request id, fid, timeout
-        uint rid = *(uint*)(req + 5);
-        var w = new WireWriter();
-        w.U32(0); w.U8((byte)'R'); w.U32(rid);
+        var r = new WireReader(req, len, 17);  // after the header, fid and timeout
+        uint rid = *(uint*)(req + 4);
+        var w = WireWriter.Reply(rid, Status.Ok);
         var console = new CallConsole();
         CallConsole.Current = console;
         object value = null;
         byte status = Status.Ok;
         string message = null;
+        var work = new CallScope { Caller = Thread.CurrentThread };
+        int fdsBefore = Native.LowestFreeFd();
         try {
             var args = new object[readers.Length];
             try {
                 for (int i = 0; i < args.Length; i++) args[i] = readers[i](r);
             } catch (BadArgument e) {
-                status = Status.BadArg; message = e.Message;
+                status = Status.BadArgs; message = e.Message;
             }
             if (status == Status.Ok) {
                 try {
+                    scope.Value = work;
                     value = invoke(args);
                 } catch (ThreadAbortException) {
                     throw;
                 } catch (OutOfMemoryException e) {
                     status = Status.Memory; message = Describe(e, throwLines);
+                } catch (IOException e) when (Native.Errno() == Native.EFBIG) {
+                    status = Status.Limit; message = "wrote past the file-size limit (" + Describe(e, throwLines) + ")";
                 } catch (Exception e) {
-                    status = Status.Exception; message = Describe(e, throwLines);
+                    status = Status.Error; message = Describe(e, throwLines);
+                } finally {
+                    scope.Value = null;
                 }
             }
         } catch (ThreadAbortException) {
@@ -688,9 +769,17 @@ public sealed class Agent : MarshalByRefObject {
             status = Status.Memory; message = e.Message;
         } finally {
             CallConsole.Current = null;
+            int stopped = work.End();
+            if (stopped > 0)
+                console.Write(3, "[functions-nb] stopped " + stopped + " background thread" + (stopped > 1 ? "s" : "")
+                    + " still running when " + name + " returned (work a C# function starts must finish before it returns)\n");
+        }
+        if (status == Status.Ok || status == Status.Error) {
+            string kept = KeptDescriptors(fdsBefore);
+            if (kept != null) { status = Status.Limit; message = kept; }
         }
         console.Finish();
-        w.U8(status);
+        w.Status = status;
         int lenAt = w.Len;
         w.U32(0);
         foreach (var line in console.Lines) { w.U8(line.Key); w.Str(line.Value); }
@@ -699,7 +788,7 @@ public sealed class Agent : MarshalByRefObject {
             try {
                 writeResult(w, value);
             } catch (Exception e) {
-                return Failure(rid, Status.Exception, "the result could not be returned: " + Describe(e, throwLines), console);
+                return Failure(rid, Status.Error, "the result could not be returned: " + Describe(e, throwLines), console);
             }
         } else if (status != Status.Interrupted) {
             w.Str(message);
@@ -707,9 +796,26 @@ public sealed class Agent : MarshalByRefObject {
         return w;
     }
 
+    /// Counts the descriptors a call left open; a function keeping more than FdLimit while the
+    /// host runs short is the one that fails (naming what it holds).
+    string KeptDescriptors(int before) {
+        int after = Native.LowestFreeFd();
+        if (before < 0 || after < 0) return null;
+        int kept = Interlocked.Add(ref fdsKept, after - before);
+        if (kept < 0) Interlocked.CompareExchange(ref fdsKept, 0, kept);
+        if (kept <= FdLimit || after <= FdPressure) return null;
+        GC.Collect();
+        GC.WaitForPendingFinalizers();  // streams nobody references any more close here
+        int now = Native.LowestFreeFd();
+        if (now >= 0) kept = Interlocked.Add(ref fdsKept, now - after);
+        if (kept <= FdLimit || now <= FdPressure) return null;
+        return name + " keeps " + kept + " file descriptors open across calls (files, sockets, "
+            + "watchers held in statics; at most " + FdLimit + " per function): they are closed "
+            + "with its AppDomain, which starts fresh on the next call";
+    }
+
     static WireWriter Failure(uint rid, byte status, string message, CallConsole console) {
-        var w = new WireWriter();
-        w.U32(0); w.U8((byte)'R'); w.U32(rid); w.U8(status);
+        var w = WireWriter.Reply(rid, status);
         int lenAt = w.Len;
         w.U32(0);
         foreach (var line in console.Lines) { w.U8(line.Key); w.Str(line.Value); }
@@ -771,6 +877,21 @@ public sealed class Agent : MarshalByRefObject {
     }
 }
 
+/// The work of one call: the threads (besides the caller) running it right now.
+sealed class CallScope {
+    public Thread Caller;
+    public bool Ended;
+    public readonly List<Thread> Threads = new List<Thread>();
+
+    /// The call returned: aborts the threads still doing its work; returns how many.
+    public int End() {
+        List<Thread> left;
+        lock (Threads) { Ended = true; left = new List<Thread>(Threads); Threads.Clear(); }
+        foreach (Thread t in left) { try { t.Abort(); } catch (Exception) { } }
+        return left.Count;
+    }
+}
+
 sealed class Call {
     public uint Rid;
     public Thread Thread;
@@ -779,7 +900,7 @@ sealed class Call {
     public long NextCheck;      // heap size at which the watchdog next forces a collection
     public bool Running;
     public bool AbortRequested;
-    public byte Reason;         // Status.Timeout / Aborted / Memory
+    public byte Reason;         // Stop.Timeout / Abort / Memory
     public long Used;
 }
 
@@ -802,30 +923,33 @@ static unsafe class Host {
     static int Main(string[] args) {
         int inFd = int.Parse(args[0]);
         outFd = int.Parse(args[1]);
-        string seccomp = Native.InstallSeccomp(args.Length > 2 ? args[2] : "-");
+        Native.IgnoreFileSizeSignal();
+        string seccomp = Native.InstallSeccomp(args.Length > 3 ? args[2] : "-", args.Length > 3 ? args[3] : "-");
         spin = Marshal.AllocHGlobal(8);
         Marshal.WriteInt64(spin, 0);
         hostDir = Path.GetDirectoryName(typeof(Host).Assembly.Location);
         Console.SetOut(new RoutingWriter(1));
         Console.SetError(new RoutingWriter(4));
         CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
-        var hello = new WireWriter();
-        hello.U32(0); hello.U8((byte)'H'); hello.U32(0);
-        hello.Str("mono=" + MonoVersion() + ";seccomp=" + seccomp + ";pid=" + Process.GetCurrentProcess().Id);
+        var hello = WireWriter.Reply(0, Status.Ready);
+        byte[] info = Encoding.UTF8.GetBytes("{\"mono\": \"" + MonoVersion() + "\", \"seccomp\": \"" + seccomp
+            + "\", \"pid\": " + Process.GetCurrentProcess().Id + "}");
+        hello.Raw(info, 0, info.Length);
         Native.Send(outFd, spin, hello.Finish());
         new Thread(SpareMaker) { IsBackground = true, Name = "fnb-spare" }.Start();
-        var header = new byte[4];
+        var header = new byte[WireWriter.HeaderSize];
         while (true) {
-            if (!Native.ReadExact(inFd, header, 0, 4)) break;
+            if (!Native.ReadExact(inFd, header, 0, header.Length)) break;
             int len = BitConverter.ToInt32(header, 0);
-            if (len < 5 || len > (1 << 30)) break;
-            IntPtr mem = Marshal.AllocHGlobal(len + 4);
+            if (len < 0 || len > (1 << 30)) break;
+            int size = len + header.Length;
+            IntPtr mem = Marshal.AllocHGlobal(size);
             byte* p = (byte*)mem;
-            *(int*)p = len;
-            if (!Native.ReadExact(inFd, p + 4, len)) break;
-            if (p[4] == (byte)'C') { Enqueue(mem, len + 4); continue; }
-            var frame = new byte[len + 4];
-            Marshal.Copy(mem, frame, 0, len + 4);
+            Marshal.Copy(header, 0, mem, header.Length);
+            if (!Native.ReadExact(inFd, p + header.Length, len)) break;
+            if (p[WireWriter.StatusAt] == Op.Call) { Enqueue(mem, size); continue; }
+            var frame = new byte[size];
+            Marshal.Copy(mem, frame, 0, size);
             Marshal.FreeHGlobal(mem);
             Dispatch(frame);
         }
@@ -839,17 +963,22 @@ static unsafe class Host {
         return m == null ? "?" : ((string)m.Invoke(null, null)).Split(' ')[0];
     }
 
+    /// The function of recent calls by request id (CANCEL names only the request).
+    const int Recent = 4096;
+    static readonly uint[] recentRid = new uint[Recent], recentFid = new uint[Recent];
+
     /// Hands a call to a worker of the function's AppDomain: a ticket (frame pointer, length).
     static void Enqueue(IntPtr mem, int size) {
         byte* p = (byte*)mem;
-        uint rid = *(uint*)(p + 5), fid = *(uint*)(p + 9);
+        uint rid = *(uint*)(p + 4), fid = *(uint*)(p + 9);
         Fn fn;
         lock (fns) fns.TryGetValue(fid, out fn);
         if (fn == null) {
             Marshal.FreeHGlobal(mem);
-            Send(Agent.ErrorFrame(rid, Status.Host, "function " + fid + " is not loaded in the host"));
+            Send(Agent.ErrorFrame(rid, Status.Gone, "function " + fid + " is not loaded in the host"));
             return;
         }
+        lock (recentRid) { recentRid[rid % Recent] = rid; recentFid[rid % Recent] = fid; }
         if (Interlocked.Decrement(ref *(int*)fn.Available) < 0) fn.Agent.AddWorker();  // all busy
         var ticket = new byte[16];
         System.Buffer.BlockCopy(BitConverter.GetBytes((long)mem), 0, ticket, 0, 8);
@@ -858,31 +987,46 @@ static unsafe class Host {
     }
 
     static void Dispatch(byte[] frame) {
-        byte op = frame[4];
-        uint rid = BitConverter.ToUInt32(frame, 5);
-        switch ((char)op) {
-            case 'L':
+        uint rid = BitConverter.ToUInt32(frame, 4);
+        byte op = frame[WireWriter.StatusAt];
+        switch (op) {
+            case Op.Load:
                 new Thread(() => Load(rid, frame)) { IsBackground = true, Name = "fnb-load" }.Start();
                 break;
-            case 'A': {
-                uint target = BitConverter.ToUInt32(frame, 9), fid = BitConverter.ToUInt32(frame, 13);
-                byte reason = frame[17] == 2 ? Status.Timeout : Status.Aborted;
-                Fn fn;
-                lock (fns) fns.TryGetValue(fid, out fn);
-                if (fn != null) {
-                    try { fn.Agent.Abort(target, reason); } catch (Exception) { }
+            case Op.Cancel: {
+                uint target = BitConverter.ToUInt32(frame, 9);
+                byte reason = frame[13] == 2 ? Stop.Timeout : Stop.Abort;
+                var targets = new List<Fn>();
+                lock (fns) {
+                    Fn fn;
+                    uint fid;
+                    lock (recentRid) fid = recentRid[target % Recent] == target ? recentFid[target % Recent] : 0;
+                    if (fid != 0 && fns.TryGetValue(fid, out fn)) targets.Add(fn);
+                    else targets.AddRange(fns.Values);
+                }
+                foreach (Fn fn in targets) {
+                    try { if (fn.Agent.Abort(target, reason)) break; } catch (Exception) { }
                 }
                 break;
             }
-            case 'U': {
+            case Op.Unload: {
                 uint fid = BitConverter.ToUInt32(frame, 9);
                 Fn fn;
                 lock (fns) { fns.TryGetValue(fid, out fn); fns.Remove(fid); }
                 if (fn != null) new Thread(() => Unload(fn)) { IsBackground = true, Name = "fnb-unload" }.Start();
                 break;
             }
+            case Op.Ping: {
+                int n;
+                lock (fns) n = fns.Count;
+                var w = WireWriter.Reply(rid, Status.Ok);
+                byte[] info = Encoding.UTF8.GetBytes("{\"functions\": " + n + "}");
+                w.Raw(info, 0, info.Length);
+                Send(w);
+                break;
+            }
             default:
-                Send(Agent.ErrorFrame(rid, Status.Host, "unknown request " + op));
+                Send(Agent.ErrorFrame(rid, Status.HostError, "unknown operation " + op));
                 break;
         }
     }
@@ -933,13 +1077,7 @@ static unsafe class Host {
         } catch (Exception e) {
             error = e.GetType().Name + ": " + e.Message;
         }
-        if (error == null) {
-            var w = new WireWriter();
-            w.U32(0); w.U8((byte)'R'); w.U32(rid); w.U8(Status.Ok); w.U32(0);
-            Send(w.Finish());
-        } else {
-            Send(Agent.ErrorFrame(rid, Status.Host, error));
-        }
+        Send(error == null ? WireWriter.Reply(rid, Status.Ok) : Agent.ErrorFrame(rid, Status.HostError, error));
     }
 
     // -- spare AppDomains: creating one takes 100-300 ms, so one is always made in advance ----
@@ -991,7 +1129,7 @@ static unsafe class Host {
         Marshal.FreeHGlobal(fn.Available);
     }
 
-    static void Send(WireWriter frame) { Native.Send(outFd, spin, frame); }
+    static void Send(WireWriter frame) { Native.Send(outFd, spin, frame.Finish()); }
 }
 
 // -- JSON: a small reader/writer with reflection-based conversion ------------------------

@@ -312,7 +312,8 @@ class CSharp(Language):
         from ..runtimes import mono as mono_runtime
 
         return Toolchain(self.name, True, f"{version}, {mono_runtime.mono_version()}", mcs,
-                         self.install_hint, mono_runtime.isolation_summary())
+                         self.install_hint,
+                         "isolation: " + mono_runtime.runtime().isolation().summary())
 
     def code_hash(self, source: str, name: str, flags: dict[str, Any],
                   line_offset: int = 0) -> str:

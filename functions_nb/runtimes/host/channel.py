@@ -107,7 +107,8 @@ class Channel:
         rid = request_id or self.new_id()
         waiter = _Waiter()
         self._waiters[rid] = waiter
-        header = HEADER.pack(len(body) + sum(len(p) for p in more), rid, code)
+        size = sum(memoryview(p).nbytes for p in (body, *more))  # numpy arrays: bytes, not items
+        header = HEADER.pack(size, rid, code)
         try:
             self.send(header, body, *more)
         except ChannelClosed:

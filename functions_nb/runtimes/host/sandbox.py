@@ -20,6 +20,8 @@ from typing import Any
 #: (AUDIT_ARCH, execve, execveat, clone, clone3, fork, vfork) per machine (-1: no such call).
 SYSCALLS = {"x86_64": (0xC000003E, 59, 322, 56, 435, 57, 58),
             "aarch64": (0xC00000B7, 221, 281, 220, 435, -1, -1)}
+#: The seccomp(2) syscall number per machine (for a host that installs the filter itself).
+SECCOMP_SYSCALL = {"x86_64": 317, "aarch64": 277}
 CLONE_THREAD = 0x10000
 NOBODY = 65534
 
