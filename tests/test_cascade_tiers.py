@@ -144,9 +144,13 @@ def test_escalation_to_a_person_answered_from_another_process(cfx, store):
     assert answer.returncode == 0, answer.stderr
     assert cfx.invoke("parse_qty", "3") == 3  # the kernel was never blocked
     assert pending.wait(timeout=10) == 18
-    time.sleep(1.2)  # the resolution record is written by the waiter
-    cfx.flush()
-    df = cfx.sql("SELECT tier, status FROM executions WHERE tier = 'human' ORDER BY started_at")
+    deadline = time.monotonic() + 60  # the resolution record is written by the waiter
+    while True:
+        cfx.flush()
+        df = cfx.sql("SELECT tier, status FROM executions WHERE tier = 'human' ORDER BY started_at")
+        if df.status.tolist()[-1:] == ["ok"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert df.status.tolist()[-1] == "ok"
     with pytest.raises(CascadeExhaustedError):
         cfx.invoke("parse_qty", "?", skip_tiers=["agentic", "human"])
