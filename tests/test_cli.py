@@ -41,6 +41,30 @@ def test_cli_round_trip(store, tmp_path):
     assert json.loads(func(store, "invoke", "sq", "12").stdout) == 144
 
 
+def test_deploy_tells_the_language_from_the_extension(store, tmp_path):
+    src = tmp_path / "add.go"
+    src.write_text("func add(a int32, b int32) int32 {\n    return a + b\n}\n")
+    out = func(store, "deploy", str(src)).stdout  # no --lang
+    assert "deployed add@1 (go," in out
+    assert json.loads(func(store, "invoke", "add", "[2, 3]").stdout) == 5
+    odd = tmp_path / "add.txt"
+    odd.write_text("x")
+    res = func(store, "deploy", str(odd), check=False)
+    assert res.returncode == 1 and "cannot tell the language of add.txt" in res.stderr
+    assert ".go (go)" in res.stderr and ".as.ts (assemblyscript)" in res.stderr
+
+
+def test_extensions_come_from_the_languages():
+    from functions_nb import languages
+
+    table = languages.extensions()
+    assert {table[e] for e in (".rs", ".go", ".zig", ".ts", ".js", ".py", ".cs", ".as.ts")} == {
+        "rust", "go", "zig", "typescript", "javascript", "python", "csharp", "assemblyscript"}
+    assert languages.language_of("lib/Add.AS.ts") == "assemblyscript"
+    assert languages.language_of("add.ts") == "typescript"
+    assert languages.language_of("notes.txt") is None
+
+
 def test_cli_compile_error(store, tmp_path):
     src = tmp_path / "bad.rs"
     src.write_text("fn bad() -> i32 {\n    \"x\"\n}\n")
@@ -58,6 +82,11 @@ def test_doctor(store):
     assert set(langs) == every
     assert all(langs[lang]["usable"] for lang in every), {k: v["detail"] for k, v in langs.items()}
     assert "sandbox:" in langs["python"]["detail"]  # which isolation layers hold here
+    wasm = langs["rust"]["isolation"]  # from the wasm runtime's Runtime.isolation()
+    assert langs["go"]["isolation"] == wasm and wasm["runtime"] == "wasm"
+    assert "epoch interruption" in wasm["summary"] and not wasm["missing"]
+    assert {langs[lang]["runtime"] for lang in every} == {"wasm", "v8", "pyodide", "mono", "prompt"}
+    assert "isolation:" in out and "    wasm" in out and "(rust, zig, go, assemblyscript)" in out
 
 
 def test_doctor_names_install_command(monkeypatch):
