@@ -21,6 +21,7 @@ from functions_nb import (
     LimitExceeded,
 )
 from functions_nb.languages import get_language, names
+from functions_nb.runtimes.base import CallContext
 
 from .conftest import abort_while_running
 
@@ -270,6 +271,23 @@ def test_runtime_error_reports_cell_line(afx):
     with pytest.raises(InvocationError, match="divide by zero"):
         afx.invoke("div", 1, 0)
     assert afx.invoke("div", 9, 3) == 3
+
+
+def test_env_imports_come_from_the_language_module(afx):
+    """The wasm runtime knows no language: AssemblyScript's ``env`` imports are what
+    ``languages.assemblyscript`` registers, given to a module loaded as AssemblyScript only."""
+    from functions_nb.languages import wasm_glue
+    from functions_nb.runtimes import wasm
+
+    assert "abort" in wasm_glue("assemblyscript").imports["env"]
+    info = afx.info("add")
+    code = afx.store.get_code(info)
+    with pytest.raises(InvocationError, match=r"imports env\.abort, which the sandbox does not"):
+        wasm.runtime().load(code, info.signature, memory_mb=16, name="add")
+    fn = wasm.runtime().load(code, info.signature, memory_mb=16, name="add",
+                             language="assemblyscript")
+    ctx = CallContext("x", 5.0)
+    assert fn.call((2, 3), ctx) == 5
 
 
 # -- limits ----------------------------------------------------------------------------------
