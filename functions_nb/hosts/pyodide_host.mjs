@@ -1,183 +1,152 @@
-// Shared Pyodide host for functions-nb: one node process per kernel, many Python functions.
+// Shared Pyodide host for functions-nb: one node process per kernel, one Python interpreter
+// (its own Pyodide instance, restored from a memory snapshot) per function.
 //
-// Started by functions_nb/runtimes/pyodide.py (which documents the protocol and the sandbox):
+// Started by functions_nb/runtimes/pyodide.py; speaks docs/host-protocol.md:
 //
-//   node [permission flags] pyodide_host.mjs --pyodide DIR --in FD --out FD
-//        [--snapshot FILE] [--make-snapshot] [--heap-mb N]
+//   node [permission flags] pyodide_host.mjs --pyodide DIR --guest FILE --config JSON
+//        --request FD --reply FD --control FD [--snapshot FILE] [--heap-mb N] [--instances N]
 //
-// Threads: the main thread only relays interrupts; Pyodide runs in a worker thread, which reads
-// requests from fd IN and writes responses to fd OUT with blocking synchronous I/O (no event
-// loop, no message passing on the hot path). Frames are lines: "<seq> <json>\n".
-// The first request is the guest prelude (Python source, with its digest) and its config; the
-// worker calls it and gets the dispatcher `handle(json) -> json` that serves every later
-// request. Start-up: from --snapshot (a memory snapshot holding the interpreter, common stdlib
-// modules and the compiled prelude), or a fresh interpreter that, with --make-snapshot, sends
-// such a snapshot after its ready line ("0 {snapshot: N}\n" + N bytes) for the caller to keep.
+// Threads: the main thread reads CANCEL frames from the control pipe and writes the interrupt
+// buffer; Pyodide runs in a worker thread, which reads request frames and writes reply frames
+// with blocking synchronous I/O, one request at a time (no event loop on the hot path).
 //
-// Interrupts: the main thread reads "<seq>\n" lines on stdin; if that request is still the one
-// running, it writes SIGINT into Pyodide's interrupt buffer (a SharedArrayBuffer), so Python
-// raises KeyboardInterrupt at its next check. A stale interrupt (another request runs by now)
-// is ignored.
+// Instances: LOAD_INSTANCE (own op) restores a fresh interpreter for a function from the
+// snapshot (the snapshot holds the interpreter, common stdlib modules and the compiled guest,
+// functions_nb/hosts/pyodide_guest.py); LOAD runs the cell in it; CALL calls it; UNLOAD drops
+// it. Functions share no Python state: not globals, builtins, modules, files nor heap. At most
+// --instances live at once (the least recently used goes; its next call loads it again). An
+// instance that traps (a fatal Pyodide error) fails its own call (status CRASHED) and is
+// dropped; the host and the other instances go on. Without --snapshot the host makes one at
+// start (SNAPSHOT hands it to the parent, which keeps it in its cache).
 //
-// Memory: dlmalloc's footprint limit caps how much memory Python may take from the WASM heap
-// (per call, set by the guest through `api.begin`), and growing the WASM memory past the
-// host cap throws, so malloc returns NULL and Python raises MemoryError. File data written to
-// the in-memory filesystem during a call is charged to a budget of the same size.
+// Limits, per instance, set around every request (Python holds no JavaScript object):
+// dlmalloc's footprint limit lets the instance's heap grow by at most its memory limit over
+// its size when created (what it keeps across calls counts); file data written during a
+// request counts against the same limit (over it, writes fail ENOSPC and the call is reported
+// as over its memory limit); files created during a request are removed when it ends, and
+// files that existed before may not be written. Growing any WASM memory past --heap-mb for
+// all instances together fails (MemoryError in the instance that grew).
 //
-// Hardening after start-up: the `js` and `pyodide_js` modules are unregistered and `js` is an
-// empty null-prototype object anyway; the Function/AsyncFunction/GeneratorFunction constructors
-// and `eval` throw (no code from strings, so no route from a JS object to `process`);
-// mountNodeFS, mountNativeFS, NODEFS and package loading are removed; `process` is deleted from
-// the worker's global scope. The real boundary is outside: node's permission model and bwrap.
+// Hardening: the `js` and `pyodide_js` modules are unregistered; Function/AsyncFunction/
+// GeneratorFunction constructors and `eval` throw (no code from strings, so no route from a JS
+// object to `process`); mountNodeFS, mountNativeFS, NODEFS and package loading are removed;
+// `process` is absent from the worker's global scope while Python runs. The real boundary is
+// outside: node's permission model and bubblewrap.
 
 import { Worker, isMainThread, workerData } from "node:worker_threads";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import { pathToFileURL } from "node:url";
 
 const MB = 1024 * 1024;
+const HEADER = 9;
+const Op = { LOAD: 1, CALL: 2, CANCEL: 3, UNLOAD: 4, PING: 5, LOAD_INSTANCE: 16, ANALYSE: 17, SNAPSHOT: 18 };
+const Status = { OK: 0, ERROR: 1, INTERRUPTED: 2, MEMORY: 3, HOST_ERROR: 5, GONE: 6, READY: 7, CRASHED: 17 };
+const ENOSPC = 51;
+const EROFS = 69;
 const PRELOAD = [
-  "base64", "io", "json", "linecache", "logging", "traceback", "types", // the guest prelude
+  "base64", "io", "json", "linecache", "logging", "traceback", "types", "typing", // the guest
   "collections", "dataclasses", "datetime", "decimal", "enum", "fractions", "functools",
-  "hashlib", "itertools", "math", "random", "re", "statistics", "string", "textwrap", "typing",
+  "hashlib", "itertools", "math", "random", "re", "statistics", "string", "textwrap",
 ];
 
 function parseArgs(argv) {
-  const opts = { pyodide: "", inFd: 0, outFd: 1, snapshot: "", makeSnapshot: false, heapMb: 1536 };
+  const opts = { pyodide: "", guest: "", config: "{}", request: -1, reply: -1, control: -1,
+                 snapshot: "", heapMb: 1536, instances: 32 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === "--pyodide") opts.pyodide = argv[++i];
-    else if (a === "--in") opts.inFd = Number(argv[++i]);
-    else if (a === "--out") opts.outFd = Number(argv[++i]);
-    else if (a === "--snapshot") opts.snapshot = argv[++i];
-    else if (a === "--make-snapshot") opts.makeSnapshot = true;
-    else if (a === "--heap-mb") opts.heapMb = Number(argv[++i]);
+    const next = () => argv[++i];
+    if (a === "--pyodide") opts.pyodide = next();
+    else if (a === "--guest") opts.guest = next();
+    else if (a === "--config") opts.config = next();
+    else if (a === "--request") opts.request = Number(next());
+    else if (a === "--reply") opts.reply = Number(next());
+    else if (a === "--control") opts.control = Number(next());
+    else if (a === "--snapshot") opts.snapshot = next();
+    else if (a === "--heap-mb") opts.heapMb = Number(next());
+    else if (a === "--instances") opts.instances = Number(next());
   }
   return opts;
 }
 
-function writeAll(fd, data) {
-  const buf = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+// -- main thread: start the worker, relay CANCEL frames to the interrupt buffer -------------------
+function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  // [0] interrupt (Pyodide's buffer), [1] the request id running, [2] the last id cancelled
+  const shared = new SharedArrayBuffer(12);
+  const flags = new Int32Array(shared);
+  const worker = new Worker(new URL(import.meta.url), { workerData: { opts, shared, t0: Date.now() } });
+  if (opts.control >= 0) {
+    let pending = Buffer.alloc(0);
+    const control = fs.createReadStream("", { fd: opts.control, highWaterMark: 4096 });
+    control.on("data", (chunk) => {
+      pending = Buffer.concat([pending, chunk]);
+      while (pending.length >= HEADER && pending.length >= HEADER + pending.readUInt32LE(0)) {
+        const n = pending.readUInt32LE(0);
+        if (pending[8] === Op.CANCEL && n >= 4) {
+          const target = pending.readUInt32LE(HEADER) | 0;
+          Atomics.store(flags, 2, target);
+          if (Atomics.load(flags, 1) === target) Atomics.store(flags, 0, 2); // SIGINT
+        }
+        pending = pending.subarray(HEADER + n);
+      }
+    });
+    control.on("error", () => {});
+  }
+  worker.on("error", (e) => {
+    fs.writeSync(2, `pyodide host: worker failed: ${e && e.stack ? e.stack : e}\n`);
+    process.exit(70);
+  });
+  worker.on("exit", (code) => process.exit(code ?? 0));
+}
+
+// -- frames ---------------------------------------------------------------------------------------
+function readFully(fd, buf) {
   let off = 0;
   while (off < buf.length) {
+    let n;
     try {
-      off += fs.writeSync(fd, buf, off, buf.length - off);
+      n = fs.readSync(fd, buf, off, buf.length - off, null);
+    } catch (e) {
+      if (e.code === "EAGAIN") continue;
+      throw e;
+    }
+    if (n === 0) return false;
+    off += n;
+  }
+  return true;
+}
+
+// The next request {id, op, body: Buffer}; null at the end of input.
+function frameReader(fd) {
+  const header = Buffer.alloc(HEADER);
+  return function next() {
+    if (!readFully(fd, header)) return null;
+    const body = Buffer.alloc(header.readUInt32LE(0));
+    if (body.length && !readFully(fd, body)) return null;
+    return { id: header.readUInt32LE(4), op: header[8], body };
+  };
+}
+
+function writeFrame(fd, id, status, body) {
+  const data = typeof body === "string" ? Buffer.from(body, "utf8") : body;
+  const out = Buffer.allocUnsafe(HEADER + data.length);
+  out.writeUInt32LE(data.length, 0);
+  out.writeUInt32LE(id >>> 0, 4);
+  out[8] = status;
+  data.copy(out, HEADER);
+  let off = 0;
+  while (off < out.length) {
+    try {
+      off += fs.writeSync(fd, out, off, out.length - off);
     } catch (e) {
       if (e.code !== "EAGAIN") throw e;
     }
   }
 }
 
-// -- main thread: start the worker, relay interrupts ------------------------------------------
-function main() {
-  const opts = parseArgs(process.argv.slice(2));
-  const shared = new SharedArrayBuffer(8);
-  const interrupt = new Int32Array(shared, 0, 1);
-  const running = new Int32Array(shared, 4, 1);
-  const worker = new Worker(new URL(import.meta.url), { workerData: { opts, shared, t0: Date.now() } });
-  let pending = "";
-  process.stdin.setEncoding("utf8");
-  process.stdin.on("data", (chunk) => {
-    pending += chunk;
-    let nl;
-    while ((nl = pending.indexOf("\n")) >= 0) {
-      const seq = Number(pending.slice(0, nl));
-      pending = pending.slice(nl + 1);
-      if (seq > 0 && Atomics.load(running, 0) === seq) Atomics.store(interrupt, 0, 2);
-    }
-  });
-  process.stdin.on("end", () => process.exit(0));
-  worker.on("error", (e) => {
-    writeAll(2, `pyodide host: worker failed: ${e && e.stack ? e.stack : e}\n`);
-    process.exit(70);
-  });
-  worker.on("exit", (code) => process.exit(code ?? 0));
-}
-
-function lineReader(fd) {
-  const chunk = Buffer.alloc(1 << 18);
-  let rest = Buffer.alloc(0); // bytes after the last line returned
-  function readChunk() {
-    for (;;) {
-      try {
-        const n = fs.readSync(fd, chunk, 0, chunk.length, null);
-        return n === 0 ? null : Buffer.from(chunk.subarray(0, n));
-      } catch (e) {
-        if (e.code !== "EAGAIN") throw e;
-      }
-    }
-  }
-  // The next line (without its newline) as a string; null at end of input.
-  return function readLine() {
-    let nl = rest.indexOf(10);
-    if (nl >= 0) {
-      const line = rest.toString("utf8", 0, nl);
-      rest = rest.subarray(nl + 1);
-      return line;
-    }
-    const parts = rest.length ? [rest] : [];
-    for (;;) {
-      const piece = readChunk();
-      if (piece === null) return null;
-      nl = piece.indexOf(10);
-      if (nl < 0) {
-        parts.push(piece);
-        continue;
-      }
-      rest = piece.subarray(nl + 1);
-      if (!parts.length) return piece.toString("utf8", 0, nl);
-      parts.push(piece.subarray(0, nl));
-      return Buffer.concat(parts).toString("utf8");
-    }
-  };
-}
-
-// The guest prelude is compiled once, when the snapshot is made, and kept in it as the module
-// `_fnb_prelude` (compiling it in a fresh interpreter costs ~150-300 ms of lazy WASM code).
-const DEFINE_PRELUDE = `
-import sys, types
-module = types.ModuleType("_fnb_prelude")
-exec(compile(src, "prelude", "exec", dont_inherit=True), module.__dict__)
-module.digest = digest
-sys.modules["_fnb_prelude"] = module
-del module
-`;
-
-function definePrelude(py, setup) {
-  const scope = py.toPy({ src: setup.prelude, digest: setup.digest });
-  py.runPython(DEFINE_PRELUDE, { globals: scope });
-  scope.destroy();
-}
-
-// `_fnb_init` from the prelude module if it is the one we were sent; the module is removed.
-function takePrelude(py, digest) {
-  const modules = py.pyimport("sys").modules;
-  const module = modules.get("_fnb_prelude");
-  let init = null;
-  if (module) {
-    if (module.digest === digest) init = module._fnb_init.copy();
-    modules.delete("_fnb_prelude");
-    module.destroy();
-  }
-  modules.destroy();
-  return init;
-}
-
-// -- worker: Pyodide and the request loop --------------------------------------------------------
-function capWasmMemory(limitBytes) {
-  const grow = WebAssembly.Memory.prototype.grow;
-  Object.defineProperty(WebAssembly.Memory.prototype, "grow", {
-    value: function (pages) {
-      if (this.buffer.byteLength + pages * 65536 > limitBytes) {
-        throw new RangeError("functions-nb: WASM heap cap reached");
-      }
-      return grow.call(this, pages);
-    },
-    writable: false,
-    configurable: false,
-  });
-}
-
+// -- hardening ------------------------------------------------------------------------------------
 function blockCodeGeneration() {
   const blocked = function Function() {
     throw new EvalError("code generation from strings is disabled in this sandbox");
@@ -217,142 +186,323 @@ function harden(py) {
     delete filesystems.NODEFS;
     delete filesystems.NODERAWFS;
   }
-  blockCodeGeneration();
-  delete globalThis.process;
 }
 
+// -- WASM: compiled once for every instance; memory capped per instance and for all -----------------
+const memoryCaps = new WeakMap(); // WebAssembly.Memory -> bytes it may grow to
+const memories = new Set(); // WeakRefs of every instance's memory
+let lastMemory = null; // the memory of the module instantiated last
+function patchWasm(totalBytes) {
+  const instantiate = WebAssembly.instantiate;
+  const compiled = new Map(); // byte length -> [bytes, WebAssembly.Module]
+  WebAssembly.instantiate = async function (source, imports) {
+    if (source instanceof WebAssembly.Module) return instantiate.call(this, source, imports);
+    const bytes = Buffer.from(ArrayBuffer.isView(source) ? source.buffer : source,
+                              source.byteOffset ?? 0, source.byteLength);
+    let hit = compiled.get(bytes.length);
+    if (hit === undefined || !hit[0].equals(bytes)) {
+      hit = [Buffer.from(bytes), await WebAssembly.compile(bytes)];
+      compiled.set(bytes.length, hit);
+    }
+    const instance = await instantiate.call(this, hit[1], imports);
+    if (instance.exports.memory instanceof WebAssembly.Memory) lastMemory = instance.exports.memory;
+    return { instance, module: hit[1] };
+  };
+  const grow = WebAssembly.Memory.prototype.grow;
+  Object.defineProperty(WebAssembly.Memory.prototype, "grow", {
+    value: function (pages) {
+      const after = this.buffer.byteLength + pages * 65536;
+      let total = pages * 65536;
+      for (const ref of memories) {
+        const m = ref.deref();
+        if (m === undefined) memories.delete(ref);
+        else total += m.buffer.byteLength;
+      }
+      if (after > (memoryCaps.get(this) ?? Infinity) || total > totalBytes) {
+        throw new RangeError("functions-nb: WASM heap cap reached");
+      }
+      return grow.call(this, pages);
+    },
+    writable: false,
+    configurable: false,
+  });
+}
+
+// -- one function's interpreter ---------------------------------------------------------------------
+class Instance {
+  constructor(py, handle, memory, limit) {
+    this.py = py;
+    this.memory = memory;
+    this.handle = handle;
+    this.M = py._module;
+    this.limit = limit;
+    this.base = this.M._malloc_footprint() >>> 0;
+    this.files = null; // during a request: Map(node created -> bytes counted)
+    this.fileBytes = 0;
+    this.filesOver = false;
+    this.used = 0;
+    this.setLimit(limit);
+    memories.add(new WeakRef(memory));
+    this.watchFiles();
+  }
+
+  setLimit(limit) {
+    this.limit = limit;
+    memoryCaps.set(this.memory, this.M.HEAP8.length + limit + 16 * MB);
+  }
+
+  // Files: count what a request writes against its memory limit; forget it afterwards.
+  watchFiles() {
+    const inst = this;
+    const { MEMFS, FS } = this.M;
+    const originalCreate = MEMFS.createNode;
+    MEMFS.createNode = function (...args) {
+      const node = originalCreate.apply(this, args);
+      if (inst.files !== null) inst.files.set(node, 0);
+      return node;
+    };
+    const grew = (node, size) => {
+      if (inst.files === null) return;
+      const counted = inst.files.get(node);
+      if (counted === undefined) throw new FS.ErrnoError(EROFS); // it existed before the call
+      const after = inst.fileBytes + size - counted;
+      const heap = (inst.M._malloc_footprint() >>> 0) - inst.base;
+      if (size > counted && after + heap > inst.limit) {
+        inst.filesOver = true;
+        throw new FS.ErrnoError(ENOSPC);
+      }
+      inst.fileBytes = after;
+      inst.files.set(node, size);
+      inst.M._malloc_set_footprint_limit(inst.base + Math.max(0, inst.limit - after));
+    };
+    const stream = MEMFS.ops_table.file.stream;
+    const write = stream.write;
+    stream.write = function (s, buffer, offset, length, position, canOwn) {
+      if (length > 0) grew(s.node, Math.max(s.node.usedBytes, position + length));
+      return write.call(this, s, buffer, offset, length, position, canOwn);
+    };
+    const resize = MEMFS.resizeFileStorage;
+    MEMFS.resizeFileStorage = function (node, size) {
+      grew(node, size);
+      return resize.call(this, node, size);
+    };
+    const dirOps = MEMFS.ops_table.dir.node;
+    const unlink = dirOps.unlink;
+    dirOps.unlink = function (parent, name) {
+      const node = parent.contents && parent.contents[name];
+      if (inst.files !== null && node && inst.files.has(node)) {
+        inst.fileBytes -= inst.files.get(node);
+        inst.files.set(node, 0);
+      }
+      return unlink.call(this, parent, name);
+    };
+  }
+
+  // Run one request under the instance's limits; the reply text with the host's fields added.
+  run(op, body) {
+    const M = this.M;
+    const start = M._malloc_footprint() >>> 0;
+    M._malloc_set_footprint_limit(this.base + this.limit);
+    this.files = new Map();
+    this.fileBytes = 0;
+    this.filesOver = false;
+    let out;
+    try {
+      out = this.handle(op, body);
+    } finally {
+      this.removeFiles();
+      if ((M._malloc_footprint() >>> 0) > start + MB) M._malloc_trim(0);
+    }
+    const footprint = M._malloc_footprint() >>> 0;
+    return {
+      status: Number(out.slice(0, 2)),
+      body: `${out.slice(2, -1)},"m":${footprint - this.base},"h":${Math.max(0, start - this.base)},"f":${this.filesOver ? 1 : 0}}`,
+    };
+  }
+
+  // Files created during the request leave with it (their data too, even if still open).
+  removeFiles() {
+    const files = this.files;
+    this.files = null;
+    const { FS } = this.M;
+    for (const node of [...files.keys()].reverse()) {
+      try {
+        if (node.parent && node.parent.contents && node.parent.contents[node.name] === node) {
+          const path = FS.getPath(node);
+          if (FS.isDir(node.mode)) FS.rmdir(path);
+          else FS.unlink(path);
+        }
+      } catch {
+        // moved or not empty: its data is dropped below
+      }
+      if (FS.isFile(node.mode)) {
+        node.contents = null;
+        node.usedBytes = 0;
+      }
+    }
+  }
+}
+
+// -- worker: the instances and the request loop ------------------------------------------------------
 async function worker() {
-  const proc = process; // kept: `process` is deleted from the global scope by harden()
+  const proc = process; // put back only while an instance is created (Pyodide looks for it)
   const { opts, shared, t0 } = workerData;
-  const phases = { worker: Date.now() - t0 };
+  const flags = new Int32Array(shared);
   const interrupt = new Int32Array(shared, 0, 1);
-  const running = new Int32Array(shared, 4, 1);
-  const heapCap = opts.heapMb * MB;
-  const readLine = lineReader(opts.inFd);
-  const setupLine = readLine();
-  if (setupLine === null) return;
-  const setup = JSON.parse(setupLine.slice(setupLine.indexOf(" ") + 1));
+  const config = JSON.parse(opts.config);
+  const guestSource = fs.readFileSync(opts.guest, "utf8");
+  const digest = crypto.createHash("sha256").update(guestSource).digest("hex").slice(0, 16);
+  const next = frameReader(opts.request);
+  const reply = (id, status, body) => writeFrame(opts.reply, id, status, body);
   // Pyodide's start-up calls process.binding('constants'), which the permission model denies.
   process.binding = () => ({ fs: fs.constants, os: os.constants });
-  capWasmMemory(heapCap + 64 * MB);
-  const started = performance.now();
+  patchWasm(opts.heapMb * MB);
   const { loadPyodide } = await import(pathToFileURL(`${opts.pyodide}/pyodide.mjs`).href);
-  phases.import = Date.now() - t0;
-  const config = {
+  const pyodideConfig = {
     indexURL: `${opts.pyodide}/`,
     jsglobals: Object.create(null),
     env: { HOME: "/home/pyodide" },
     stdout: () => {},
     stderr: () => {},
   };
-  let py = null;
-  let fromSnapshot = false;
+
+  let snapshot = null;
+  let made = false;
   if (opts.snapshot) {
     try {
-      py = await loadPyodide({ ...config, _loadSnapshot: fs.readFileSync(opts.snapshot) });
-      fromSnapshot = true;
+      snapshot = fs.readFileSync(opts.snapshot);
     } catch (e) {
-      writeAll(2, `pyodide host: snapshot not used (${e.message})\n`);
-      py = null;
+      fs.writeSync(2, `pyodide host: snapshot not read (${e.message})\n`);
     }
   }
-  let snapshot = null;
-  if (py === null) {
-    py = await loadPyodide({ ...config, _makeSnapshot: opts.makeSnapshot });
-    if (opts.makeSnapshot) {
-      // Modules the guest prelude and typical cells import, and the prelude itself, are part
-      // of the snapshot, so a host started from it does not compile them again.
-      py.runPython(`import ${PRELOAD.join(", ")}`);
-      definePrelude(py, setup);
-      snapshot = py.makeMemorySnapshot();
+  if (snapshot === null) {
+    // A fresh interpreter with the modules the guest and typical cells import, and the guest
+    // compiled as the module `_fnb_guest`: every instance starts from its memory.
+    const py = await loadPyodide({ ...pyodideConfig, _makeSnapshot: true });
+    py.runPython(`import ${PRELOAD.join(", ")}`);
+    const scope = py.toPy({ src: guestSource, digest });
+    py.runPython(
+      "import sys, types\nmodule = types.ModuleType('_fnb_guest')\n" +
+      "exec(compile(src, 'pyodide_guest', 'exec', dont_inherit=True), module.__dict__)\n" +
+      "module.digest = digest\nsys.modules['_fnb_guest'] = module\ndel module\n",
+      { globals: scope });
+    scope.destroy();
+    snapshot = py.makeMemorySnapshot();
+    made = true;
+  }
+
+  blockCodeGeneration();
+  delete globalThis.process;
+
+  async function newInstance(limit) {
+    globalThis.process = proc;
+    let py;
+    lastMemory = null;
+    try {
+      py = await loadPyodide({ ...pyodideConfig, _loadSnapshot: snapshot });
+    } finally {
+      delete globalThis.process;
     }
+    const memory = lastMemory;
+    if (memory === null) throw new Error("the instance's WASM memory was not found");
+    const modules = py.pyimport("sys").modules;
+    const module = modules.get("_fnb_guest");
+    if (!module || module.digest !== digest) throw new Error("the snapshot holds another guest program");
+    const init = module.init;
+    modules.delete("_fnb_guest");
+    const handle = init(opts.config);
+    for (const p of [init, module, modules]) p.destroy();
+    py.setInterruptBuffer(interrupt);
+    harden(py);
+    return new Instance(py, handle, memory, limit);
   }
-  const loadMs = performance.now() - started;
-  phases.loaded = Date.now() - t0;
 
-  const M = py._module;
-  M._malloc_set_footprint_limit(heapCap);
-  // Files live in MEMFS as JS typed arrays, outside the WASM heap: during a call, growing them
-  // is charged to a budget of its own (the call's memory limit); over it, writes fail ENOSPC.
-  let fileBudget = Infinity;
-  for (const name of ["expandFileStorage", "resizeFileStorage"]) {
-    const original = M.MEMFS[name];
-    M.MEMFS[name] = function (node, size) {
-      const grow = size - (node.contents ? node.contents.length : 0);
-      if (grow > 0) {
-        if (grow > fileBudget) throw new M.FS.ErrnoError(51); // ENOSPC
-        fileBudget -= grow;
-      }
-      return original.call(this, node, size);
-    };
-  }
-  const api = {
-    // Per-call limit: Python may take at most `limit` more bytes from the WASM heap.
-    begin(limit) {
-      const footprint = M._malloc_footprint() >>> 0;
-      M._malloc_set_footprint_limit(Math.min(footprint + limit, heapCap));
-      fileBudget = limit;
-      return footprint;
-    },
-    // Back to the host cap; give memory at the top of the heap back when the call grew it by
-    // more than 1 MB over `footprint` (what begin() returned). Returns the footprint now.
-    end(footprint) {
-      M._malloc_set_footprint_limit(heapCap);
-      fileBudget = Infinity;
-      if ((M._malloc_footprint() >>> 0) > footprint + MB) M._malloc_trim(0);
-      return M._malloc_footprint() >>> 0;
-    },
-    heap() {
-      return M.HEAP8.length;
-    },
-  };
+  // A first instance proves the snapshot works before the host says it is ready; the first
+  // function loaded gets it.
+  const created = performance.now();
+  let spare = await newInstance(0);
+  const instanceMs = performance.now() - created;
+  const instances = new Map(); // function id -> Instance, least recently used first
+  let service = null; // for ANALYSE
+  reply(0, Status.READY, JSON.stringify({
+    pyodide: spare.py.version, start_ms: Date.now() - t0, instance_ms: Math.round(instanceMs),
+    instance_heap: spare.M.HEAP8.length, snapshot_made: made, snapshot_bytes: snapshot.length,
+  }));
+  if (!made) snapshot = Buffer.from(snapshot.buffer, snapshot.byteOffset, snapshot.length);
 
-  let init = takePrelude(py, setup.digest);
-  if (init === null) {
-    definePrelude(py, setup);
-    init = takePrelude(py, setup.digest);
+  async function take(limit) {
+    let inst = spare;
+    spare = null;
+    if (inst === null) {
+      while (instances.size >= opts.instances) instances.delete(instances.keys().next().value);
+      inst = await newInstance(limit);
+    }
+    inst.setLimit(limit);
+    return inst;
   }
-  const handle = init(api, JSON.stringify(setup.config));
-  init.destroy();
-  py.setInterruptBuffer(interrupt);
-  harden(py);
-  phases.ready = Date.now() - t0;
-  const info = {
-    phases,
-    ready: true,
-    pyodide: py.version,
-    load_ms: Math.round(loadMs),
-    snapshot: fromSnapshot,
-    heap: M.HEAP8.length,
-  };
-  writeAll(opts.outFd, `0 ${JSON.stringify(info)}\n`);
-  if (snapshot !== null) {
-    writeAll(opts.outFd, `0 ${JSON.stringify({ snapshot: snapshot.length })}\n`);
-    writeAll(opts.outFd, Buffer.from(snapshot.buffer, snapshot.byteOffset, snapshot.length));
-    snapshot = null;
+
+  function serve(inst, id, op, body) {
+    Atomics.store(flags, 0, 0);
+    Atomics.store(flags, 1, id | 0);
+    try {
+      if (Atomics.load(flags, 2) === (id | 0)) return { status: Status.INTERRUPTED, body: "{}" };
+      return inst.run(op, body);
+    } finally {
+      Atomics.store(flags, 1, 0);
+    }
   }
 
   for (;;) {
-    const line = readLine();
-    if (line === null) return;
-    const space = line.indexOf(" ");
-    const seq = Number(line.slice(0, space));
-    Atomics.store(interrupt, 0, 0);
-    Atomics.store(running, 0, seq);
-    let out;
+    const req = next();
+    if (req === null) return;
+    const { id, op, body } = req;
     try {
-      out = handle(line.slice(space + 1));
-    } catch (e) {
-      const fatal = Boolean(e && (e.pyodide_fatal_error || /fatally failed/.test(String(e.message))));
-      const text = String(e && e.message ? e.message : e);
-      out = JSON.stringify([1, fatal ? "fatal" : "host", text, null, [], 0, 0]);
-      if (fatal) {
-        writeAll(opts.outFd, `${seq} ${out}\n`);
-        proc.exit(71);
+      if (op === Op.CALL || op === Op.LOAD) {
+        const fid = body.readUInt32LE(0);
+        const inst = instances.get(fid);
+        if (inst === undefined) {
+          reply(id, Status.GONE, "{}");
+          continue;
+        }
+        instances.delete(fid); // most recently used last
+        instances.set(fid, inst);
+        let out;
+        try {
+          out = serve(inst, id, op, body.toString("utf8", 4));
+        } catch (e) {
+          instances.delete(fid);
+          out = { status: Status.CRASHED, body: JSON.stringify({ t: String(e && e.message ? e.message : e).slice(0, 2000) }) };
+        }
+        reply(id, out.status, out.body);
+      } else if (op === Op.LOAD_INSTANCE) {
+        const { fid, limit } = JSON.parse(body.toString("utf8"));
+        instances.delete(fid);
+        const t = performance.now();
+        const inst = await take(limit);
+        instances.set(fid, inst);
+        reply(id, Status.OK, JSON.stringify({ ms: performance.now() - t, heap: inst.M.HEAP8.length, base: inst.base }));
+      } else if (op === Op.UNLOAD) {
+        instances.delete(body.readUInt32LE(0));
+      } else if (op === Op.ANALYSE) {
+        if (service === null) service = await take(256 * MB);
+        let out;
+        try {
+          out = serve(service, id, op, body.toString("utf8"));
+        } catch (e) {
+          service = null;
+          out = { status: Status.HOST_ERROR, body: JSON.stringify({ t: String(e && e.message ? e.message : e) }) };
+        }
+        reply(id, out.status, out.body);
+      } else if (op === Op.PING) {
+        reply(id, Status.OK, JSON.stringify({ functions: instances.size, instances: instances.size + (service ? 1 : 0) + (spare ? 1 : 0) }));
+      } else if (op === Op.SNAPSHOT) {
+        reply(id, made ? Status.OK : Status.HOST_ERROR, made ? Buffer.from(snapshot.buffer, snapshot.byteOffset, snapshot.length) : "{}");
+      } else if (op !== Op.CANCEL) {
+        reply(id, Status.HOST_ERROR, JSON.stringify({ t: `unknown operation ${op}` }));
       }
+    } catch (e) {
+      reply(id, Status.HOST_ERROR, JSON.stringify({ t: String(e && e.stack ? e.stack : e).slice(0, 2000) }));
     }
-    Atomics.store(running, 0, 0);
-    writeAll(opts.outFd, `${seq} ${out}\n`);
   }
 }
 
