@@ -86,6 +86,7 @@ def test_doctor(store):
     assert langs["go"]["isolation"] == wasm and wasm["runtime"] == "wasm"
     assert "epoch interruption" in wasm["summary"] and not wasm["missing"]
     assert {langs[lang]["runtime"] for lang in every} == {"wasm", "v8", "pyodide", "mono", "prompt"}
+    assert all(langs[lang]["isolation"]["layers"] for lang in every)  # every runtime says
     assert "isolation:" in out and "    wasm" in out and "(rust, zig, go, assemblyscript)" in out
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import InvocationError
 from ..models import Signature
 from ..process_wide import ProcessWide
-from .base import CallContext, ModuleCache
+from .base import CallContext, Isolation, ModuleCache
 
 
 class PromptFunction:
@@ -31,8 +31,14 @@ class PromptRuntime:
     kind = "prompt"
 
     def load(self, code: bytes, signature: Signature, *, memory_mb: int, name: str,
-             cache: ModuleCache | None = None) -> PromptFunction:
+             cache: ModuleCache | None = None, language: str = "") -> PromptFunction:
         return PromptFunction(name)
+
+    def isolation(self) -> Isolation:
+        return Isolation("prompt", ("no code runs: the generative tier answers",))
+
+    def close(self) -> None:
+        pass
 
 
 #: The process-wide runtime.

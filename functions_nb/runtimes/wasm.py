@@ -130,9 +130,9 @@ class WasmRuntime:
         return Isolation(
             "wasm",
             ("wasmtime: each function in its own store and linear memory, in this process",
-             "imports: console and error reporting only (plus a language's own, e.g. "
-             "AssemblyScript's abort); other imports refused at load",
-             "WASI (Go): no preopened directories, environment, arguments, stdin or sockets"),
+             "imports: console and error reporting only (plus what the module's language "
+             "registers, see Language.wasm_glue); any other import refused at load",
+             "WASI: no preopened directories, environment, arguments, stdin or sockets"),
             limits=("time (epoch interruption)", "memory (store limits)",
                     "a trapped instance is discarded"))
 
