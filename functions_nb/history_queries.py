@@ -72,25 +72,26 @@ def of_versions(pairs: Iterable[tuple[str, int]]) -> str:
 
 
 def _aggregates(detail: bool) -> str:
+    """Aggregates over the flagged rows of :func:`stats_query` (``call``, ``caller``, ...)."""
     q = ", ".join(str(v) for v in PERCENTILES.values())
-    cols = [f"count(*) FILTER (WHERE {CALL}) AS count",
-            f"count(*) FILTER (WHERE {ERROR}) AS errors",
-            f"count(*) FILTER (WHERE {CALLER_ERROR}) AS caller_errors",
-            f"count(*) FILTER (WHERE {TIMED}) AS timed",
-            f"quantile_cont(duration_ms, [{q}]) FILTER (WHERE {TIMED}) AS quantiles",
-            f"arg_max(status, started_at) FILTER (WHERE {CALL}) AS last_status",
-            f"max(started_at) FILTER (WHERE {CALL}) AS last_at"]
+    cols = ["count(*) FILTER (WHERE call) AS count",
+            "count(*) FILTER (WHERE call AND status <> 'ok') AS errors",
+            "count(*) FILTER (WHERE caller) AS caller_errors",
+            "count(*) FILTER (WHERE timed) AS timed",
+            f"quantile_cont(duration_ms, [{q}]) FILTER (WHERE timed) AS quantiles",
+            "arg_max(status, started_at) FILTER (WHERE call) AS last_status",
+            "max(started_at) FILTER (WHERE call) AS last_at"]
     if detail:
-        cold = f"{TIMED} AND tier = 'code' AND coalesce(cold, false)"
-        warm = f"{TIMED} AND tier = 'code' AND NOT coalesce(cold, false)"
-        cols += [f"min(duration_ms) FILTER (WHERE {TIMED}) AS min",
-                 f"max(duration_ms) FILTER (WHERE {TIMED}) AS max",
-                 f"avg(duration_ms) FILTER (WHERE {TIMED}) AS mean",
+        cold = "timed AND tier = 'code' AND coalesce(cold, false)"
+        warm = "timed AND tier = 'code' AND NOT coalesce(cold, false)"
+        cols += ["min(duration_ms) FILTER (WHERE timed) AS min",
+                 "max(duration_ms) FILTER (WHERE timed) AS max",
+                 "avg(duration_ms) FILTER (WHERE timed) AS mean",
                  f"count(*) FILTER (WHERE {cold}) AS cold_count",
                  f"median(duration_ms) FILTER (WHERE {cold}) AS cold_p50",
                  f"count(*) FILTER (WHERE {warm}) AS warm_count",
                  f"median(duration_ms) FILTER (WHERE {warm}) AS warm_p50",
-                 f"epoch_us(min(started_at) FILTER (WHERE {CALL})) / 1e6 AS first"]
+                 "epoch_us(min(started_at) FILTER (WHERE call)) / 1e6 AS first"]
     return ", ".join(cols)
 
 
@@ -143,6 +144,15 @@ def _stats(row: dict[str, Any], detail: bool) -> dict[str, Any]:
     return stats
 
 
+def stats_query(where: str = "true", *, detail: bool = False) -> str:
+    """The one statement behind :func:`function_stats`: a row per function, columns
+    ``function`` and the raw aggregates (``quantiles`` is the list of PERCENTILES)."""
+    # each row's classification computed once (DuckDB does not share it between FILTERs)
+    flagged = (f"SELECT function, tier, status, duration_ms, started_at, cold, {CALL} AS call, "
+               f"{CALLER_ERROR} AS caller, {TIMED} AS timed FROM executions WHERE {where}")
+    return f"SELECT function, {_aggregates(detail)} FROM ({flagged}) GROUP BY function"
+
+
 def function_stats(sql: Sql, where: str = "true", *, detail: bool = False
                    ) -> dict[str, dict[str, Any]]:
     """Function name -> its numbers over the records matching ``where`` (one query):
@@ -150,8 +160,7 @@ def function_stats(sql: Sql, where: str = "true", *, detail: bool = False
     a latency), ``p50``/``p95``/``p99`` (ms), ``last_status``, ``last_at`` (a UTC datetime).
     ``detail`` adds ``min``, ``max``, ``mean``, ``first`` (unix seconds of the first call)
     and ``cold``/``warm`` (count and p50 of code-tier calls that ran)."""
-    frame = sql(f"SELECT function, {_aggregates(detail)} FROM executions WHERE {where} "
-                "GROUP BY function")
+    frame = sql(stats_query(where, detail=detail))
     return {rec["function"]: _stats(rec, detail) for rec in frame.to_dict("records")}
 
 
@@ -170,4 +179,4 @@ def iso(when: _dt.datetime | None) -> str | None:
 
 __all__ = ["CALL", "CALLER_ERROR", "CALLER_ERROR_KINDS", "ENDED", "ERROR", "OUTCOME",
            "PERCENTILES", "TIMED", "empty_stats", "function_stats", "iso", "of_functions",
-           "of_versions", "scope", "stats_of"]
+           "of_versions", "scope", "stats_of", "stats_query"]

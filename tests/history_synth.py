@@ -3,17 +3,22 @@ writes them (one Parquet file in a day folder), in seconds instead of invoking N
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 import tempfile
 
 import duckdb
 
 from functions_nb.history import COLUMNS
+from functions_nb.history_queries import stats_query
 
 
-def write_synthetic(fx, n: int, day: str = "2026-11-27", functions: int = 20) -> str:
+def write_synthetic(fx, n: int, day: str | None = None, functions: int = 20) -> str:
     """``n`` executions of ``functions`` functions f0..: every 17th an error, every 10th cold,
-    every 50th a generative attempt, durations (i % 1000) / 100 ms. Returns the file path."""
+    every 50th a generative attempt, durations (i % 1000) / 100 ms, on ``day`` (default today,
+    UTC: a fixed day would fall out of the retention, and its files be deleted while written).
+    Returns the file path."""
+    day = day or _dt.datetime.now(_dt.UTC).date().isoformat()
     values = {
         "id": "'syn-' || i", "function": f"'f' || (i % {functions})", "version": "1",
         "language": "'rust'",
@@ -43,10 +48,7 @@ def write_synthetic(fx, n: int, day: str = "2026-11-27", functions: int = 20) ->
     return path
 
 
-#: What the functions table asks the history (one query over every execution).
-DASHBOARD_QUERY = """
-SELECT function, count(*) AS calls, avg((status <> 'ok')::int) AS error_rate,
-       quantile_cont(duration_ms, 0.5) AS p50, quantile_cont(duration_ms, 0.95) AS p95,
-       arg_max(status, started_at) AS last_status, max(started_at) AS last_call
-FROM executions GROUP BY function ORDER BY function
-"""
+#: What the functions table (and ``GET summary``) asks the history: the statement of
+#: ``functions_nb.history_queries``, with ``calls`` and ``error_rate`` columns added.
+DASHBOARD_QUERY = (f"SELECT *, count AS calls, errors / nullif(count, 0) AS error_rate "
+                   f"FROM ({stats_query()}) ORDER BY function")
