@@ -75,6 +75,7 @@ public static long linger(string op) {
         var t = new Thread(() => { while (true) Interlocked.Increment(ref count); });
         t.IsBackground = true;
         t.Start();
+        Thread.Sleep(50);  // running when the call returns
     }
     return Interlocked.Read(ref count);
 }
@@ -141,5 +142,8 @@ public static string attacker(string s) {
     return found.Count == 0 ? "nothing" : string.Join(" ", found);
 }
 ''',
-    not_applicable={},
+    xfail={
+        "hoard_memory": "issue 13: memory a function keeps in statics across calls is not "
+                        "counted against its limit (72 MB held under memory_mb=64)",
+    },
 )

@@ -66,7 +66,11 @@ func escape(what string, arg string) string {
     talk='import (\n\t"fmt"\n\t"os"\n\t"unicode/utf8"\n)\n\nfunc talk(s string) int {\n'
          '\tfmt.Println("out: " + s)\n\tfmt.Fprintln(os.Stderr, "err: "+s)\n'
          '\treturn utf8.RuneCountInString(s)\n}\n',
-    linger='''import "sync/atomic"
+    linger='''import (
+	"runtime"
+	"sync/atomic"
+	"time"
+)
 
 var count atomic.Int64
 
@@ -75,8 +79,10 @@ func linger(op string) int64 {
 		go func() {
 			for {
 				count.Add(1)
+				runtime.Gosched()
 			}
 		}()
+		time.Sleep(50 * time.Millisecond) // the goroutine is running when the call returns
 	}
 	return count.Load()
 }

@@ -44,13 +44,16 @@ CELLS = Cells(
     linger='''let count = 0;
 
 function tick() {
-  const end = Date.now() + 5;
+  const end = Date.now() + 2;
   while (Date.now() < end) count++;
-  setTimeout(tick, 0);
+  setTimeout(tick, 1);
 }
 
-function linger(op) {
-  if (op === "start") setTimeout(tick, 0);
+async function linger(op) {
+  if (op === "start") {
+    setTimeout(tick, 0);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // ticking when the call returns
+  }
   return count;
 }
 ''',

@@ -103,12 +103,9 @@ def one_file(x: int) -> int:
         return len(f.read())
 ''',
     xfail={
-        "hoard_memory": ISSUE + "memory a function keeps across calls is not counted against its "
-                        "limit (72 MB held under memory_mb=64)",
-        "hoard_fds": ISSUE + "open files are not counted per function: a hoarder exhausts the "
-                     "host's descriptors and its neighbours' open() fails (Errno 33)",
-        "isolation": ISSUE + "functions share one interpreter: another function's globals, "
-                     "__code__ and builtins.sorted can be read and replaced",
+        "hoard_fds": ISSUE + "a function holding 512 open files fails as 'memory limit of 64 MB "
+                     "exceeded ... it holds 63 MB across calls': the error does not name the "
+                     "open files it holds",
     },
     not_applicable={
         "identity[u64]": "a Python int parameter crosses as a signed 64-bit integer",

@@ -33,13 +33,16 @@ ESCAPE = '''export async function escape(what: string, arg: string): Promise<str
 LINGER = '''let count = 0;
 
 function tick(): void {
-  const end = Date.now() + 5;
+  const end = Date.now() + 2;
   while (Date.now() < end) count++;
-  setTimeout(tick, 0);
+  setTimeout(tick, 1);
 }
 
-export function linger(op: string): number {
-  if (op === "start") setTimeout(tick, 0);
+export async function linger(op: string): Promise<number> {
+  if (op === "start") {
+    setTimeout(tick, 0);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // ticking when the call returns
+  }
   return count;
 }
 '''
