@@ -241,7 +241,7 @@ def to_jsonable(value: Any) -> Any:
 
 
 def dumps(value: Any, limit: int | None = None) -> str:
-    from ..runtimes.base import json_default
+    from ..values import json_default
 
     def default(v: Any) -> Any:
         if isinstance(v, (bytes, bytearray, memoryview)):

@@ -91,7 +91,7 @@ def fill_template(template: str, values: dict[str, Any]) -> str:
         value = values[m.group(1)]
         if isinstance(value, str):
             return value
-        from ..runtimes.base import json_default
+        from ..values import json_default
 
         return json.dumps(value, default=_json_default(json_default))
 

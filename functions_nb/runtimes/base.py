@@ -10,11 +10,9 @@ other, and ``close()`` releases what it holds.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from .. import values
 from ..config import CONSOLE_MAX_BYTES, CONSOLE_MAX_LINES
 from ..values import ARRAY_DTYPES, json_default
 
@@ -99,22 +97,6 @@ class CallContext:
             self.dropped = 0
 
 
-def int_argument(value: Any, lo: int, hi: int, sig: Any, pname: str, ptype: str) -> int:
-    """Alias of :func:`functions_nb.values.int_argument`, kept until every runtime's encoders
-    use :mod:`functions_nb.values` directly."""
-    return values.int_argument(value, lo, hi, sig, pname, ptype)
-
-
-def as_array(value: Any, dtype: Any, bad: Callable[[Any, str], Exception]) -> Any:
-    """Alias of :func:`functions_nb.values.to_array` by numpy dtype, with the old error hook
-    (``bad(value, " (why)")``), kept until every runtime uses :mod:`functions_nb.values`."""
-    name = next(k for k, d in ARRAY_DTYPES.items() if d == dtype.str or d == str(dtype))
-    try:
-        return values.to_array(value, name)
-    except values.Refused as exc:
-        raise bad(value, f" ({exc.why})" if exc.why else "") from None
-
-
 class ModuleCache(Protocol):
     """Where a runtime may keep precompiled code (shared between processes)."""
 
@@ -188,5 +170,6 @@ class Runtime(Protocol):
         ...
 
 
+#: ``ARRAY_DTYPES`` and ``json_default`` live in :mod:`functions_nb.values` (re-exported here).
 __all__ = ["ARRAY_DTYPES", "LEVELS", "CallContext", "Isolation", "LoadedCode", "ModuleCache",
-           "Runtime", "as_array", "int_argument", "json_default"]
+           "Runtime", "json_default"]
