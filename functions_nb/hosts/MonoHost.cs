@@ -149,7 +149,7 @@ static unsafe class Native {
     [DllImport("libc")]
     static extern int* __errno_location();
 
-    public const int EFBIG = 27;
+    public const int EFBIG = 27, NotSupported = unchecked((int)0x80070032);
 
     /// A write past RLIMIT_FSIZE fails with EFBIG (Mono: an IOException) instead of killing the
     /// whole host with SIGXFSZ.
@@ -165,6 +165,23 @@ static unsafe class Native {
         if (fd < 0) return -1;
         close(fd);
         return fd;
+    }
+
+    [DllImport("libc")]
+    static extern IntPtr opendir(string path);
+    [DllImport("libc")]
+    static extern IntPtr readdir(IntPtr dir);
+    [DllImport("libc")]
+    static extern int closedir(IntPtr dir);
+
+    /// How many descriptors the process has open (-1 if /proc is not there).
+    public static int OpenFds() {
+        IntPtr dir = opendir("/proc/self/fd");
+        if (dir == IntPtr.Zero) return -1;
+        int n = 0;
+        while (readdir(dir) != IntPtr.Zero) n++;
+        closedir(dir);
+        return n - 3;  // ".", ".." and the directory's own descriptor
     }
 
     /// One line to the host's log (stderr), outside any AppDomain's Console.
@@ -390,16 +407,30 @@ public sealed class Agent : MarshalByRefObject {
         // Environment.Exit ends the whole shared host: say which function did it (the parent
         // names it in the error of every call that was in flight).
         AppDomain.CurrentDomain.ProcessExit += (s, e) => {
-            if (name != null && scope.Value != null)
+            if (name != null && DoesWorkOf(Thread.CurrentThread.ManagedThreadId))
                 Native.LogLine("functions-nb: function " + name + " called Environment.Exit(" + Environment.ExitCode + ")");
         };
+    }
+
+    /// Whether thread `id` runs a call of this function or work such a call started (a
+    /// thread has one id in every AppDomain).
+    bool DoesWorkOf(int id) {
+        lock (calls) {
+            foreach (Call c in calls.Values) {
+                if (c.Thread.ManagedThreadId == id) return true;
+                lock (c.Scope.Threads) foreach (Thread t in c.Scope.Threads) if (t.ManagedThreadId == id) return true;
+            }
+        }
+        return false;
     }
 
     static void ScopeChanged(AsyncLocalValueChangedArgs<CallScope> change) {
         if (!change.ThreadContextChanged) return;
         Thread t = Thread.CurrentThread;
         CallScope left = change.PreviousValue, entered = change.CurrentValue;
-        if (left != null && left.Caller != t) lock (left.Threads) left.Threads.Remove(t);
+        if (left != null && left.Caller != t) {
+            lock (left.Threads) { left.Threads.Remove(t); Monitor.PulseAll(left.Threads); }
+        }
         if (entered == null || entered.Caller == t) return;
         bool late;
         lock (entered.Threads) { late = entered.Ended; if (!late) entered.Threads.Add(t); }
@@ -495,6 +526,7 @@ public sealed class Agent : MarshalByRefObject {
         uint timeoutMs = *(uint*)(req + 13);
         var call = new Call {
             Rid = *(uint*)(req + 4), Thread = Thread.CurrentThread,
+            Scope = new CallScope { Caller = Thread.CurrentThread },
             Deadline = Stopwatch.GetTimestamp() + (long)(timeoutMs * (Stopwatch.Frequency / 1000.0)),
         };
         if (memoryLimit > 0) {
@@ -505,7 +537,7 @@ public sealed class Agent : MarshalByRefObject {
         lock (call) call.Running = true;
         lock (calls) { calls[call.Rid] = call; Monitor.Pulse(calls); }
         try {
-            reply = Invoke(req, len);
+            reply = Invoke(req, len, call.Scope);
         } catch (ThreadAbortException) {
             Thread.ResetAbort();
         } catch (Exception e) {
@@ -728,7 +760,7 @@ public sealed class Agent : MarshalByRefObject {
     }
 
     /// Runs one call; `req` is the whole request frame. Returns the whole reply frame.
-    unsafe WireWriter Invoke(byte* req, int len) {
+    unsafe WireWriter Invoke(byte* req, int len, CallScope work) {
         var r = new WireReader(req, len, 17);  // after the header, fid and timeout
         uint rid = *(uint*)(req + 4);
         var w = WireWriter.Reply(rid, Status.Ok);
@@ -737,7 +769,6 @@ public sealed class Agent : MarshalByRefObject {
         object value = null;
         byte status = Status.Ok;
         string message = null;
-        var work = new CallScope { Caller = Thread.CurrentThread };
         int fdsBefore = Native.LowestFreeFd();
         try {
             var args = new object[readers.Length];
@@ -754,7 +785,8 @@ public sealed class Agent : MarshalByRefObject {
                     throw;
                 } catch (OutOfMemoryException e) {
                     status = Status.Memory; message = Describe(e, throwLines);
-                } catch (IOException e) when (Native.Errno() == Native.EFBIG) {
+                } catch (IOException e) when (Native.Errno() == Native.EFBIG || e.HResult == Native.NotSupported) {
+                    // Mono reports EFBIG as ERROR_NOT_SUPPORTED; errno may still say EFBIG
                     status = Status.Limit; message = "wrote past the file-size limit (" + Describe(e, throwLines) + ")";
                 } catch (Exception e) {
                     status = Status.Error; message = Describe(e, throwLines);
@@ -804,10 +836,11 @@ public sealed class Agent : MarshalByRefObject {
         int kept = Interlocked.Add(ref fdsKept, after - before);
         if (kept < 0) Interlocked.CompareExchange(ref fdsKept, 0, kept);
         if (kept <= FdLimit || after <= FdPressure) return null;
+        int open = Native.OpenFds();  // exact counts from here on (holes fool the quick probe)
         GC.Collect();
         GC.WaitForPendingFinalizers();  // streams nobody references any more close here
-        int now = Native.LowestFreeFd();
-        if (now >= 0) kept = Interlocked.Add(ref fdsKept, now - after);
+        int now = Native.OpenFds();
+        if (open >= 0 && now >= 0) kept = Interlocked.Add(ref fdsKept, now - open);
         if (kept <= FdLimit || now <= FdPressure) return null;
         return name + " keeps " + kept + " file descriptors open across calls (files, sockets, "
             + "watchers held in statics; at most " + FdLimit + " per function): they are closed "
@@ -883,10 +916,22 @@ sealed class CallScope {
     public bool Ended;
     public readonly List<Thread> Threads = new List<Thread>();
 
-    /// The call returned: aborts the threads still doing its work; returns how many.
+    /// The call returned: aborts the threads still doing its work (after 20 ms for work that
+    /// is just finishing: a thread aborted while switching contexts would fail the host fast);
+    /// returns how many.
     public int End() {
         List<Thread> left;
-        lock (Threads) { Ended = true; left = new List<Thread>(Threads); Threads.Clear(); }
+        lock (Threads) {
+            Ended = true;
+            long until = Stopwatch.GetTimestamp() + Stopwatch.Frequency / 50;
+            while (Threads.Count > 0) {
+                long ms = (until - Stopwatch.GetTimestamp()) * 1000 / Stopwatch.Frequency;
+                if (ms <= 0) break;
+                Monitor.Wait(Threads, (int)ms);
+            }
+            left = new List<Thread>(Threads);
+            Threads.Clear();
+        }
         foreach (Thread t in left) { try { t.Abort(); } catch (Exception) { } }
         return left.Count;
     }
@@ -895,6 +940,7 @@ sealed class CallScope {
 sealed class Call {
     public uint Rid;
     public Thread Thread;
+    public CallScope Scope;
     public long Deadline;       // Stopwatch ticks
     public long Baseline;       // heap bytes when the call started
     public long NextCheck;      // heap size at which the watchdog next forces a collection

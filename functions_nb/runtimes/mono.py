@@ -423,9 +423,7 @@ class MonoFunction:
         if len(args) != self._n:
             self.sig.check_arity(args)
         host = self._host
-        if host is None or not host.alive or host.proc.poll() is not None:
-            if host is not None:
-                host.kill()  # it ended while nothing was running: mark it dead, start another
+        if host is None or host.ended():
             host = self._reload(ctx)
         elif self._fresh:
             self._fresh = False

@@ -119,6 +119,13 @@ class HostProcess:
         self.channel.notify(Op.UNLOAD, U32.pack(function_id))
 
     # ending -----------------------------------------------------------------------------
+    def ended(self) -> bool:
+        """Whether the host is gone, noticed even with no request outstanding (a host killed
+        while idle is marked dead here instead of failing the next request)."""
+        if self.alive and self.proc.poll() is not None:
+            self.channel._eof()
+        return not self.alive
+
     def kill(self, why: str = "") -> None:
         """SIGKILL the host and its sandbox (its whole session); outstanding requests are
         answered DIED with ``why``."""
