@@ -237,6 +237,7 @@ class Instance {
     this.M = py._module;
     this.limit = limit;
     this.base = this.M._malloc_footprint() >>> 0;
+    this.baseFiles = this.openFiles();
     this.files = null; // during a request: Map(node created -> bytes counted)
     this.fileBytes = 0;
     this.filesOver = false;
@@ -298,10 +299,19 @@ class Instance {
     };
   }
 
-  // Run one request under the instance's limits; the reply text with the host's fields added.
+  openFiles() {
+    let n = 0;
+    for (const stream of this.M.FS.streams) if (stream) n++;
+    return n;
+  }
+
+  // Run one request under the instance's limits; the reply text with the host's fields added:
+  // m the heap footprint, h what it held before (over a fresh interpreter), o the files it
+  // held open before, f whether a file write went over the limit.
   run(op, body) {
     const M = this.M;
     const start = M._malloc_footprint() >>> 0;
+    const open = Math.max(0, this.openFiles() - this.baseFiles);
     M._malloc_set_footprint_limit(this.base + this.limit);
     this.files = new Map();
     this.fileBytes = 0;
@@ -316,7 +326,7 @@ class Instance {
     const footprint = M._malloc_footprint() >>> 0;
     return {
       status: Number(out.slice(0, 2)),
-      body: `${out.slice(2, -1)},"m":${footprint - this.base},"h":${Math.max(0, start - this.base)},"f":${this.filesOver ? 1 : 0}}`,
+      body: `${out.slice(2, -1)},"m":${footprint},"h":${Math.max(0, start - this.base)},"o":${open},"f":${this.filesOver ? 1 : 0}}`,
     };
   }
 

@@ -101,10 +101,11 @@ class GuestReply(NamedTuple):
     #: ``[[level code, text], ...]`` and the writes dropped over the cap
     console: list = []
     dropped: int = 0
-    #: the instance's heap footprint after the request; what it held before it (over a
-    #: fresh interpreter); whether a file write went over the memory limit
+    #: the instance's heap footprint after the request; the heap and the open files it held
+    #: before it (over a fresh interpreter); whether a file write went over the memory limit
     memory: int = 0
     held: int = 0
+    open_files: int = 0
     files_over: bool = False
 
 
@@ -116,7 +117,7 @@ def decode(reply: Reply) -> GuestReply:
     except ValueError:
         d = {"t": reply.body[:500].decode(errors="replace")}
     return GuestReply(reply.status, d.get("v"), d.get("t", ""), d.get("l"), d.get("c", []),
-                      d.get("d", 0), d.get("m", 0), d.get("h", 0), bool(d.get("f")))
+                      d.get("d", 0), d.get("m", 0), d.get("h", 0), d.get("o", 0), bool(d.get("f")))
 
 
 # -- discovery -------------------------------------------------------------------------------
@@ -447,10 +448,8 @@ class PyodideFunction:
             raise _stopped(ctx, name)
         if status == Status.MEMORY or (status == Status.ERROR and reply.files_over):
             what = "by the files it wrote " if reply.files_over else ""
-            held = f"; it holds {reply.held / (1 << 20):.0f} MB across calls" \
-                if reply.held >= max(1 << 20, self.memory_limit // 4) else ""
             raise LimitExceeded(f"{name}: memory limit of {self.memory_limit >> 20} MB exceeded "
-                                f"{what}({reply.text}{where}){held}")
+                                f"{what}({reply.text}{where}){self._holds(reply)}")
         if status == Status.DIED:
             self._generation = 0
             if ctx.timed_out or ctx.aborted:
@@ -469,6 +468,15 @@ class PyodideFunction:
         if status == PyStatus.BAD_RESULT:
             raise InvocationError(f"{name} {reply.text}")
         raise InvocationError(f"{name} raised {reply.text}{where}")
+
+    def _holds(self, reply: GuestReply) -> str:
+        """What the function keeps across calls, when that is what filled its memory."""
+        held = []
+        if reply.held >= max(1 << 20, self.memory_limit // 4):
+            held.append(f"{reply.held / (1 << 20):.0f} MB")
+        if reply.open_files >= 16:
+            held.append(f"{reply.open_files} open files")
+        return f"; it holds {' and '.join(held)} across calls" if held else ""
 
     def close(self) -> None:
         """Drop the function's interpreter from the host (a later call loads it again)."""

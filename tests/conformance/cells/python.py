@@ -102,11 +102,6 @@ def one_file(x: int) -> int:
         f.seek(0)
         return len(f.read())
 ''',
-    xfail={
-        "hoard_fds": ISSUE + "a function holding 512 open files fails as 'memory limit of 64 MB "
-                     "exceeded ... it holds 63 MB across calls': the error does not name the "
-                     "open files it holds",
-    },
     not_applicable={
         "identity[u64]": "a Python int parameter crosses as a signed 64-bit integer",
         "identity[f32]": "Python has no 32-bit float",
