@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .errors import BadArguments, FunctionNotFound
+from .models import parse_target
 
 #: Runs DuckDB SQL over ``executions`` and returns a pandas DataFrame (``Functions.sql``).
 Sql = Callable[[str], Any]
@@ -54,8 +55,6 @@ def _quote(text: str) -> str:
 
 def scope(target: str) -> str:
     """SQL condition selecting ``name`` (every version) or ``name@version``."""
-    from .models import parse_target
-
     name, version = parse_target(target)
     return f"function = {_quote(name)}" + (f" AND version = {int(version)}" if version else "")
 
@@ -75,7 +74,7 @@ def _aggregates(detail: bool) -> str:
     """Aggregates over the flagged rows of :func:`stats_query` (``call``, ``caller``, ...)."""
     q = ", ".join(str(v) for v in PERCENTILES.values())
     cols = ["count(*) FILTER (WHERE call) AS count",
-            "count(*) FILTER (WHERE call AND status <> 'ok') AS errors",
+            "count(*) FILTER (WHERE error) AS errors",
             "count(*) FILTER (WHERE caller) AS caller_errors",
             "count(*) FILTER (WHERE timed) AS timed",
             f"quantile_cont(duration_ms, [{q}]) FILTER (WHERE timed) AS quantiles",
@@ -149,7 +148,8 @@ def stats_query(where: str = "true", *, detail: bool = False) -> str:
     ``function`` and the raw aggregates (``quantiles`` is the list of PERCENTILES)."""
     # each row's classification computed once (DuckDB does not share it between FILTERs)
     flagged = (f"SELECT function, tier, status, duration_ms, started_at, cold, {CALL} AS call, "
-               f"{CALLER_ERROR} AS caller, {TIMED} AS timed FROM executions WHERE {where}")
+               f"{ERROR} AS error, {CALLER_ERROR} AS caller, {TIMED} AS timed FROM executions "
+               f"WHERE {where}")
     return f"SELECT function, {_aggregates(detail)} FROM ({flagged}) GROUP BY function"
 
 
