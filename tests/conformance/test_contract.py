@@ -18,7 +18,8 @@ import pytest
 
 from functions_nb import CompileError, FunctionTimeout, InvocationError, LimitExceeded
 
-from .conftest import SECRET_ENV, SECRET_VALUE, Subject
+from .cells import LANGUAGES, cells
+from .conftest import SECRET_ENV, SECRET_VALUE, Subject, known_keys
 from .spec import ATTEMPTS, KINDS, VICTIM_SECRET, default_values, same
 
 pytestmark = pytest.mark.conformance
@@ -70,7 +71,7 @@ def test_runtime_error(subject: Subject) -> None:
 def test_timeout(subject: Subject) -> None:
     spin = subject.deploy("spin", subject.cells.spin, timeout=TIME_LIMIT)
     assert subject.fx.invoke(spin, 0) == 0
-    with pytest.raises(FunctionTimeout):
+    with pytest.raises(FunctionTimeout, match=rf"\b{TIME_LIMIT:g} s time limit"):
         subject.fx.invoke(spin, 1)
     assert subject.fx.invoke(spin, 0) == 0  # the same function works again
     subject.neighbour_works()  # and another one
@@ -81,7 +82,7 @@ def test_timeout(subject: Subject) -> None:
 def test_memory_bomb(subject: Subject) -> None:
     bomb = subject.deploy("bomb", subject.cells.bomb, memory_mb=MEMORY_MB)
     assert subject.fx.invoke(bomb, 4) == 4
-    with pytest.raises(LimitExceeded):
+    with pytest.raises(LimitExceeded, match=rf"\b{MEMORY_MB} MB"):  # names the limit
         subject.fx.invoke(bomb, 4 * MEMORY_MB)
     assert subject.fx.invoke(bomb, 4) == 4  # the next call works
 
@@ -246,3 +247,21 @@ def test_isolation(subject: Subject) -> None:
     assert VICTIM_SECRET not in found, f"the attacker read the victim's secret: {found}"
     assert subject.fx.invoke(victim, "abc") == "ok:abc"
     assert subject.fx.invoke(victim, "xyz") == "ok:xyz"
+
+
+# -- the language modules themselves ------------------------------------------------------------
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_cells_name_only_known_cases(language: str) -> None:
+    """A mark on a misspelt case would silently mark nothing: every key names a case, every
+    reason is given, and a known failure names the issue it waits for."""
+    lang = cells(language)
+    assert lang.language == language
+    for key, reason in {**lang.not_applicable, **lang.xfail}.items():
+        assert key in known_keys(), f"{language}: unknown case {key!r}"
+        assert reason.strip(), f"{language}: {key} needs a reason"
+    assert all(r.startswith("issue 13: ") for r in lang.xfail.values())
+    assert not set(lang.xfail) & set(lang.not_applicable)
+    for kind in KINDS:
+        assert (kind in lang.identity) != (f"identity[{kind}]" in lang.not_applicable), \
+            f"{language}: identity[{kind}] needs a cell or a reason, not both"
