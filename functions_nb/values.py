@@ -61,6 +61,7 @@ INT_RANGES: dict[str, tuple[int, int]] = {
 #: The kinds, by name.
 KINDS: dict[str, ValueKind] = {k.name: k for k in (
     *(ValueKind(name, f"an integer ({name})", lo, hi) for name, (lo, hi) in INT_RANGES.items()),
+    ValueKind("bigint", "an integer (bigint)"),
     ValueKind("f32", "a number (f32)", -F32_MAX, F32_MAX),
     ValueKind("f64", "a number (f64)"),
     ValueKind("bool", "true or false"),
@@ -280,6 +281,9 @@ def converter(name: str, bounds: tuple[int, int] | None = None,
         text = label or name
         return lambda value: (value if type(value) is int and lo <= value <= hi
                               else to_int(value, lo, hi, text))
+    if name == "bigint":  # any size (JavaScript's BigInt)
+        return lambda value: value if type(value) is int else to_int(value, -math.inf, math.inf,
+                                                                      label or name)
     if name in ("f32", "f64"):
         return lambda value: to_float(value, name)
     if name in ARRAY_DTYPES:
@@ -319,8 +323,8 @@ def answer(name: str, value: Any, bounds: tuple[int, int] | None = None) -> Any:
         if value is not None:
             raise Refused("empty (the function returns nothing): approve or reject instead")
         return None
-    if name in INT_RANGES:
-        lo, hi = int_range(name, bounds)
+    if name in INT_RANGES or name == "bigint":
+        lo, hi = int_range(name, bounds) if name in INT_RANGES else (-math.inf, math.inf)
         if isinstance(value, str):
             try:
                 value = int(value.strip())

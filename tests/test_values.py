@@ -196,3 +196,15 @@ def test_llm_types_use_the_table(wasm):
         TypeAdapter(kind_type("f64")).validate_python(2**53 + 1)
     with pytest.raises(ValidationError, match="out of range for i32"):
         TypeAdapter(kind_type("i32[]")).validate_python([1, 2**31])
+
+
+def test_bigint_is_an_integer_of_any_size():
+    """JavaScript's BigInt: no range, but still only integers (TypeScript ``bigint``)."""
+    check = values.converter("bigint")
+    assert check(2**200) == 2**200 and check(-(2**200)) == -(2**200)
+    for bad in (True, 1.0, "5", None):
+        with pytest.raises(values.Refused, match=r"an integer \(bigint\)"):
+            check(bad)
+    assert values.answer("bigint", "123456789012345678901234567890") == 123456789012345678901234567890
+    with pytest.raises(values.Refused):
+        values.answer("bigint", 1.5)

@@ -149,6 +149,8 @@ def kind_type(kind: str, bounds: tuple[int, int] | None = None) -> Any:
     if kind in values.INT_RANGES:
         lo, hi = values.int_range(kind, bounds)
         return Annotated[int, Field(ge=lo, le=hi), BeforeValidator(_answer(kind, bounds))]
+    if kind == "bigint":
+        return Annotated[int, BeforeValidator(_answer(kind))]
     if kind == "f32":
         return Annotated[float, Field(ge=spec.lo, le=spec.hi), BeforeValidator(_answer(kind))]
     if kind == "f64":

@@ -36,7 +36,7 @@ GLUE_DIR = Path(__file__).parent / "glue"
 ENV_DTS = GLUE_DIR / "ts_env.d.ts"
 COMPILE_TIMEOUT = 120.0
 
-_SCALARS = {"number": "f64", "boolean": "bool", "string": "str", "bigint": "i64"}
+_SCALARS = {"number": "f64", "boolean": "bool", "string": "str", "bigint": "bigint"}
 _UNIT = {"void", "undefined", "never"}
 _ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}
 

@@ -42,10 +42,10 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
+from .. import values
 from ..config import CONSOLE_MAX_BYTES, CONSOLE_MAX_LINES
 from ..errors import (
     Aborted,
-    BadArguments,
     FunctionTimeout,
     InvocationError,
     LimitExceeded,
@@ -53,7 +53,7 @@ from ..errors import (
 )
 from ..models import Signature
 from ..process_wide import ProcessWide
-from .base import CallContext, Isolation, ModuleCache, json_default
+from .base import CallContext, Isolation, ModuleCache
 from .host import HostDied, HostProcess, Op, SharedHostRuntime, Status, sandbox
 
 PKG_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -85,7 +85,8 @@ class ValueType(IntEnum):
 
 #: Result/parameter kinds -> the letters the prelude's decoder and encoder use.
 _LETTERS = {"f64": "n", "f32": "n", "i32": "n", "u32": "n", "bool": "z", "str": "s",
-            "bytes": "b", "f64[]": "F", "json": "j", "i64": "i", "u64": "i", "unit": "u"}
+            "bytes": "b", "f64[]": "F", "json": "j", "i64": "i", "u64": "i", "bigint": "i",
+            "unit": "u"}
 
 
 # -- the runtime: one shared host ---------------------------------------------------------------
@@ -203,79 +204,39 @@ runtime: ProcessWide[V8Runtime] = ProcessWide(V8Runtime)
 
 
 # -- argument encoders: Python value -> JavaScript literal ---------------------------------
+# The check is the value-kind table's (functions_nb/values.py); what is V8's is the literal.
 
 _NONFINITE = {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}
 
 
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+def _number(x: int | float) -> str:
+    if type(x) is int:
+        return str(x)
+    return repr(x) if x - x == 0 else _NONFINITE[repr(x)]
 
 
-def _encoder(kind: str, sig: Signature, pname: str, ptype: str) -> Callable[[Any], str]:
-    def bad(value: Any, why: str = "") -> BadArguments:
-        return BadArguments(f"{sig}: argument {pname!r} expects {ptype}, got {_describe(value)}{why}")
+def _b64_literal(data: bytes | memoryview) -> str:
+    return f'"{base64.b64encode(data).decode()}"'
 
-    if kind in ("f64", "f32", "i32", "u32"):
-        def enc_number(value: Any) -> str:
-            t = type(value)
-            if t is int:
-                return str(value) if -(2**53) <= value <= 2**53 else enc_number(float(value))
-            if t is float:
-                return repr(value) if value - value == 0 else _NONFINITE[repr(value)]
-            if t is bool or type(value).__name__ == "bool_" or not hasattr(value, "__float__"):
-                raise bad(value)
-            try:
-                return enc_number(float(value))
-            except (TypeError, ValueError, OverflowError):
-                raise bad(value) from None
-        return enc_number
-    if kind == "bool":
-        def enc_bool(value: Any) -> str:
-            if value is True or value is False or type(value).__name__ == "bool_":
-                return "true" if value else "false"
-            raise bad(value)
-        return enc_bool
-    if kind == "str":
-        def enc_str(value: Any) -> str:
-            if type(value) is not str and not isinstance(value, str):
-                raise bad(value)
-            return json.dumps(value)
-        return enc_str
-    if kind == "bytes":
-        def enc_bytes(value: Any) -> str:
-            if not isinstance(value, (bytes, bytearray, memoryview)):
-                raise bad(value)
-            return f'"{base64.b64encode(value).decode()}"'
-        return enc_bytes
-    if kind in ("i64", "u64"):
-        def enc_bigint(value: Any) -> str:
-            if isinstance(value, bool) or not hasattr(value, "__index__"):
-                raise bad(value)
-            return f"{value.__index__()}n"
-        return enc_bigint
-    if kind == "f64[]":
-        def enc_f64_array(value: Any) -> str:
-            import numpy as np
 
-            if isinstance(value, (str, bytes, dict)) or value is None:
-                raise bad(value)
-            try:
-                array = np.asarray(value, dtype="<f8")
-            except (TypeError, ValueError) as exc:
-                raise bad(value, f" ({exc})") from None
-            if array.ndim != 1:
-                raise bad(value, f" (a 1-D array is needed, this one has shape {array.shape})")
-            return f'"{base64.b64encode(array.tobytes()).decode()}"'
-        return enc_f64_array
+#: Per kind: checked value -> JavaScript literal (the prelude decodes by the parameter's letter).
+_LITERALS: dict[str, Callable[[Any], str]] = {
+    **dict.fromkeys(("f64", "f32", "i32", "u32"), _number),
+    "bool": lambda b: "true" if b else "false",
+    "str": json.dumps,
+    "bytes": _b64_literal,
+    **dict.fromkeys(("i64", "u64", "bigint"), lambda i: f"{i}n"),
+    "f64[]": lambda arr: _b64_literal(arr.tobytes()),
+}
 
-    def enc_json(value: Any) -> str:
-        try:
-            text = json.dumps(value, separators=(",", ":"), allow_nan=False, default=json_default)
-        except (TypeError, ValueError) as exc:
-            raise bad(value, f" (not JSON-serializable: {exc})") from None
-        return json.dumps(text)
-    return enc_json
+
+def _encoder(sig: Signature, param: Any) -> Callable[[Any], str]:
+    check = values.argument(sig, param)
+    literal = _LITERALS.get(param.kind, json.dumps)  # JSON kinds: the JSON text as a string
+
+    def encode(value: Any) -> str:
+        return literal(check(value))
+    return encode
 
 
 # -- source maps -------------------------------------------------------------------------
@@ -344,7 +305,7 @@ class V8Function:
         self._lines: list[list[tuple[int, int]]] | None = None
         self._rk = _LETTERS.get(signature.result, "j")
         self._nparams = len(signature.params)
-        self._encoders = [_encoder(p.kind, signature, p.name, p.type) for p in signature.params]
+        self._encoders = [_encoder(signature, p) for p in signature.params]
         config = {"name": name, "kinds": "".join(_LETTERS.get(p.kind, "j") for p in signature.params),
                   "result": self._rk, "limit": self.memory_mb << 20, "limitMb": self.memory_mb,
                   "maxLines": CONSOLE_MAX_LINES, "maxBytes": CONSOLE_MAX_BYTES}
