@@ -212,3 +212,34 @@ def test_a_crash_fails_only_its_own_call(fx):
             t.join(60)
     assert not errors and results and all(r == (0, False) for r in results)
     assert pyodide.runtime().starts == starts
+
+
+# -- work left behind -------------------------------------------------------------------------
+
+LINGER_PY = '''import asyncio
+
+count = 0
+
+
+async def ticking():
+    global count
+    while True:
+        count += 1
+        await asyncio.sleep(0)
+
+
+def linger(op: str) -> int:
+    if op == "start":
+        asyncio.get_event_loop().create_task(ticking())
+    return count
+'''
+
+
+def test_tasks_left_behind_do_not_run_while_the_host_serves_others(fx):
+    """The host's event loop turns while it creates another function's interpreter: an
+    asyncio task a call left behind must not run then."""
+    fx.deploy("python", LINGER_PY, name="linger")
+    assert fx.invoke("linger", "start") == 0
+    fx.deploy("python", "def later(x: int) -> int:\n    return x\n", name="later")
+    assert fx.run("later", 1).cold  # a new interpreter was made meanwhile
+    assert fx.invoke("linger", "read") == 0

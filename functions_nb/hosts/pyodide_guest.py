@@ -148,6 +148,19 @@ class Blocked:
         return None
 
 
+def stop_tasks() -> None:
+    """Cancel the asyncio tasks a call left behind (work must not outlive its call)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return
+    try:
+        loop = asyncio.get_event_loop()
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+    except Exception:  # noqa: BLE001, S110 - no loop: nothing scheduled
+        pass
+
+
 def cell_line(exc: BaseException) -> int | None:
     """The last line of the cell in ``exc``'s traceback."""
     line = None
@@ -305,6 +318,7 @@ class Guest:
         for i in self.b64:
             args[i] = base64.b64decode(args[i])
         value, error = self.guarded(lambda: fn(*args))
+        stop_tasks()
         if error is not None:
             return error
         try:

@@ -24,7 +24,8 @@
 // its size when created (what it keeps across calls counts); file data written during a
 // request counts against the same limit (over it, writes fail ENOSPC and the call is reported
 // as over its memory limit); files created during a request are removed when it ends, and
-// files that existed before may not be written. Growing any WASM memory past --heap-mb for
+// files that existed before may not be written. Between its requests an instance's heap may
+// not grow and it may write no file (work it left scheduled is cancelled by the guest). Growing any WASM memory past --heap-mb for
 // all instances together fails (MemoryError in the instance that grew).
 //
 // Hardening: the `js` and `pyodide_js` modules are unregistered; Function/AsyncFunction/
@@ -263,7 +264,7 @@ class Instance {
       return node;
     };
     const grew = (node, size) => {
-      if (inst.files === null) return;
+      if (inst.files === null) throw new FS.ErrnoError(EROFS); // outside its requests
       const counted = inst.files.get(node);
       if (counted === undefined) throw new FS.ErrnoError(EROFS); // it existed before the call
       const after = inst.fileBytes + size - counted;
@@ -324,6 +325,7 @@ class Instance {
       if ((M._malloc_footprint() >>> 0) > start + MB) M._malloc_trim(0);
     }
     const footprint = M._malloc_footprint() >>> 0;
+    M._malloc_set_footprint_limit(footprint); // no growth until its next request
     return {
       status: Number(out.slice(0, 2)),
       body: `${out.slice(2, -1)},"m":${footprint},"h":${Math.max(0, start - this.base)},"o":${open},"f":${this.filesOver ? 1 : 0}}`,
