@@ -224,7 +224,7 @@ export class FunctionsPanel extends Widget {
           h('th', { class: 'fnb-col-language' }, 'lang'),
           h('th', { class: 'fnb-col-versions', title: 'versions' }, 'ver'),
           h('th', { class: 'fnb-col-breaker' }, 'breaker'),
-          h('th', { class: 'fnb-col-p50', title: 'median duration of code runs, ms' }, 'p50 ms'),
+          h('th', { class: 'fnb-col-p50', title: 'median duration of calls that ran (all tiers), ms' }, 'p50 ms'),
           h('th', { class: 'fnb-col-status' }, 'last')
         )
       ),
