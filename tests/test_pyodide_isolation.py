@@ -3,7 +3,11 @@ interpreter (state, builtins, files, heap), its own limits, and its own crashes.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -243,3 +247,25 @@ def test_tasks_left_behind_do_not_run_while_the_host_serves_others(fx):
     fx.deploy("python", "def later(x: int) -> int:\n    return x\n", name="later")
     assert fx.run("later", 1).cold  # a new interpreter was made meanwhile
     assert fx.invoke("linger", "read") == 0
+
+
+def test_least_recently_used_interpreter_goes_beyond_the_instance_cap(tmp_path):
+    """With FUNCTIONS_NB_PYODIDE_INSTANCES=2 a third function's interpreter replaces the least
+    recently used one, which is made again (cold, fresh globals) at its next call."""
+    code = f"""
+import json
+from functions_nb import Functions
+fx = Functions(store={str(tmp_path / 'store')!r})
+src = "hits = 0\\n\\ndef {{n}}() -> int:\\n    global hits\\n    hits += 1\\n    return hits\\n"
+for n in ("a", "b", "c"):
+    fx.deploy("python", src.format(n=n), name=n)
+seen = [(n, fx.run(n).value) for n in ("a", "a", "b", "c", "b")]
+again = fx.run("a")
+print(json.dumps([seen, again.value, again.cold]))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "FUNCTIONS_NB_PYODIDE_INSTANCES": "2"})
+    assert proc.returncode == 0, proc.stderr
+    seen, value, cold = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen == [["a", 1], ["a", 2], ["b", 1], ["c", 1], ["b", 2]]
+    assert value == 1 and cold  # "a" was dropped for "c", made again
