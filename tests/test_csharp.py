@@ -325,7 +325,7 @@ using System.Threading;
 
 public static int slow(int x) {
     Console.WriteLine("start " + x);
-    Thread.Sleep(200);
+    Thread.Sleep(500);
     Console.WriteLine("end " + x);
     return x * 10;
 }
@@ -343,7 +343,7 @@ public static int slow(int x) {
         t.start()
     for t in threads:
         t.join(10)
-    assert time.monotonic() - started < 4 * 0.2  # they ran at the same time in the host
+    assert time.monotonic() - started < 4 * 0.5  # they ran at the same time in the host
     for i in range(1, 5):
         ex = results[i]
         assert ex.value == i * 10

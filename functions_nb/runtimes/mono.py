@@ -218,7 +218,9 @@ class MonoRuntime(SharedHostRuntime):
         layers = sandbox_layers()
         own = ("one AppDomain per function version in a shared Mono host (own statics, types, "
                "Console; not a boundary against P/Invoke or unsafe code)",)
-        if _seccomp_args()[0] != "-":
+        host = self.current()
+        state = host.info.get("seccomp", "?") if host is not None else "on"
+        if _seccomp_args()[0] != "-" and state == "on":
             own += ("seccomp installed by the host: no execve, no new processes",)
         return sandbox.isolation("mono", layers, own, (
             "time (Thread.Abort, then kill)", "heap growth", "background threads stopped at return",
