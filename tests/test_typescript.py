@@ -619,3 +619,16 @@ while (Date.now() - t < 1200) {}  // a slow top level
 function quick(n) { return n + 1; }""", name="quick", timeout=0.8)
     v8.runtime().restart()
     assert fxm.invoke("quick", 1) == 2
+
+
+def test_a_chain_of_zero_delay_timers_does_not_starve_other_timers(fxm):
+    """setTimeout(f, 0) is a task (clamped to 1 ms, as in browsers and node), not a microtask:
+    a self-rescheduling timer lets the awaited one fire (before: the call hit its limit)."""
+    fxm.deploy("javascript", """let count = 0;
+function tick() { count++; setTimeout(tick, 0); }
+async function starve(ms) {
+  setTimeout(tick, 0);
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  return count > 0;
+}""", name="starve", timeout=5)
+    assert fxm.invoke("starve", 50) is True

@@ -167,7 +167,9 @@
     const id = nextTimer++;
     timers.add(id);
     const fire = () => { if (timers.delete(id)) apply(fn, undefined, args); };
-    const r = waitAsync(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.max(0, Number(ms) || 0));
+    // at least 1 ms, as in browsers and node: a zero-delay timer is a real task, so a chain of
+    // them yields to other timers instead of starving them in the microtask queue
+    const r = waitAsync(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.max(1, Number(ms) || 0));
     apply(then, r.async ? r.value : resolved, [fire]);
     return id;
   }
