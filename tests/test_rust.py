@@ -6,7 +6,7 @@ import pytest
 
 from functions_nb import BadArguments, CompileError, InvocationError
 
-from .conftest import ADD_RS, BOOM_RS
+from .conftest import ADD_RS
 
 
 def test_scalars_strings_json(fx):
@@ -80,14 +80,6 @@ def test_console_levels_and_partial_lines(fx):
     assert levels[1] == ("error", "oops 1")
     assert levels[2][0] == "debug" and "n + 1 = 2" in levels[2][1] and "cell" in levels[2][1]
     assert levels[3] == ("log", "done")
-
-
-def test_panic_reports_cell_line(fx):
-    fx.deploy("rust", BOOM_RS, name="boom")
-    with pytest.raises(InvocationError) as err:
-        fx.invoke("boom", 3)
-    assert "cell line 3" in str(err.value) and "bad input 3" in str(err.value)
-    assert fx.invoke("boom", 0) == 0  # the next call works
 
 
 def test_trap_is_an_invocation_error(fx):
