@@ -442,7 +442,7 @@ def test_sandbox_layers_hold_here():
     assert "clean environment" in held and "no JavaScript reachable" in held
     assert iso.limits and "memory" in iso.limits[-1]
     tc = get_language("python").toolchain(refresh=True)
-    assert tc.detail.startswith("isolation: one Pyodide interpreter per function")
+    assert tc.detail.startswith("sandbox: one Pyodide interpreter per function")
     if pyodide.sandbox.probe(pyodide.sandbox_profile([]))["bwrap"]:
         assert "bubblewrap: no network" in held and not iso.missing
 

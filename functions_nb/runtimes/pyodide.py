@@ -203,7 +203,7 @@ def launch_node(node_args: list[str], readable: list[str]) -> sandbox.Launch:
 
 def describe_layers() -> str:
     """One line for the toolchain check and ``func doctor``."""
-    return "isolation: " + runtime().isolation().summary()
+    return "sandbox: " + runtime().isolation().summary()
 
 
 # -- the snapshot --------------------------------------------------------------------------------
