@@ -51,6 +51,22 @@ def store(tmp_path):
 
 
 @pytest.fixture
+def ip(store, monkeypatch):
+    """An IPython shell with the extension loaded, its client on this test's store (not
+    whichever client another test created last)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.setenv("FUNCTIONS_NB_STORE", store)
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "functions_nb")
+    magics = shell.magics_manager.registry["FunctionsMagics"]
+    magics._fx = Functions(store=store)
+    yield shell
+    magics._fx.close()
+    magics._fx = None
+
+
+@pytest.fixture
 def fx(store):
     f = Functions(store=store, breaker=BreakerConfig(reset_timeout=0.3))
     yield f

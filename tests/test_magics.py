@@ -2,24 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-from IPython.core.interactiveshell import InteractiveShell
-
-from functions_nb import Functions
 from functions_nb.magics import FunctionsMagics, split_arguments
-
-
-@pytest.fixture
-def ip(store, monkeypatch):
-    monkeypatch.setenv("FUNCTIONS_NB_STORE", store)
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "functions_nb")
-    magics = shell.magics_manager.registry["FunctionsMagics"]
-    # a fresh client on this test's store (not whichever client another test created last)
-    magics._fx = Functions(store=store)
-    yield shell
-    magics._fx.close()
-    magics._fx = None
 
 
 def test_deploy_and_invoke(ip, capsys):

@@ -9,7 +9,6 @@ import json
 import time
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
 
 from functions_nb import Functions
 from functions_nb.models import ExecutionRecord
@@ -33,20 +32,6 @@ def api(jp_fetch):
                               body=None if body is None else json.dumps(body))
         return json.loads(resp.body)
     return call
-
-
-@pytest.fixture
-def ip(tmp_path, monkeypatch):
-    """An IPython shell with the extension loaded, its client on this test's store."""
-    store = str(tmp_path / "store")
-    monkeypatch.setenv("FUNCTIONS_NB_STORE", store)
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "functions_nb")
-    magics = shell.magics_manager.registry["FunctionsMagics"]
-    magics._fx = Functions(store=store)
-    yield shell
-    magics._fx.close()
-    magics._fx = None
 
 
 #: (seconds after the first record, tier, status, error_kind, duration_ms) of ``add``'s history:
