@@ -290,7 +290,7 @@ def test_generative_cancel_from_another_thread_stops_the_model_call(fx, parse_in
     threading.Thread(target=engine_cancels, daemon=True).start()
     with pytest.raises(Aborted, match="cancelled"):
         tier.run(call)
-    assert time.monotonic() - stopped_at[0] < 2.0
+    assert time.monotonic() - stopped_at[0] < STOP_MARGIN_S
     assert marks["cancelled"].is_set() and not marks["end"].is_set()
     assert tier._running == {}
 
