@@ -21,7 +21,7 @@ Calling convention. One ``CALL`` per call (docs/host-protocol.md): the JavaScrip
 bytes and ``Float64Array`` as base64; other values as JSON text parsed in the isolate). The
 answer is a raw number/boolean when nothing was logged, else one JSON envelope with the result
 and the console lines. Promises are awaited in the host. Time limits are the host layer's
-watchdog (``CANCEL`` -> V8 ``TerminateExecution``; kill after ``CANCEL_GRACE``). After a
+watchdog (``CANCEL`` -> V8 ``TerminateExecution``; kill after ``GRACE``). After a
 timeout, abort or out-of-memory the isolate is replaced by a fresh one on the next call
 (cold). Errors map back to cell lines through the esbuild source map.
 """
@@ -61,11 +61,12 @@ PRELUDE_PATH = PKG_ROOT / "functions_nb" / "languages" / "glue" / "ts_runtime.js
 HOST_SCRIPT = PKG_ROOT / "functions_nb" / "hosts" / "v8_host.py"
 ARTIFACT_FORMAT = "fnb-v8/1"
 BUNDLE_URL = "fnb-bundle.js"
-#: Seconds the cell's top-level code (and the runtime prelude) may run when an isolate starts.
-INIT_TIMEOUT = 5.0
 #: After a cancel, seconds until the host counts as wedged and is killed.
-CANCEL_GRACE = 2.0
-HOST_START_TIMEOUT = 30.0
+GRACE = 2.0
+#: Seconds a host may take to start, and a function to load (the host runs the cell's top
+#: level, bounded by 5 s inside, after creating the isolate).
+START_TIMEOUT = 30.0
+LOAD_TIMEOUT = 35.0
 
 _ISO = struct.Struct("<I")
 _DOUBLE = struct.Struct("<d")
@@ -162,8 +163,8 @@ class V8Runtime(SharedHostRuntime):
             host = HostProcess(
                 lambda p: [*launch.argv, sys.executable, "-I", str(HOST_SCRIPT), str(p.request),
                            str(p.reply), str(self.data_mb)],
-                label=self.label, env=launch.env, generation=generation, grace=CANCEL_GRACE,
-                start_timeout=HOST_START_TIMEOUT, extra_fds=launch.fds, notable=_notable)
+                label=self.label, env=launch.env, generation=generation, grace=GRACE,
+                start_timeout=START_TIMEOUT, extra_fds=launch.fds, notable=_notable)
         except HostDied as exc:
             raise ToolchainMissing(f"the V8 host process did not start: {exc}") from None
         finally:
@@ -327,7 +328,7 @@ class V8Function:
             host = self.rt.host()
             iso = _Isolate(self.rt.new_isolate_id(), host)
             reply = host.request(Op.LOAD, _ISO.pack(iso.id), self._setup, what=f"loading {self.name}",
-                                 setup_timeout=INIT_TIMEOUT + HOST_START_TIMEOUT)
+                                 setup_timeout=LOAD_TIMEOUT)
             if reply.status != Status.OK:
                 raise self._setup_error(reply.status, reply.body)
             self._iso = iso
