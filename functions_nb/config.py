@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import secrets
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,41 @@ RECORD_MAX_CHARS = 2000
 LRU_SIZE = 64
 #: How long ``name`` (latest) stays resolved before the store is asked again.
 LATEST_TTL = 2.0
+
+
+#: Longest function source a deploy accepts, in UTF-8 bytes.
+MAX_SOURCE_BYTES = 1024 * 1024
+#: Largest ``line_offset`` of a deploy (the source is shifted by that many newlines).
+MAX_LINE_OFFSET = 100_000
+
+
+def _env_number(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+@dataclass(frozen=True)
+class Ceilings:
+    """The largest limits a deploy or a call may ask for; above them it is refused with
+    :class:`~functions_nb.errors.BadArguments` naming the limit and its ceiling.
+
+    Defaults: 4096 MB of memory; 1 h for the code tier (a deploy's ``timeout``, a call's
+    ``timeout=``, ``tier_timeouts["code"]``); 24 h for any other tier and for a cascade's
+    ``total_timeout`` (the human tier waits a day by default). :meth:`from_env` reads
+    ``$FUNCTIONS_NB_MAX_MEMORY_MB``, ``$FUNCTIONS_NB_MAX_TIMEOUT`` and
+    ``$FUNCTIONS_NB_MAX_TIER_TIMEOUT``; ``Functions(ceilings=...)`` sets them per client."""
+
+    memory_mb: int = 4096
+    timeout: float = 3600.0
+    tier_timeout: float = TIER_TIMEOUTS["human"]
+    source_bytes: int = MAX_SOURCE_BYTES
+
+    @classmethod
+    def from_env(cls) -> Ceilings:
+        base = cls()
+        return cls(int(_env_number("FUNCTIONS_NB_MAX_MEMORY_MB", base.memory_mb)),
+                   _env_number("FUNCTIONS_NB_MAX_TIMEOUT", base.timeout),
+                   _env_number("FUNCTIONS_NB_MAX_TIER_TIMEOUT", base.tier_timeout))
 
 
 @dataclass(frozen=True)
@@ -52,6 +89,50 @@ def cache_dir() -> Path:
         path = Path(base) / "functions-nb"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def modcache_secret() -> bytes:
+    """The secret that seals precompiled modules (:mod:`functions_nb.runtimes.modcache`):
+    ``$FUNCTIONS_NB_MODCACHE_KEY``, else a random key kept in ``~/.functions-nb/modcache.key``
+    (made on first use, readable by its owner only), so this user's processes on this machine
+    (kernels, the Jupyter server, local Dask workers) trust each other's compiled code. Give
+    machines that share a store the same ``$FUNCTIONS_NB_MODCACHE_KEY`` to share it across them.
+    Without a usable home folder: a key for this process only (nothing shared, nothing unsafe)."""
+    env = os.environ.get("FUNCTIONS_NB_MODCACHE_KEY")
+    if env:
+        return env.encode()
+    try:
+        return _key_file(Path.home() / ".functions-nb" / "modcache.key")
+    except (OSError, RuntimeError):
+        return _PROCESS_SECRET
+
+
+_PROCESS_SECRET = secrets.token_hex(32).encode()
+
+
+def _key_file(path: Path) -> bytes:
+    """The key in ``path``, made (owner-only, complete or absent) when missing or empty."""
+    try:
+        key = path.read_bytes().strip()
+    except FileNotFoundError:
+        key = b""
+    if key:
+        return key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(secrets.token_hex(32).encode())
+    try:
+        if path.exists():
+            os.replace(tmp, path)  # an empty key file
+        else:
+            os.link(tmp, path)  # exclusive: a key another process made first wins
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.read_bytes().strip()
 
 
 #: npm packages functions-nb runs (see package.json at the project root).

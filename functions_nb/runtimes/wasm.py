@@ -24,9 +24,7 @@ import re
 import struct
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import wasmtime
@@ -35,15 +33,18 @@ from wasmtime import _ffi as ffi
 from wasmtime import _func as _wasmtime_func
 
 from .. import languages, values
-from ..config import cache_dir
+from ..config import cache_dir, modcache_secret
 from ..errors import Aborted, BadArguments, FunctionTimeout, InvocationError, LimitExceeded
 from ..languages.base import HostImport, WasmGlue
 from ..models import Param, Signature
 from ..process_wide import ProcessWide
 from ..values import ARRAY_DTYPES, INT_RANGES
 from .base import CallContext, Isolation, ModuleCache
+from .modcache import PrecompiledCache, Seal, Unverified
 
 TICK = 0.01
+#: The wasmtime ``Config`` of the engine (also part of the precompiled-module cache key).
+ENGINE_CONFIG: dict[str, Any] = {"epoch_interruption": True, "cranelift_opt_level": "speed"}
 #: Ticks a module's start function and initialisers may run (5 s).
 INIT_TICKS = 500
 _WASMTIME_VERSION = importlib.metadata.version("wasmtime")
@@ -71,13 +72,17 @@ class WasmRuntime:
 
     def __init__(self) -> None:
         config = wasmtime.Config()
-        config.epoch_interruption = True
-        config.cranelift_opt_level = "speed"
+        for option, value in ENGINE_CONFIG.items():
+            setattr(config, option, value)
         self.engine = wasmtime.Engine(config)
+        engine = f"wasmtime-py {_WASMTIME_VERSION}"
+        config_key = json.dumps({**ENGINE_CONFIG, "machine": platform.machine()}, sort_keys=True)
         #: Identifies engine + config; part of every precompiled-module cache key.
-        self.fingerprint = hashlib.sha256(
-            f"wasmtime-py {_WASMTIME_VERSION}|epoch|speed|{platform.machine()}".encode()
-        ).hexdigest()[:16]
+        self.fingerprint = hashlib.sha256(f"{engine}|{config_key}".encode()).hexdigest()[:16]
+        #: Precompiled modules, sealed: verified (engine, configuration, hash) before use.
+        self.modules = PrecompiledCache(
+            lambda: cache_dir() / "modcache", Seal(modcache_secret(), engine, config_key), ".cwasm",
+            build=self._compile, load=self._deserialize)
         self._ticker = threading.Thread(target=self._tick, name="functions-nb-epoch", daemon=True)
         self._ticker.start()
         self.compiles = 0
@@ -89,35 +94,24 @@ class WasmRuntime:
             engine.increment_epoch()
 
     def module(self, code: bytes, cache: ModuleCache | None = None) -> wasmtime.Module:
-        """Compile ``code`` or reuse a precompiled copy (local file, then the shared cache)."""
-        key = f"{hashlib.sha256(code).hexdigest()}-{self.fingerprint}.cwasm"
-        local = cache_dir() / "modcache" / key
-        if local.exists():
-            try:
-                module = wasmtime.Module.deserialize_file(self.engine, str(local))
-            except wasmtime.WasmtimeError:
-                local.unlink(missing_ok=True)
-            else:
-                if cache is not None and not cache.exists(key):  # share what this machine has
-                    cache.put(key, local.read_bytes())
-                return module
-        shared = cache.get(key) if cache is not None else None
-        if shared is not None:
-            _write_local(local, shared)
-            try:
-                return wasmtime.Module.deserialize_file(self.engine, str(local))
-            except wasmtime.WasmtimeError:
-                local.unlink(missing_ok=True)
+        """Compile ``code`` or reuse a verified precompiled copy (local file, then the shared
+        cache; see :mod:`functions_nb.runtimes.modcache`)."""
+        return self.modules.get(f"{hashlib.sha256(code).hexdigest()}-{self.fingerprint}", code,
+                                cache)
+
+    def _compile(self, code: bytes) -> tuple[wasmtime.Module, bytes]:
         try:
             module = wasmtime.Module(self.engine, code)
         except wasmtime.WasmtimeError as exc:
             raise InvocationError(f"invalid WebAssembly module: {exc}") from exc
         self.compiles += 1
-        data = module.serialize()
-        _write_local(local, data)
-        if cache is not None:
-            cache.put(key, data)
-        return module
+        return module, module.serialize()
+
+    def _deserialize(self, data: bytes) -> wasmtime.Module:
+        try:
+            return wasmtime.Module.deserialize(self.engine, data)
+        except wasmtime.WasmtimeError as exc:
+            raise Unverified(f"wasmtime refused it ({exc})") from None
 
     def load(self, code: bytes, signature: Signature, *, memory_mb: int, name: str,
              cache: ModuleCache | None = None, language: str = "") -> WasmFunction:
@@ -138,13 +132,6 @@ class WasmRuntime:
 
     def close(self) -> None:
         """Nothing to stop: the epoch ticker is a daemon thread and modules are plain memory."""
-
-
-def _write_local(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 #: The process-wide runtime (created on first use).
