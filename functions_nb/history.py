@@ -274,9 +274,16 @@ class History:
         """A DuckDB connection with the ``executions`` view over all history files."""
         import duckdb
 
+        con = duckdb.connect()
+        self.create_views(con)
+        return con
+
+    def create_views(self, con: Any) -> list[str]:
+        """Create ``executions`` and :data:`VIEWS` on ``con`` (after flushing this process's
+        records); returns the files the views read, as DuckDB names them (what a read-only
+        connection, :mod:`functions_nb.history_sql`, allows and nothing else)."""
         for history in list(_LIVE):
             history.flush()
-        con = duckdb.connect()
         fs = self.store.fs
         jsonl, parquet = self._files()
         cols = ", ".join(f"'{k}': '{v}'" for k, v in COLUMNS.items())
@@ -300,7 +307,7 @@ class History:
             defs = ", ".join(f'"{k}" {v}' for k, v in COLUMNS.items())
             con.execute(f"CREATE TABLE executions ({defs})")
         _create_views(con)
-        return con
+        return [*jsonl, *parquet]
 
     def _files(self) -> tuple[list[str], list[str]]:
         """Record files to read (JSONL, Parquet): those no compacted file covers yet (a

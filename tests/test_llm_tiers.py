@@ -27,7 +27,7 @@ from pydantic_ai.models.test import TestModel  # noqa: E402
 
 from functions_nb import languages  # noqa: E402
 from functions_nb.cascade import Attempt, TierCall, TierServices  # noqa: E402
-from functions_nb.cascade.agentic import AgenticTier, read_only_query  # noqa: E402
+from functions_nb.cascade.agentic import AgenticTier  # noqa: E402
 from functions_nb.cascade.generative import GenerativeTier  # noqa: E402
 from functions_nb.cascade.llm import NO_MODEL, output_type, resolve_model  # noqa: E402
 from functions_nb.errors import (  # noqa: E402
@@ -342,20 +342,10 @@ def test_agentic_history_tool_is_read_only(fx):
     assert AgenticTier(services(fx)).run(call) == 0
     assert "refused" in results[0] and '"rows": 1' in results[1] and '"status": "ok"' in results[1]
     lines = [text for _, text, _ in call.console]
-    assert 'tool query_history("DELETE FROM executions") -> error: refused: query_history runs ' \
-           "only a single SELECT or WITH statement" in lines
+    assert 'tool query_history("DELETE FROM executions") -> error: refused: history queries run ' \
+           "exactly one SELECT statement (this text has: DELETE)" in lines
     assert any(t.startswith("tool query_history(\"SELECT") and t.endswith("-> 1 rows") for t in lines)
     assert len(fx.sql("SELECT * FROM executions WHERE function = 'boom'")) == 1
-
-
-@pytest.mark.parametrize("sql", ["SELECT 1; DROP TABLE executions", "select * from read_text('/etc/passwd')",
-                                 "SELECT * FROM '/etc/passwd'", "ATTACH 'x.db'", "WITH a AS (SELECT 1) "
-                                 "DELETE FROM executions"])
-def test_history_query_refusals(sql):
-    with pytest.raises(ValueError, match="refused"):
-        read_only_query(sql)
-    assert read_only_query("-- recent\nWITH t AS (SELECT * FROM executions) SELECT count(*) FROM t;") \
-        == "WITH t AS (SELECT * FROM executions) SELECT count(*) FROM t"
 
 
 def test_agentic_step_limit_is_a_clear_error(fx):

@@ -3,9 +3,10 @@
 Tools: every other deployed function (tool name = function name, description = signature
 and description, parameters from the signature; a call runs ``services.invoke``, i.e. the
 code tier only, so an agent cannot recurse into the cascade), except prompt-only
-(``generative``) functions, which have no code to run; and ``query_history(sql)``, one
-read-only SELECT/WITH statement over the ``executions`` table. Every tool call is written to
-the attempt's console as ``tool <name>(<args>) -> <result or error>``.
+(``generative``) functions, which have no code to run; and ``query_history(sql)``, one SELECT
+over the ``executions`` table, run on the read-only connection of
+:mod:`functions_nb.history_sql` (the REST API's ``/sql`` uses the same). Every tool call is
+written to the attempt's console as ``tool <name>(<args>) -> <result or error>``.
 
 Budget: ``options["max_steps"]`` model requests (default 8) and ``options["max_tokens"]``
 tokens in all (default 20000), enforced by pydantic-ai ``UsageLimits``; exceeding either
@@ -20,9 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import re
+import time
 from typing import Any
 
+from .. import history_sql
+from ..errors import FunctionsError
 from ..models import FunctionInfo
 from .base import TierCall
 from .llm import (
@@ -50,29 +53,6 @@ SYSTEM = ("You stand in for the software function `{name}`, whose own implementa
           "deployed functions, and query_history for past executions (read-only SQL). Then "
           "answer with that value, in the required output format.")
 TASK = "Use the tools if they help, then return the function's output for this input."
-
-#: Table functions and settings that reach past the ``executions`` table.
-_FORBIDDEN = re.compile(
-    r"\b(?:read_\w+|\w+_scan|glob|sniff_csv|getenv|attach|copy|pragma|install|load|set|reset|"
-    r"insert|update|delete|drop|create|alter|export|import|call|checkpoint|vacuum)\b", re.IGNORECASE)
-
-
-def read_only_query(sql: str) -> str:
-    """``sql`` if it is one SELECT/WITH statement over history, else ValueError saying why."""
-    text = re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.DOTALL).strip().rstrip(";").strip()
-    bare = re.sub(r"'(?:[^']|'')*'", "''", text)  # string literals cannot hide keywords
-    if not re.match(r"(?i)(select|with)\b", bare):
-        raise ValueError("refused: query_history runs only a single SELECT or WITH statement")
-    if ";" in bare:
-        raise ValueError("refused: query_history runs only a single statement")
-    found = _FORBIDDEN.search(bare)
-    if found:
-        raise ValueError(f"refused: `{found.group(0)}` is not allowed in a read-only history "
-                         "query (query the executions table)")
-    if re.search(r"(?i)\b(from|join)\s+''", bare):
-        raise ValueError("refused: query the executions table, not files")
-    return text
-
 
 def _short(value: Any) -> str:
     return dumps(value, MAX_LOG)
@@ -165,22 +145,27 @@ class AgenticTier(LLMTier):
         from pydantic_ai import Tool
         from pydantic_ai.exceptions import ToolFailed
 
+        history = history_sql.history_of(self.services.sql)
+
         async def query_history(sql: str) -> str:
-            """Run one read-only SQL query (DuckDB: SELECT or WITH) over the table
+            """Run one read-only SQL query (DuckDB: one SELECT) over the table
             `executions` (columns: id, function, version, language, tier, attempt, status,
             error_kind, error_message, started_at, duration_ms, input, output, console).
             Returns the row count and the first 50 rows as JSON."""
             shown = f"tool query_history({_short(sql)})"
+            timeout = max(0.1, min(history_sql.TIMEOUT, call.deadline - time.monotonic()))
             try:
-                query = read_only_query(sql)
-                frame = await asyncio.get_running_loop().run_in_executor(None, self.services.sql, query)
+                if history is None:
+                    raise history_sql.HistoryQueryError("no history is recorded here")
+                result = await asyncio.get_running_loop().run_in_executor(None, functools.partial(
+                    history_sql.query, history, sql, max_rows=MAX_ROWS, timeout=timeout))
             except Exception as exc:  # noqa: BLE001 - the model is told, and adapts
-                text = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+                text = str(exc) if isinstance(exc, FunctionsError) else f"{type(exc).__name__}: {exc}"
                 call.log("info", f"{shown} -> error: {text}")
                 raise ToolFailed(text) from None
-            rows = frame.head(MAX_ROWS).to_dict(orient="records")
-            result = dumps({"rows": len(frame), "first_rows": rows}, 8000)
-            call.log("info", f"{shown} -> {len(frame)} rows")
-            return result
+            rows = result.frame.to_dict(orient="records")
+            text = dumps({"rows": result.row_count, "first_rows": rows}, 8000)
+            call.log("info", f"{shown} -> {result.row_count} rows")
+            return text
 
         return Tool(query_history, name="query_history")

@@ -19,10 +19,17 @@ class FunctionsNB(Configurable):
                          "~/.functions-nb/store).").tag(config=True)
     max_body_bytes = Int(1024 * 1024, help="Largest request body accepted, in bytes (413 above)."
                          ).tag(config=True)
-    rate_limit = Float(20.0, help="Requests per second allowed per client (token bucket refill)."
+    rate_limit = Float(20.0, help="Requests per second allowed per identity (token bucket refill; "
+                       "keyed by the user, or by the token for token logins)."
                        ).tag(config=True)
-    rate_burst = Int(40, help="Requests a client may make at once before the rate limit applies."
+    rate_burst = Int(40, help="Requests an identity may make at once before the rate limit applies."
                      ).tag(config=True)
+    max_json_depth = Int(64, help="Deepest nesting of arrays and objects in a JSON body (400 "
+                                  "deeper).").tag(config=True)
+    sql_timeout = Float(10.0, help="Seconds a POST sql query may run before it is interrupted."
+                        ).tag(config=True)
+    sql_memory_mb = Int(256, help="DuckDB memory limit of a POST sql query, in MB.").tag(config=True)
+    sql_threads = Int(1, help="DuckDB threads of a POST sql query.").tag(config=True)
 
     @default("store")
     def _default_store(self) -> str:

@@ -1,26 +1,35 @@
 """Thin tornado handlers over :class:`functions_nb.client.Functions`.
 
-Every route is a Jupyter ``APIHandler`` with ``@tornado.web.authenticated``, so Jupyter's
-token / password / identity provider protects it. Blocking work (compiling, running,
-DuckDB) runs in a thread pool so the server stays responsive. Errors are JSON
-``{"error": {"code", "message"}}``; the status codes are in :data:`STATUS`.
+Every route is a Jupyter ``APIHandler``: Jupyter's identity provider authenticates the request
+(token, password, JupyterHub, ...), a request without a user is refused before anything else
+(also before the rate limiter), and each method asks Jupyter's Authorizer for its action on
+the resource ``functions`` (:data:`RESOURCE`): ``read`` (listing, info, logs, metrics, SQL,
+summary, breakers, human tasks, health, the OpenAPI document), ``execute`` (invoke) or
+``write`` (deploy, answering human tasks). The SQL route runs on the read-only connection of
+:mod:`functions_nb.history_sql`. Blocking work (compiling, running, DuckDB) runs in a thread
+pool so the server stays responsive. Errors are JSON ``{"error": {"code", "message"}}``; the
+status codes are in :data:`STATUS`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import http
 import json
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import tornado.web
+from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
+from .. import history_sql
 from ..errors import (
     BadArguments,
     CircuitOpen,
@@ -37,6 +46,8 @@ from ..models import check_name
 from .config import MAX_LINE_OFFSET, MAX_TIER_RETRIES, FunctionsNB
 
 PREFIX = "functions-nb/api"
+#: The resource the handlers ask Jupyter's Authorizer about (actions: read, execute, write).
+RESOURCE = "functions"
 
 #: HTTP status per error class (first match wins). InvocationError (the function itself
 #: failed: trap, panic, timeout, memory limit, exhausted cascade) is 422, never 500.
@@ -176,13 +187,24 @@ class BaseHandler(APIHandler):
         return self.state.fx
 
     def client_key(self) -> str:
-        """The rate-limit key: the client address (Jupyter's token login makes a new anonymous
-        user per request, so the user name is no stable key; behind a proxy set
-        ``ServerApp.trust_xheaders`` so the address is the real client's)."""
-        return f"ip:{self.request.remote_ip}"
+        """The rate-limit key: the identity that authenticated the request. A request
+        authenticated by a token is keyed by (a hash of) that token: Jupyter's token login
+        makes a new anonymous user per request, so the user name is no stable key there; any
+        other request (cookie, password, JupyterHub) by its user name."""
+        provider = self.identity_provider
+        if provider.is_token_authenticated(self):
+            token = provider.get_token(self) or ""
+            return "token:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+        return f"user:{self.current_user.username}"
 
     async def prepare(self) -> None:
         await super().prepare()
+        if self._finished:
+            return
+        if not self.current_user:
+            # refused before the rate limiter: a request without credentials never spends an
+            # authenticated identity's budget (the limiter is keyed by identity)
+            raise tornado.web.HTTPError(403, "authentication required")
         limit = self.state.config.max_body_bytes
         length = self.request.headers.get("Content-Length")
         if (length and length.isdigit() and int(length) > limit) or len(self.request.body or b"") > limit:
@@ -214,14 +236,23 @@ class BaseHandler(APIHandler):
         self.finish(json.dumps({"error": {"code": code, "message": message}}))
 
     def body(self) -> dict[str, Any]:
+        """The JSON object of the request (at most ``max_body_bytes``, checked in
+        :meth:`prepare`, and nested at most ``max_json_depth`` deep)."""
         if not self.request.body:
             return {}
+        depth = self.state.config.max_json_depth
+        too_deep = ApiError(400, "bad_json", f"the body is nested deeper than {depth} levels "
+                                             "of arrays and objects")
         try:
             data = json.loads(self.request.body)
+        except RecursionError:
+            raise too_deep from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, "bad_json", f"the body is not JSON: {exc}") from None
         if not isinstance(data, dict):
             raise ApiError(400, "bad_json", "the body must be a JSON object")
+        if json_depth(data, depth) > depth:
+            raise too_deep
         return data
 
     def reply(self, data: Any, status: int = 200) -> None:
@@ -244,6 +275,37 @@ class BaseHandler(APIHandler):
             if isinstance(err, CircuitOpen):
                 headers["Retry-After"] = str(max(1, math.ceil(err.retry_after or 1)))
             self.send_error_json(ApiError(status, getattr(err, "kind", "error"), str(err), headers))
+
+
+def json_depth(value: Any, limit: int) -> int:
+    """How deeply ``value`` nests lists and objects (a scalar is 0), counted up to
+    ``limit + 1`` (no recursion: safe for any depth)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (list, dict)):
+            level += 1
+            if level > limit:
+                return level
+            deepest = max(deepest, level)
+            stack.extend((v, level) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+#: A version in a path: ASCII digits only (``str.isdigit`` also accepts ``²`` and ``١``).
+_VERSION = re.compile(r"[0-9]{1,9}", re.ASCII)
+
+
+def check_target(target: str) -> str:
+    """``name`` or ``name@N`` from a path, with ``N`` written in ASCII digits (1..999999999);
+    the name itself is checked by the SDK (:func:`functions_nb.models.parse_target`)."""
+    name, sep, version = target.partition("@")
+    if sep and not _VERSION.fullmatch(version):
+        raise ApiError(400, "bad_arguments",
+                       f"invalid version {version!r} in {target!r}: a version is a number "
+                       "written with the ASCII digits 0-9 (name@N)")
+    return target
 
 
 def _http_code(status: int) -> str:
@@ -314,7 +376,7 @@ def _int(value: str | None, name: str, default: int, lo: int = 1, hi: int = 1000
 
 
 class HealthHandler(BaseHandler):
-    @tornado.web.authenticated
+    @authorized("read", resource=RESOURCE)
     async def get(self) -> None:
         async def work() -> None:
             from .. import __version__
@@ -324,14 +386,14 @@ class HealthHandler(BaseHandler):
 
 
 class FunctionsHandler(BaseHandler):
-    @tornado.web.authenticated
+    @authorized("read", resource=RESOURCE)
     async def get(self) -> None:
         async def work() -> None:
             infos = await self.call(self.fx.list)
             self.reply({"functions": [info_dict(i, short=True) for i in infos]})
         await self.guarded(work)
 
-    @tornado.web.authenticated
+    @authorized("write", resource=RESOURCE)
     async def post(self) -> None:
         async def work() -> None:
             data = self.body()
@@ -362,10 +424,10 @@ class FunctionsHandler(BaseHandler):
 
 
 class FunctionHandler(BaseHandler):
-    @tornado.web.authenticated
+    @authorized("read", resource=RESOURCE)
     async def get(self, target: str) -> None:
         async def work() -> None:
-            info = await self.call(self.fx.info, target)
+            info = await self.call(self.fx.info, check_target(target))
             data = info_dict(info)
             data["versions"] = await self.call(self.fx.versions, info.name, True)
             self.reply(data)
@@ -373,9 +435,10 @@ class FunctionHandler(BaseHandler):
 
 
 class InvokeHandler(BaseHandler):
-    @tornado.web.authenticated
+    @authorized("execute", resource=RESOURCE)
     async def post(self, target: str) -> None:
         async def work() -> None:
+            check_target(target)
             data = self.body()
             args = data.get("args", [])
             options = data.get("options") or {}
@@ -411,7 +474,7 @@ class InvokeHandler(BaseHandler):
 
 
 class LogsHandler(BaseHandler):
-    @tornado.web.authenticated
+    @authorized("read", resource=RESOURCE)
     async def get(self) -> None:
         async def work() -> None:
             name = self.get_query_argument("name", None) or None
@@ -422,7 +485,7 @@ class LogsHandler(BaseHandler):
 
 
 class MetricsHandler(BaseHandler):
-    @tornado.web.authenticated
+    @authorized("read", resource=RESOURCE)
     async def get(self, name: str) -> None:
         async def work() -> None:
             check_name(name)
@@ -432,7 +495,7 @@ class MetricsHandler(BaseHandler):
 
 
 class BreakersHandler(BaseHandler):
-    @tornado.web.authenticated
+    @authorized("read", resource=RESOURCE)
     async def get(self) -> None:
         async def work() -> None:
             self.reply({"breakers": self.fx.loader.breakers()})
@@ -444,7 +507,7 @@ class SummaryHandler(BaseHandler):
     count, breaker state and history numbers (:func:`stats_json`); the recent executions; the
     pending human tasks. Breaker states are this server's (kernels keep their own breakers)."""
 
-    @tornado.web.authenticated
+    @authorized("read", resource=RESOURCE)
     async def get(self) -> None:
         async def work() -> None:
             limit = _int(self.get_query_argument("recent", None), "recent", 20, hi=500)
@@ -476,32 +539,27 @@ class SummaryHandler(BaseHandler):
 
 
 class SqlHandler(BaseHandler):
-    @tornado.web.authenticated
+    @authorized("read", resource=RESOURCE)
     async def post(self) -> None:
         async def work() -> None:
-            from ..cascade.agentic import read_only_query
-
             query = self.body().get("query")
             if not isinstance(query, str) or not query.strip():
                 raise ApiError(400, "bad_arguments", "query must be a non-empty SQL text")
-            try:
-                query = read_only_query(query)
-            except ValueError as exc:
-                raise ApiError(400, "read_only", str(exc)) from None
             limit = _int(self.get_query_argument("limit", None), "limit", 1000, hi=100000)
-            try:
-                frame = await self.call(self.fx.sql, query)
-            except FunctionsError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - DuckDB's parser / binder errors are the caller's
-                raise ApiError(400, "sql_error", f"{type(exc).__name__}: {exc}") from None
-            self.reply({"columns": [str(c) for c in frame.columns], "row_count": len(frame),
-                        "rows": frame_rows(frame.head(limit))})
+            history = self.fx.history
+            if history is None:
+                raise ApiError(400, "bad_arguments", "this server records no history")
+            config = self.state.config
+            result = await self.call(history_sql.query, history, query, max_rows=limit,
+                                     timeout=config.sql_timeout, memory_mb=config.sql_memory_mb,
+                                     threads=config.sql_threads)
+            self.reply({"columns": result.columns, "row_count": result.row_count,
+                        "rows": frame_rows(result.frame)})
         await self.guarded(work)
 
 
 class HumanTasksHandler(BaseHandler):
-    @tornado.web.authenticated
+    @authorized("read", resource=RESOURCE)
     async def get(self) -> None:
         async def work() -> None:
             status = self.get_query_argument("status", "pending")
@@ -511,7 +569,7 @@ class HumanTasksHandler(BaseHandler):
 
 
 class HumanAnswerHandler(BaseHandler):
-    @tornado.web.authenticated
+    @authorized("write", resource=RESOURCE)
     async def post(self, task_id: str) -> None:
         async def work() -> None:
             data = self.body()
@@ -540,7 +598,7 @@ class HumanAnswerHandler(BaseHandler):
 
 
 class OpenAPIHandler(BaseHandler):
-    @tornado.web.authenticated
+    @authorized("read", resource=RESOURCE)
     async def get(self) -> None:
         async def work() -> None:
             from .openapi import openapi
@@ -550,7 +608,7 @@ class OpenAPIHandler(BaseHandler):
 
 
 class NotFoundHandler(BaseHandler):
-    @tornado.web.authenticated
+    @authorized("read", resource=RESOURCE)
     async def get(self, path: str) -> None:
         self.send_error_json(ApiError(404, "not_found", f"no route /{PREFIX}/{path}"))
 
