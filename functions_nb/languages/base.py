@@ -7,7 +7,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -19,6 +21,7 @@ from typing import Any, Protocol
 from ..config import cache_dir
 from ..errors import CompileError, ToolchainMissing
 from ..models import Artifact, Signature
+from ..runtimes.host import sandbox
 
 #: Bump when generated glue changes, so cached artifacts are rebuilt.
 GLUE_VERSION = "2"
@@ -167,18 +170,166 @@ class Language(ABC):
         """Host imports and trap explanation this language's WASM modules need (none)."""
         return WasmGlue()
 
+    def build_sandbox(self) -> BuildSandbox:
+        """What this language's compiler may see besides the cell's build directory."""
+        return BuildSandbox()
+
     # helpers for subclasses ----------------------------------------------------
     def error(self, message: str, name: str, line: int | None = None,
               column: int | None = None) -> CompileError:
         return CompileError(message, language=self.name, name=name, line=line, column=column)
 
+    def outside_read_error(self, path: str, name: str, line: int | None = None,
+                           column: int | None = None) -> CompileError:
+        """The build tried to read ``path``, outside its directory."""
+        where = f"cell:{line}: " if line else ""
+        return self.error(f"{where}error: the build cannot read {path}: {OUTSIDE}", name, line,
+                          column)
 
-def run_tool(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None,
-             timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
-    """Run a toolchain command, capturing text output."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    def env_read_error(self, var: str, name: str, line: int | None = None,
+                       column: int | None = None) -> CompileError:
+        """The build tried to read the environment variable ``var``."""
+        where = f"cell:{line}: " if line else ""
+        return self.error(f"{where}error: the build cannot read the environment variable {var}: "
+                          f"{CLEAN_ENV}", name, line, column)
+
+
+# -- the sandboxed build runner -------------------------------------------------------------
+
+#: The most output a build may print per stream (the rest is dropped, and the text says so).
+MAX_OUTPUT = 1 << 20
+#: A build's wall-clock limit unless the language gives its own.
+BUILD_TIMEOUT = 300.0
+OUTSIDE = "builds only see the cell's directory and the toolchain"
+CLEAN_ENV = "builds run with a clean environment"
+
+
+@dataclass(frozen=True)
+class BuildSandbox:
+    """What a language's compiler may use besides the cell's build directory (each language
+    declares its own in :meth:`Language.build_sandbox`; :func:`run_tool` adds the build
+    directory, a clean environment, no network and the limits).
+
+    ``tools``: executables, bound with the shared libraries they load; ``read``: install
+    directories, sysroots, registries (read-only, resolved); ``write``: caches the compiler
+    may write (Go's build cache, Zig's cache); ``env``: the compiler's own variables;
+    ``proc``: as :class:`SandboxProfile` (a path: only ``/proc/self/exe`` -> it).
+    """
+
+    tools: tuple[str, ...] = ()
+    read: tuple[str, ...] = ()
+    write: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    proc: bool | str = False
+    memory_mb: int = 4096
+    cpu_s: int = 600
+    fsize_mb: int = 512
+    nproc: int = 256
+
+    def profile(self, name: str, cwd: str | None, env: Mapping[str, str] | None = None
+                ) -> sandbox.SandboxProfile:
+        """The sandbox profile of one build in ``cwd`` (writable; also HOME and TMPDIR)."""
+        binds, links = sandbox.library_binds(*self.tools)
+        writable = [(os.path.realpath(p), p) for p in (*([cwd] if cwd else []), *self.write)
+                    if os.path.isdir(p)]
+        tmp = "/tmp"
+        if cwd:  # not the directory itself: Go ignores a go.mod in the temporary root
+            tmp = os.path.join(cwd, ".tmp")
+            os.makedirs(tmp, exist_ok=True)
+        clean = {"PATH": "/usr/bin:/bin", "HOME": cwd or "/nonexistent", "TMPDIR": tmp,
+                 "LC_ALL": "C.UTF-8", **self.env, **(env or {})}
+        return sandbox.SandboxProfile(
+            f"build-{name}", binds=[*binds, *sandbox.readable(*self.read)], writable=writable,
+            symlinks=list(links), tmpfs={} if cwd else {"/tmp": 64}, env=clean,
+            rlimits=sandbox.rlimits(cpu_s=self.cpu_s, memory_mb=self.memory_mb,
+                                    fsize_mb=self.fsize_mb, nproc=self.nproc),
+            no_processes=False, chdir=cwd or "/", proc=self.proc, devices=("null",))
+
+
+def build_layers() -> dict[str, Any]:
+    """Which sandbox layers builds get on this machine (probed once per process)."""
+    probe = sandbox.SandboxProfile("build", root_ro=True, no_processes=False, proc=False,
+                                   devices=("null",))
+    return sandbox.probe(probe, ["/bin/sh", "-c", "exit 0"])
+
+
+def build_isolation() -> str:
+    """One line for ``func doctor``: what confines compilers here."""
+    layers = build_layers()
+    if layers.get("bwrap"):
+        return ("bubblewrap (no network; only the toolchain, its caches and the cell's directory"
+                + ("; runs as nobody" if layers.get("userns") else "") + "); rlimits (cpu, "
+                "memory, file size, processes); clean environment; time limit; output cap")
+    return (f"NO build sandbox ({layers.get('detail') or 'bubblewrap unavailable'}): compilers "
+            "can read the file system and use the network; rlimits, a clean environment, a "
+            "time limit and an output cap only")
+
+
+def run_tool(cmd: list[str], cwd: Path | None = None, env: Mapping[str, str] | None = None,
+             timeout: float = BUILD_TIMEOUT, sandbox_: BuildSandbox | None = None, *,
+             name: str = "tool", max_output: int = MAX_OUTPUT) -> subprocess.CompletedProcess[str]:
+    """Run a toolchain command sandboxed (every build and toolchain check goes through here):
+    only ``sandbox_``'s files and ``cwd`` visible, a clean environment plus ``env``, no
+    network, rlimits, ``timeout`` (then :class:`subprocess.TimeoutExpired`), at most
+    ``max_output`` bytes of each stream kept. Without bubblewrap here, the limits and the
+    clean environment still apply (``func doctor`` says so)."""
+    box = sandbox_ or BuildSandbox(tools=(cmd[0],))
+    profile = box.profile(name, str(cwd) if cwd else None, env)
+    run = sandbox.launch(profile, cmd, layers=build_layers())
+    try:
+        proc = subprocess.Popen(run.argv, cwd=cwd, env=run.env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=run.fds,
+                                start_new_session=True)
+    finally:
+        run.close()
+    streams = [_Capped(proc.stdout, max_output), _Capped(proc.stderr, max_output)]
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise subprocess.TimeoutExpired(cmd, timeout) from None
+    finally:
+        for stream in streams:
+            stream.join()
+    out, err = (s.text() for s in streams)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+class _Capped:
+    """Reads a pipe to its end on a thread, keeping the first ``limit`` bytes."""
+
+    def __init__(self, stream: Any, limit: int) -> None:
+        self.data, self.dropped, self.limit = bytearray(), 0, limit
+        self.thread = threading.Thread(target=self._read, args=(stream,), daemon=True,
+                                       name="build-output")
+        self.thread.start()
+
+    def _read(self, stream: Any) -> None:
+        with stream:
+            for chunk in iter(lambda: stream.read1(65536), b""):
+                room = self.limit - len(self.data)
+                self.data += chunk[:max(room, 0)]
+                self.dropped += max(len(chunk) - max(room, 0), 0)
+
+    def join(self) -> None:
+        self.thread.join(10)
+
+    def text(self) -> str:
+        text = self.data.decode(errors="replace")
+        if self.dropped:
+            text += f"\n[output cut: {self.dropped} more bytes past {self.limit >> 10} KiB]"
+        return text
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        proc.kill()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 def first_version_line(text: str) -> str:
@@ -259,3 +410,16 @@ def find_function(source: str, pattern: str) -> tuple[re.Match[str], str, str] |
 
 def line_of(source: str, index: int) -> int:
     return source.count("\n", 0, index) + 1
+
+
+def literal_line(source: str, text: str) -> int | None:
+    """The line of the first string literal holding ``text`` (``"…text…"``), or None."""
+    m = re.search(r"[\"'`][^\"'`\n]*" + re.escape(text), source)
+    return line_of(source, m.start()) if m else None
+
+
+def outside(path: str, workdir: Path) -> bool:
+    """Whether ``path`` (relative ones from ``workdir``) is outside ``workdir``."""
+    full = os.path.normpath(os.path.join(workdir, path))
+    root = os.path.normpath(workdir)
+    return full != root and not full.startswith(root + os.sep)

@@ -32,6 +32,7 @@ from typing import Any
 from ..config import cache_dir
 from ..models import Param, Signature
 from .base import (
+    BuildSandbox,
     Console,
     Language,
     Toolchain,
@@ -177,11 +178,27 @@ class Go(Language):
         """Go's panics and fatal errors, printed on stderr, explain its traps."""
         return WASM_GLUE
 
+    def build_sandbox(self) -> BuildSandbox:
+        """GOROOT (read-only); Go's build and module caches (writable); ``GOROOT`` given so
+        the go command need not find itself."""
+        go = go_binary() or "go"
+        goroot = str(Path(go).resolve().parent.parent)
+        root = cache_dir() / "go"
+        caches = (root / "build-cache", root / "path")
+        for folder in caches:
+            folder.mkdir(parents=True, exist_ok=True)
+        env = {"GOROOT": goroot, "GOOS": "wasip1", "GOARCH": "wasm", "CGO_ENABLED": "0",
+               "GOTOOLCHAIN": "local", "GOPROXY": "off", "GOFLAGS": "-mod=mod",
+               "GOTELEMETRY": "off", "GOCACHE": str(caches[0]), "GOPATH": str(caches[1]),
+               "GOENV": "off"}
+        return BuildSandbox(tools=(go,), read=(goroot,), write=tuple(map(str, caches)), env=env,
+                            proc=go)
+
     def _discover(self) -> Toolchain:
         go = go_binary()
         if go is None:
             return Toolchain(self.name, False, install=INSTALL, detail="go not found")
-        proc = run_tool([go, "version"], timeout=60)
+        proc = run_tool([go, "version"], timeout=60, sandbox_=self.build_sandbox())
         if proc.returncode != 0:
             return Toolchain(self.name, False, install=INSTALL, detail=proc.stderr.strip()[-300:])
         return Toolchain(self.name, True, first_version_line(proc.stdout), go, INSTALL)
@@ -309,14 +326,10 @@ class Go(Language):
         defines_main = re.search(r"(?m)^func\s+main\s*\(\s*\)", source) is not None
         (workdir / "glue.go").write_text(self.glue(signature, defines_main))
         (workdir / "go.mod").write_text("module cell\n\ngo 1.24\n")
-        root = cache_dir() / "go"
-        env = {"GOOS": "wasip1", "GOARCH": "wasm", "CGO_ENABLED": "0", "GOTOOLCHAIN": "local",
-               "GOPROXY": "off", "GOFLAGS": "-mod=mod", "GOTELEMETRY": "off",
-               "GOCACHE": str(root / "build-cache"), "GOPATH": str(root / "path"),
-               "GOENV": "off", "HOME": str(root)}
         cmd = [go, "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w",
                "-o", "out.wasm", "."]
-        proc = run_tool(cmd, cwd=workdir, env=env, timeout=600)
+        proc = run_tool(cmd, cwd=workdir, timeout=600, sandbox_=self.build_sandbox(),
+                        name=self.name)
         if proc.returncode != 0 or not (workdir / "out.wasm").exists():
             text, line, col = self._errors(proc.stderr + proc.stdout)
             raise self.error(text, signature.name, line, col)

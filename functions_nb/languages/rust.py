@@ -25,17 +25,22 @@ from typing import Any
 from ..config import cache_dir
 from ..models import Param, Signature
 from .base import (
+    BuildSandbox,
     Language,
     Toolchain,
     find_function,
     first_version_line,
     line_of,
+    literal_line,
+    outside,
     run_tool,
     split_top_level,
 )
 
 RUSTC = os.environ.get("FUNCTIONS_NB_RUSTC", "/usr/bin/rustc")
 CARGO = os.environ.get("FUNCTIONS_NB_CARGO", "/usr/bin/cargo")
+#: The wasm linker rustc runs (found on the build's PATH, /usr/bin).
+LINKER = "/usr/bin/rust-lld"
 TARGET = "wasm32-unknown-unknown"
 DEBIAN_REGISTRY = "/usr/share/cargo/registry"
 
@@ -99,11 +104,20 @@ class Rust(Language):
     install_hint = "apt-get install -y rustc cargo libstd-rust-dev-wasm32 lld " \
                    "librust-serde-json-dev librust-serde-derive-dev"
 
+    def build_sandbox(self, deps: Path | None = None) -> BuildSandbox:
+        """rustc, its linker and sysroot, the offline crate registry and the built serde
+        (read-only); ``/proc`` holds only the link to rustc it finds its sysroot by."""
+        sysroot = str(Path(RUSTC).resolve().parent.parent / "lib" / "rustlib")
+        return BuildSandbox(tools=(RUSTC, LINKER), read=(sysroot, DEBIAN_REGISTRY,
+                                                         *([str(deps)] if deps else [])),
+                            proc=RUSTC)
+
     def _discover(self) -> Toolchain:
         if not Path(RUSTC).exists():
             return Toolchain(self.name, False, install=self.install_hint, detail=f"{RUSTC} not found")
-        version = first_version_line(run_tool([RUSTC, "--version"]).stdout)
-        sysroot = run_tool([RUSTC, "--print", "sysroot"]).stdout.strip()
+        box = self.build_sandbox()
+        version = first_version_line(run_tool([RUSTC, "--version"], sandbox_=box).stdout)
+        sysroot = run_tool([RUSTC, "--print", "sysroot"], sandbox_=box).stdout.strip()
         if not (Path(sysroot) / "lib" / "rustlib" / TARGET).is_dir():
             return Toolchain(self.name, False, version, RUSTC, self.install_hint,
                              f"the {TARGET} standard library is missing")
@@ -218,18 +232,42 @@ class Rust(Language):
         cmd = [RUSTC, "--edition", "2021", "--crate-type", "cdylib", "--crate-name", "fnb_cell",
                "--target", TARGET, "-C", f"opt-level={flags.get('opt_level', 2)}",
                "-C", "panic=abort", "-C", "strip=symbols", "-C", "target-feature=+simd128",
-               "--error-format=json",
-               "-o", "out.wasm", "lib.rs"]
+               "--error-format=json", "--emit=link=out.wasm,dep-info=out.d", "lib.rs"]
+        deps = None
         if needs_json:
-            cmd += self._deps_args(signature.name)
-        proc = run_tool(cmd, cwd=workdir)
+            deps_args, deps = self._deps_args(signature.name)
+            cmd += deps_args
+        proc = run_tool(cmd, cwd=workdir, sandbox_=self.build_sandbox(deps), name=self.name)
         errors, warnings = self._diagnostics(proc.stderr)
+        self._check_reads(source, workdir, errors, signature.name)
         if proc.returncode != 0 or not (workdir / "out.wasm").exists():
             first = errors[0] if errors else None
             text = "\n".join(e[0] for e in errors) or proc.stderr.strip()
             raise self.error(text, signature.name, first[1] if first else None,
                              first[2] if first else None)
         return (workdir / "out.wasm").read_bytes(), "\n".join(w[0] for w in warnings)
+
+    def _check_reads(self, source: str, workdir: Path,
+                     errors: list[tuple[str, int | None, int | None]], name: str) -> None:
+        """Refuse a cell that read the environment (``env!``/``option_env!``, as rustc's
+        dep-info records them, or its error for an unset one) or a file outside its build
+        directory (dep-info, or the error for one the sandbox hides)."""
+        try:
+            dep_info = (workdir / "out.d").read_text()
+        except OSError:
+            dep_info = ""
+        for var in re.findall(r"(?m)^# env-dep:([^=\n]*)", dep_info):
+            raise self.env_read_error(var, name, literal_line(source, var))
+        for text, line, col in errors:
+            m = re.search(r"environment variable `([^`]*)` not defined", text)
+            if m:
+                raise self.env_read_error(m.group(1), name, line, col)
+            m = re.search(r"couldn't read (.+?): [^:\n]*\(os error \d+\)", text)
+            if m and outside(m.group(1), workdir):
+                raise self.outside_read_error(m.group(1), name, line, col)
+        for dep in re.findall(r"(?m)^([^#\s][^:\n]*):", dep_info):
+            if outside(dep, workdir):
+                raise self.outside_read_error(dep, name, literal_line(source, dep))
 
     @staticmethod
     def _diagnostics(stderr: str) -> tuple[list[tuple[str, int | None, int | None]], list]:
@@ -262,8 +300,10 @@ class Rust(Language):
                 warnings.append((text, lineno, col))
         return errors, warnings
 
-    def _deps_args(self, name: str) -> list[str]:
-        """``--extern`` flags for serde/serde_json, built once with cargo from Debian's crates."""
+    def _deps_args(self, name: str) -> tuple[list[str], Path]:
+        """``--extern`` flags for serde/serde_json, built once with cargo from Debian's crates
+        (and their folder). That build runs sandboxed too, seeing ``/usr`` read-only (serde's
+        build script is linked by the host's C toolchain) and only its own folder writable."""
         tc = self.toolchain()
         import hashlib
 
@@ -283,10 +323,12 @@ class Rust(Language):
                 (root / "lib.rs").write_text("")
                 (root / ".cargo").mkdir(exist_ok=True)
                 (root / ".cargo" / "config.toml").write_text(DEPS_CONFIG)
+                box = BuildSandbox(tools=(CARGO, RUSTC), read=("/usr", "/etc/ld.so.cache"),
+                                   proc=True)
                 proc = run_tool([CARGO, "build", "--release", "--target", TARGET,
                                  "--message-format=json"], cwd=root,
                                 env={"RUSTC": RUSTC, "CARGO_HOME": str(root / ".cargo-home")},
-                                timeout=900)
+                                timeout=900, sandbox_=box, name="rust-deps")
                 if proc.returncode != 0:
                     raise self.error("building serde/serde_json for wasm failed:\n" + proc.stderr[-3000:],
                                      name)
@@ -306,4 +348,4 @@ class Rust(Language):
                 "-L", f"dependency={root}/target/release/deps"]
         for crate, path in externs.items():
             args += ["--extern", f"{crate}={path}"]
-        return args
+        return args, root

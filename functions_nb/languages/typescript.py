@@ -23,13 +23,25 @@ import importlib.util
 import json
 import platform
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 from ..config import NODE_INSTALL_HINT, node_modules
 from ..models import Param, Signature
-from .base import Language, Toolchain, first_version_line, line_of, run_tool, split_top_level
+from .base import (
+    OUTSIDE,
+    BuildSandbox,
+    Language,
+    Toolchain,
+    first_version_line,
+    line_of,
+    literal_line,
+    outside,
+    run_tool,
+    split_top_level,
+)
 
 ARTIFACT_FORMAT = "fnb-v8/1"
 GLUE_DIR = Path(__file__).parent / "glue"
@@ -60,6 +72,17 @@ def tsc_path() -> Path | None:
         return native
     wrapper = nm / ".bin" / "tsc"
     return wrapper if wrapper.exists() else None
+
+
+def tsc_sandbox(tsc: Path) -> BuildSandbox:
+    """The native tsc and its ``lib.*.d.ts`` beside it; the node wrapper: node and the
+    typescript package."""
+    if tsc.name == "tsc" and tsc.parent.name == "lib" and "@typescript" in tsc.parts:
+        return BuildSandbox(tools=(str(tsc),), read=(str(tsc.resolve().parent),),
+                            proc=str(tsc))
+    node = shutil.which("node") or "/usr/bin/node"
+    return BuildSandbox(tools=(node,), read=(str((node_modules() / "typescript").resolve()),),
+                        memory_mb=16384)
 
 
 def _arch() -> str:
@@ -216,7 +239,8 @@ class TypeScript(Language):
         tsc = tsc_path()
         details = []
         if tsc is not None:
-            version += f", tsc {first_version_line(run_tool([str(tsc), '--version']).stdout).split()[-1]}"
+            out = run_tool(self._tsc_cmd(tsc) + ["--version"], sandbox_=tsc_sandbox(tsc)).stdout
+            version += f", tsc {first_version_line(out).split()[-1]}"
         elif self.typed:
             details.append("tsc not found: type checking unavailable")
         if importlib.util.find_spec("py_mini_racer") is None:
@@ -309,12 +333,16 @@ class TypeScript(Language):
         esbuild = esbuild_path()
         assert esbuild is not None  # require_toolchain checked it
         cell = f"cell{self.extension}"
+        self._check_imports(source, signature.name)
         (workdir / cell).write_text(f"{source}\nexport {{ {signature.name} as __fnb_entry }};\n")
         proc = run_tool([str(esbuild), cell, "--bundle", "--format=iife", "--global-name=__fnb_cell",
                          "--platform=neutral", "--target=esnext", "--sourcemap=external",
                          "--sources-content=false", "--charset=utf8", "--outfile=out.js",
-                         "--log-level=warning", "--color=false"], cwd=workdir, timeout=COMPILE_TIMEOUT)
+                         "--metafile=meta.json", "--log-level=warning", "--color=false"],
+                        cwd=workdir, timeout=COMPILE_TIMEOUT, name="esbuild",
+                        sandbox_=BuildSandbox(tools=(str(esbuild),)))
         errors, warnings = _esbuild_diagnostics(proc.stderr)
+        self._check_inputs(source, workdir, errors, signature.name)
         if proc.returncode != 0 or not (workdir / "out.js").exists():
             text = "\n".join(e[0] for e in errors) or proc.stderr.strip()
             first = errors[0] if errors else ("", None, None)
@@ -328,20 +356,55 @@ class TypeScript(Language):
                            "map": source_map}, separators=(",", ":"))
         return code.encode(), "\n".join(w[0] for w in warnings)
 
+    def _check_imports(self, source: str, name: str) -> None:
+        """Refuse imports of absolute paths and parent folders (the cell is a single file):
+        the error names the import and its cell line."""
+        for m in _IMPORT.finditer(mask(source, strings=False)):
+            spec = m.group("spec")
+            if spec.startswith(("/", "file:", "\\")) or re.match(r"\.\.?(/|$)", spec) and \
+                    outside(spec, Path("/cell")) or re.match(r"[A-Za-z]:[\\/]", spec):
+                line = line_of(source, m.start("spec"))
+                col = m.start("spec") - source.rfind("\n", 0, m.start("spec"))
+                raise self.error(f"cell:{line}:{col}: error: import {spec!r}: the build cannot "
+                                 f"read {spec}: {OUTSIDE}", name, line, col)
+
+    def _check_inputs(self, source: str, workdir: Path, errors: list[Diagnostic],
+                      name: str) -> None:
+        """Refuse a bundle that read a file outside the build directory (esbuild's metafile),
+        and say so when an import did not resolve because the sandbox hides its file."""
+        for text, line, col in errors:
+            m = re.search(r'error: Could not resolve "([^"]+)"', text)
+            if m and (m.group(1).startswith("/") or outside(m.group(1), workdir)):
+                raise self.outside_read_error(m.group(1), name, line, col)
+        try:
+            inputs = json.loads((workdir / "meta.json").read_text()).get("inputs", {})
+        except (OSError, ValueError):
+            inputs = {}
+        for path in inputs:
+            if outside(path, workdir):
+                raise self.outside_read_error(path, name, literal_line(source, Path(path).name))
+
+    @staticmethod
+    def _tsc_cmd(tsc: Path) -> list[str]:
+        if "@typescript" in tsc.parts:
+            return [str(tsc)]
+        return [shutil.which("node") or "/usr/bin/node", str(tsc.resolve())]
+
     def _typecheck(self, cell: str, name: str, workdir: Path, flags: dict[str, Any]) -> None:
         tsc = tsc_path()
         if tsc is None:
             raise self.error("type checking needs tsc (npm typescript); install it with: "
                              f"{NODE_INSTALL_HINT}, or deploy with flags={{'typecheck': False}}", name)
         (workdir / "env.d.ts").write_text(ENV_DTS.read_text())
-        cmd = [str(tsc), "--noEmit", "--pretty", "false", "--target", "esnext", "--lib", "esnext",
+        cmd = [*self._tsc_cmd(tsc), "--noEmit", "--pretty", "false", "--target", "esnext", "--lib", "esnext",
                "--module", "esnext", "--moduleResolution", "bundler", "--moduleDetection", "force",
                "--types", "", "--skipLibCheck"]
         # explicit either way: TypeScript 7 is strict by default
         cmd += ["--strict", "true" if flags.get("strict", self.typed) else "false"]
         if not self.typed:
             cmd += ["--allowJs", "--checkJs"]
-        proc = run_tool(cmd + [cell, "env.d.ts"], cwd=workdir, timeout=COMPILE_TIMEOUT)
+        proc = run_tool(cmd + [cell, "env.d.ts"], cwd=workdir, timeout=COMPILE_TIMEOUT, name="tsc",
+                        sandbox_=tsc_sandbox(tsc))
         if proc.returncode == 0:
             return
         errors = _tsc_diagnostics(proc.stdout + proc.stderr)
@@ -359,6 +422,9 @@ class JavaScript(TypeScript):
 # -- diagnostics ---------------------------------------------------------------------------
 
 Diagnostic = tuple[str, int | None, int | None]
+#: Module specifiers in static and dynamic imports, re-exports and require().
+_IMPORT = re.compile(r"""(?:\bfrom\s*|\bimport\s*(?:\(\s*)?|\brequire\s*\(\s*)"""
+                     r"""(?P<q>["'`])(?P<spec>[^"'`\n]*)(?P=q)""")
 
 
 def _esbuild_diagnostics(stderr: str) -> tuple[list[Diagnostic], list[Diagnostic]]:

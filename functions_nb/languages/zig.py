@@ -13,14 +13,15 @@ into the declared type. A first parameter ``std.mem.Allocator`` receives a per-c
 
 from __future__ import annotations
 
+import importlib.util
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 from ..config import cache_dir
 from ..models import Param, Signature
 from .base import (
+    BuildSandbox,
     Language,
     Toolchain,
     find_function,
@@ -31,7 +32,14 @@ from .base import (
 )
 
 GLUE = (Path(__file__).parent / "glue" / "zig_glue.zig").read_text()
-ZIG = [sys.executable, "-m", "ziglang"]
+
+
+def zig_dir() -> Path | None:
+    """The ``ziglang`` package's folder: the static ``zig`` binary and its ``lib``."""
+    spec = importlib.util.find_spec("ziglang")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
 
 _INT = re.compile(r"([iu])(\d+)")
 
@@ -67,13 +75,25 @@ class Zig(Language):
     extension = ".zig"
     install_hint = "pip install ziglang"
 
+    def build_sandbox(self) -> BuildSandbox:
+        """The zig binary and its ``lib`` (read-only), Zig's global cache (writable)."""
+        folder = zig_dir()
+        zig = str(folder / "zig") if folder else "zig"
+        cache = cache_dir() / "zig-global"
+        cache.mkdir(parents=True, exist_ok=True)
+        return BuildSandbox(tools=(zig,), read=(str(folder),) if folder else (),
+                            write=(str(cache),), proc=zig)
+
     def _discover(self) -> Toolchain:
-        proc = run_tool([*ZIG, "version"], timeout=60)
+        folder = zig_dir()
+        if folder is None or not (folder / "zig").exists():
+            return Toolchain(self.name, False, install=self.install_hint, detail="not found")
+        zig = str(folder / "zig")
+        proc = run_tool([zig, "version"], timeout=60, sandbox_=self.build_sandbox())
         if proc.returncode != 0:
             return Toolchain(self.name, False, install=self.install_hint,
                              detail=(proc.stderr or proc.stdout).strip()[-300:] or "not found")
-        return Toolchain(self.name, True, first_version_line(proc.stdout),
-                         f"{sys.executable} -m ziglang", self.install_hint)
+        return Toolchain(self.name, True, first_version_line(proc.stdout), zig, self.install_hint)
 
     def parse_signature(self, source: str, name: str) -> Signature:
         found = find_function(source, rf"(?m)\bfn\s+{re.escape(name)}\s*(?=\()")
@@ -118,11 +138,12 @@ class Zig(Language):
         (workdir / "cell.zig").write_text(
             f"{source}\n\n{GLUE}\ncomptime {{\n    __fnb_export({name}, \"{name}\");\n}}\n")
         opt = flags.get("optimize", "ReleaseSafe")
-        cmd = [*ZIG, "build-exe", "-target", "wasm32-freestanding", "-fno-entry", "-rdynamic",
+        cmd = [self.require_toolchain().path, "build-exe", "-target", "wasm32-freestanding",
+               "-fno-entry", "-rdynamic",
                "-O", opt, "-fstrip", "--color", "off", "cell.zig", "-femit-bin=out.wasm",
                "--cache-dir", str(workdir / "zig-cache"),
                "--global-cache-dir", str(cache_dir() / "zig-global")]
-        proc = run_tool(cmd, cwd=workdir)
+        proc = run_tool(cmd, cwd=workdir, sandbox_=self.build_sandbox(), name=self.name)
         out = proc.stderr
         if proc.returncode != 0 or not (workdir / "out.wasm").exists():
             text, line, col = self._errors(out, source.count("\n") + 1)

@@ -30,17 +30,24 @@ NOBODY = 65534
 class SandboxProfile:
     """What a sandboxed process may see and do.
 
-    ``binds``: paths bound read-only (a path, or ``(source, destination)``); ``root_ro``:
+    ``binds``: paths bound read-only (a path, or ``(source, destination)``); ``writable``:
+    the same, bound read-write (a build directory, a compiler's cache); ``root_ro``:
     instead of ``binds`` alone, the whole file system read-only (``hide`` then lists folders
     replaced by empty ones); ``tmpfs``: writable private folders ``{path: size in MB}``;
     ``env``: the whole environment; ``rlimits``: ``prlimit`` options (``{"cpu": 3600,
-    "as": bytes, "nofile": 256, "fsize": bytes, "core": 0}``); ``no_processes``: a seccomp
-    filter refuses fork/vfork/clone of processes (threads still work); ``deny_exec`` (with a
-    filter the program installs itself, after its own exec) also refuses execve.
+    "as": bytes, "nofile": 256, "fsize": bytes, "nproc": 64, "core": 0}``, see
+    :func:`rlimits`); ``no_processes``: a seccomp filter refuses fork/vfork/clone of processes
+    (threads still work); ``deny_exec`` (with a filter the program installs itself, after its
+    own exec) also refuses execve; ``proc``: True mounts a /proc of the sandbox's own
+    processes, a path makes a /proc holding only ``self/exe`` -> that path (for a program that
+    finds its install through it), False none;
+    ``devices``: None for bubblewrap's /dev (null, zero, full, random, urandom, tty), else
+    only these nodes (``("null",)``: nothing endless to read).
     """
 
     name: str
     binds: list[str | tuple[str, str]] = field(default_factory=list)
+    writable: list[str | tuple[str, str]] = field(default_factory=list)
     root_ro: bool = False
     hide: list[str] = field(default_factory=list)
     symlinks: list[tuple[str, str]] = field(default_factory=list)
@@ -50,6 +57,8 @@ class SandboxProfile:
     no_processes: bool = True
     nobody: bool = True
     chdir: str = "/"
+    proc: bool | str = True
+    devices: tuple[str, ...] | None = None
 
     def bwrap_args(self, userns: bool) -> list[str]:
         """bubblewrap's arguments (up to and including ``--``)."""
@@ -63,12 +72,22 @@ class SandboxProfile:
             args += ["--ro-bind", "/", "/"]
         for target, link in self.symlinks:
             args += ["--symlink", target, link]
-        for bind in self.binds:
-            source, dest = bind if isinstance(bind, tuple) else (os.path.realpath(bind), bind)
-            args += ["--ro-bind", source, dest]
+        for option, binds in (("--ro-bind", self.binds), ("--bind", self.writable)):
+            for bind in binds:
+                source, dest = bind if isinstance(bind, tuple) else (os.path.realpath(bind), bind)
+                args += [option, source, dest]
         for hidden in self.hide:
             args += ["--tmpfs", hidden]
-        args += ["--proc", "/proc", "--dev", "/dev"]
+        if self.proc is True:
+            args += ["--proc", "/proc"]
+        elif self.proc:
+            args += ["--tmpfs", "/proc", "--symlink", self.proc, "/proc/self/exe"]
+        if self.devices is None:
+            args += ["--dev", "/dev"]
+        else:
+            args += ["--tmpfs", "/dev"]
+            for node in self.devices:
+                args += ["--dev-bind", f"/dev/{node}", f"/dev/{node}"]
         for path, size_mb in self.tmpfs.items():
             args += ["--size", str(size_mb << 20), "--tmpfs", path]
         for key, value in self.env.items():
@@ -79,6 +98,18 @@ class SandboxProfile:
         if not self.rlimits or not shutil.which("prlimit"):
             return []
         return ["prlimit", *(f"--{key}={value}" for key, value in self.rlimits.items()), "--"]
+
+
+def rlimits(*, cpu_s: int, memory_mb: int, fsize_mb: int, nproc: int | None = None,
+            nofile: int = 1024) -> dict[str, int]:
+    """The usual rlimit set for a :class:`SandboxProfile`: CPU seconds, address space, the
+    largest file it may write, processes (``nproc``; the kernel exempts root), descriptors,
+    no core dumps."""
+    limits = {"cpu": cpu_s, "as": memory_mb << 20, "fsize": fsize_mb << 20, "nofile": nofile,
+              "core": 0}
+    if nproc is not None:
+        limits["nproc"] = nproc
+    return limits
 
 
 class Launch:
@@ -96,10 +127,16 @@ class Launch:
                 pass
 
 
-def launch(profile: SandboxProfile, argv: list[str], *, sandbox: bool | None = None) -> Launch:
+def launch(profile: SandboxProfile, argv: list[str], *, sandbox: bool | None = None,
+           layers: dict[str, Any] | None = None) -> Launch:
     """``argv`` inside every layer of ``profile`` that works here. ``sandbox=False`` leaves
-    bubblewrap out (rlimits and the clean environment stay); ``True`` requires it."""
-    layers = probe(profile) if sandbox is not False else {"bwrap": False}
+    bubblewrap out (rlimits and the clean environment stay); ``True`` requires it.
+    ``layers``: what another profile's :func:`probe` found (for profiles made per use, such
+    as one per build directory); default: probe ``profile`` itself."""
+    if sandbox is False:
+        layers = {"bwrap": False}
+    elif layers is None:
+        layers = probe(profile)
     if sandbox and not layers["bwrap"]:
         raise OSError(f"bubblewrap does not work here: {layers.get('detail', '')}")
     prefix = profile.prlimit_args()
