@@ -1,5 +1,6 @@
 """``func doctor``: which languages can compile here, their versions, how to install the rest,
-and what isolates functions in each runtime (``Runtime.isolation()``)."""
+what confines their compilers (the build sandbox) and what isolates functions in each runtime
+(``Runtime.isolation()``)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ from dataclasses import asdict
 from typing import Any
 
 from . import languages, runtimes
+from .languages.base import build_isolation, build_layers
 
 
 def doctor() -> list[dict[str, Any]]:
     """One row per seed language: usable, version, the install command when missing, its
-    runtime kind and that runtime's isolation (as :meth:`Isolation.to_dict`)."""
+    runtime kind and that runtime's isolation (as :meth:`Isolation.to_dict`), and ``build``:
+    what confines its compiler here (``sandboxed``: bubblewrap holds; ``summary``)."""
     rows = []
     isolation: dict[str, dict[str, Any]] = {}
+    build = {"sandboxed": bool(build_layers()["bwrap"]), "summary": build_isolation()}
     for name in languages.names():
         lang = languages.get_language(name)
         tc = lang.toolchain(refresh=True)
@@ -24,6 +28,7 @@ def doctor() -> list[dict[str, Any]]:
         if lang.runtime not in isolation:
             isolation[lang.runtime] = runtimes.isolation(lang.runtime).to_dict()
         row["isolation"] = isolation[lang.runtime]
+        row["build"] = build
         rows.append(row)
     for name in languages.PLANNED:
         rows.append({"language": name, "usable": False, "version": "", "path": "",
@@ -43,6 +48,9 @@ def format_report(rows: list[dict[str, Any]]) -> str:
             lines.append(f"    {'':<{width}}  note: {r['detail']}")
         if not r["usable"] and r["install"]:
             lines.append(f"    {'':<{width}}  install: {r['install']}")
+    build = next((r["build"] for r in rows if r.get("build")), None)
+    if build:
+        lines.append(f"builds: {build['summary']}")
     seen: dict[str, dict[str, Any]] = {r["runtime"]: r["isolation"] for r in rows
                                        if r.get("isolation")}
     if seen:

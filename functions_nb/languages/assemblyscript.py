@@ -42,12 +42,15 @@ from typing import Any
 from ..config import NODE_INSTALL_HINT, node_modules
 from ..models import Param, Signature
 from ..process_wide import ProcessWide
+from ..runtimes.host import sandbox, spawner
 from .base import (
+    BuildSandbox,
     Guest,
     HostImport,
     Language,
     Toolchain,
     WasmGlue,
+    build_layers,
     find_function,
     line_of,
     split_top_level,
@@ -532,14 +535,19 @@ class AscServer:
         if self._proc is not None and self._pid == os.getpid():
             self._kill()
         nm = node_modules()
-        reads = [SERVER, nm / "assemblyscript", nm / "binaryen", nm / "long"]
+        reads = [p for p in (SERVER, nm / "assemblyscript", nm / "binaryen", nm / "long")
+                 if p.exists()]
         cmd = [node, "--no-warnings", permission,
-               *[f"--allow-fs-read={p.resolve()}{os.sep if p.is_dir() else ''}"
-                 for p in reads if p.exists()],
+               *[f"--allow-fs-read={p.resolve()}{os.sep if p.is_dir() else ''}" for p in reads],
                str(SERVER), str(nm.resolve())]
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env={"PATH": os.environ.get("PATH", "")},
-                                start_new_session=True)
+        box = build_sandbox(node, reads)
+        run = sandbox.launch(box.profile("assemblyscript", None), cmd, layers=build_layers())
+        try:  # from the spawner thread: --die-with-parent must not fire when a caller's ends
+            proc = spawner.popen(run.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, env=run.env, pass_fds=run.fds,
+                                 start_new_session=True)
+        finally:
+            run.close()
         self._proc, self._pid, self.starts = proc, os.getpid(), self.starts + 1
         self._lines = lines = queue.Queue()
         stderr = self._stderr
@@ -606,6 +614,14 @@ def _pump(stream: Any, lines: queue.Queue[bytes | None]) -> None:
 def _drain(stream: Any, keep: deque[str]) -> None:
     for line in iter(stream.readline, b""):
         keep.append(line.decode(errors="replace").rstrip())
+
+
+def build_sandbox(node: str, reads: list[Path]) -> BuildSandbox:
+    """The compiler server's sandbox: node and the compiler's packages (read-only), no
+    processes (it compiles in memory; node's permission model also holds inside). Its CPU
+    limit spans the process's life: a server that reaches it is restarted."""
+    return BuildSandbox(tools=(node,), read=tuple(str(p.resolve()) for p in reads),
+                        processes=False, cpu_s=3600, memory="data")
 
 
 def _permission_flag(node_detail: str) -> str:

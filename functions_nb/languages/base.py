@@ -213,7 +213,10 @@ class BuildSandbox:
     ``tools``: executables, bound with the shared libraries they load; ``read``: install
     directories, sysroots, registries (read-only, resolved); ``write``: caches the compiler
     may write (Go's build cache, Zig's cache); ``env``: the compiler's own variables;
-    ``proc``: as :class:`SandboxProfile` (a path: only ``/proc/self/exe`` -> it).
+    ``proc``: as :class:`SandboxProfile` (a path: only ``/proc/self/exe`` -> it);
+    ``processes``: False adds a seccomp filter refusing new processes (a compiler that
+    needs none); ``memory``: the rlimit that caps ``memory_mb`` (``"data"`` for node, whose
+    WebAssembly reserves far more address space than it uses).
     """
 
     tools: tuple[str, ...] = ()
@@ -225,6 +228,8 @@ class BuildSandbox:
     cpu_s: int = 600
     fsize_mb: int = 512
     nproc: int = 256
+    processes: bool = True
+    memory: str = "as"
 
     def profile(self, name: str, cwd: str | None, env: Mapping[str, str] | None = None
                 ) -> sandbox.SandboxProfile:
@@ -242,8 +247,10 @@ class BuildSandbox:
             f"build-{name}", binds=[*binds, *sandbox.readable(*self.read)], writable=writable,
             symlinks=list(links), tmpfs={} if cwd else {"/tmp": 64}, env=clean,
             rlimits=sandbox.rlimits(cpu_s=self.cpu_s, memory_mb=self.memory_mb,
-                                    fsize_mb=self.fsize_mb, nproc=self.nproc),
-            no_processes=False, chdir=cwd or "/", proc=self.proc, devices=("null",))
+                                    fsize_mb=self.fsize_mb, nproc=self.nproc,
+                                    memory=self.memory),
+            no_processes=not self.processes, chdir=cwd or "/", proc=self.proc,
+            devices=("null",))
 
 
 def build_layers() -> dict[str, Any]:

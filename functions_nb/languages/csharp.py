@@ -25,6 +25,7 @@ References: mscorlib, System, System.Core (LINQ), System.Numerics (BigInteger, C
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import struct
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models import Param, Signature
-from .base import Language, Toolchain, line_of, run_tool, split_top_level
+from .base import BuildSandbox, Language, Toolchain, line_of, run_tool, split_top_level
 
 #: Bump when the wrapper or the artifact layout changes (part of the code hash).
 GLUE = "1"
@@ -302,12 +303,26 @@ class CSharp(Language):
     extension = ".cs"
     install_hint = "apt-get install -y mono-mcs mono-runtime bubblewrap"
 
+    def build_sandbox(self) -> BuildSandbox:
+        """mono and its install (the compiler, the reference assemblies), read-only; mcs runs
+        as ``mono mcs.exe`` (its /usr/bin script needs a shell)."""
+        mono = os.path.realpath(shutil.which(MONO) or "/usr/bin/mono")
+        lib = Path(mono).parent.parent / "lib"
+        natives = [str(p) for p in lib.glob("libmono-native.so*")]
+        return BuildSandbox(tools=(mono, *natives), read=(str(lib / "mono"), "/etc/mono"),
+                            proc=True)
+
+    def _mcs(self) -> list[str]:
+        mono = os.path.realpath(shutil.which(MONO) or "/usr/bin/mono")
+        return [mono, str(Path(mono).parent.parent / "lib" / "mono" / "4.5" / "mcs.exe")]
+
     def _discover(self) -> Toolchain:
         mcs, mono = shutil.which(MCS), shutil.which(MONO)
         if not mcs or not mono:
             missing = " and ".join(t for t, p in ((MCS, mcs), (MONO, mono)) if not p)
             return Toolchain(self.name, False, install=self.install_hint, detail=f"{missing} not found")
-        out = run_tool([mcs, "--version"], timeout=60).stdout.strip()
+        out = run_tool([*self._mcs(), "--version"], timeout=60,
+                       sandbox_=self.build_sandbox()).stdout.strip()
         version = f"mcs {out.split()[-1]}" if out else "mcs"
         from ..runtimes import mono as mono_runtime
 
@@ -389,13 +404,15 @@ class CSharp(Language):
                flags: dict[str, Any]) -> tuple[bytes, str]:
         wrapped, shifts = wrap(source)
         (workdir / "cell.cs").write_text(wrapped)
-        cmd = [MCS, "-target:library", "-debug", "-nologo", "-out:cell.dll", "-r:System.Numerics.dll"]
+        cmd = [*self._mcs(), "-target:library", "-debug", "-nologo", "-out:cell.dll",
+               "-r:System.Numerics.dll"]
         if flags.get("optimize", True):
             cmd.append("-optimize")
         if flags.get("unsafe"):
             cmd.append("-unsafe")
         cmd.append("cell.cs")
-        proc = run_tool(cmd, cwd=workdir, timeout=120)
+        proc = run_tool(cmd, cwd=workdir, timeout=120, sandbox_=self.build_sandbox(),
+                        name=self.name)
         errors, warnings = _diagnostics(proc.stdout + "\n" + proc.stderr, shifts)
         dll = workdir / "cell.dll"
         if proc.returncode != 0 or not dll.exists():

@@ -82,7 +82,7 @@ def tsc_sandbox(tsc: Path) -> BuildSandbox:
                             proc=str(tsc))
     node = shutil.which("node") or "/usr/bin/node"
     return BuildSandbox(tools=(node,), read=(str((node_modules() / "typescript").resolve()),),
-                        memory_mb=16384)
+                        memory="data")
 
 
 def _arch() -> str:

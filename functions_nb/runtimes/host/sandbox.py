@@ -101,11 +101,12 @@ class SandboxProfile:
 
 
 def rlimits(*, cpu_s: int, memory_mb: int, fsize_mb: int, nproc: int | None = None,
-            nofile: int = 1024) -> dict[str, int]:
-    """The usual rlimit set for a :class:`SandboxProfile`: CPU seconds, address space, the
-    largest file it may write, processes (``nproc``; the kernel exempts root), descriptors,
-    no core dumps."""
-    limits = {"cpu": cpu_s, "as": memory_mb << 20, "fsize": fsize_mb << 20, "nofile": nofile,
+            nofile: int = 1024, memory: str = "as") -> dict[str, int]:
+    """The usual rlimit set for a :class:`SandboxProfile`: CPU seconds, memory (``memory``:
+    "as", the address space; "data", writable private memory, for programs such as V8 that
+    reserve far more address space than they use), the largest file it may write, processes
+    (``nproc``; the kernel exempts root), descriptors, no core dumps."""
+    limits = {"cpu": cpu_s, memory: memory_mb << 20, "fsize": fsize_mb << 20, "nofile": nofile,
               "core": 0}
     if nproc is not None:
         limits["nproc"] = nproc
