@@ -25,6 +25,23 @@ from .models import FunctionInfo
 PROGRESS_AFTER = 0.5
 
 
+def format_seconds(seconds: float) -> str:
+    """A duration in seconds, always in seconds: ``0.09 s``, ``1.3 s``, ``12 s``."""
+    if seconds >= 10:
+        return f"{seconds:.0f} s"
+    return f"{seconds:.1f} s" if seconds >= 0.1 else f"{seconds:.2f} s"
+
+
+def deployed_message(info: FunctionInfo) -> str:
+    """What ``%%function`` prints: the target, the compile time (one number, one unit) or that
+    nothing was compiled, the signature, and the compiler's warnings."""
+    how = "unchanged, no compile" if info.cached else f"compiled in {format_seconds(info.compile_ms / 1000)}"
+    text = f"deployed {info.language} {info.target} ({how}) · {info.signature}"
+    if info.warnings and not info.cached:
+        text += "\n" + str(info.warnings).rstrip()
+    return text
+
+
 def split_arguments(text: str) -> list[str]:
     """Split ``%invoke`` arguments into Python expressions.
 
@@ -129,7 +146,7 @@ class FunctionsMagics(Magics):
               help=f"memory limit per call in MB (default {DEFAULT_MEMORY_MB})")
     @argument("--force", action="store_true",
               help="compile and store a new version even if the cell is unchanged")
-    @argument("--quiet", action="store_true", help="print nothing on success")
+    @argument("--quiet", action="store_true", help="print nothing on success (no progress line)")
     @cell_magic
     def function(self, line: str, cell: str) -> None:
         """Compile the cell and deploy it as a new version of NAME.
@@ -154,26 +171,25 @@ class FunctionsMagics(Magics):
         worker.join(PROGRESS_AFTER)
         handle = None
         while worker.is_alive():
-            text = f"compiling {opts.language} function {opts.name!r} … " \
-                   f"{time.perf_counter() - started:.1f} s"
-            if handle is None:
-                handle = display({"text/plain": text}, raw=True, display_id=True)
-            else:
-                handle.update({"text/plain": text}, raw=True)
+            if not opts.quiet:
+                progress = {"text/plain": f"compiling {opts.language} function {opts.name!r} … "
+                                          f"{format_seconds(time.perf_counter() - started)}"}
+                if handle is None:
+                    handle = display(progress, raw=True, display_id=True)
+                else:
+                    handle.update(progress, raw=True)
             worker.join(0.25)
-        elapsed = time.perf_counter() - started
+        info: FunctionInfo | None = box.get("info")
+        if info is not None:
+            self.last = info
+        # the progress line turns into the outcome: the deploy line, or nothing before an error
+        message = "" if info is None or opts.quiet else deployed_message(info)
         if handle is not None:
-            handle.update({"text/plain": f"compiled in {elapsed:.1f} s"}, raw=True)
+            handle.update({"text/plain": message} if message else {}, raw=True)
+        elif message:
+            print(message)
         if "error" in box:
             raise box["error"]
-        info: FunctionInfo = box["info"]
-        self.last = info
-        if opts.quiet:
-            return
-        how = "unchanged, no compile" if info.cached else f"compiled in {info.compile_ms:.0f} ms"
-        print(f"deployed {info.language} {info.target} ({how}) · {info.signature}")
-        if info.warnings and not info.cached:
-            print(info.warnings)
 
     @magic_arguments()
     @argument("--timeout", type=float, default=None, help="time limit for this call in seconds")
@@ -194,18 +210,19 @@ class FunctionsMagics(Magics):
     def invoke(self, line: str) -> Any:
         """Invoke a deployed function; each argument is a Python expression.
 
-        Shows version, duration, cold/warm and console output; returns the value, so
-        ``x = %invoke add 2 3`` works.
+        Shows version, duration, cold/warm and console output; returns the value (the cell's
+        ``Out``), so ``x = %invoke add 2 3`` works; raises the error as one readable line.
         """
         opts, target, rest = self._parse_invoke(line)
         values = [self.shell.ev(expr) for expr in split_arguments(rest)]
         if opts["cascade"]:
             return self._cascade(target, values, opts)
         ex = self.fx.run(target, *values, timeout=opts["timeout"])
-        if not opts["quiet"]:
+        if not opts["quiet"] and not getattr(ex.error, "caller_error", False):
             from .widgets.result import ResultView
 
-            display(ResultView(ex))
+            # how the call went; the value is the cell's Out, the error is raised: each once
+            display(ResultView(ex, show_value=False, show_error=False))
         return ex.result()
 
     def _cascade(self, target: str, values: list[Any], opts: dict[str, Any]) -> Any:
@@ -216,12 +233,13 @@ class FunctionsMagics(Magics):
             result = self.fx.cascade(target, *values, timeout=opts["timeout"], **opts["cascade"])
         except CascadeExhaustedError as exc:
             if not opts["quiet"]:
-                display(ResultView(exc, fx=self.fx))
+                display(ResultView(exc, fx=self.fx, show_error=False))
             raise
+        if not hasattr(result, "tier"):
+            return result  # a human tier's Pending handle: it shows itself as the cell's Out
         if not opts["quiet"]:
-            # a CascadeResult, or a human tier's Pending handle (status and attempts so far)
-            display(ResultView(result, target=target, fx=self.fx))
-        return result.value if hasattr(result, "tier") else result
+            display(ResultView(result, target=target, fx=self.fx, show_value=False))
+        return result.value
 
     @magic_arguments()
     @argument("name", nargs="?", help="NAME or NAME@VERSION (default: every function)")

@@ -191,7 +191,7 @@ def map_chunks(client: Any, factory: Factory, store_url: str,
       remaining chunks are cancelled). A chunk that fails as a whole (the function cannot be
       loaded, workers keep dying) is tried ``retries`` more times, then raises.
     * ``chunk_size`` inputs per task (default: about 8 tasks per worker thread, 100-5000
-      inputs each); ``progress`` shows tqdm over completed chunks (default: 100+ inputs).
+      inputs each); ``progress`` shows a bar over completed chunks (default: 100+ inputs).
     * ``map_id`` (default ``map-<random>``): input ``i`` runs as execution ``map_id-i``.
     """
     from distributed import as_completed
@@ -221,9 +221,9 @@ def map_chunks(client: Any, factory: Factory, store_url: str,
     show = n >= 100 if progress is None else progress
     bar = None
     if show:
-        from tqdm.auto import tqdm
+        from .widgets.progress import progress as progress_bar  # HTML in a notebook, not a widget
 
-        bar = tqdm(total=n, desc=f"{target} on {len(client.nthreads())} workers", unit="call")
+        bar = progress_bar(total=n, desc=f"{target} on {len(client.nthreads())} workers", unit="call")
     try:
         done = as_completed(futures, loop=client.loop, with_results=True)
         del futures, payloads  # only `pending` holds them: a fetched chunk is released at once

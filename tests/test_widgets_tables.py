@@ -72,10 +72,10 @@ def test_functions_table_rows_sort_refresh(fx, monkeypatch):
                  "● closed", "● rejected", "var(--jp-border-color2"):
         assert text in page
 
-    # the live widget: the dropdown and the toggle reorder the rows
+    # the output is static; the widget panel (shown only when asked for): the dropdown and the
+    # toggle reorder the rows
     bundle = view._repr_mimebundle_()
-    assert "text/html" in bundle and WIDGET_MIME in bundle
-    assert bundle[WIDGET_MIME]["model_id"] == view.widget.model_id
+    assert set(bundle) == {"text/html", "text/plain"} and view.widget.model_id
     view.sort_dropdown.value = "error_rate"
     view.descending_toggle.value = True
     assert names(view.rows) == ["boom", "add"] and view.sort_key == "error_rate" and view.descending
@@ -138,7 +138,8 @@ def test_breakers_view_reset(fx):
     page = view.html()
     for text in ("boom@1", "● open", "closed → open", "2 consecutive failures", "Transitions"):
         assert text in page
-    assert WIDGET_MIME in view._repr_mimebundle_()
+    assert WIDGET_MIME not in view._repr_mimebundle_()
+    _ = view.widget  # the panel with the Reset buttons
     assert "2 consecutive failures" in view.timeline_view.value
     assert "● open" in view._cells["boom@1"][1].value
     assert view._cells["boom@1"][4].value.endswith(" s</span></span>")  # the countdown
@@ -172,9 +173,10 @@ def test_breakers_view_reset(fx):
 
 def test_breakers_live_countdown(fx):
     view = BreakersView(fx, interval=0.05)
-    assert not view.running  # the thread starts with the widget
-    _ = view.widget
+    assert not view.running  # the thread starts when the view is displayed, or with the widget
+    view.displayed()
     assert view.running and view._thread.daemon
+    _ = view.widget
     first = view._cells["boom@1"][4].value
     deadline = time.monotonic() + 5
     while view._cells["boom@1"][4].value == first and time.monotonic() < deadline:

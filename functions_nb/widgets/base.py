@@ -1,17 +1,25 @@
-"""What every functions-nb view is: an ipywidgets tree for live frontends, plus a static HTML
-rendering for everything else (nbclient/nbconvert output, GitHub, a plain terminal).
+"""What every functions-nb view is: a static HTML rendering that any reader shows (JupyterLab,
+a reopened or shared notebook, nbconvert, GitHub, a terminal's text), kept current while the
+kernel runs, plus an optional ipywidgets panel with controls.
 
-A view implements :meth:`View.html` (static HTML from its current data) and
-:meth:`View.build` (the ipywidgets tree, created on first display), and calls
-:meth:`View.refresh` to re-query and update both. Displaying a view emits one mime bundle with
-the widget reference *and* ``text/html``: JupyterLab shows the live widget, a static viewer
-the HTML.
+A view implements :meth:`View.html` (static HTML from its current data) and may implement
+:meth:`View.build` (the ipywidgets tree, created on first access of :attr:`View.widget`) and
+:meth:`View.update_widget`; :meth:`View.refresh` re-queries and calls :meth:`View.update`.
+
+Displaying a view (``display(view)``, or a view as a cell's value) emits one ``display_data``
+output holding only ``text/html`` and ``text/plain``, with a display id. While the kernel
+lives, :meth:`View.update` replaces that output in place (``update_display_data``): a live
+tail, a breaker countdown, a ``refresh()`` all land in it, so the saved notebook holds the last
+state. No output refers to a widget model, so a reopened notebook (after the kernel or
+JupyterLab restarted) never shows "Error displaying widget: model not found". The widget panel
+is there for whoever displays ``view.widget`` explicitly, for the running kernel only.
 """
 
 from __future__ import annotations
 
 import html
 import threading
+import uuid
 import weakref
 from abc import ABC, abstractmethod
 from typing import Any
@@ -70,11 +78,25 @@ class Markup(str):
     """HTML that must not be escaped again."""
 
 
+def in_kernel() -> bool:
+    """True inside a Jupyter kernel (a frontend may show ``update_display_data``); False in a
+    terminal IPython or plain Python, where an update would print the view again."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return getattr(get_ipython(), "kernel", None) is not None
+
+
 class View(ABC):
-    """A live widget with a static HTML fallback."""
+    """Static HTML, updated in place while the kernel runs; an optional live widget."""
 
     def __init__(self) -> None:
         self._widget: Any = None
+        #: Display ids of the outputs showing this view, and the HTML they show.
+        self._display_ids: list[str] = []
+        self._shown_html: str | None = None
+        self._display_lock = threading.Lock()
 
     @abstractmethod
     def html(self) -> str:
@@ -82,10 +104,15 @@ class View(ABC):
 
     @abstractmethod
     def build(self) -> Any:
-        """Create the ipywidgets tree (called once, on first display or access)."""
+        """Create the ipywidgets tree (called once, on first access of :attr:`widget`)."""
 
-    def update(self) -> None:  # noqa: B027 - views with live widgets override it
-        """Push the current data into the widget (after :meth:`refresh` re-queried)."""
+    def update_widget(self) -> None:  # noqa: B027 - views with a widget override it
+        """Push the current data into the widget, if it was built."""
+
+    def update(self) -> None:
+        """Show the current data: in the widget if built, and in every output showing this view."""
+        self.update_widget()
+        self.push()
 
     def refresh(self) -> View:
         """Re-query and update; returns self."""
@@ -94,21 +121,46 @@ class View(ABC):
 
     @property
     def widget(self) -> Any:
+        """The ipywidgets panel (controls included). It lives as long as the kernel: a saved
+        notebook that shows it needs JupyterLab's "save widget state" to show it again."""
         if self._widget is None:
             self._widget = self.build()
         return self._widget
 
-    def _repr_html_(self) -> str:
-        return self.html()
+    def bundle(self) -> dict[str, Any]:
+        """The mime bundle every output of this view holds: static HTML and text."""
+        return {"text/html": self.html(), "text/plain": repr(self)}
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        bundle: dict[str, Any] = {"text/html": self.html(), "text/plain": repr(self)}
-        try:
-            widget_bundle = self.widget._repr_mimebundle_()
-        except Exception:  # noqa: BLE001 - no ipywidgets / no comm: the static view stands
-            widget_bundle = None
-        if isinstance(widget_bundle, dict):
-            for key, value in widget_bundle.items():
-                if key.startswith("application/vnd.jupyter.widget-view"):
-                    bundle[key] = value
-        return bundle
+        return self.bundle()
+
+    def _ipython_display_(self) -> None:
+        """``display(view)`` and a view as a cell's value: one output with a display id (no
+        ``Out[n]`` copy), which :meth:`push` keeps current."""
+        from IPython.display import display
+
+        bundle = self.bundle()
+        display_id = uuid.uuid4().hex
+        display(bundle, raw=True, display_id=display_id)
+        with self._display_lock:
+            self._display_ids.append(display_id)
+            self._shown_html = bundle["text/html"]
+        self.displayed()
+
+    def displayed(self) -> None:  # noqa: B027 - views with a live thread override it
+        """Called after the view was displayed (e.g. to start a live refresh)."""
+
+    def push(self) -> None:
+        """Replace the outputs showing this view with its current HTML (in a kernel, when the
+        HTML changed)."""
+        if not self._display_ids or not in_kernel():
+            return
+        from IPython.display import update_display
+
+        bundle = self.bundle()
+        with self._display_lock:
+            if bundle["text/html"] == self._shown_html:
+                return
+            self._shown_html = bundle["text/html"]
+            for display_id in self._display_ids:
+                update_display(bundle, raw=True, display_id=display_id)

@@ -4,9 +4,10 @@ One row per breaker (``name@version``): its state (closed / open / half_open, co
 consecutive failures, how often it tripped, the time until an open breaker lets a probe
 through, its last change and a *Reset* button (``breaker.reset()``: closed, failures
 forgotten, "reset by hand" in the timeline). Below: the transition timeline of all breakers,
-newest first. While displayed, a daemon thread re-reads the breakers every ``interval``
-seconds (the countdown of an open breaker moves; a breaker tripped by calls elsewhere in the
-kernel shows up) and pushes only what changed; :meth:`BreakersView.stop` ends it.
+newest first. Once displayed, a daemon thread re-reads the breakers every ``interval`` seconds
+(the countdown of an open breaker moves; a breaker tripped by calls elsewhere in the kernel
+shows up) and updates the output (and the widget, if shown) only when something changed;
+:meth:`BreakersView.stop` ends it.
 """
 
 from __future__ import annotations
@@ -166,8 +167,8 @@ class BreakersView(View):
                                               width="max-content"))
         self.timeline_view = w.HTML()
         box = w.VBox([w.HBox([self.refresh_button, self.status]), self.grid, self.timeline_view])
-        self._widget = box  # update() below fills it
-        self.update()
+        self._widget = box  # update_widget() below fills it
+        self.update_widget()
         if self.live:
             self.start()
         return box
@@ -183,7 +184,7 @@ class BreakersView(View):
             self._buttons[name] = button
         return button
 
-    def update(self) -> None:
+    def update_widget(self) -> None:
         if self._widget is None:
             return
         import ipywidgets as w
@@ -217,6 +218,10 @@ class BreakersView(View):
                 self.timeline_view.value = timeline
 
     # live countdown -----------------------------------------------------------------
+    def displayed(self) -> None:
+        if self.live:
+            self.start()
+
     def start(self) -> None:
         """Start the live thread (daemon) re-reading the breakers every ``interval`` s."""
         if self._thread is not None and self._thread.is_alive():

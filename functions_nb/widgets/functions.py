@@ -244,7 +244,7 @@ class FunctionsTable(View):
         if not self._syncing:
             self.sort(self.sort_dropdown.value, self.descending_toggle.value)
 
-    def update(self) -> None:
+    def update_widget(self) -> None:
         if self._widget is None:
             return
         self._sync_controls()

@@ -4,7 +4,8 @@ live tail.
 ``LogsView(fx, name=None, level=None, since=None, text=None, limit=200, tail=False)`` queries
 the console lines (the ``console`` view's rows) and the failed rows of ``executions`` (every
 process that shares the store: kernels, the CLI, workers) and keeps the newest ``limit``
-lines, newest last, in ``.rows``. The widget has a level dropdown (minimum level), a text box
+lines, newest last, in ``.rows``; the table shows them newest first, so the view opens at the
+newest line. The widget has a level dropdown (minimum level), a text box
 (case-insensitive substring), a "since" dropdown and a live-tail toggle: a daemon thread
 re-queries every ``interval`` seconds while calls happen in the same kernel (``.stop()`` ends it).
 """
@@ -132,11 +133,12 @@ def rows_of(frame: Any) -> list[dict[str, Any]]:
 
 
 def rows_html(rows: list[dict[str, Any]]) -> str:
-    """The rows as a table, level and message coloured."""
+    """The rows (newest last) as a table that opens at the newest line: newest first, level and
+    message coloured."""
     if not rows:
         return '<div class="fnb-empty" style="opacity:0.7;padding:4px">no log lines</div>'
     body = []
-    for r in rows:
+    for r in reversed(rows):
         colour = LEVEL_COLOURS.get(r["level"], "inherit")
         body.append(
             f'<tr class="fnb-{esc(r["level"])}" title="{esc(r["id"])}">'
@@ -280,7 +282,7 @@ class LogsView(View):
                  if self.error else "")
         live = ' <b style="color:var(--jp-success-color1, #388e3c)">● live</b>' if self.tailing else ""
         return (f'<span class="fnb-status" style="opacity:0.8">{esc(self.describe())} · '
-                f'{len(self.rows)} lines · updated {when}</span>{live}{error}')
+                f'{len(self.rows)} lines, newest first · updated {when}</span>{live}{error}')
 
     def html(self) -> str:
         with self._lock:
@@ -317,7 +319,7 @@ class LogsView(View):
             box.add_class("fnb-logs")
             self._widget = box
             self._shown = None
-            self.update()
+            self.update_widget()
             return box
 
     def _since_options(self) -> list[tuple[str, Any]]:
@@ -329,7 +331,7 @@ class LogsView(View):
     def _since_value(self) -> Any:
         return "all" if self.since is None else self.since
 
-    def update(self) -> None:
+    def update_widget(self) -> None:
         with self._lock:
             if not self.controls:
                 return

@@ -179,10 +179,10 @@ class MetricsView(View):
         box = w.VBox([w.HBox([button, self.parts["summary"]]), charts])
         box.add_class("fnb-metrics")
         self._widget = box
-        self.update()
+        self.update_widget()
         return box
 
-    def update(self) -> None:
+    def update_widget(self) -> None:
         if not self.parts:
             return
         self.parts["summary"].value = f'<div style="{_BOX}">{self.summary_html()}</div>'

@@ -175,11 +175,16 @@ class ResultView(View):
     history when ``fx`` was given."""
 
     def __init__(self, obj: Any, *, target: str | None = None, fx: Any = None,
-                 value_chars: int = VALUE_CHARS) -> None:
+                 value_chars: int = VALUE_CHARS, show_value: bool = True,
+                 show_error: bool = True) -> None:
         super().__init__()
         self.obj = obj
         self.fx = fx
         self.value_chars = value_chars
+        #: False when the value or the error is shown elsewhere (``%invoke`` returns the value
+        #: as the cell's ``Out`` and raises the error): each is shown once.
+        self.show_value = show_value
+        self.show_error = show_error
         self._target = target
         self.outcome = outcome_of(obj, target)
         #: The widget's parts once built: header, console, timeline (ipywidgets.HTML).
@@ -215,9 +220,9 @@ class ResultView(View):
             lines.append(f"{target} · {o.note or o.status}")
         elif o.kind == "exhausted":
             lines.append(f"{target} · {o.status}")
-        if o.error:
+        if o.error and self.show_error:
             lines.append(f"error: {o.error}")
-        if o.has_value:
+        if o.has_value and self.show_value:
             lines.append(f"value: {self.value_text()}")
         return "\n".join(lines)
 
@@ -247,9 +252,9 @@ class ResultView(View):
             cells.append(f"{len(o.attempts)} attempt{'s' * (len(o.attempts) != 1)}")
         sep = ' <span style="opacity:0.5">·</span> '
         value = (f'<div class="fnb-value" style="{_MONO};white-space:pre-wrap;margin-top:2px">'
-                 f'{esc(self.value_text())}</div>') if o.has_value else ""
+                 f'{esc(self.value_text())}</div>') if o.has_value and self.show_value else ""
         error = (f'<div class="fnb-error" style="color:{LEVEL_COLOURS["error"]};white-space:pre-wrap">'
-                 f'{esc(o.error)}</div>') if o.error else ""
+                 f'{esc(o.error)}</div>') if o.error and self.show_error else ""
         note = f'<div class="fnb-note" style="opacity:0.75">{esc(o.note)}</div>' if o.note else ""
         return f'<div class="fnb-head">{sep.join(cells)}</div>{value}{error}{note}'
 
@@ -270,10 +275,10 @@ class ResultView(View):
         box = w.VBox(list(self.parts.values()), layout=w.Layout(width="auto"))
         box.add_class("fnb-result")
         self._widget = box
-        self.update()
+        self.update_widget()
         return box
 
-    def update(self) -> None:
+    def update_widget(self) -> None:
         if not self.parts:
             return
         self.parts["header"].value = f'<div style="{_BOX}">{self.header_html()}</div>'
