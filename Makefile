@@ -62,6 +62,7 @@ $(LABEXT_STAMP): | $(STAMP) $(NODE_STAMP)
 binder:
 	$(MAKE) EXTRAS=lab,languages,llm,dask,s3 $(STAMP) $(NODE_STAMP) labextension
 
+# the quickstart, into the default store ($FUNCTIONS_NB_STORE or ~/.functions-nb/store): the one `make lab` shows
 demo: setup
 	$(PY) -m functions_nb.demo
 

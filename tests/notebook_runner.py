@@ -1,21 +1,60 @@
-"""Execute a notebook headless with nbclient and collect its text outputs (for the tests)."""
+"""Execute a notebook headless with nbclient (for the tests). Every notebook of ``notebooks/``
+runs through :func:`execute_notebook`, which fails on any stderr output or warning in a cell:
+a notebook is read by people, and noise there reads as a bug."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbformat import NotebookNode
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+#: A warning as Python's ``warnings`` module or ``logging`` prints one.
+_WARNING = re.compile(r"\b\w*Warning\b[:\]]|^WARNING\b|\bwarnings\.warn\(", re.MULTILINE)
+
+
+def output_text(output: NotebookNode) -> str:
+    """The text of one output: a stream's text, else the text/plain of its data."""
+    return str(output.get("text", "")) + str(output.get("data", {}).get("text/plain", ""))
+
+
+def noise(nb: NotebookNode) -> list[str]:
+    """Every stderr output and every warning in the cells' outputs, as ``cell N: text``."""
+    found = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            text = output_text(out)
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                found.append(f"cell {i} stderr: {text.strip()[:300]}")
+            elif _WARNING.search(text):
+                found.append(f"cell {i} warning: {text.strip()[:300]}")
+    return found
+
+
+def execute_notebook(notebook: str | NotebookNode, cwd: Path | None = None, timeout: int = 600,
+                     allow_errors: bool = False) -> NotebookNode:
+    """Run ``notebooks/<notebook>`` (or a notebook object) in a fresh kernel; fails on noise."""
+    if isinstance(notebook, str):
+        path = NOTEBOOKS / notebook
+        nb = nbformat.read(path, as_version=4)
+    else:
+        nb = notebook
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
+                   resources={"metadata": {"path": str(cwd or NOTEBOOKS)}}).execute()
+    problems = noise(nb)
+    assert not problems, "stderr output or warnings in the notebook:\n" + "\n".join(problems)
+    return nb
+
+
+def cell_texts(nb: NotebookNode) -> dict[int, str]:
+    """{cell index: its text and text/plain outputs} of the code cells."""
+    return {i: "".join(output_text(o) for o in c.get("outputs", []))
+            for i, c in enumerate(nb.cells) if c.cell_type == "code"}
 
 
 def run_notebook(name: str, cwd: Path | None = None, timeout: int = 600) -> dict[int, str]:
-    """Run ``notebooks/<name>``; returns {cell index: its text and text/plain outputs}."""
-    path = NOTEBOOKS / name
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(cwd or path.parent)}}).execute()
-    return {i: "".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
-                       for o in c.get("outputs", []))
-            for i, c in enumerate(nb.cells) if c.cell_type == "code"}
+    """Run ``notebooks/<name>`` (see :func:`execute_notebook`); returns :func:`cell_texts`."""
+    return cell_texts(execute_notebook(name, cwd, timeout))
