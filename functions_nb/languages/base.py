@@ -299,7 +299,19 @@ def run_tool(cmd: list[str], cwd: Path | None = None, env: Mapping[str, str] | N
         for stream in streams:
             stream.join()
     out, err = (s.text() for s in streams)
+    stopped = _limit_signal(proc.returncode, box)
+    if stopped:
+        err += f"\n[the build was stopped by its {stopped}]"
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def _limit_signal(returncode: int, box: BuildSandbox) -> str | None:
+    """Which limit a build's exit status means (killed by a signal, directly or as
+    bubblewrap reports it: 128 + signal), or None."""
+    sig = -returncode if returncode < 0 else returncode - 128 if returncode > 128 else 0
+    return {signal.SIGXCPU: f"CPU time limit ({box.cpu_s} s)",
+            signal.SIGKILL: f"CPU time limit ({box.cpu_s} s) or was killed",
+            signal.SIGXFSZ: f"file size limit ({box.fsize_mb} MB)"}.get(sig)  # type: ignore[call-overload]
 
 
 class _Capped:

@@ -81,6 +81,10 @@ offline = true
 '''
 
 
+#: include_str!/include_bytes!/include! of a literal path (others: dep-info and the sandbox).
+_LITERAL_INCLUDE = re.compile(r'\binclude(_str|_bytes)?\s*!\s*[(\[{]\s*"([^"\\]*)"')
+
+
 def classify(ty: str) -> tuple[str, tuple[int, int] | None]:
     """Host kind of a Rust type."""
     t = re.sub(r"\s+", "", ty)
@@ -222,6 +226,10 @@ class Rust(Language):
                flags: dict[str, Any]) -> tuple[bytes, str]:
         needs_json = any(p.kind == "json" for p in signature.params) or signature.result == "json" \
             or "serde" in source
+        for m in _LITERAL_INCLUDE.finditer(source):  # early, with the line (dep-info has none)
+            if outside(m.group(2), workdir):
+                line = line_of(source, m.start(2))
+                raise self.outside_read_error(m.group(2), signature.name, line)
         prelude = PRELUDE + (PRELUDE_JSON if needs_json else "")
         (workdir / "fnb_prelude.rs").write_text(prelude)
         (workdir / "cell.rs").write_text(source)

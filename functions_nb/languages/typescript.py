@@ -360,9 +360,9 @@ class TypeScript(Language):
         """Refuse imports of absolute paths and parent folders (the cell is a single file):
         the error names the import and its cell line."""
         for m in _IMPORT.finditer(mask(source, strings=False)):
-            spec = m.group("spec")
-            if spec.startswith(("/", "file:", "\\")) or re.match(r"\.\.?(/|$)", spec) and \
-                    outside(spec, Path("/cell")) or re.match(r"[A-Za-z]:[\\/]", spec):
+            spec = _ESCAPE.sub(lambda e: chr(int(e.group(1) or e.group(2), 16)), m.group("spec"))
+            if spec.startswith(("/", "file:", "\\")) or re.match(r"[A-Za-z]:[\\/]", spec) or \
+                    re.match(r"\.\.?(/|$)", spec) and outside(spec, Path("/cell")):
                 line = line_of(source, m.start("spec"))
                 col = m.start("spec") - source.rfind("\n", 0, m.start("spec"))
                 raise self.error(f"cell:{line}:{col}: error: import {spec!r}: the build cannot "
@@ -422,6 +422,8 @@ class JavaScript(TypeScript):
 # -- diagnostics ---------------------------------------------------------------------------
 
 Diagnostic = tuple[str, int | None, int | None]
+#: JavaScript escapes esbuild decodes in a specifier (``\u002f``, ``\u{2f}``, ``\x2f``).
+_ESCAPE = re.compile(r"\\u\{?([0-9a-fA-F]{1,6})\}?|\\x([0-9a-fA-F]{2})")
 #: Module specifiers in static and dynamic imports, re-exports and require().
 _IMPORT = re.compile(r"""(?:\bfrom\s*|\bimport\s*(?:\(\s*)?|\brequire\s*\(\s*)"""
                      r"""(?P<q>["'`])(?P<spec>[^"'`\n]*)(?P=q)""")

@@ -283,12 +283,18 @@ def library_binds(*binaries: str) -> tuple[list[tuple[str, str]], list[tuple[str
     them, each also at its real path), and the top-level symlinks (/lib -> usr/lib) to make."""
     links = [(os.readlink(f"/{name}"), f"/{name}") for name in ("bin", "lib", "lib32", "lib64", "sbin")
              if os.path.islink(f"/{name}")]
+    def unlinked(path: str) -> str:  # /bin/sh -> /usr/bin/sh where /bin is a link made here
+        for target, link in links:
+            if path.startswith(f"{link}/"):
+                return os.path.normpath(os.path.join("/", target, path[len(link) + 1:]))
+        return path
+
     binds: dict[str, str] = {}
     for binary in binaries:
         if not os.path.exists(binary):
             continue
         real = os.path.realpath(binary)
-        binds[binary] = real
+        binds[unlinked(binary)] = real
         binds[real] = real
         try:
             out = subprocess.run(["ldd", binary], capture_output=True, text=True, timeout=30,
@@ -298,10 +304,7 @@ def library_binds(*binaries: str) -> tuple[list[tuple[str, str]], list[tuple[str
         for lib in re.findall(r"(/\S+)\s+\(0x", out):
             real = os.path.realpath(lib)
             binds[real] = real
-            for target, link in links:  # /lib64/ld-linux... -> /usr/lib64/... (itself a link)
-                if lib.startswith(f"{link}/"):
-                    lib = os.path.normpath(os.path.join("/", target, lib[len(link) + 1:]))
-            binds[lib] = real
+            binds[unlinked(lib)] = real  # /lib64/ld-linux... -> /usr/lib64/... (itself a link)
     return [(src, dest) for dest, src in sorted(binds.items())], links
 
 
