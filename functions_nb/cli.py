@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from . import cli_human, languages
-from .errors import FunctionsError
+from .errors import BadArguments, FunctionsError
+from .models import parse_target
 
 
 def _fx(args: argparse.Namespace) -> Any:
@@ -25,7 +26,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         known = ", ".join(f"{ext} ({lang})" for ext, lang in languages.extensions().items())
         raise FunctionsError(f"cannot tell the language of {path.name} from its extension "
                              f"(known: {known}); pass --lang")
-    info = _fx(args).deploy(lang, path.read_text(), args.name or path.name.split(".")[0],
+    try:
+        source = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FunctionsError(f"cannot read {path}: {exc}") from None
+    info = _fx(args).deploy(lang, source, args.name or path.name.split(".")[0],
                             timeout=args.timeout, memory_mb=args.memory, force=args.force)
     how = "unchanged" if info.cached else f"compiled in {info.compile_ms:.0f} ms"
     print(f"deployed {info.target} ({info.language}, {how}) {info.signature}")
@@ -36,7 +41,9 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     try:
         parsed = json.loads(args.args_json) if args.args_json else []
     except json.JSONDecodeError as exc:
-        raise FunctionsError(f"ARGS_JSON is not JSON ({exc}); e.g. '[2, 3]'") from None
+        raise BadArguments(f"ARGS_JSON is not JSON ({exc}); e.g. '[2, 3]'") from None
+    except RecursionError:
+        raise BadArguments("ARGS_JSON is nested too deeply to read") from None
     values = parsed if isinstance(parsed, list) else [parsed]
     fx = _fx(args)
     ex = fx.run(args.name, *values, timeout=args.timeout)
@@ -91,10 +98,10 @@ def cmd_versions(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    name, _, version = args.target.partition("@")
-    if not version.isdigit():
-        raise FunctionsError("usage: func rollback NAME@VERSION")
-    info = _fx(args).rollback(name, int(version))
+    name, version = parse_target(args.target)
+    if version is None:
+        raise BadArguments("usage: func rollback NAME@VERSION")
+    info = _fx(args).rollback(name, version)
     print(f"latest of {name} is now {info.target}")
     return 0
 

@@ -16,11 +16,13 @@ from .config import (
     LOG_RETENTION_DAYS,
     LRU_SIZE,
     MAX_CONCURRENCY,
+    MAX_LINE_OFFSET,
     MAX_QUEUE,
     BreakerConfig,
+    Ceilings,
     default_store_url,
 )
-from .errors import BadArguments, FunctionsError, error_status
+from .errors import BadArguments, FunctionsError, StorageError, error_status
 from .executor import Executor
 from .history import History
 from .languages import get_language
@@ -28,6 +30,7 @@ from .loader import Loader
 from .mapping import MapResults, check_map_id, cluster_map
 from .models import Execution, ExecutionRecord, FunctionInfo, check_name, parse_target
 from .storage import HybridStore, open_store
+from .values import Refused, to_json_text
 
 #: Tiers beyond code, imported when first needed (module:class).
 _OPTIONAL_TIERS = {
@@ -62,7 +65,9 @@ class Functions:
                  breaker: BreakerConfig | None = None, history: bool = True,
                  retention_days: float = LOG_RETENTION_DAYS, latest_ttl: float = LATEST_TTL,
                  flush_interval: float = 1.0, model: Any = None, agent_model: Any = None,
-                 cluster: Any = None) -> None:
+                 cluster: Any = None, ceilings: Ceilings | None = None) -> None:
+        #: The largest memory and time limits a deploy or a call may ask for.
+        self.ceilings = ceilings or Ceilings.from_env()
         self.store = open_store(store or default_store_url(), fallback=fallback,
                                 prefer_primary=prefer_primary, write_primary=write_primary,
                                 auto_migrate=auto_migrate, storage_options=storage_options,
@@ -84,7 +89,7 @@ class Functions:
             "auto_migrate": auto_migrate, "cache_size": cache_size,
             "max_concurrency": max_concurrency, "max_queue": max_queue, "breaker": breaker,
             "history": history, "retention_days": retention_days, "latest_ttl": latest_ttl,
-            "flush_interval": flush_interval}
+            "flush_interval": flush_interval, "ceilings": self.ceilings}
         #: Default models of the generative / agentic tiers ("provider:model" or a model).
         self.model = model
         self.agent_model = agent_model
@@ -110,16 +115,25 @@ class Functions:
         ``options`` are stored with the version: ``cascade`` (default cascade options, e.g.
         ``{"tier_retries": {"code": 2}}``; their presence makes every invoke a cascade),
         ``description``, and tier options such as ``model``, ``prompt``, ``question``.
-        Raises :class:`CompileError` with the compiler's text on failure.
+        Raises :class:`CompileError` with the compiler's text on failure, and
+        :class:`BadArguments` for input it refuses before compiling (a limit above its
+        :class:`~functions_nb.config.Ceilings`, source too long, options that are not JSON).
         """
         check_name(name)
-        if timeout <= 0 or memory_mb <= 0:
-            raise BadArguments("timeout and memory_mb must be positive")
+        timeout = self.ceilings.check_timeout(timeout)
+        memory_mb = self.ceilings.check_memory(memory_mb)
+        source = self.ceilings.check_source(source)
+        if type(line_offset) is not int or not 0 <= line_offset <= MAX_LINE_OFFSET:
+            raise BadArguments(f"line_offset must be a whole number 0..{MAX_LINE_OFFSET}")
+        if not isinstance(language, str):
+            raise BadArguments(f"language must be text, got {type(language).__name__}")
+        flags = _json_dict(flags, "flags")
+        options = _json_dict(options, "options")
+        if "cascade" in options:
+            self._check_cascade(options["cascade"], "options['cascade']")
         lang = get_language(language)
         lang.require_toolchain()
-        flags = dict(flags or {})
         code_hash = lang.code_hash(source, name, flags, line_offset)
-        options = dict(options or {})
         content_hash = hashlib.sha256(json.dumps(
             [code_hash, float(timeout), int(memory_mb), options], sort_keys=True,
             default=repr).encode()).hexdigest()[:32]
@@ -149,6 +163,8 @@ class Functions:
         (:meth:`cascade`): the value comes from the first tier that succeeds, or a
         :class:`~functions_nb.cascade.human.Pending` handle when a person must answer.
         """
+        if timeout is not None:
+            timeout = self.ceilings.check_timeout(timeout)
         if not options:
             fn = self._get(target)
             if not fn.info.options.get("cascade") and fn.info.runtime != "prompt":
@@ -170,7 +186,12 @@ class Functions:
         ``cluster`` the inputs run on its Dask workers, ``chunk_size`` per task (default:
         about 8 tasks per worker thread, 100-5000 inputs each); a chunk Dask runs again
         records the same ids, so count successes with ``count(DISTINCT id)``."""
-        items = list(inputs)
+        if timeout is not None:
+            timeout = self.ceilings.check_timeout(timeout)
+        try:
+            items = list(inputs)
+        except TypeError as exc:
+            raise BadArguments(f"map needs an iterable of inputs: {exc}") from None
         if self.cluster is not None:
             return cluster_map(self, target, items, timeout=timeout, progress=progress,
                                raise_errors=raise_errors, chunk_size=chunk_size, map_id=map_id)
@@ -203,6 +224,8 @@ class Functions:
     def run(self, target: str, *args: Any, timeout: float | None = None) -> Execution:
         """Like :meth:`invoke` but never raises for a failed call: returns the
         :class:`Execution` with value or error, duration, cold/warm and console output."""
+        if timeout is not None:
+            timeout = self.ceilings.check_timeout(timeout)
         return self._run(self._get(target), args, timeout, detail=True)
 
     def cascade(self, target: str, *args: Any, timeout: float | None = None,
@@ -217,15 +240,36 @@ class Functions:
         from .cascade.base import HumanPending
 
         info = self._get(target).info  # the loader's cached resolution, like invoke
+        self._check_cascade(options, "options")
         if timeout is not None:
-            options.setdefault("tier_timeouts", {})
-            options["tier_timeouts"] = {"code": timeout, **options["tier_timeouts"]}
+            timeout = self.ceilings.check_timeout(timeout)
+            options["tier_timeouts"] = {"code": timeout, **options.get("tier_timeouts", {})}
         if info.runtime != "prompt":
             info.signature.check_arity(args)
         try:
             return self._engine().run(info, args, options)
         except HumanPending as signal:
             return signal.pending
+
+    def _check_cascade(self, options: Any, what: str) -> None:
+        """Cascade options as the engine reads them, and their time limits under the ceilings."""
+        from .cascade.engine import CascadeOptions
+
+        if not isinstance(options, dict):
+            raise BadArguments(f"{what} must be a dict of cascade options")
+        where = "" if what == "options" else f"{what}: "
+        timeouts = options.get("tier_timeouts", {})
+        if not isinstance(timeouts, dict):
+            raise BadArguments(f"{where}tier_timeouts must be a dict of tier -> seconds")
+        for tier, value in timeouts.items():
+            self.ceilings.check_timeout(value, f"{where}tier_timeouts[{tier!r}]", str(tier))
+        if options.get("total_timeout") is not None:
+            self.ceilings.check_timeout(options["total_timeout"], f"{where}total_timeout",
+                                        "total")
+        try:
+            CascadeOptions.parse(options)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise BadArguments(f"invalid cascade {what}: {exc}") from None
 
     @property
     def human(self) -> Any:
@@ -350,6 +394,8 @@ class Functions:
 
     def rollback(self, name: str, version: int) -> FunctionInfo:
         """Point ``latest`` of ``name`` at an earlier ``version``."""
+        if type(version) is not int or version < 1:
+            raise BadArguments(f"version must be a whole number >= 1, got {version!r:.40}")
         self.store.set_latest(check_name(name), version)
         self.loader.invalidate(name)
         return self.store.get_info(name, version)
@@ -377,7 +423,16 @@ class Functions:
         """DuckDB SQL over the ``executions`` table; returns a pandas DataFrame."""
         if self.history is None:
             raise BadArguments("history is disabled for this Functions(history=False)")
-        return self.history.sql(query)
+        if not isinstance(query, str):
+            raise BadArguments(f"query must be SQL text, got {type(query).__name__}")
+        import duckdb
+
+        try:
+            return self.history.sql(query)
+        except duckdb.IOException as exc:  # a file the query (or the history) reads
+            raise StorageError(f"SQL failed reading: {exc}") from exc
+        except duckdb.Error as exc:
+            raise BadArguments(f"SQL failed: {type(exc).__name__}: {exc}") from exc
 
     def logs(self, name: str | None = None, limit: int = 20) -> Any:
         """Recent executions (newest first) with status, timings and console output."""
@@ -388,7 +443,7 @@ class Functions:
         return self.sql(
             "SELECT started_at, id, function, version, status, error_kind, error_message, "
             "round(duration_ms, 3) AS duration_ms, cold, input, output, console "
-            f"FROM executions {where} ORDER BY started_at DESC LIMIT {int(limit)}")
+            f"FROM executions {where} ORDER BY started_at DESC LIMIT {_count(limit)}")
 
     def cleanup_history(self, older_than: float | None = None) -> list[str]:
         """Delete history older than ``older_than`` days (default: the retention, 7 days,
@@ -412,6 +467,25 @@ class Functions:
         if self._dask is not None and self._dask is not self.cluster:
             self._dask.close()  # a Client this object opened for a scheduler address
             self._dask = None
+
+
+def _json_dict(value: Any, what: str) -> dict[str, Any]:
+    """``value`` (a dict, or None for empty) that JSON can hold, as stored with a version."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadArguments(f"{what} must be a dict, got {type(value).__name__}")
+    try:
+        to_json_text(value)
+    except Refused as exc:
+        raise BadArguments(f"{what}: {exc}") from None
+    return dict(value)
+
+
+def _count(value: Any) -> int:
+    if type(value) is not int or value < 0:
+        raise BadArguments(f"limit must be a whole number >= 0, got {value!r:.40}")
+    return value
 
 
 class FunctionHandle:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import secrets
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from .errors import BadArguments
 
 #: Tier timeouts in seconds (code, generative, agentic, human).
 TIER_TIMEOUTS = {"code": 30.0, "generative": 60.0, "agentic": 300.0, "human": 86400.0}
@@ -59,6 +64,58 @@ class Ceilings:
         return cls(int(_env_number("FUNCTIONS_NB_MAX_MEMORY_MB", base.memory_mb)),
                    _env_number("FUNCTIONS_NB_MAX_TIMEOUT", base.timeout),
                    _env_number("FUNCTIONS_NB_MAX_TIER_TIMEOUT", base.tier_timeout))
+
+    def check_memory(self, value: Any, what: str = "memory_mb") -> int:
+        """``value`` as a memory limit in MB (a whole number, 1 ..ceiling), else BadArguments."""
+        whole = _is_number(value) and (isinstance(value, numbers.Integral)
+                                        or (math.isfinite(value) and value == int(value)))
+        if not whole or value < 1:
+            raise BadArguments(f"{what} must be a whole number of MB, at least 1; got {_shown(value)}")
+        if value > self.memory_mb:
+            raise BadArguments(f"{what}={_shown(value)} is above the ceiling of {self.memory_mb} MB "
+                               "(Ceilings.memory_mb, $FUNCTIONS_NB_MAX_MEMORY_MB)")
+        return int(value)
+
+    def check_timeout(self, value: Any, what: str = "timeout", tier: str = "code") -> float:
+        """``value`` as a time limit in seconds (above 0, at most the ceiling of ``tier``:
+        :attr:`timeout` for the code tier, :attr:`tier_timeout` for the others), else
+        BadArguments."""
+        if not _is_number(value) or not value > 0:
+            raise BadArguments(f"{what} must be a positive number of seconds; got {_shown(value)}")
+        ceiling, field, env = ((self.timeout, "timeout", "FUNCTIONS_NB_MAX_TIMEOUT")
+                               if tier == "code" else
+                               (self.tier_timeout, "tier_timeout", "FUNCTIONS_NB_MAX_TIER_TIMEOUT"))
+        if value > ceiling:
+            raise BadArguments(f"{what}={_shown(value)} is above the ceiling of {ceiling:g} s "
+                               f"(Ceilings.{field}, ${env})")
+        return float(value)
+
+    def check_source(self, source: Any) -> str:
+        """A function's source: text of at most :attr:`source_bytes` UTF-8 bytes."""
+        if not isinstance(source, str):
+            raise BadArguments(f"source must be text, got {type(source).__name__}")
+        if len(source) > self.source_bytes:  # a UTF-8 byte per character at least
+            size = len(source)
+        else:
+            try:
+                size = len(source.encode("utf-8"))
+            except UnicodeEncodeError as exc:
+                raise BadArguments(f"source is not valid text: {exc.reason} at index "
+                                   f"{exc.start}") from None
+        if size > self.source_bytes:
+            raise BadArguments(f"source is {size} bytes or more; the ceiling is "
+                               f"{self.source_bytes} bytes (Ceilings.source_bytes)")
+        return source
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) \
+        and type(value).__name__ not in ("bool", "bool_")
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,10 @@ def _truncate_json(value: Any) -> str | None:
     try:
         text = _encode(value)
     except (TypeError, ValueError, RecursionError):
-        text = json.dumps(repr(value))
+        try:
+            text = json.dumps(repr(value))
+        except RecursionError:  # e.g. a refused argument nested 100 000 levels deep
+            text = json.dumps(f"<{type(value).__name__} nested too deeply to record>")
     if len(text) > RECORD_MAX_CHARS:
         text = json.dumps({"truncated": True, "chars": len(text),
                            "head": text[:RECORD_MAX_CHARS]})

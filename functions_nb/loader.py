@@ -59,7 +59,10 @@ class Loader:
 
     def get(self, target: str) -> LoadedFunction:
         """The loaded function for ``target``; loads it on a miss."""
-        entry = self._targets.get(target)
+        try:
+            entry = self._targets.get(target)
+        except TypeError:  # unhashable, so not a target: parse_target says why
+            entry = None
         if entry is not None and entry[1] > time.monotonic():
             self.hits += 1
             return entry[0]

@@ -20,19 +20,30 @@ ARRAY_KINDS = ("f64[]", "f32[]", "i32[]", "i64[]")
 def check_name(name: str) -> str:
     """Validate a function name (``[A-Za-z][A-Za-z0-9_]{0,63}``)."""
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + "..."
         raise BadArguments(
-            f"invalid function name {name!r}: use a letter, then letters, digits or '_' (at most 64)")
+            f"invalid function name {shown}: use a letter, then letters, digits or '_' (at most 64)")
     return name
+
+
+#: A version as written in a target: ASCII digits only (``str.isdigit`` also accepts ``²``
+#: and ``١``), at most 9 of them.
+VERSION_RE = re.compile(r"[0-9]{1,9}")
 
 
 def parse_target(target: str) -> tuple[str, int | None]:
     """``"add"`` -> ("add", None); ``"add@3"`` -> ("add", 3)."""
+    if not isinstance(target, str):
+        raise BadArguments(f"a function is named by text, NAME or NAME@VERSION; got "
+                           f"{type(target).__name__}")
     name, sep, ver = target.partition("@")
     check_name(name)
     if not sep:
         return name, None
-    if not ver.isdigit() or int(ver) < 1:
-        raise BadArguments(f"invalid version in {target!r}: expected name@N with N >= 1")
+    if not VERSION_RE.fullmatch(ver) or int(ver) < 1:
+        shown = ver if len(ver) <= 20 else ver[:17] + "..."
+        raise BadArguments(f"invalid version {shown!r} in {name}@...: expected NAME@N with N a "
+                           "whole number >= 1 written in the digits 0-9")
     return name, int(ver)
 
 

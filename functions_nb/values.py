@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,11 @@ from .errors import BadArguments
 
 #: Longest ``repr`` of a refused value shown in a message (longer ones end with "...").
 SHOWN_CHARS = 100
+#: Deepest nesting of a JSON value (lists and objects inside each other) that crosses a
+#: boundary; guests' parsers stop earlier or later (serde_json at 128), Python's at ~1000.
+MAX_JSON_DEPTH = 100
+#: Longest JSON text of one value, in characters.
+MAX_JSON_CHARS = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -99,7 +105,10 @@ def int_range(name: str, bounds: tuple[int, int] | None = None) -> tuple[int, in
 
 def shown(value: Any) -> str:
     """``value`` in a message: its type and its ``repr``, cut at :data:`SHOWN_CHARS`."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = "(nested too deeply to show)"
     if len(text) > SHOWN_CHARS:
         text = text[:SHOWN_CHARS - 3] + "..."
     return f"{type(value).__name__} {text}"
@@ -208,12 +217,43 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-serializable")
 
 
-def to_json_text(value: Any) -> str:
-    """Compact JSON text of ``value``; NaN and infinities (which JSON cannot hold) refused."""
+def to_json_text(value: Any, allow_nan: bool = False) -> str:
+    """Compact JSON text of ``value``, at most :data:`MAX_JSON_DEPTH` levels deep and
+    :data:`MAX_JSON_CHARS` long; NaN and infinities (which JSON cannot hold) refused unless
+    ``allow_nan``."""
     try:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False, default=json_default)
+        text = json.dumps(value, separators=(",", ":"), allow_nan=allow_nan, default=json_default)
+    except RecursionError:
+        raise Refused(KINDS["json"].expected, _TOO_DEEP) from None
     except (TypeError, ValueError) as exc:
         raise Refused(KINDS["json"].expected, f"not JSON-serializable: {exc}") from None
+    if len(text) > MAX_JSON_CHARS:
+        raise Refused(KINDS["json"].expected,
+                      f"{len(text)} characters of JSON, at most {MAX_JSON_CHARS} are accepted")
+    if (text.count("[") + text.count("{") > MAX_JSON_DEPTH  # only then can it be too deep
+            and json_depth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH):
+        raise Refused(KINDS["json"].expected, _TOO_DEEP)
+    return text
+
+
+_TOO_DEEP = f"nested more than {MAX_JSON_DEPTH} levels deep"
+_JSON_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+_SQUARE = str.maketrans("{}", "[]")
+
+
+def json_depth(text: str, limit: int | None = None) -> int:
+    """How deeply lists and objects nest in the JSON ``text`` (0 for a scalar); counting
+    stops past ``limit``. Each round removes the innermost pairs (string operations only)."""
+    brackets = _NOT_BRACKETS.sub("", _JSON_STRINGS.sub("", text)).translate(_SQUARE)
+    depth = 0
+    while brackets and (limit is None or depth <= limit):
+        inner = brackets.replace("[]", "")
+        if inner == brackets:  # not JSON made by json.dumps
+            break
+        brackets = inner
+        depth += 1
+    return depth
 
 
 def to_array(value: Any, name: str) -> Any:
@@ -371,13 +411,10 @@ def answer(name: str, value: Any, bounds: tuple[int, int] | None = None) -> Any:
         return out
     if value is None:
         return None
-    try:  # json: any JSON value
-        return json.loads(json.dumps(value, default=json_default))
-    except (TypeError, ValueError):
-        raise Refused(spec.expected) from None
+    return json.loads(to_json_text(value, allow_nan=True))  # json: any JSON value
 
 
 __all__ = ["ARRAY_DTYPES", "F32_MAX", "INT_RANGES", "KINDS", "Refused", "ValueKind", "answer",
            "argument", "bad_answer", "bad_argument", "converter", "int_argument", "int_range",
-           "json_default", "kind", "shown", "to_array", "to_bool", "to_bytes", "to_float",
+           "json_default", "json_depth", "kind", "shown", "to_array", "to_bool", "to_bytes", "to_float",
            "to_int", "to_json_text", "to_str", "to_utf8"]

@@ -113,6 +113,8 @@ def analyse(source: str, name: str) -> dict:
         except SyntaxError as exc:
             return {"syntax_error": [type(exc).__name__, exc.msg, exc.lineno, exc.offset,
                                      exc.text]}
+        except (RecursionError, MemoryError) as exc:  # e.g. a 100 000-term expression
+            return {"too_complex": f"{type(exc).__name__}: {exc or 'out of memory'}"}
     notes = [[w.lineno, w.category.__name__, str(w.message)] for w in caught
              if getattr(w, "filename", "") == "cell"]
     entry = None
@@ -182,6 +184,10 @@ class Python(Language):
     # signature -----------------------------------------------------------------------------
     def parse_signature(self, source: str, name: str) -> Signature:
         info = self.analyse(source, name)
+        if "too_complex" in info:
+            raise self.error(f"cell: error: the cell is nested too deeply or too long for "
+                             f"Python's parser ({info['too_complex']}); split long "
+                             "expressions and deep nesting into smaller parts", name)
         if "syntax_error" in info:
             # Reported with cell line numbers by _build, which sees the line offset.
             return Signature(name, (), "json", "Any")

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..errors import FunctionNotFound, FunctionsError, StorageError
-from ..models import Artifact, FunctionInfo, check_name
+from ..models import VERSION_RE, Artifact, FunctionInfo, check_name
 from .fsutil import create_exclusive, open_fs, read_or_none, write_atomic
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -106,7 +106,7 @@ class FunctionStore:
         out = []
         for entry in entries:
             base = entry.rsplit("/", 1)[-1]
-            if base.endswith(".json") and base[:-5].isdigit():
+            if base.endswith(".json") and VERSION_RE.fullmatch(base[:-5]):
                 out.append(int(base[:-5]))
         return sorted(out)
 
