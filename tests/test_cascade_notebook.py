@@ -12,6 +12,9 @@ def test_cascade_notebook(store, monkeypatch):
     monkeypatch.delenv("FUNCTIONS_NB_MODEL", raising=False)
     text = "\n".join(run_notebook("cascade.ipynb", timeout=300).values())
     assert "answered by the code tier" in text
+    # the history's path column, whole: down to the human tier
+    assert "code#1:error → generative#1:error → agentic#0:skipped → human#1:pending → human#1:ok" in text
+    assert "..." not in text
     assert "12 from the generative tier" in text
     assert "<pending human task" in text and "waiting since" in text
     assert "HumanWidget" in text

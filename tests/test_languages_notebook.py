@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import nbformat
+
 from functions_nb import Functions
 
-from .notebook_runner import run_notebook
+from .notebook_runner import NOTEBOOKS, run_notebook
 
 
 def test_languages_notebook(store, monkeypatch):
@@ -24,4 +26,10 @@ def test_languages_notebook(store, monkeypatch):
                                               "javascript", "python", "csharp"}
     df = fx.sql("SELECT DISTINCT language FROM executions WHERE status = 'ok'")
     assert len(df) == 8
+    # the title is true, and the counts of the history cell are integers
+    nb = nbformat.read(NOTEBOOKS / "languages.ipynb", as_version=4)
+    assert nb.cells[0].source.startswith("# A tour of the eight languages")
+    query = nb.cells[-1].source.split('"""')[1]
+    counts = fx.sql(query)[["calls", "ok"]]
+    assert all(str(t).startswith("int") for t in counts.dtypes), counts.dtypes
     fx.close()
