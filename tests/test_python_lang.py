@@ -51,16 +51,11 @@ def attempt(what: str, arg: str) -> str:
 
 
 def js_proxy():
-    """A JavaScript object reachable from Python (closure of the host's dispatcher)."""
+    """A JavaScript object reachable from Python (held by anything the collector knows)."""
     for obj in gc.get_objects():
-        if "_fnb_init" in getattr(obj, "__qualname__", "") and getattr(obj, "__closure__", None):
-            for cell in obj.__closure__:
-                try:
-                    value = cell.cell_contents
-                except ValueError:
-                    continue
-                if type(type(value)).__name__ == "_JsProxyMetaClass":
-                    return value
+        for value in (obj, *gc.get_referents(obj)):
+            if type(type(value)).__name__ == "_JsProxyMetaClass" and not isinstance(value, type):
+                return value
     raise LookupError("no JavaScript object reachable")
 
 

@@ -2,9 +2,14 @@
 
 The Pyodide host (``pyodide_host.mjs``) compiles this file into its memory snapshot; each
 function gets an interpreter restored from that snapshot, in which :func:`init` installs the
-console capture and the sandbox's Python-level refusals and returns :meth:`Guest.handle`, the
-dispatcher the host calls for every request to that function. Nothing here holds a
-JavaScript object: memory and file limits are set by the host around each call.
+console capture and the sandbox's Python-level refusals, drops every JavaScript object
+Pyodide's own modules held (:func:`sever_javascript`) and returns :meth:`Guest.handle`, the
+dispatcher the host calls for every request to that function. Memory and file limits are set
+by the host around each call.
+
+What keeps JavaScript out of reach is not here: once this set-up is done the host refuses
+every JavaScript operation the interpreter's WASM module asks for. Everything in this module
+is Python state the function could change (the import block only gives a clear message).
 
 Replies are text: a two-digit status (docs/host-protocol.md) and a JSON object: ``v`` the
 value, or ``t`` the error text and ``l`` its cell line; ``c`` the console (``[[level code,
@@ -135,7 +140,8 @@ def no_processes(*args: Any, **kwargs: Any) -> Any:
 
 
 class Blocked:
-    """A meta-path finder refusing the modules in ``names``."""
+    """A meta-path finder refusing the modules in ``names`` with a clear message (user code
+    can remove it: the host's refusal of JavaScript is what holds)."""
 
     def __init__(self, names: frozenset[str]) -> None:
         self.names = names
@@ -146,6 +152,48 @@ class Blocked:
                 f"module {name!r} is not available to functions (sandbox: no JavaScript "
                 "or host access)", name=name)
         return None
+
+
+def is_js(value: Any) -> bool:
+    """A JavaScript object as Pyodide hands it to Python (an instance of a JsProxy class)."""
+    return type(type(value)).__name__ == "_JsProxyMetaClass" and not isinstance(value, type)
+
+
+def _no_schedule(callback: Any, delay: float = 0) -> None:
+    """asyncio's scheduling without JavaScript: nothing scheduled runs (work must not outlive
+    its call; there is no event loop between calls)."""
+
+
+def sever_javascript() -> int:
+    """Drop the JavaScript objects Pyodide's Python modules hold (the modules ``js`` and
+    ``pyodide_js`` behind its import hooks, asyncio's scheduler, the package list): after
+    set-up the host refuses any use of them, and letting go of one then would end the
+    interpreter. asyncio keeps working without running anything scheduled. Returns how many
+    references were dropped."""
+    for finder in [f for f in sys.meta_path if type(f).__name__ in ("JsFinder",
+                                                                    "WindowsToLinuxPathFinder")]:
+        sys.meta_path.remove(finder)
+    dropped = 0
+    for obj in gc.get_objects():
+        if isinstance(obj, dict) and obj.get("__name__") == "pyodide.webloop":
+            obj["scheduleCallback"] = _no_schedule
+            obj["create_once_callable"] = lambda fn, **_: fn
+    for obj in gc.get_objects():
+        if not any(is_js(ref) for ref in gc.get_referents(obj)):
+            continue
+        if isinstance(obj, dict):
+            for key in [k for k, v in obj.items() if is_js(v)]:
+                del obj[key]
+                dropped += 1
+        elif isinstance(obj, list):
+            obj[:] = [v for v in obj if not is_js(v)]
+            dropped += 1
+        elif hasattr(obj, "__dict__"):
+            for key in [k for k, v in vars(obj).items() if is_js(v)]:
+                delattr(obj, key)
+                dropped += 1
+    gc.collect()
+    return dropped
 
 
 def stop_tasks() -> None:
@@ -229,6 +277,7 @@ class Guest:
         for name in list(sys.modules):
             if name.partition(".")[0] in self.blocked:
                 del sys.modules[name]
+        sever_javascript()
 
     # replies ---------------------------------------------------------------------------
     def reply(self, status: int, fields: str) -> str:

@@ -28,11 +28,19 @@
 // not grow and it may write no file (work it left scheduled is cancelled by the guest). Growing any WASM memory past --heap-mb for
 // all instances together fails (MemoryError in the instance that grew).
 //
-// Hardening: the `js` and `pyodide_js` modules are unregistered; Function/AsyncFunction/
-// GeneratorFunction constructors and `eval` throw (no code from strings, so no route from a JS
-// object to `process`); mountNodeFS, mountNativeFS, NODEFS and package loading are removed;
-// `process` is absent from the worker's global scope while Python runs. The real boundary is
-// outside: node's permission model and bubblewrap.
+// Hardening: once an instance is set up, its WASM module may no longer use JavaScript: every
+// import of Pyodide's JavaScript interface (JsProxy and PyProxy operations, conversions of
+// JavaScript objects, hiwire references), of dynamic loading (dlopen, dlsym), of libffi (ctypes
+// calls) and of system() refuses, except the few the host's own calls need to pass strings and
+// numbers. The imports are wrapped here, in JavaScript, when the module is instantiated: nothing
+// in Python (not even raw memory) can unwrap them; a refused import ends that instance's
+// interpreter (status CRASHED), not the host. No WASM is compiled while Python runs. The guest
+// drops the JavaScript objects Pyodide's Python modules held (the `js` and `pyodide_js`
+// modules among them); its import block only gives a clear message. Also: Function/
+// AsyncFunction/GeneratorFunction constructors and `eval` throw (no code from strings);
+// mountNodeFS, mountNativeFS, NODEFS and package loading are removed; `process` is absent from
+// the worker's global scope while Python runs. The outer boundary: node's permission model and
+// bubblewrap.
 
 import { Worker, isMainThread, workerData } from "node:worker_threads";
 import crypto from "node:crypto";
@@ -165,13 +173,6 @@ function blockCodeGeneration() {
 }
 
 function harden(py) {
-  for (const name of ["js", "pyodide_js"]) {
-    try {
-      py.unregisterJsModule(name);
-    } catch {
-      // not registered: nothing to remove
-    }
-  }
   const refuse = (what) => () => {
     throw new Error(`${what} is disabled in this sandbox`);
   };
@@ -189,26 +190,83 @@ function harden(py) {
   }
 }
 
+// -- the JavaScript an instance's WASM module may use once it is set up -----------------------------
+// Pyodide's JavaScript interface and the imports that load or call native code: refused after
+// set-up (any JavaScript object Python could get, any way to run code it brought).
+const JS_INTERFACE = new RegExp("^(_?Js|js2python|_?python2js|_?pyproxy|_?_?hiwire|create_|destroy_|" +
+  "wrap_|get_async|handle_next_result|_agen_|raw_call_js|is_comlink_proxy|gc_register|proxy_cache|" +
+  "array_to_js|my_dict_converter|new_error|syncifyHandler|set_suspender|get_suspender|saveState|" +
+  "restoreState|throw_no_gil|jslib_init|pyodide_js_init|set_pyodide_module|capture_stderr|" +
+  "restore_stderr|fail_test|can_run_sync|ffi_|_dlopen_js|_emscripten_dlopen_js|_dlsym_js|" +
+  "_emscripten_system|emscripten_asm_const|emscripten_promise_|emscripten_set_up_async_input|" +
+  "emscripten_debugger)");
+// ...except what the host's own calls need: its string arguments in, the string reply out.
+const HOST_CALLS = new Set([
+  "JsvArray_Get", "JsvError_Check", "JsvNoValue_Check", "JsvUTF8ToString", "JsvNum_fromInt",
+  "JsvNum_fromDouble", "JsvNum_toInt", "js2python_js", "js2python_immutable_js",
+  "_python2js_ascii", "_python2js_ucs1", "_python2js_ucs2", "_python2js_ucs4", "can_run_sync_js",
+]);
+const REFUSED = "JavaScript is not available to functions (sandbox)";
+
+// Wrap the JavaScript interface among `env` (the object Emscripten keeps as its import table,
+// so table entries and side-module lookups get the wrappers too); the gate they share.
+function gateImports(env) {
+  const gate = { locked: false };
+  for (const name of Object.keys(env)) {
+    const fn = env[name];
+    if (typeof fn !== "function" || !JS_INTERFACE.test(name) || HOST_CALLS.has(name)) continue;
+    const gated = function (...args) {
+      if (gate.locked) throw new Error(`${REFUSED}: ${name} refused`);
+      return fn.apply(this, args);
+    };
+    Object.assign(gated, fn); // .sig and the like
+    env[name] = gated;
+  }
+  return gate;
+}
+
 // -- WASM: compiled once for every instance; memory capped per instance and for all -----------------
 const memoryCaps = new WeakMap(); // WebAssembly.Memory -> bytes it may grow to
 const memories = new Set(); // WeakRefs of every instance's memory
 let lastMemory = null; // the memory of the module instantiated last
+let lastGate = null; // the import gate of the module instantiated last
+let pythonRunning = false; // no WASM is compiled while it is
 function patchWasm(totalBytes) {
-  const instantiate = WebAssembly.instantiate;
+  const { instantiate, compile, Module } = WebAssembly;
+  const noCompile = () => {
+    if (pythonRunning) throw new WebAssembly.CompileError(`${REFUSED}: no WASM is compiled`);
+  };
   const compiled = new Map(); // byte length -> [bytes, WebAssembly.Module]
   WebAssembly.instantiate = async function (source, imports) {
+    noCompile();
+    const env = imports && imports.env;
+    const gate = env ? gateImports(env) : null;
     if (source instanceof WebAssembly.Module) return instantiate.call(this, source, imports);
     const bytes = Buffer.from(ArrayBuffer.isView(source) ? source.buffer : source,
                               source.byteOffset ?? 0, source.byteLength);
     let hit = compiled.get(bytes.length);
     if (hit === undefined || !hit[0].equals(bytes)) {
-      hit = [Buffer.from(bytes), await WebAssembly.compile(bytes)];
+      hit = [Buffer.from(bytes), await compile(bytes)];
       compiled.set(bytes.length, hit);
     }
     const instance = await instantiate.call(this, hit[1], imports);
-    if (instance.exports.memory instanceof WebAssembly.Memory) lastMemory = instance.exports.memory;
+    if (instance.exports.memory instanceof WebAssembly.Memory) {
+      lastMemory = instance.exports.memory;
+      lastGate = gate;
+    }
     return { instance, module: hit[1] };
   };
+  WebAssembly.compile = async function (...args) {
+    noCompile();
+    return compile.apply(this, args);
+  };
+  WebAssembly.Module = new Proxy(Module, {
+    construct(target, args, newTarget) {
+      noCompile();
+      return Reflect.construct(target, args, newTarget);
+    },
+  });
+  for (const name of ["compileStreaming", "instantiateStreaming"]) delete WebAssembly[name];
   const grow = WebAssembly.Memory.prototype.grow;
   Object.defineProperty(WebAssembly.Memory.prototype, "grow", {
     value: function (pages) {
@@ -231,10 +289,11 @@ function patchWasm(totalBytes) {
 
 // -- one function's interpreter ---------------------------------------------------------------------
 class Instance {
-  constructor(py, handle, memory, limit) {
+  constructor(py, handle, memory, gate, limit) {
     this.py = py;
     this.memory = memory;
     this.handle = handle;
+    this.gate = gate;
     this.M = py._module;
     this.limit = limit;
     this.base = this.M._malloc_footprint() >>> 0;
@@ -318,9 +377,11 @@ class Instance {
     this.fileBytes = 0;
     this.filesOver = false;
     let out;
+    pythonRunning = true;
     try {
       out = this.handle(op, body);
     } finally {
+      pythonRunning = false;
       this.removeFiles();
       if ((M._malloc_footprint() >>> 0) > start + MB) M._malloc_trim(0);
     }
@@ -410,13 +471,15 @@ async function worker() {
     globalThis.process = proc;
     let py;
     lastMemory = null;
+    lastGate = null;
     try {
       py = await loadPyodide({ ...pyodideConfig, _loadSnapshot: snapshot });
     } finally {
       delete globalThis.process;
     }
     const memory = lastMemory;
-    if (memory === null) throw new Error("the instance's WASM memory was not found");
+    const gate = lastGate;
+    if (memory === null || gate === null) throw new Error("the instance's WASM module was not found");
     const modules = py.pyimport("sys").modules;
     const module = modules.get("_fnb_guest");
     if (!module || module.digest !== digest) throw new Error("the snapshot holds another guest program");
@@ -426,7 +489,8 @@ async function worker() {
     for (const p of [init, module, modules]) p.destroy();
     py.setInterruptBuffer(interrupt);
     harden(py);
-    return new Instance(py, handle, memory, limit);
+    gate.locked = true; // from here on, its Python has no JavaScript
+    return new Instance(py, handle, memory, gate, limit);
   }
 
   // A first instance proves the snapshot works before the host says it is ready; the first
