@@ -46,7 +46,7 @@ def summarise(nb: Any, store: str, elapsed: float, name: str = NOTEBOOK.name) ->
 
     fx = Functions(store=store)
     summary = fx.sql("SELECT count(*) AS executions, count(DISTINCT function) AS functions, "
-                     "count_if(status = 'ok') AS ok FROM executions").iloc[0]
+                     "count(*) FILTER (WHERE status = 'ok') AS ok FROM executions").iloc[0]
     print(f"\n{len(fx.list())} functions deployed; {int(summary.executions)} executions "
           f"recorded ({int(summary.ok)} ok) across {int(summary.functions)} functions")
     print(f"store: {store} (`make lab` opens JupyterLab on it: the sidebar lists these functions)")

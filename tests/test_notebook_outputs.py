@@ -5,11 +5,14 @@ time in one unit, and a displayed view updated in place by ``refresh()``."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import nbformat
 import pytest
 
-from .notebook_runner import execute_notebook
+from functions_nb import demo
+
+from .notebook_runner import NOTEBOOKS, execute_notebook
 
 CELLS = {
     "setup": "%load_ext functions_nb\nfrom functions_nb import Functions\nimport functions_nb.magics\n"
@@ -89,3 +92,15 @@ def test_view_updated_in_place(cells):
     assert "add2@1 rust: 7 calls" in view[0].data["text/plain"]
     assert 'class="fnb-view fnb-functions"' in view[0].data["text/html"]
     assert cells["refresh"] == []
+
+
+def test_every_notebook_is_executed_by_a_test():
+    """Each notebook of notebooks/ runs in a test through notebook_runner (which fails on stderr
+    or warnings), quickstart.ipynb through demo.execute (`make demo`)."""
+    here = Path(__file__).parent
+    sources = "".join(p.read_text() for p in here.glob("test_*notebook*.py"))
+    for path in NOTEBOOKS.glob("*.ipynb"):
+        if path == demo.NOTEBOOK:
+            assert "demo.execute(" in sources and "noise(nb)" in sources
+        else:
+            assert f'execute_notebook("{path.name}"' in sources or f'run_notebook("{path.name}"' in sources, path.name
