@@ -266,8 +266,14 @@ def test_output_is_capped(tmp_path):
 def test_file_size_limit(tmp_path):
     box = BuildSandbox(tools=("/bin/sh", "/usr/bin/seq"), fsize_mb=1)
     proc = run_tool(["/bin/sh", "-c", "seq 1 2000000 > big.txt"], cwd=tmp_path, sandbox_=box)
-    assert proc.returncode != 0
+    assert proc.returncode != 0 and "stopped by its file size limit (1 MB)" in proc.stderr
     assert (tmp_path / "big.txt").stat().st_size <= 1 << 20
+
+
+def test_cpu_time_limit(tmp_path):
+    box = BuildSandbox(tools=("/bin/sh",), cpu_s=1)
+    proc = run_tool(["/bin/sh", "-c", "while :; do :; done"], cwd=tmp_path, sandbox_=box, timeout=120)
+    assert proc.returncode != 0 and "stopped by its CPU time limit (1 s)" in proc.stderr
 
 
 def test_builds_run_without_bubblewrap_and_doctor_says_so(fx, monkeypatch, secret_env):

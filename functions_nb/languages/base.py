@@ -309,9 +309,10 @@ def _limit_signal(returncode: int, box: BuildSandbox) -> str | None:
     """Which limit a build's exit status means (killed by a signal, directly or as
     bubblewrap reports it: 128 + signal), or None."""
     sig = -returncode if returncode < 0 else returncode - 128 if returncode > 128 else 0
-    return {signal.SIGXCPU: f"CPU time limit ({box.cpu_s} s)",
-            signal.SIGKILL: f"CPU time limit ({box.cpu_s} s) or was killed",
-            signal.SIGXFSZ: f"file size limit ({box.fsize_mb} MB)"}.get(sig)  # type: ignore[call-overload]
+    limits = {int(signal.SIGXCPU): f"CPU time limit ({box.cpu_s} s)",
+              int(signal.SIGKILL): f"CPU time limit ({box.cpu_s} s) or was killed",
+              int(signal.SIGXFSZ): f"file size limit ({box.fsize_mb} MB)"}
+    return limits.get(sig)
 
 
 class _Capped:
