@@ -5,7 +5,7 @@ from __future__ import annotations
 from traitlets import Float, Int, Unicode, default
 from traitlets.config import Configurable
 
-from ..config import default_store_url
+from ..config import Ceilings, default_store_url
 
 #: Largest ``line_offset`` of a deploy (the source is shifted by that many newlines).
 MAX_LINE_OFFSET = 100_000
@@ -30,6 +30,18 @@ class FunctionsNB(Configurable):
                         ).tag(config=True)
     sql_memory_mb = Int(256, help="DuckDB memory limit of a POST sql query, in MB.").tag(config=True)
     sql_threads = Int(1, help="DuckDB threads of a POST sql query.").tag(config=True)
+    max_memory_mb = Int(Ceilings().memory_mb, help="Largest memory_mb a deploy may ask for "
+                        "(SDK: Ceilings.memory_mb).").tag(config=True)
+    max_timeout = Float(Ceilings().timeout, help="Largest code-tier timeout of a deploy or a call, "
+                        "in seconds (SDK: Ceilings.timeout).").tag(config=True)
+    max_tier_timeout = Float(Ceilings().tier_timeout, help="Largest timeout of another tier or of "
+                             "a whole cascade, in seconds (SDK: Ceilings.tier_timeout)."
+                             ).tag(config=True)
+
+    def ceilings(self) -> Ceilings:
+        """The limit ceilings for the API's ``Functions(ceilings=...)``; the SDK checks them."""
+        return Ceilings(memory_mb=self.max_memory_mb, timeout=self.max_timeout,
+                        tier_timeout=self.max_tier_timeout)
 
     @default("store")
     def _default_store(self) -> str:
