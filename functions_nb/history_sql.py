@@ -33,7 +33,6 @@ from typing import Any
 
 from .errors import BadArguments
 from .history import History, _sql_list
-from .storage.fsutil import is_local
 
 #: Defaults: seconds a query may run, DuckDB memory (MB), DuckDB threads.
 TIMEOUT = 10.0
@@ -81,9 +80,7 @@ def connect(history: History, *, memory_mb: int = MEMORY_MB, threads: int = THRE
         "max_temp_directory_size": "0B",
     })
     try:
-        if not is_local(history.store.fs):  # the history's URLs go through the store's fsspec
-            con.register_filesystem(history.store.fs)
-        files = history.create_views(con)
+        files = history.create_views(con)  # registers a remote store's fsspec filesystem
         con.execute(f"SET allowed_paths = {_sql_list(files)}")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
