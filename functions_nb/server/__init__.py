@@ -2,8 +2,10 @@
 
 Enabled with ``jupyter server extension enable functions_nb.server`` (the wheel ships a
 ``jupyter_server_config.d`` file that enables it on install). Jupyter's own authentication
-protects every route; configure with ``c.FunctionsNB.store``, ``max_body_bytes``,
-``rate_limit`` and ``rate_burst``.
+protects every route and Jupyter's Authorizer decides each action (read, execute, write on the
+resource ``functions``); configure with ``c.FunctionsNB.store``, ``max_body_bytes``,
+``max_json_depth``, ``rate_limit``, ``rate_burst``, ``sql_timeout``, ``sql_memory_mb`` and
+``sql_threads``.
 """
 
 from __future__ import annotations

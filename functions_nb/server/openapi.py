@@ -14,7 +14,8 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    text = {400: "Bad request (bad arguments, compile error, bad JSON, refused SQL)",
+    text = {400: "Bad request (bad arguments, compile error, bad JSON or JSON nested too deep, "
+                 "a version not written in ASCII digits, refused or failed SQL)",
             404: "Unknown function, version or task", 413: "Request body too large",
             422: "The function ran and failed (trap, panic, timeout, memory limit, cascade exhausted)",
             429: "Rate limited or executor queue full (see Retry-After)",
@@ -102,7 +103,7 @@ def openapi(server_url: str = "/functions-nb/api") -> dict[str, Any]:
                    ["name", "version", "language", "signature"])
     info = {"$ref": "#/components/schemas/FunctionInfo"}
     cascade = {"$ref": "#/components/schemas/CascadeOptions"}
-    target = _path_param("target", "name or name@version")
+    target = _path_param("target", "name or name@version (version in ASCII digits)")
     paths: dict[str, Any] = {
         "/health": {"get": {"operationId": "health", "summary": "Liveness and version",
                             "responses": {"200": _json(_obj({"status": {"type": "string"},
@@ -183,7 +184,9 @@ def openapi(server_url: str = "/functions-nb/api") -> dict[str, Any]:
                 ["functions", "recent", "tasks"])), **_errors(400)}}},
         "/sql": {"post": {
             "operationId": "sql", "summary": "Read-only DuckDB SQL over the executions table "
-                                             "(one SELECT or WITH statement)",
+                                             "(one SELECT statement; no file, URL, setting, "
+                                             "extension or write: error codes read_only, "
+                                             "sql_error, sql_timeout)",
             "parameters": [{"name": "limit", "in": "query",
                             "schema": {"type": "integer", "minimum": 1, "maximum": 100000}}],
             "requestBody": _body(_obj({"query": {"type": "string"}}, ["query"])),
@@ -206,19 +209,24 @@ def openapi(server_url: str = "/functions-nb/api") -> dict[str, Any]:
             "responses": {"200": _json({"type": "object"}, "The stored answer"),
                           **_errors(400, 404)}}},
     }
-    # What every route may answer: a body tornado cannot parse (400), no or a wrong token (403),
-    # the body and rate limits (413, 429).
+    # What every route may answer: a body tornado cannot parse (400), no or a wrong token, or
+    # an action Jupyter's Authorizer does not allow (403), the body and rate limits (413, 429).
     for item in paths.values():
         for op in item.values():
             for code, response in _errors(400).items():
                 op["responses"].setdefault(code, response)
-            op["responses"].setdefault("403", _json(_ERROR, "Not authenticated"))
+            op["responses"].setdefault("403", _json(_ERROR, "Not authenticated, or Jupyter's "
+                                                     "Authorizer does not allow the action (read, "
+                                                     "execute or write on 'functions')"))
     return {
         "openapi": "3.1.0",
         "info": {"title": "functions-nb", "version": "1",
                  "description": "Deploy and invoke sandboxed functions, read their history and "
                                 "answer human tasks. Served by a Jupyter Server extension: "
-                                "authenticate as for Jupyter (token or cookie)."},
+                                "authenticate as for Jupyter (token or cookie); Jupyter's "
+                                "Authorizer decides each action on the resource 'functions': "
+                                "read (everything that only reads), execute (invoke), write "
+                                "(deploy, answering human tasks)."},
         "servers": [{"url": server_url}],
         "security": [{"token": []}],
         "paths": paths,
