@@ -154,43 +154,49 @@ class Blocked:
         return None
 
 
-def is_js(value: Any) -> bool:
-    """A JavaScript object as Pyodide hands it to Python (an instance of a JsProxy class)."""
-    return type(type(value)).__name__ == "_JsProxyMetaClass" and not isinstance(value, type)
-
-
 def _no_schedule(callback: Any, delay: float = 0) -> None:
     """asyncio's scheduling without JavaScript: nothing scheduled runs (work must not outlive
     its call; there is no event loop between calls)."""
 
 
+#: Pyodide's own packages and modules: where its Python side keeps JavaScript objects.
+PYODIDE_PACKAGES = frozenset({"js", "pyodide_js", "pyodide", "_pyodide", "_pyodide_core"})
+
+
+def is_js(value: Any) -> bool:
+    """A JavaScript object as Pyodide hands it to Python (an instance of a JsProxy class)."""
+    return type(type(value)).__name__ == "_JsProxyMetaClass"
+
+
 def sever_javascript() -> int:
-    """Drop the JavaScript objects Pyodide's Python modules hold (the modules ``js`` and
-    ``pyodide_js`` behind its import hooks, asyncio's scheduler, the package list): after
-    set-up the host refuses any use of them, and letting go of one then would end the
-    interpreter. asyncio keeps working without running anything scheduled. Returns how many
-    references were dropped."""
-    for finder in [f for f in sys.meta_path if type(f).__name__ in ("JsFinder",
-                                                                    "WindowsToLinuxPathFinder")]:
+    """Drop the JavaScript objects Pyodide's Python side holds: the modules ``js`` and
+    ``pyodide_js`` and its import hooks for them, asyncio's scheduler, the package list (in
+    its modules, and the objects of their classes). After set-up the host refuses any use of
+    them, and letting go of one then would end the interpreter; asyncio keeps working without
+    running anything scheduled. Returns how many references were dropped."""
+    finders = [f for f in sys.meta_path
+               if type(f).__name__ in ("JsFinder", "WindowsToLinuxPathFinder")]
+    for finder in finders:
         sys.meta_path.remove(finder)
+    modules = [m for name, m in list(sys.modules.items())
+               if name.partition(".")[0] in PYODIDE_PACKAGES and isinstance(m, types.ModuleType)]
+    holders: list[Any] = [sys.modules, *finders]
+    for module in modules:
+        names = vars(module)
+        holders.append(names)
+        if names.get("__name__") == "pyodide.webloop":
+            names["scheduleCallback"] = _no_schedule
+            names["create_once_callable"] = lambda fn, **_: fn
+        for cls in [v for v in names.values()
+                    if isinstance(v, type) and v.__module__ == module.__name__]:
+            holders += [o for o in gc.get_referrers(cls) if type(o) is cls]
     dropped = 0
-    for obj in gc.get_objects():
-        if isinstance(obj, dict) and obj.get("__name__") == "pyodide.webloop":
-            obj["scheduleCallback"] = _no_schedule
-            obj["create_once_callable"] = lambda fn, **_: fn
-    for obj in gc.get_objects():
-        if not any(is_js(ref) for ref in gc.get_referents(obj)):
-            continue
-        if isinstance(obj, dict):
-            for key in [k for k, v in obj.items() if is_js(v)]:
-                del obj[key]
-                dropped += 1
-        elif isinstance(obj, list):
-            obj[:] = [v for v in obj if not is_js(v)]
-            dropped += 1
-        elif hasattr(obj, "__dict__"):
-            for key in [k for k, v in vars(obj).items() if is_js(v)]:
-                delattr(obj, key)
+    for holder in holders:
+        names = holder if isinstance(holder, dict) else getattr(holder, "__dict__", {})
+        inner = [v for v in names.values() if isinstance(v, dict)] if names is not holder else []
+        for mapping in (names, *inner):
+            for key in [k for k, v in mapping.items() if is_js(v)]:
+                del mapping[key]
                 dropped += 1
     gc.collect()
     return dropped
@@ -273,11 +279,11 @@ class Guest:
                          "posix_spawnp", "spawnv", "spawnve", "spawnl", "spawnle"):
                 if hasattr(mod, name):
                     setattr(mod, name, no_processes)
+        sever_javascript()
         sys.meta_path.insert(0, Blocked(self.blocked))
         for name in list(sys.modules):
             if name.partition(".")[0] in self.blocked:
                 del sys.modules[name]
-        sever_javascript()
 
     # replies ---------------------------------------------------------------------------
     def reply(self, status: int, fields: str) -> str:

@@ -28,8 +28,10 @@ reloaded on its next call).
 Isolation (:meth:`PyodideRuntime.isolation`): the host layer's sandbox profile (bubblewrap: no
 network, own namespaces, only node, its libraries and the Pyodide files; seccomp; a clean
 environment), node's permission model (reads of those files only, no writes, no child
-processes) and, inside, no ``js``/``pyodide_js``/``ctypes``/``pyodide``, no processes, and no
-JavaScript code generation from strings.
+processes) and, inside, no JavaScript: once an interpreter is set up the host refuses every
+JavaScript operation its WASM module asks for (enforced in the host's JavaScript, so Python
+cannot undo it; :data:`BLOCKED_MODULES` is only refused early, with a clear message), no
+processes, and no JavaScript code generation from strings.
 """
 
 from __future__ import annotations
@@ -70,7 +72,8 @@ GRACE = 0.5
 START_TIMEOUT = 120.0
 HEAP_MB = int(os.environ.get("FUNCTIONS_NB_PYODIDE_HEAP_MB", "4096"))
 INSTANCES = int(os.environ.get("FUNCTIONS_NB_PYODIDE_INSTANCES", "32"))
-#: Modules functions may not import: JavaScript/host access, raw memory, package loading.
+#: Modules functions may not import: JavaScript/host access, raw memory, package loading
+#: (a clear message; what holds is the host's refusal of JavaScript after set-up).
 BLOCKED_MODULES = ("js", "pyodide_js", "pyodide", "_pyodide", "_pyodide_core", "micropip",
                    "ctypes", "_ctypes")
 
@@ -291,8 +294,8 @@ class PyodideRuntime(SharedHostRuntime):
         if permission:
             own.append("node permission model: reads only node's Pyodide files, no writes, "
                        "no child processes")
-        own.append("no JavaScript reachable from Python (no js/pyodide_js/ctypes, no code "
-                   "from strings)")
+        own.append("no JavaScript reachable from Python (the host refuses every JavaScript "
+                   "operation after set-up; no code from strings)")
         iso = sandbox.isolation("pyodide", layers, tuple(own),
                                 ("time", "memory (heap kept across calls, and files)"))
         if not permission:
