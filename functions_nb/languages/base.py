@@ -342,10 +342,9 @@ class _Capped:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except OSError:
-        proc.kill()
+    from ..runtimes.host.process import kill_group
+
+    kill_group(proc)  # never signals a reaped pid (it may be another process's by now)
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:

@@ -34,6 +34,22 @@ class Pipes:
         self.request, self.reply, self.control = request, reply, control
 
 
+def kill_group(proc: subprocess.Popen[Any]) -> None:
+    """SIGKILL ``proc`` and its process group (it was started as a session leader) -- only
+    while it has not been reaped: a reaped process's pid (and group id) may already belong
+    to another process (pid_max is 32768 on some machines)."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the zombie keeps the pid ours until reaped
+    except OSError:
+        pass
+    try:
+        proc.kill()
+    except OSError:
+        pass
+
+
 def signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
@@ -131,11 +147,7 @@ class HostProcess:
         answered DIED with ``why``."""
         if why and not self._kill_reason:
             self._kill_reason = why
-        for kill in (lambda: os.killpg(self.proc.pid, signal.SIGKILL), self.proc.kill):
-            try:
-                kill()
-            except OSError:
-                pass
+        kill_group(self.proc)
         self.channel._eof()
 
     def _ended(self) -> str:
@@ -185,7 +197,7 @@ class HostProcess:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self._kill_reason = "it did not exit when shut down"
-        self.kill()
+        self.kill()  # signals nothing when it exited: its pid may belong to another process now
         self.log.close()
 
     def forget(self) -> None:
@@ -195,4 +207,4 @@ class HostProcess:
         self.channel.forget(f"{self.label} belongs to the parent process")
 
 
-__all__ = ["HostProcess", "HostDied", "Pipes", "ChannelClosed", "signal_name"]
+__all__ = ["HostProcess", "HostDied", "Pipes", "ChannelClosed", "kill_group", "signal_name"]
