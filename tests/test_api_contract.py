@@ -171,6 +171,61 @@ def test_unauthenticated_refused(server):
     assert task["status"] == "pending", task
 
 
+# --- bad input the generator does not reach: deep JSON, non-ASCII digits ---------------------
+
+
+def _documented(server: Server, method: str, path: str, status: int) -> bool:
+    doc = server.get("openapi.json").json()
+    return str(status) in doc["paths"][path][method.lower()]["responses"]
+
+
+def test_nested_json_is_a_documented_400(server):
+    """Every operation with a body, sent JSON nested 100,000 deep (a RecursionError, 500, in
+    the parser before) or 65 deep (one past max_json_depth): a 400 JSON error, nothing done."""
+    time.sleep(HISTORY_FLUSH)
+    before = _executions(server)
+    deep = "[" * 100_000 + "]" * 100_000
+    just_over = "[" * 65 + "]" * 65
+    bodies = {("POST", "/functions"): '{"language": "rust", "name": "deep", "source": "x", '
+                                      '"options": {"d": %s}}',
+              ("POST", "/functions/{target}/invoke"): '{"args": [1, %s]}',
+              ("POST", "/sql"): '{"query": "SELECT 1", "x": %s}',
+              ("POST", "/human/tasks/{task_id}/answer"): '{"decision": "value", "value": %s}'}
+    for (method, path), template in bodies.items():
+        url = server.url + path.lstrip("/").replace("{target}", "add").replace(
+            "{task_id}", server.task_id)
+        for nested in (deep, just_over):
+            resp = requests.request(method, url, headers={**AUTH, "Content-Type": "application/json"},
+                                    data=template % nested, timeout=60)
+            assert resp.status_code == 400, (path, resp.status_code, resp.text[:300])
+            assert resp.json()["error"]["code"] == "bad_json", (path, resp.text[:300])
+            assert "nested deeper than" in resp.json()["error"]["message"]
+            assert _documented(server, method, path, 400), path
+    time.sleep(HISTORY_FLUSH)
+    assert server.get("functions/deep").status_code == 404
+    assert _executions(server) == before
+    tasks = server.get("human/tasks").json()["tasks"]
+    assert server.task_id in [t["task_id"] for t in tasks]
+
+
+@pytest.mark.parametrize("version", ["\u00b2", "\u0661", "\uff11", "\u0967"])
+def test_non_ascii_digit_versions_are_a_documented_400(server, version):
+    """``add@²`` was a 500 and ``add@١`` ran version 1: versions are ASCII digits."""
+    time.sleep(HISTORY_FLUSH)
+    before = _executions(server)
+    target = requests.utils.quote(f"add@{version}")
+    for method, path, body in (("GET", "/functions/{target}", None),
+                               ("POST", "/functions/{target}/invoke", {"args": [2, 3]})):
+        resp = requests.request(method, server.url + path.lstrip("/").replace("{target}", target),
+                                headers=AUTH, json=body, timeout=60)
+        assert resp.status_code == 400, (method, path, resp.status_code, resp.text)
+        error = resp.json()["error"]
+        assert error["code"] == "bad_arguments" and "ASCII digits" in error["message"], error
+        assert _documented(server, method, path, 400)
+    time.sleep(HISTORY_FLUSH)
+    assert _executions(server) == before
+
+
 # --- schemathesis ---------------------------------------------------------------------------
 
 CONFIG = SchemathesisConfig.from_dict({
