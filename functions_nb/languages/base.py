@@ -23,8 +23,9 @@ from ..errors import CompileError, ToolchainMissing
 from ..models import Artifact, Signature
 from ..runtimes.host import sandbox
 
-#: Bump when generated glue changes, so cached artifacts are rebuilt.
-GLUE_VERSION = "2"
+#: Bump when generated glue or the build sandbox changes, so cached artifacts are rebuilt
+#: (3: builds run sandboxed; an artifact built before could hold what a build may not read).
+GLUE_VERSION = "3"
 
 
 @dataclass(frozen=True)
