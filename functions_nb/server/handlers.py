@@ -298,9 +298,11 @@ _VERSION = re.compile(r"[0-9]{1,9}", re.ASCII)
 
 
 def check_target(target: str) -> str:
-    """``name`` or ``name@N`` from a path, with ``N`` written in ASCII digits (1..999999999);
-    the name itself is checked by the SDK (:func:`functions_nb.models.parse_target`)."""
-    name, sep, version = target.partition("@")
+    """``target`` (``name`` or ``name@N`` from a path) if ``N`` is at most 9 ASCII digits.
+    The server's own check: the SDK's :func:`functions_nb.models.parse_target` checks the name
+    and ``N >= 1``, but ``str.isdigit`` let ``add@²`` through to a ValueError (500) and
+    ``add@١`` to version 1."""
+    _, sep, version = target.partition("@")
     if sep and not _VERSION.fullmatch(version):
         raise ApiError(400, "bad_arguments",
                        f"invalid version {version!r} in {target!r}: a version is a number "
