@@ -28,11 +28,11 @@
 // not grow and it may write no file (work it left scheduled is cancelled by the guest). Growing any WASM memory past --heap-mb for
 // all instances together fails (MemoryError in the instance that grew).
 //
-// Hardening: once an instance is set up, its WASM module may no longer use JavaScript: every
-// import of Pyodide's JavaScript interface (JsProxy and PyProxy operations, conversions of
-// JavaScript objects, hiwire references), of dynamic loading (dlopen, dlsym), of libffi (ctypes
-// calls) and of system() refuses, except the few the host's own calls need to pass strings and
-// numbers. The imports are wrapped here, in JavaScript, when the module is instantiated: nothing
+// Hardening: once an instance is set up, its WASM module may no longer use JavaScript: its
+// imports refuse, except the C library's system calls, clocks and signals and the few imports of
+// Pyodide's JavaScript interface the host's own calls need to pass strings (so no JsProxy or
+// PyProxy operation, no conversion of JavaScript objects, no dlopen/dlsym, no libffi calls for
+// ctypes, no system(), and any import a newer Pyodide adds is refused too). The imports are wrapped here, in JavaScript, when the module is instantiated: nothing
 // in Python (not even raw memory) can unwrap them; a refused import ends that instance's
 // interpreter (status CRASHED), not the host. No WASM is compiled while Python runs. The guest
 // drops the JavaScript objects Pyodide's Python modules held (the `js` and `pyodide_js`
@@ -191,16 +191,18 @@ function harden(py) {
 }
 
 // -- the JavaScript an instance's WASM module may use once it is set up -----------------------------
-// Pyodide's JavaScript interface and the imports that load or call native code: refused after
-// set-up (any JavaScript object Python could get, any way to run code it brought).
-const JS_INTERFACE = new RegExp("^(_?Js|js2python|_?python2js|_?pyproxy|_?_?hiwire|create_|destroy_|" +
-  "wrap_|get_async|handle_next_result|_agen_|raw_call_js|is_comlink_proxy|gc_register|proxy_cache|" +
-  "array_to_js|my_dict_converter|new_error|syncifyHandler|set_suspender|get_suspender|saveState|" +
-  "restoreState|throw_no_gil|jslib_init|pyodide_js_init|set_pyodide_module|capture_stderr|" +
-  "restore_stderr|fail_test|can_run_sync|ffi_|_dlopen_js|_emscripten_dlopen_js|_dlsym_js|" +
-  "_emscripten_system|emscripten_asm_const|emscripten_promise_|emscripten_set_up_async_input|" +
-  "emscripten_debugger)");
-// ...except what the host's own calls need: its string arguments in, the string reply out.
+// Its imports are refused after set-up, unless listed here (an import a newer Pyodide adds is
+// refused until it is): the C library's system calls, clocks, signals and memory growth...
+const SYSTEM = new RegExp("^(__syscall_|fd_|clock_|environ_|args_|proc_exit$|random_get$|" +
+  "emscripten_(get_now|date_now|get_heap_max|resize_heap|log_impl_js|runtime_keepalive_push|" +
+  "runtime_keepalive_pop)$|_emscripten_(get_progname|runtime_keepalive_clear|lookup_name|" +
+  "log_formatted)$|_(tzset|abort|mmap|munmap|msync|localtime|gmtime|mktime|timegm|setitimer)_js$|" +
+  "__call_sighandler$|_Py_CheckEmscriptenSignals_Helper$|_PyEM_TrampolineCall_JS$|" +
+  "_Py_emscripten_runtime$|__assert_fail$|exit$|getprotobyname$|getaddrinfo$|getnameinfo$|" +
+  "_try_(fcntl64|shutdown)$|_maybe_(connect|recvfrom|sendto|poll)_async$)");
+// ...and of Pyodide's JavaScript interface only what the host's own calls need (their string
+// arguments in, the string reply out). Refused: every other JsProxy/PyProxy operation and
+// conversion of JavaScript objects, dlopen/dlsym, libffi (ctypes), system(), EM_ASM.
 const HOST_CALLS = new Set([
   "JsvArray_Get", "JsvError_Check", "JsvNoValue_Check", "JsvUTF8ToString", "JsvNum_fromInt",
   "JsvNum_fromDouble", "JsvNum_toInt", "js2python_js", "js2python_immutable_js",
@@ -208,13 +210,14 @@ const HOST_CALLS = new Set([
 ]);
 const REFUSED = "JavaScript is not available to functions (sandbox)";
 
-// Wrap the JavaScript interface among `env` (the object Emscripten keeps as its import table,
-// so table entries and side-module lookups get the wrappers too); the gate they share.
+// Wrap the imports in `env` that are refused after set-up (`env` is the object Emscripten keeps
+// as its import table, so table entries and side-module lookups get the wrappers too); the
+// gate they share.
 function gateImports(env) {
   const gate = { locked: false };
   for (const name of Object.keys(env)) {
     const fn = env[name];
-    if (typeof fn !== "function" || !JS_INTERFACE.test(name) || HOST_CALLS.has(name)) continue;
+    if (typeof fn !== "function" || SYSTEM.test(name) || HOST_CALLS.has(name)) continue;
     const gated = function (...args) {
       if (gate.locked) throw new Error(`${REFUSED}: ${name} refused`);
       return fn.apply(this, args);
@@ -289,11 +292,10 @@ function patchWasm(totalBytes) {
 
 // -- one function's interpreter ---------------------------------------------------------------------
 class Instance {
-  constructor(py, handle, memory, gate, limit) {
+  constructor(py, handle, memory, limit) {
     this.py = py;
     this.memory = memory;
     this.handle = handle;
-    this.gate = gate;
     this.M = py._module;
     this.limit = limit;
     this.base = this.M._malloc_footprint() >>> 0;
@@ -490,7 +492,7 @@ async function worker() {
     py.setInterruptBuffer(interrupt);
     harden(py);
     gate.locked = true; // from here on, its Python has no JavaScript
-    return new Instance(py, handle, memory, gate, limit);
+    return new Instance(py, handle, memory, limit);
   }
 
   // A first instance proves the snapshot works before the host says it is ready; the first
