@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 import tornado.httpclient
-from jupyter_server.auth import Authorizer
+from jupyter_server.auth import Authorizer, IdentityProvider, User
 
 from functions_nb import history_sql
 from functions_nb.client import Functions
@@ -288,6 +288,29 @@ async def test_unauthenticated_requests_do_not_spend_a_users_budget(api, jp_http
         assert json.loads(resp.body)["error"]["code"] == "forbidden"
     codes = [(await api("health"))[0].code for _ in range(4)]
     assert codes == [200, 200, 200, 429]  # the token holder's own budget, and only theirs
+
+
+
+class HeaderIdentityProvider(IdentityProvider):
+    """Users named by an ``X-Test-User`` header (what a JupyterHub or password login gives:
+    a stable user name per person); no header, no user."""
+
+    def get_user(self, handler):
+        name = handler.request.headers.get("X-Test-User")
+        return User(name) if name else None
+
+
+@pytest.mark.parametrize("server_extra", [{
+    "ServerApp": {"identity_provider_class": HeaderIdentityProvider},
+    "FunctionsNB": {"rate_limit": 0.001, "rate_burst": 3}}])
+async def test_each_user_has_their_own_budget(api):
+    codes = {}
+    for user in ("alice", "bob"):
+        codes[user] = [(await api("health", headers={"X-Test-User": user}))[0].code
+                       for _ in range(4)]
+    assert codes == {"alice": [200, 200, 200, 429], "bob": [200, 200, 200, 429]}
+    resp, data = await api("health", headers={"X-Test-User": ""})
+    assert_error(resp, data, 403, "forbidden")
 
 
 # --- bad input -------------------------------------------------------------------------------
