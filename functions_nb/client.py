@@ -346,7 +346,9 @@ class Functions:
             tasks = TaskQueue(self.store)
         except ImportError:
             tasks = None
-        return TierServices(invoke=plain_invoke, list_functions=self.list, sql=self.sql,
+        from .history_sql import reader
+
+        return TierServices(invoke=plain_invoke, list_functions=self.list, sql=reader(self.history),
                             tasks=tasks, model=self.model, agent_model=self.agent_model)
 
     def __getitem__(self, target: str) -> FunctionHandle:

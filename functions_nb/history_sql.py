@@ -26,6 +26,7 @@ use this module.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -147,11 +148,6 @@ def _run(con: Any, sql: str, max_rows: int, timeout: float) -> QueryResult:
     return QueryResult([str(c) for c in frame.columns], count, frame)
 
 
-def history_of(sql: Callable[[str], Any]) -> History | None:
-    """The :class:`History` behind a tier's ``services.sql`` (``Functions.sql``, a bound
-    method of an object with a ``history``), or None."""
-    owner = getattr(sql, "__self__", None)
-    if isinstance(owner, History):
-        return owner
-    history = getattr(owner, "history", None)
-    return history if isinstance(history, History) else None
+def reader(history: History | None) -> Callable[..., QueryResult] | None:
+    """``query`` bound to ``history`` (what tiers get as ``services.sql``), or None."""
+    return None if history is None else functools.partial(query, history)

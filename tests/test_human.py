@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from functions_nb import BadArguments, Functions
+from functions_nb import BadArguments, Functions, history_sql
 from functions_nb.cascade.base import Attempt, HumanPending, TierCall, TierServices
 from functions_nb.cascade.human import HumanDesk, HumanTier, Pending
 from functions_nb.errors import Aborted, FunctionTimeout, InvocationError
@@ -37,7 +37,8 @@ def deployed(fx):
 
 
 def services(fx) -> TierServices:
-    return TierServices(invoke=fx.invoke, list_functions=fx.list, sql=fx.sql, tasks=TaskQueue(fx.store))
+    return TierServices(invoke=fx.invoke, list_functions=fx.list, sql=history_sql.reader(fx.history),
+                        tasks=TaskQueue(fx.store))
 
 
 def code_failure(fx, arg="x1") -> Attempt:
@@ -166,7 +167,7 @@ def test_wait_human_answered_from_another_thread(deployed):
     tier = HumanTier(services(fx))
     tasks = tier.services.tasks
     assert tier.skip_reason(fx.info("parse"), {}) is None
-    assert HumanTier(TierServices(fx.invoke, fx.list, fx.sql)).skip_reason(fx.info("parse"), {}) == \
+    assert HumanTier(TierServices(fx.invoke, fx.list, history_sql.reader(fx.history))).skip_reason(fx.info("parse"), {}) == \
         "no human channel: the store has no task queue"
 
     def person():

@@ -25,7 +25,10 @@ from pydantic_ai.messages import (  # noqa: E402
 from pydantic_ai.models.function import AgentInfo, FunctionModel  # noqa: E402
 from pydantic_ai.models.test import TestModel  # noqa: E402
 
-from functions_nb import languages  # noqa: E402
+from functions_nb import (
+    history_sql,  # noqa: E402
+    languages,  # noqa: E402
+)
 from functions_nb.cascade import Attempt, TierCall, TierServices  # noqa: E402
 from functions_nb.cascade.agentic import AgenticTier  # noqa: E402
 from functions_nb.cascade.generative import GenerativeTier  # noqa: E402
@@ -66,7 +69,8 @@ output:
 # -- helpers ------------------------------------------------------------------------------
 
 def services(fx, **kw) -> TierServices:
-    return TierServices(invoke=fx.invoke, list_functions=fx.list, sql=fx.sql, **kw)
+    return TierServices(invoke=fx.invoke, list_functions=fx.list,
+                        sql=history_sql.reader(fx.history), **kw)
 
 
 def make_call(info, *args, timeout=10.0, options=None, previous=None, fallback=True,

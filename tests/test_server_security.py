@@ -356,3 +356,15 @@ async def test_versions_are_ascii_digits(api, server_fx, version):
     resp, data = await api("functions", "add@1", "invoke", method="POST", body={"args": [2, 3]})
     assert resp.code == 200 and data["value"] == 5
 
+
+
+
+@pytest.mark.parametrize("server_extra", [{"FunctionsNB": {"max_timeout": 10.0, "max_memory_mb": 128}}])
+async def test_limit_ceilings_come_from_the_server_config(api, server_fx):
+    """The REST API's client checks the server's traitlets ceilings, not only the SDK's."""
+    for options, needle in (({"timeout": 60}, "ceiling of 10 s"),
+                            ({"timeout": 5, "memory_mb": 256}, "128 MB")):
+        resp, data = await api("functions", method="POST",
+                               body={"language": "rust", "source": ADD_RS, "name": "add", **options})
+        assert resp.code == 400 and needle in data["error"]["message"], data
+    assert server_fx.list() == []

@@ -145,7 +145,7 @@ class AgenticTier(LLMTier):
         from pydantic_ai import Tool
         from pydantic_ai.exceptions import ToolFailed
 
-        history = history_sql.history_of(self.services.sql)
+        read = self.services.sql
 
         async def query_history(sql: str) -> str:
             """Run one read-only SQL query (DuckDB: one SELECT) over the table
@@ -155,10 +155,10 @@ class AgenticTier(LLMTier):
             shown = f"tool query_history({_short(sql)})"
             timeout = max(0.1, min(history_sql.TIMEOUT, call.deadline - time.monotonic()))
             try:
-                if history is None:
+                if read is None:
                     raise history_sql.HistoryQueryError("no history is recorded here")
                 result = await asyncio.get_running_loop().run_in_executor(None, functools.partial(
-                    history_sql.query, history, sql, max_rows=MAX_ROWS, timeout=timeout))
+                    read, sql, max_rows=MAX_ROWS, timeout=timeout))
             except Exception as exc:  # noqa: BLE001 - the model is told, and adapts
                 text = str(exc) if isinstance(exc, FunctionsError) else f"{type(exc).__name__}: {exc}"
                 call.log("info", f"{shown} -> error: {text}")

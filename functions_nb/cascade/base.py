@@ -132,8 +132,10 @@ class TierServices:
     invoke: Callable[..., Any]
     #: Describe deployed functions: ``list_functions() -> [FunctionInfo]``.
     list_functions: Callable[[], list[FunctionInfo]]
-    #: Read-only history query: ``sql(select_query) -> pandas.DataFrame``.
-    sql: Callable[[str], Any]
+    #: Read-only history query on a connection that can read nothing else
+    #: (``history_sql.query`` bound to the history): ``sql(select, max_rows=, timeout=) ->
+    #: QueryResult``, or None when no history is recorded.
+    sql: Callable[..., Any] | None
     #: The human task queue (``functions_nb.cascade.human.TaskQueue``), or None.
     tasks: Any = None
     #: Default model for the generative tier: a pydantic-ai model or ``"provider:model"``.

@@ -7,8 +7,6 @@ from traitlets.config import Configurable
 
 from ..config import Ceilings, default_store_url
 
-#: Largest ``line_offset`` of a deploy (the source is shifted by that many newlines).
-MAX_LINE_OFFSET = 100_000
 #: Largest ``tier_retries`` of one tier over HTTP (each retry may wait up to 5 s).
 MAX_TIER_RETRIES = 10
 

@@ -30,6 +30,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
 from .. import history_sql
+from ..config import MAX_LINE_OFFSET
 from ..errors import (
     BadArguments,
     CircuitOpen,
@@ -43,7 +44,7 @@ from ..errors import (
 )
 from ..history_queries import empty_stats, function_stats, iso, of_functions, stats_of
 from ..models import check_name
-from .config import MAX_LINE_OFFSET, MAX_TIER_RETRIES, FunctionsNB
+from .config import MAX_TIER_RETRIES, FunctionsNB
 
 PREFIX = "functions-nb/api"
 #: The resource the handlers ask Jupyter's Authorizer about (actions: read, execute, write).
@@ -115,7 +116,7 @@ class ServerState:
             if self._fx is None:
                 from ..client import Functions
 
-                self._fx = Functions(store=self.config.store)
+                self._fx = Functions(store=self.config.store, ceilings=self.config.ceilings())
             return self._fx
 
     def close(self) -> None:

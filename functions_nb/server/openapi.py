@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import MAX_LINE_OFFSET, MAX_TIER_RETRIES
+from ..config import MAX_LINE_OFFSET
+from .config import MAX_TIER_RETRIES
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
