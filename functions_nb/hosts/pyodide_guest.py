@@ -172,8 +172,8 @@ def sever_javascript() -> int:
     """Drop the JavaScript objects Pyodide's Python side holds: the modules ``js`` and
     ``pyodide_js`` and its import hooks for them, asyncio's scheduler, the package list (in
     its modules, and the objects of their classes). After set-up the host refuses any use of
-    them, and letting go of one then would end the interpreter; asyncio keeps working without
-    running anything scheduled. Returns how many references were dropped."""
+    them (which ends the interpreter), so they are dropped before; asyncio keeps working
+    without running anything scheduled. Returns how many references were dropped."""
     finders = [f for f in sys.meta_path
                if type(f).__name__ in ("JsFinder", "WindowsToLinuxPathFinder")]
     for finder in finders:
