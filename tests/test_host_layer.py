@@ -233,3 +233,26 @@ print(repr(out))
     assert out["process"] == 1  # EPERM from the seccomp filter
     assert out["net"] == "refused" and out["secret"] is False
     assert "SECRET_TOKEN" not in out["env"]
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
+def test_a_bind_below_a_private_tmp_stays_visible(tmp_path):
+    """A checkout or a virtualenv under /tmp (CI clones anywhere) is bound on top of the
+    profile's private /tmp, not hidden by it (a fresh clone in /tmp lost Go and Zig)."""
+    tool = tmp_path / "tool.sh"
+    tool.write_text("#!/bin/sh\necho visible\n")
+    tool.chmod(0o755)
+    binds, links = sandbox.library_binds("/bin/sh")
+    profile = sandbox.SandboxProfile("test-tmp-bind", binds=[*binds, *sandbox.readable(tool)],
+                                     symlinks=list(links), tmpfs={"/tmp": 16})
+    if not sandbox.probe(profile, ["/bin/sh", "-c", "exit 0"])["bwrap"]:
+        pytest.skip("bubblewrap does not work here")
+    launch = sandbox.launch(profile, ["/bin/sh", str(tool)])
+    import subprocess
+
+    try:
+        proc = subprocess.run(launch.argv, env=launch.env, pass_fds=launch.fds,
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        launch.close()
+    assert proc.stdout.strip() == "visible", proc.stderr

@@ -72,12 +72,12 @@ class SandboxProfile:
             args += ["--ro-bind", "/", "/"]
         for target, link in self.symlinks:
             args += ["--symlink", target, link]
-        for option, binds in (("--ro-bind", self.binds), ("--bind", self.writable)):
-            for bind in binds:
-                source, dest = bind if isinstance(bind, tuple) else (os.path.realpath(bind), bind)
-                args += [option, source, dest]
+        # empty folders first, then what is bound in: a bind below a private /tmp (a checkout
+        # or a virtualenv under /tmp) lands on top of it instead of being hidden by it
         for hidden in self.hide:
             args += ["--tmpfs", hidden]
+        for path, size_mb in self.tmpfs.items():
+            args += ["--size", str(size_mb << 20), "--tmpfs", path]
         if self.proc is True:
             args += ["--proc", "/proc"]
         elif self.proc:
@@ -88,8 +88,10 @@ class SandboxProfile:
             args += ["--tmpfs", "/dev"]
             for node in self.devices:
                 args += ["--dev-bind", f"/dev/{node}", f"/dev/{node}"]
-        for path, size_mb in self.tmpfs.items():
-            args += ["--size", str(size_mb << 20), "--tmpfs", path]
+        for option, binds in (("--ro-bind", self.binds), ("--bind", self.writable)):
+            for bind in binds:
+                source, dest = bind if isinstance(bind, tuple) else (os.path.realpath(bind), bind)
+                args += [option, source, dest]
         for key, value in self.env.items():
             args += ["--setenv", key, value]
         return [*args, "--chdir", self.chdir]
