@@ -177,8 +177,8 @@ class Functions:
             map_id: str | None = None, chunk_size: int | None = None) -> MapResults:
         """Invoke ``target`` once per input (a tuple of arguments, or one argument), in input
         order. A failing input fails alone: its slot holds the exception (``raise_errors``
-        raises the first instead). ``progress`` shows a tqdm bar (a widget in notebooks);
-        default: on for 100 inputs or more.
+        raises the first instead). ``progress`` shows a bar (in a notebook an HTML output
+        updated in place, which a saved notebook still shows); default: on for 100 inputs or more.
 
         Returns a list (:class:`~functions_nb.mapping.MapResults`) whose ``map_id`` names
         the executions: input ``i`` runs as execution ``f"{map_id}-{i}"`` (``map_id`` default
@@ -202,9 +202,9 @@ class Functions:
         out = MapResults(map_id=map_id)
         bar = None
         if show:
-            from tqdm.auto import tqdm
+            from .widgets.progress import progress as progress_bar
 
-            bar = tqdm(total=len(items), desc=f"{target}", unit="call")
+            bar = progress_bar(total=len(items), desc=f"{target}", unit="call")
         try:
             for i, item in enumerate(items):
                 args = item if isinstance(item, tuple) else (item,)
@@ -381,8 +381,8 @@ class Functions:
     def migrate(self, name: str | None = None, version: int | None = None,
                 progress: bool = True) -> dict[str, Any]:
         """Copy versions from the fallback into the primary (all, one function, or one
-        version), each verified by content hash; shows progress (tqdm: a widget in a
-        notebook). Returns ``{"copied", "already", "failed"}``."""
+        version), each verified by content hash; shows progress (an HTML bar in a notebook,
+        tqdm's text bar elsewhere). Returns ``{"copied", "already", "failed"}``."""
         return self._hybrid().migrate(name, version, progress=progress)
 
     def cleanup_fallback(self, name: str | None = None, dry_run: bool = False) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Execute a notebook headless with nbclient (for the tests). Every notebook of ``notebooks/``
-runs through :func:`execute_notebook`, which fails on any stderr output or warning in a cell:
-a notebook is read by people, and noise there reads as a bug."""
+runs through :func:`execute_notebook`, which fails on any stderr output or warning in a cell
+(a notebook is read by people, and noise there reads as a bug) and on any output that refers
+to a widget model (a saved notebook, reopened, cannot show it)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from nbclient import NotebookClient
 from nbformat import NotebookNode
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+#: The mime type of an output that refers to a live widget model (gone with the kernel).
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 #: A warning as Python's ``warnings`` module or ``logging`` prints one.
 _WARNING = re.compile(r"\b\w*Warning\b[:\]]|^WARNING\b|\bwarnings\.warn\(", re.MULTILINE)
 
@@ -34,6 +37,14 @@ def noise(nb: NotebookNode) -> list[str]:
     return found
 
 
+def widget_outputs(nb: NotebookNode) -> list[str]:
+    """Every output holding a widget reference, as ``cell N: text``: JupyterLab renders it
+    first, so a reopened notebook shows "Error displaying widget: model not found" there."""
+    return [f"cell {i}: {output_text(out).strip()[:200]}"
+            for i, cell in enumerate(nb.cells) for out in cell.get("outputs", [])
+            if WIDGET_MIME in out.get("data", {})]
+
+
 def execute_notebook(notebook: str | NotebookNode, cwd: Path | None = None, timeout: int = 600,
                      allow_errors: bool = False) -> NotebookNode:
     """Run ``notebooks/<notebook>`` (or a notebook object) in a fresh kernel; fails on noise."""
@@ -46,6 +57,8 @@ def execute_notebook(notebook: str | NotebookNode, cwd: Path | None = None, time
                    resources={"metadata": {"path": str(cwd or NOTEBOOKS)}}).execute()
     problems = noise(nb)
     assert not problems, "stderr output or warnings in the notebook:\n" + "\n".join(problems)
+    widgets = widget_outputs(nb)
+    assert not widgets, "outputs a reopened notebook cannot show (widget models):\n" + "\n".join(widgets)
     return nb
 
 

@@ -17,7 +17,7 @@ def test_cascade_notebook(store, monkeypatch):
     assert "..." not in text
     assert "12 from the generative tier" in text
     assert "<pending human task" in text and "waiting since" in text
-    assert "HumanWidget" in text
+    assert "HumanTasksView(" in text  # fx.human.widget(): a static view, no widget model
     fx = Functions(store=store)
     df = fx.sql("SELECT cascade_id, tier, attempt, status FROM executions "
                 "WHERE cascade_id IS NOT NULL ORDER BY started_at")

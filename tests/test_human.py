@@ -460,7 +460,9 @@ def test_widget_answers_and_refreshes(deployed):
     desk = HumanDesk(tier.services.tasks)
     one = ask(fx, tier, "x1", previous=[code_failure(fx)])
     two = ask(fx, tier, "x2", previous=[Attempt("generative", 1, "failed", "bad output", partial=2)])
-    panel = desk.widget(live=False)
+    view = desk.widget(live=False)
+    assert one.task_id in view.html() and "x2" in view.html()  # the static output
+    panel = view.widget
     assert isinstance(panel, ipywidgets.VBox)
     assert set(panel.rows) == {one.task_id, two.task_id}
 
@@ -480,6 +482,7 @@ def test_widget_answers_and_refreshes(deployed):
     three = ask(fx, tier, "x3")
     panel.refresh_button.click()
     assert set(panel.rows) == {three.task_id}
+    assert one.task_id not in view.html() and three.task_id in view.html()
     panel.rows[three.task_id].reject.click()
     with pytest.raises(InvocationError, match="rejected by ivy: read the input"):
         three.wait(timeout=10)
@@ -493,7 +496,8 @@ def test_live_widget_follows_answers_made_elsewhere(deployed):
     desk = HumanDesk(tier.services.tasks)
     one = ask(fx, tier, "x1")
     two = ask(fx, tier, "x2")
-    panel = desk.widget(interval=0.05)
+    view = desk.widget(interval=0.05)
+    panel = view.widget
     try:
         assert set(panel.rows) == {one.task_id, two.task_id}
         panel.rows[two.task_id].value.value = "7"  # typed, not sent yet
@@ -506,7 +510,7 @@ def test_live_widget_follows_answers_made_elsewhere(deployed):
         assert one.wait(timeout=10) == 1
     finally:
         panel.close()
-    assert panel._stop.is_set()
+    assert view._stop.is_set()
 
 
 def test_engine_returns_a_pending_and_records_the_answer(deployed):

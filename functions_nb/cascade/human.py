@@ -3,7 +3,7 @@
 The tier stores a task (function, input, what failed, the question) in the store's task
 queue (:mod:`functions_nb.storage.tasks`) and either blocks until it is answered
 (``wait_human=True``) or raises :class:`HumanPending` with a :class:`Pending` handle, so the
-kernel stays free. A person answers from the notebook widget (``fx.human.widget()``), from
+kernel stays free. A person answers from the notebook (``fx.human.widget()``, its ``.widget`` panel), from
 Python (``fx.human.answer(task_id, value)`` / ``approve`` / ``reject``) or from a shell
 (``func human answer TASK_ID --value 42``), in this process or any other one.
 
@@ -27,7 +27,6 @@ created before a kernel restart is answered and collected after it.
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import html
 import json
 import threading
@@ -35,17 +34,15 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any
 
 from ..errors import (
     Aborted,
-    BadArguments,
     FunctionsError,
     FunctionTimeout,
     InvocationError,
     StorageError,
-    ToolchainMissing,
 )
 from ..models import FunctionInfo
 from ..storage.tasks import DECISIONS, Task, TaskClosed, TaskQueue, derive_status, from_json, to_json
@@ -395,6 +392,7 @@ class HumanDesk:
         self._make_pending = make_pending or (lambda task: Pending(tasks, task))
         self._handles: dict[str, Pending] = {}
         self._lock = threading.Lock()
+        self._views: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def __repr__(self) -> str:
         return f"<HumanDesk {self.tasks.url}: {len(self.tasks.list('pending'))} pending>"
@@ -444,13 +442,25 @@ class HumanDesk:
             except FunctionsError:
                 pass
         _WATCHER.nudge(answer["task"])  # e.g. the handle fx.invoke returned in this process
+        for view in list(self._views):  # displayed task lists show the answer at once
+            try:
+                view.refresh()
+            except Exception:  # noqa: BLE001 - a display hiccup must not fail the answer
+                pass
         return answer
 
     def widget(self, *, live: bool = True, interval: float = 3.0) -> Any:
-        """An ipywidgets panel of pending tasks with value / approve / reject and refresh. While
-        ``live``, a daemon thread re-reads the store every ``interval`` seconds, so tasks answered
-        elsewhere (sidebar, CLI, another kernel) leave and new ones appear; ``close()`` stops it."""
-        return _widget_class()(self, live=live, interval=interval)
+        """The pending tasks as a view (:class:`~functions_nb.widgets.human.HumanTasksView`):
+        displayed, one static HTML output that a saved notebook still shows, replaced in place
+        while the kernel runs. While ``live``, a daemon thread re-reads the store every
+        ``interval`` seconds, so tasks answered elsewhere (sidebar, CLI, another kernel) leave
+        and new ones appear; ``close()`` stops it. ``.widget`` is the ipywidgets panel with
+        value / approve / reject per task, for the running kernel."""
+        from ..widgets.human import HumanTasksView
+
+        view = HumanTasksView(self, live=live, interval=interval)
+        self._views.add(view)
+        return view
 
 
 def task_row(task: Task | None) -> dict[str, Any]:
@@ -478,122 +488,4 @@ def task_row(task: Task | None) -> dict[str, Any]:
     }
 
 
-# -- the widget -------------------------------------------------------------------------------
-
-@dataclass
-class TaskRow:
-    """The controls of one task in the widget."""
-
-    task: Task
-    box: Any
-    value: Any  # Text
-    submit: Any  # Button
-    approve: Any
-    reject: Any
-
-
-@functools.cache
-def _widget_class() -> type:
-    try:
-        import ipywidgets as w
-    except ImportError:
-        raise ToolchainMissing("ipywidgets is needed for the human task widget: "
-                               "pip install 'functions-nb[notebook]'") from None
-
-    class HumanWidget(w.VBox):
-        """Pending human tasks; ``rows`` maps task ids to their :class:`TaskRow`."""
-
-        def __init__(self, desk: HumanDesk, *, live: bool = True, interval: float = 3.0) -> None:
-            self.desk = desk
-            self._lock = threading.RLock()
-            self._stop = threading.Event()
-            self.who = w.Text(value="", placeholder="who (default: your login)", description="who")
-            self.why = w.Text(value="", placeholder="why (recorded with the answer)", description="why")
-            self.refresh_button = w.Button(description="Refresh", icon="refresh")
-            self.refresh_button.on_click(lambda _b: self.refresh())
-            self.message = w.HTML("")
-            self.list_box = w.VBox([])
-            self.rows: dict[str, TaskRow] = {}
-            super().__init__([w.HTML("<b>Human tasks</b>"),
-                              w.HBox([self.who, self.why, self.refresh_button]),
-                              self.message, self.list_box])
-            self.refresh()
-            if live:
-                from ..widgets.base import start_live
-
-                start_live(self, "refresh", self._stop, interval, "functions-nb-human-widget")
-
-        def refresh(self) -> None:
-            """Re-read the pending tasks; rows still pending keep what was typed into them."""
-            with self._lock:
-                pending = self.desk.tasks.list("pending")
-                if [t.id for t in pending] == list(self.rows) and self.list_box.children:
-                    return
-                self.rows = {t.id: self.rows.get(t.id) or self._row(t) for t in pending}
-                self.list_box.children = [r.box for r in self.rows.values()] or \
-                    [w.HTML("<i class='fnb-muted'>no pending tasks</i>")]
-
-        def close(self) -> None:
-            self._stop.set()
-            super().close()
-
-        def _row(self, task: Task) -> TaskRow:
-            esc = html.escape
-            failed = "<br>".join(esc(f"{f.get('tier')}: {f.get('error')}") for f in task.failures) or "-"
-            proposed = "" if task.proposed is None else \
-                f"<br><b>proposed:</b> <code>{esc(json.dumps(task.proposed))}</code>"
-            info = w.HTML(
-                f"<b>{esc(task.function)}</b> <code>{esc(task.options.get('signature', ''))}</code> "
-                f"· task <code>{esc(task.id)}</code> · since {esc(task.created_at[:19])}<br>"
-                f"<b>input:</b> <code>{esc(json.dumps(task.args))}</code><br>"
-                f"<b>what failed:</b> {failed}{proposed}<br>"
-                f"<pre style='white-space:pre-wrap'>{esc(task.question)}</pre>")
-            value = w.Text(placeholder=f"value ({task.options.get('result_type', 'JSON')})")
-            submit = w.Button(description="Submit value", button_style="primary")
-            approve = w.Button(description="Approve", button_style="success")
-            reject = w.Button(description="Reject", button_style="danger")
-            allowed = task.options.get("decisions", DECISIONS)
-            submit.disabled, approve.disabled, reject.disabled = (
-                "value" not in allowed, "approve" not in allowed, "reject" not in allowed)
-            submit.on_click(lambda _b: self._act(task, "value"))
-            approve.on_click(lambda _b: self._act(task, "approve"))
-            reject.on_click(lambda _b: self._act(task, "reject"))
-            box = w.VBox([info, w.HBox([value, submit, approve, reject])],
-                         layout=w.Layout(border="var(--jp-border-width, 1px) solid var(--jp-border-color2)",
-                                         padding="4px", margin="2px 0"))
-            return TaskRow(task, box, value, submit, approve, reject)
-
-        def _act(self, task: Task, decision: str) -> None:
-            who, why = self.who.value.strip() or None, self.why.value.strip()
-            try:
-                if decision == "value":
-                    answer = self.desk.answer(task.id, _parse(task, self.rows[task.id].value.value),
-                                              who=who, why=why)
-                elif decision == "approve":
-                    answer = self.desk.approve(task.id, who=who, why=why)
-                else:
-                    answer = self.desk.reject(task.id, why, who=who)
-                self.message.value = (f"<span style='color:var(--jp-success-color1)'>task "
-                                      f"{html.escape(task.id)}: {answer['decision']} by "
-                                      f"{html.escape(answer['who'])}</span>")
-            except FunctionsError as exc:
-                self.message.value = (f"<span style='color:var(--jp-error-color1)'>"
-                                      f"{html.escape(str(exc))}</span>")
-            self.refresh()
-
-    return HumanWidget
-
-
-def _parse(task: Task, text: str) -> Any:
-    """What a person typed: text as is for text results, else JSON when it parses."""
-    if not text.strip():
-        raise BadArguments(f"task {task.id}: enter a value first")
-    if task.result_kind in ("str", "bytes"):
-        return text
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text  # "42" style text is coerced, garbage is refused with the signature
-
-
-__all__ = ["HumanDesk", "HumanTier", "Pending", "TaskRow", "default_question", "outcome", "task_row"]
+__all__ = ["HumanDesk", "HumanTier", "Pending", "default_question", "outcome", "task_row"]

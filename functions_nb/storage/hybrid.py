@@ -157,9 +157,9 @@ def _work(source: FunctionStore, name: str | None, version: int | None) -> list[
 def _progress(items: list, desc: str, enabled: bool) -> Any:
     if not enabled:
         return items
-    from tqdm.auto import tqdm  # a widget in a notebook, a bar in a terminal
+    from ..widgets.progress import progress  # HTML updated in place in a notebook, not a widget
 
-    return tqdm(items, desc=desc, unit="version")
+    return progress(items, desc=desc, unit="version")
 
 
 def migrate(source: FunctionStore, target: FunctionStore, name: str | None = None,
