@@ -70,9 +70,10 @@ demo: setup
 lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(shell [ "$$(id -u)" = 0 ] && echo root),--allow-root) $(LAB_ARGS)
 
+# everything is installed here, so a skip for a missing toolchain or sandbox layer fails
 test: setup
 	$(PY) -m ruff check functions_nb tests benchmarks
-	$(PY) -m pytest
+	FUNCTIONS_NB_STRICT_SKIPS=1 $(PY) -m pytest
 
 # the inner loop: everything but the slow and browser tests (make test runs them all)
 quick: setup

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any
@@ -113,3 +114,21 @@ def pytest_collection_modifyitems(config, items):
 #: How late a stop may come on a busy 2-core machine: tests check that a limit stops code
 #: near it (not at a 30 s default, not never), not how fast; `make bench` measures speed.
 STOP_MARGIN_S = 3.0
+
+
+#: Skip reasons that mean "this machine lacks a toolchain or a sandbox layer". `make test`
+#: installs all of them and sets FUNCTIONS_NB_STRICT_SKIPS=1, so there such a skip is a
+#: failure (a broken toolchain must not pass as "skipped"); elsewhere it stays a skip.
+MISSING_CAPABILITY = ("toolchain not usable", "not usable here", "not installed",
+                      "does not work here", "needs bubblewrap")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get("FUNCTIONS_NB_STRICT_SKIPS") == "1":
+        reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if any(text in reason for text in MISSING_CAPABILITY):
+            report.outcome = "failed"
+            report.longrepr = f"skipped for a missing capability under make test: {reason}"
