@@ -170,6 +170,22 @@ def stats_of(sql: Sql, target: str, *, detail: bool = False) -> dict[str, Any]:
     return function_stats(sql, scope(target), detail=detail).get(name) or empty_stats(detail)
 
 
+def last_errors(sql: Sql, where: str = "true") -> dict[str, dict[str, Any]]:
+    """Function name -> its newest failed record, an error or a caller mistake: ``kind``,
+    ``message``, ``status``, ``tier``, ``at`` (a UTC datetime) and ``caller`` (True for a
+    caller mistake: the function did not run)."""
+    frame = sql(
+        "SELECT function, arg_max(struct_pack(kind := error_kind, message := error_message, "
+        f"status := status, tier := coalesce(tier, 'code'), caller := {CALLER_ERROR}), started_at) "
+        f"AS last, max(started_at) AS at FROM executions WHERE ({ERROR} OR {CALLER_ERROR}) "
+        f"AND {where} GROUP BY function")
+    found = {}
+    for rec in frame.to_dict("records"):
+        last = dict(rec["last"])
+        found[rec["function"]] = {**last, "caller": bool(last["caller"]), "at": _clean(rec["at"])}
+    return found
+
+
 def iso(when: _dt.datetime | None) -> str | None:
     """A ``last_at`` as JSON shows it: ISO 8601 UTC with milliseconds."""
     if when is None:
@@ -178,5 +194,6 @@ def iso(when: _dt.datetime | None) -> str | None:
 
 
 __all__ = ["CALL", "CALLER_ERROR", "CALLER_ERROR_KINDS", "ENDED", "ERROR", "OUTCOME",
-           "PERCENTILES", "TIMED", "empty_stats", "function_stats", "iso", "of_functions",
+           "PERCENTILES", "TIMED", "empty_stats", "function_stats", "iso", "last_errors",
+           "of_functions",
            "of_versions", "scope", "stats_of", "stats_query"]

@@ -9,7 +9,7 @@ import warnings
 from collections import OrderedDict
 from typing import Any
 
-from .breaker import CircuitBreaker
+from .breaker import CircuitBreaker, TransitionLog
 from .config import LATEST_TTL, LRU_SIZE, BreakerConfig
 from .errors import StaleFunctionWarning, StorageError
 from .executor import LoadedFunction
@@ -51,6 +51,8 @@ class Loader:
         self._loaded: OrderedDict[tuple[str, int], LoadedFunction] = OrderedDict()
         self._targets: dict[str, tuple[LoadedFunction, float]] = {}
         self._breakers: dict[tuple[str, int], CircuitBreaker] = {}
+        #: Where this loader's breakers write their transitions (readable by other processes).
+        self.transitions = TransitionLog(store)
         self._lock = threading.RLock()
         self.hits = 0
         self.misses = 0
@@ -117,7 +119,7 @@ class Loader:
         breaker = self._breakers.get((name, version))
         if breaker is None:
             breaker = self._breakers[(name, version)] = CircuitBreaker(
-                f"{name}@{version}", self.breaker_config)
+                f"{name}@{version}", self.breaker_config, on_transition=self.transitions.record)
         return LoadedFunction(info, loaded, breaker)
 
     def _evict(self) -> None:

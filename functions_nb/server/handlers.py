@@ -14,6 +14,7 @@ status codes are in :data:`STATUS`.
 from __future__ import annotations
 
 import asyncio
+import datetime as _dt
 import hashlib
 import http
 import json
@@ -30,6 +31,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
 from .. import history_sql
+from ..breaker import TransitionLog
 from ..config import MAX_LINE_OFFSET
 from ..errors import (
     BadArguments,
@@ -42,7 +44,7 @@ from ..errors import (
     StorageError,
     ToolchainMissing,
 )
-from ..history_queries import empty_stats, function_stats, iso, of_functions, stats_of
+from ..history_queries import empty_stats, function_stats, iso, last_errors, of_functions, stats_of
 from ..models import check_name
 from .config import MAX_TIER_RETRIES, FunctionsNB
 
@@ -497,18 +499,40 @@ class MetricsHandler(BaseHandler):
         await self.guarded(work)
 
 
+def recorded_transitions(fx: Any) -> dict[str, dict[str, Any]]:
+    """Function name -> the newest breaker transition any process recorded in the store
+    (:class:`~functions_nb.breaker.TransitionLog`), as JSON: ``at`` in ISO 8601 and
+    ``server`` true when it is this server's own breaker."""
+    own = fx.loader.transitions.writer
+    found = {}
+    for name, change in TransitionLog.newest(fx.store).items():
+        at = _dt.datetime.fromtimestamp(change["at"], _dt.UTC)
+        found[name] = {**{k: v for k, v in change.items() if k != "writer"}, "at": iso(at),
+                       "server": change["writer"] == own}
+    return found
+
+
 class BreakersHandler(BaseHandler):
+    """This server's breakers, and the newest transition per function recorded by any process
+    on the store (a kernel's breaker is in the kernel: only its transitions are shared)."""
+
     @authorized("read", resource=RESOURCE)
     async def get(self) -> None:
         async def work() -> None:
-            self.reply({"breakers": self.fx.loader.breakers()})
+            fx = self.fx
+            recorded = await self.call(recorded_transitions, fx)
+            self.reply({"breakers": fx.loader.breakers(),
+                        "recorded": [recorded[n] for n in sorted(recorded)]})
         await self.guarded(work)
 
 
 class SummaryHandler(BaseHandler):
     """Everything the sidebar shows, in one request: each function with its language, version
     count, breaker state and history numbers (:func:`stats_json`); the recent executions; the
-    pending human tasks. Breaker states are this server's (kernels keep their own breakers)."""
+    pending human tasks. ``breaker`` is this server's own breaker of the latest version;
+    ``breaker_last`` the newest transition any process on the store recorded (a kernel's
+    breaker, whose, when and why: :func:`recorded_transitions`); ``last_error`` the newest
+    failed record (an error or a caller mistake, told apart by ``caller``)."""
 
     @authorized("read", resource=RESOURCE)
     async def get(self) -> None:
@@ -521,9 +545,11 @@ class SummaryHandler(BaseHandler):
         fx = self.fx
         infos = fx.list()
         stats: dict[str, dict[str, Any]] = {}
+        errors: dict[str, dict[str, Any]] = {}
         recent: list[dict[str, Any]] = []
         if fx.history is not None:
             stats = function_stats(fx.sql, of_functions(i.name for i in infos))
+            errors = last_errors(fx.sql, of_functions(i.name for i in infos))
             recent = frame_rows(fx.sql(
                 "SELECT started_at, id, function, version, coalesce(tier, 'code') AS tier, status, "
                 "error_kind, error_message, round(duration_ms, 3) AS duration_ms, output "
@@ -531,12 +557,16 @@ class SummaryHandler(BaseHandler):
         breakers: dict[str, str] = {}
         for snap in fx.loader.breakers():  # name@version; the latest version's state wins below
             breakers[str(snap["name"])] = str(snap["state"])
+        recorded = recorded_transitions(fx)
         functions = []
         for info in infos:
             functions.append({
                 **info_dict(info, short=True),
                 "versions": len(fx.versions(info.name)),
                 "breaker": breakers.get(f"{info.name}@{info.version}", "closed"),
+                "breaker_last": recorded.get(info.name),
+                "last_error": ({**errors[info.name], "at": iso(errors[info.name]["at"])}
+                               if info.name in errors else None),
                 **stats_json(stats.get(info.name) or empty_stats())})
         return {"functions": functions, "recent": recent, "tasks": fx.human.ls("pending")}
 

@@ -95,6 +95,24 @@ _STATS = {
                 "UTC)"},
 }
 _ROWS = _obj({"rows": {"type": "array", "items": {"type": "object"}}}, ["rows"])
+#: The newest recorded breaker transition of a function, by any process on the store.
+_TRANSITION = {
+    "type": ["object", "null"],
+    "description": "the newest breaker transition recorded by any process on the store (a "
+                   "kernel, this server, a CLI, a Dask worker): whose breaker it is and what "
+                   "it did; null when none was recorded",
+    "properties": {
+        "breaker": {"type": "string", "description": "name@version"},
+        "version": {"type": "integer"},
+        "state": {"type": "string", "description": "the state it moved to: closed, open, half_open"},
+        "from": {"type": "string"}, "why": {"type": "string"},
+        "at": {"type": "string", "description": "when (ISO 8601, UTC)"},
+        "host": {"type": "string"}, "pid": {"type": "integer"},
+        "process": {"type": "string", "description": "kernel, server, dask worker or the "
+                    "program's name"},
+        "server": {"type": "boolean", "description": "true when it is this server's own breaker"},
+    },
+}
 
 
 def openapi(server_url: str = "/functions-nb/api") -> dict[str, Any]:
@@ -165,9 +183,14 @@ def openapi(server_url: str = "/functions-nb/api") -> dict[str, Any]:
             "responses": {"200": _json(_obj({"name": {"type": "string"}, **_STATS},
                                             ["name", *_STATS])), **_errors(400)}}},
         "/breakers": {"get": {
-            "operationId": "breakers", "summary": "Circuit breaker states of loaded versions",
+            "operationId": "breakers", "summary": "Circuit breaker states of the versions this "
+                                                  "server loaded (breakers), and the newest "
+                                                  "transition per function recorded by any "
+                                                  "process on the store (recorded)",
             "responses": {"200": _json(_obj({"breakers": {"type": "array",
-                                                          "items": {"type": "object"}}}))}}},
+                                                          "items": {"type": "object"}},
+                                             "recorded": {"type": "array", "items": _TRANSITION}},
+                                            ["breakers", "recorded"]))}}},
         "/summary": {"get": {
             "operationId": "summary", "summary": "What the sidebar shows: functions with versions, "
                                                  "breaker state and history numbers (as "
@@ -179,7 +202,19 @@ def openapi(server_url: str = "/functions-nb/api") -> dict[str, Any]:
                 "functions": {"type": "array", "items": _obj({
                     "name": {"type": "string"}, "version": {"type": "integer"},
                     "language": {"type": "string"}, "signature": {"type": "string"},
-                    "versions": {"type": "integer"}, "breaker": {"type": "string"}, **_STATS})},
+                    "versions": {"type": "integer"},
+                    "breaker": {"type": "string", "description": "this server's breaker of the "
+                                "latest version (kernels keep their own: see breaker_last)"},
+                    "breaker_last": _TRANSITION,
+                    "last_error": {"type": ["object", "null"], "description": "the newest failed "
+                                   "record: an error, or a caller mistake (caller true)",
+                                   "properties": {"kind": {"type": ["string", "null"]},
+                                                  "message": {"type": ["string", "null"]},
+                                                  "status": {"type": "string"},
+                                                  "tier": {"type": "string"},
+                                                  "caller": {"type": "boolean"},
+                                                  "at": {"type": ["string", "null"]}}},
+                    **_STATS})},
                 "recent": {"type": "array", "items": {"type": "object"}},
                 "tasks": {"type": "array", "items": {"type": "object"}}},
                 ["functions", "recent", "tasks"])), **_errors(400)}}},
