@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .cascade.code import CodeTier
 from .config import (
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT,
@@ -25,12 +23,16 @@ from .config import (
 from .errors import BadArguments, FunctionsError, StorageError, error_status
 from .executor import Executor
 from .history import History
-from .languages import get_language
 from .loader import Loader
-from .mapping import MapResults, check_map_id, cluster_map
 from .models import Execution, ExecutionRecord, FunctionInfo, check_name, parse_target
 from .storage import HybridStore, open_store
-from .values import Refused, to_json_text
+
+if TYPE_CHECKING:
+    from .mapping import MapResults
+
+# Deploying (languages, hashlib), mapping, the cascade beyond a plain call and history
+# queries (DuckDB, pandas) import what they need when first used: a process that only
+# invokes loads none of it.
 
 #: Tiers beyond code, imported when first needed (module:class).
 _OPTIONAL_TIERS = {
@@ -131,6 +133,10 @@ class Functions:
         options = _json_dict(options, "options")
         if "cascade" in options:
             self._check_cascade(options["cascade"], "options['cascade']")
+        import hashlib
+
+        from .languages import get_language
+
         lang = get_language(language)
         lang.require_toolchain()
         code_hash = lang.code_hash(source, name, flags, line_offset)
@@ -186,6 +192,8 @@ class Functions:
         ``cluster`` the inputs run on its Dask workers, ``chunk_size`` per task (default:
         about 8 tasks per worker thread, 100-5000 inputs each); a chunk Dask runs again
         records the same ids, so count successes with ``count(DISTINCT id)``."""
+        from .mapping import MapResults, check_map_id, cluster_map
+
         if timeout is not None:
             timeout = self.ceilings.check_timeout(timeout)
         try:
@@ -317,6 +325,7 @@ class Functions:
 
     def _engine(self) -> Any:
         if self._cascade is None:
+            from .cascade.code import CodeTier
             from .cascade.engine import Cascade
 
             tiers = {"code": CodeTier(self._get, self.executor)}
@@ -477,6 +486,8 @@ def _json_dict(value: Any, what: str) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise BadArguments(f"{what} must be a dict, got {type(value).__name__}")
+    from .values import Refused, to_json_text
+
     try:
         to_json_text(value)
     except Refused as exc:

@@ -2,12 +2,16 @@
 
 Each process appends :class:`~functions_nb.models.ExecutionRecord` s to an in-memory buffer
 (one ``deque.append`` on the hot path); a background thread writes the buffer every second
-as a new Parquet file under ``history/date=YYYY-MM-DD/`` in the store (atomically), and once
-more at exit. Files are never appended to by two writers, so any number of processes
+as a new file under ``history/date=YYYY-MM-DD/`` in the store (atomically), and once more at
+exit. A batch of fewer than :data:`PARQUET_MIN_ROWS` records (an interactive kernel, the CLI,
+any short-lived process, the flush at exit) is written as newline-delimited JSON with the
+standard library only; a larger batch (a busy loop) as Parquet with pyarrow, columnar and so
+cheaper per record. Files are never appended to by two writers, so any number of processes
 (kernels, the CLI, Dask workers) share one store without locks and without losing rows.
 Every few minutes a compaction merges a day's small files into one Parquet file. Queries
-read all files with DuckDB's ``read_parquet`` (and ``read_json`` for the newline-delimited
-JSON files older versions wrote). Retention deletes whole day folders older than N days.
+read all files with DuckDB's ``read_parquet`` and ``read_json``, on a DuckDB connection each
+History keeps (:meth:`History.connection`) whose views are re-pointed only when the set of
+files changed. Retention deletes whole day folders older than N days.
 What the numbers over this table mean (a call, an error, latency) is defined in
 :mod:`functions_nb.history_queries`.
 """
@@ -27,12 +31,14 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import LOG_RETENTION_DAYS, RECORD_MAX_CHARS
 from .models import ExecutionRecord
-from .storage import FunctionStore
 from .storage.fsutil import create_exclusive, is_local, read_or_none, write_atomic
+
+if TYPE_CHECKING:
+    from .storage import FunctionStore
 
 #: The fields of a record (:class:`~functions_nb.models.ExecutionRecord`), in order.
 RECORD_FIELDS = ExecutionRecord._fields
@@ -56,8 +62,23 @@ COMPACT_MIN_FILES = 20
 COMPACT_LOCK_STALE = 600.0
 #: Arrays longer than this are recorded as dtype, shape and their first elements.
 ARRAY_HEAD = 64
+#: A flush of at least this many records (of one day) writes Parquet; smaller ones JSON lines.
+PARQUET_MIN_ROWS = 1000
+#: Seconds a query trusts its last listing of the store for files other processes wrote
+#: (files this process writes are seen by the next query at once).
+LIST_TTL = 1.0
 #: Every History of this process: a query flushes them all, so it sees this process's writes.
 _LIVE: weakref.WeakSet[History] = weakref.WeakSet()
+#: Changes whenever a History of this process writes or deletes history files: a kept
+#: connection whose views were made at another value lists the store again.
+_changes = itertools.count()
+_generation = 0
+
+
+def _changed() -> None:
+    """Note that history files changed (each value is new, so any reader notices)."""
+    global _generation
+    _generation = next(_changes)
 
 
 def _truncate_json(value: Any) -> str | None:
@@ -123,6 +144,7 @@ VIEWS = {
 
 
 _EPOCH = _dt.date(1970, 1, 1)
+_UNIX = _dt.datetime(1970, 1, 1)
 
 
 def _parquet(recs: list[ExecutionRecord]) -> bytes:
@@ -167,20 +189,58 @@ def _parquet(recs: list[ExecutionRecord]) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+def _jsonl(recs: list[ExecutionRecord]) -> bytes:
+    """Records -> newline-delimited JSON (the ``executions`` columns; ``started_at`` as the
+    timestamp text DuckDB reads), with the standard library only: what a few records cost
+    without importing pyarrow and pandas."""
+    host, pid = _HOST, os.getpid()
+    lines = []
+    for rec in recs:
+        row = dict(zip(RECORD_FIELDS, rec, strict=True))
+        row["started_at"] = (_UNIX + _dt.timedelta(microseconds=int(rec.started_at * 1e6))
+                             ).isoformat(" ", "microseconds")
+        row["input"] = _truncate_json(rec.input)
+        row["output"] = _truncate_json(rec.output)
+        row["console"] = [{"level": level, "message": message, "ts": ts}
+                          for level, message, ts in rec.console or ()]
+        row["host"] = host
+        row["pid"] = pid
+        lines.append(_encode(row))
+    lines.append("")
+    return "\n".join(lines).encode()
+
+
 def _sql_list(paths: list[str]) -> str:
     return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
 
 
 def _create_views(con: Any) -> None:
     for name, query in VIEWS.items():
-        con.execute(f"CREATE VIEW {name} AS {query}")
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS {query}")
+
+
+def _select(jsonl: list[str], parquet: list[str]) -> str:
+    """One SELECT of the ``executions`` columns over the given record files (each list as
+    DuckDB names the files); no files: no rows, with the columns' types."""
+    names = ", ".join(f'"{k}"' for k in COLUMNS)
+    parts = []
+    if parquet:
+        parts.append(f"SELECT {names} FROM read_parquet({_sql_list(parquet)}, union_by_name=true)")
+    if jsonl:  # the files listed, so DuckDB does not list the store a second time
+        cols = ", ".join(f"'{k}': '{v}'" for k, v in COLUMNS.items())
+        parts.append(f"SELECT {names} FROM read_json({_sql_list(jsonl)}, "
+                     f"format='newline_delimited', hive_partitioning=false, columns={{{cols}}})")
+    if not parts:
+        nulls = ", ".join(f'CAST(NULL AS {v}) AS "{k}"' for k, v in COLUMNS.items())
+        parts.append(f"SELECT {nulls} WHERE false")
+    return " UNION ALL ".join(parts)
 
 
 class History:
     """Buffered, multi-process-safe execution history over a :class:`FunctionStore`."""
 
     def __init__(self, store: FunctionStore, *, flush_interval: float = 1.0,
-                 retention_days: float = LOG_RETENTION_DAYS) -> None:
+                 retention_days: float = LOG_RETENTION_DAYS, list_ttl: float = LIST_TTL) -> None:
         self.store = store
         self.retention_days = retention_days
         self.buffer: collections.deque[ExecutionRecord] = collections.deque()
@@ -192,6 +252,16 @@ class History:
         self._writer = f"{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._stop = threading.Event()
         self.flush_interval = flush_interval
+        #: Seconds a query trusts its last listing for other processes' files (LIST_TTL).
+        self.list_ttl = list_ttl
+        #: Held while the kept connection runs a query (DuckDB connections are not shared
+        #: between threads).
+        self.lock = threading.RLock()
+        self._con: Any = None
+        self._con_pid = 0
+        self._con_files: tuple[list[str], list[str]] | None = None
+        self._con_generation = -1
+        self._listed_at = 0.0
         self._thread = threading.Thread(target=self._loop, name="functions-nb-history",
                                         daemon=True)
         self._thread.start()
@@ -222,7 +292,8 @@ class History:
                     pass
 
     def flush(self) -> int:
-        """Write buffered records as one new Parquet file per day; returns how many."""
+        """Write buffered records as one new file per day (JSON lines, or Parquet for
+        :data:`PARQUET_MIN_ROWS` or more); returns how many."""
         with self._flush_lock:
             n = len(self.buffer)
             if not n:
@@ -235,8 +306,12 @@ class History:
                 for daynum, recs in by_day.items():
                     day = (_EPOCH + _dt.timedelta(days=daynum)).isoformat()
                     self._seq += 1
-                    path = f"{self.root}/date={day}/{self._writer}-{self._seq:06d}.parquet"
-                    write_atomic(self.store.fs, path, _parquet(recs))
+                    path = f"{self.root}/date={day}/{self._writer}-{self._seq:06d}"
+                    if len(recs) >= PARQUET_MIN_ROWS:
+                        write_atomic(self.store.fs, path + ".parquet", _parquet(recs))
+                    else:
+                        write_atomic(self.store.fs, path + ".jsonl", _jsonl(recs))
+                    _changed()
             except BaseException:
                 self.buffer.extendleft(reversed(items))
                 raise
@@ -263,52 +338,78 @@ class History:
             if day < cutoff:
                 fs.rm(entry, recursive=True)
                 removed.append(base[5:])
+                _changed()
         return removed
 
     def close(self) -> None:
+        """Stop the background writer, flush, and close the kept query connection."""
         self._stop.set()
         try:
             self.flush()
         except Exception:  # noqa: BLE001 - at exit there is nobody left to tell
             pass
+        with self.lock:
+            con, self._con = self._con, None
+            if con is not None and self._con_pid == os.getpid():
+                con.close()
 
     # queries -----------------------------------------------------------------
-    def connect(self) -> Any:
-        """A DuckDB connection with the ``executions`` view over all history files."""
-        import duckdb
+    def connection(self) -> Any:
+        """The DuckDB connection this history keeps for its queries (``executions`` and
+        :data:`VIEWS`), brought up to date first: this process's buffered records are
+        flushed, and the views are re-pointed when the set of history files changed. The
+        store is listed again when this process wrote or deleted history files since the
+        last listing, or when that listing is older than :attr:`list_ttl` seconds (files
+        other processes wrote). Run queries on it while holding :attr:`lock`."""
+        with self.lock:
+            return self._refresh(force=False)
 
-        con = duckdb.connect()
-        self.create_views(con)
+    def _refresh(self, force: bool) -> Any:
+        for history in list(_LIVE):
+            history.flush()
+        now = time.monotonic()
+        con = self._con
+        if con is not None and self._con_pid != os.getpid():  # inherited through fork
+            con = self._con = None
+        if (con is not None and not force and self._con_generation == _generation
+                and now - self._listed_at < self.list_ttl):
+            return con
+        if con is None:
+            import duckdb
+
+            con = duckdb.connect()
+            self._con_files = None
+            self._con_pid = os.getpid()
+        generation = _generation  # read before listing: a later write lists again
+        files = self._files()
+        if files != self._con_files:
+            self._point_views(con, files, register=self._con is None)
+            self._con_files = files
+        self._con, self._con_generation, self._listed_at = con, generation, now
         return con
 
     def create_views(self, con: Any) -> list[str]:
-        """Create ``executions`` and :data:`VIEWS` on ``con`` (after flushing this process's
-        records); returns the files the views read, as DuckDB names them (what a read-only
-        connection, :mod:`functions_nb.history_sql`, allows and nothing else)."""
+        """Create ``executions`` and :data:`VIEWS` on a new connection ``con`` (after
+        flushing this process's records); returns the files the views read, as DuckDB names
+        them (what a read-only connection, :mod:`functions_nb.history_sql`, allows and
+        nothing else)."""
         for history in list(_LIVE):
             history.flush()
+        return self._point_views(con, self._files(), register=True)
+
+    def _point_views(self, con: Any, files: tuple[list[str], list[str]], *,
+                     register: bool) -> list[str]:
+        """(Re)create the views on ``con`` over ``files`` (JSONL, Parquet); returns them as
+        DuckDB names them. ``register``: tell a new connection about a remote store."""
         fs = self.store.fs
-        jsonl, parquet = self._files()
-        cols = ", ".join(f"'{k}': '{v}'" for k, v in COLUMNS.items())
+        jsonl, parquet = files
         if not is_local(fs):
-            con.register_filesystem(fs)
+            if register:
+                con.register_filesystem(fs)
             proto = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
             jsonl = [f"{proto}://{f}" for f in jsonl]
             parquet = [f"{proto}://{f}" for f in parquet]
-        parts = []
-        names = ", ".join(f'"{k}"' for k in COLUMNS)
-        if parquet:
-            parts.append(f"SELECT {names} FROM read_parquet({_sql_list(parquet)}, "
-                         "union_by_name=true)")
-        if jsonl:  # the files just listed, so DuckDB does not list the store a second time
-            parts.append(f"SELECT {names} FROM read_json({_sql_list(jsonl)}, "
-                         f"format='newline_delimited', hive_partitioning=false, "
-                         f"columns={{{cols}}})")
-        if parts:
-            con.execute("CREATE VIEW executions AS " + " UNION ALL ".join(parts))
-        else:
-            defs = ", ".join(f'"{k}" {v}' for k, v in COLUMNS.items())
-            con.execute(f"CREATE TABLE executions ({defs})")
+        con.execute("CREATE OR REPLACE VIEW executions AS " + _select(jsonl, parquet))
         _create_views(con)
         return [*jsonl, *parquet]
 
@@ -329,9 +430,9 @@ class History:
         return jsonl, parquet
 
     def compact(self, min_files: int = 2) -> int:
-        """Merge each day's small record files (Parquet, and JSONL from older versions)
-        into one Parquet file (what queries over many executions read fast); returns how
-        many files were merged.
+        """Merge each day's small record files (JSON lines and Parquet) into one Parquet
+        file (what queries over many executions read fast); returns how many files were
+        merged.
 
         Safe with other writers and readers: the Parquet file's ``.sources`` list is written
         first, the Parquet file appears atomically (readers skip the listed sources from then
@@ -356,7 +457,6 @@ class History:
             by_day: dict[str, list[str]] = {}
             for f in jsonl + small:
                 by_day.setdefault(f.rsplit("/", 2)[-2], []).append(f)
-            cols = ", ".join(f"'{k}': '{v}'" for k, v in COLUMNS.items())
             for day, files in sorted(by_day.items()):
                 if len(files) < min_files:
                     continue
@@ -372,18 +472,9 @@ class History:
                             sources = [f"{proto}://{f}" for f in files]
                         else:
                             sources = files
-                        names = ", ".join(f'"{k}"' for k in COLUMNS)
-                        parts = []
                         pq_src = [f for f in sources if f.endswith(".parquet")]
                         js_src = [f for f in sources if f.endswith(".jsonl")]
-                        if pq_src:
-                            parts.append(f"SELECT {names} FROM read_parquet({_sql_list(pq_src)}, "
-                                         "union_by_name=true)")
-                        if js_src:
-                            parts.append(f"SELECT {names} FROM read_json({_sql_list(js_src)}, "
-                                         f"format='newline_delimited', hive_partitioning=false, "
-                                         f"columns={{{cols}}})")
-                        con.execute(f"COPY ({' UNION ALL '.join(parts)}) TO '{local}' "
+                        con.execute(f"COPY ({_select(js_src, pq_src)}) TO '{local}' "
                                     "(FORMAT parquet, COMPRESSION zstd)")
                     finally:
                         con.close()
@@ -391,6 +482,7 @@ class History:
                                  json.dumps([f.rsplit("/", 1)[-1] for f in files]).encode())
                     with open(local, "rb") as fh:
                         write_atomic(fs, name + ".parquet", fh.read())
+                _changed()
                 for f in files:
                     fs.rm(f)
                 fs.rm(name + ".sources")
@@ -400,16 +492,16 @@ class History:
         return merged
 
     def sql(self, query: str) -> Any:
-        """Run ``query`` (DuckDB SQL over ``executions``) and return a pandas DataFrame."""
+        """Run ``query`` (DuckDB SQL over ``executions``) on the kept connection
+        (:meth:`connection`) and return a pandas DataFrame."""
         import duckdb
 
-        for retry in (True, False):
-            con = self.connect()
-            try:
-                return con.execute(query).df()
-            except duckdb.IOException:
-                if not retry:  # a compaction replaced files between listing and reading
-                    raise
-            finally:
-                con.close()
+        with self.lock:
+            for retry in (True, False):
+                con = self._refresh(force=not retry)
+                try:
+                    return con.execute(query).df()
+                except duckdb.IOException:
+                    if not retry:  # a compaction replaced files between listing and reading
+                        raise
         raise AssertionError("unreachable")

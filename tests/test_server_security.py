@@ -167,6 +167,7 @@ def test_read_only_connection_refuses_every_spelling(fx, host_files):
             history_sql.query(fx.history, query)
         assert secret not in str(err.value)
     assert list(out.iterdir()) == []
+    fx.compact_history()  # the record, from a small JSON-lines file into Parquet
     files = [f for f in fx.store.fs.find(fx.history.root) if f.endswith(".parquet")]
     result = history_sql.query(fx.history, f"SELECT count(*) AS n FROM read_parquet('{files[0]}')")
     assert result.frame.to_dict(orient="records") == [{"n": 1}]
