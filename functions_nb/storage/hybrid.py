@@ -61,7 +61,7 @@ class HybridStore:
         if version is None:
             version = self.latest_version(name)
         info = self._first(lambda s: s.get_info(name, version, cached))
-        if self.auto_migrate and version not in self.writes.versions(name):
+        if self.auto_migrate and not self.writes.has_version(name, version):
             self.migrate(name, version)
         return info
 
@@ -110,7 +110,7 @@ class HybridStore:
                                        **kwargs)
 
     def set_latest(self, name: str, version: int) -> None:
-        if version not in self.writes.versions(name):
+        if not self.writes.has_version(name, version):
             self.migrate(name, version)
         self.writes.set_latest(name, version)
 

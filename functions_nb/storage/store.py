@@ -11,6 +11,15 @@ Layout under the store root::
 
 A version becomes visible only when its metadata file exists, and that file is created
 (exclusively, never partially) after the blob it points to is complete.
+
+Deploy and invoke read and write known keys only, never listing a prefix (a LIST is the
+slowest request of an object store): a cold invoke of ``name`` reads ``latest.json``, the
+version's metadata, the blob and the precompiled module (4 GETs on S3); a deploy of new
+code reads the hash index, the blob and ``latest.json`` (3 GETs that miss) and writes the
+blob, the metadata (a conditional PUT), the hash index and ``latest`` (4 PUTs). The next
+version number is ``latest`` + 1, taking the next free one when another writer (or a
+rollback's later versions) already holds it. Listing is left to listings: ``versions``,
+``names``, ``list``, deletes, and error messages.
 """
 
 from __future__ import annotations
@@ -24,9 +33,12 @@ from typing import Any, TypeVar
 
 from ..errors import FunctionNotFound, FunctionsError, StorageError
 from ..models import VERSION_RE, Artifact, FunctionInfo, check_name
-from .fsutil import create_exclusive, open_fs, read_or_none, write_atomic
+from .fsutil import create_exclusive, file_exists, open_fs, read_or_none, write_atomic
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: Version numbers a deploy tries after ``latest`` + 1 before it lists the versions to jump
+#: past them (after a rollback to an old version, say).
+NUMBER_GUESSES = 3
 
 
 def guarded(method: F) -> F:
@@ -90,7 +102,7 @@ class FunctionStore:
 
     @guarded
     def has_cached(self, key: str) -> bool:
-        return self.fs.exists(self.path("modcache", key))
+        return file_exists(self.fs, self.path("modcache", key))
 
     @guarded
     def put_cached(self, key: str, data: bytes) -> None:
@@ -130,7 +142,8 @@ class FunctionStore:
         numbers its other store already uses)."""
         check_name(name)
         digest = self.put_blob(artifact.code)
-        version = max((self.versions(name) or [0])[-1] + 1, min_version)
+        version = max(self._latest_or_zero(name) + 1, min_version)
+        misses = 0
         while True:
             info = FunctionInfo(
                 name=name, version=version, language=artifact.language,
@@ -144,12 +157,32 @@ class FunctionStore:
             meta = json.dumps(info.to_dict(), indent=1).encode()
             if create_exclusive(self.fs, self._fn(name, "versions", f"{version}.json"), meta):
                 break
-            version += 1  # another writer took this number; take the next
+            misses += 1  # another writer took this number, or latest was rolled back
+            known = self.versions(name) if misses == NUMBER_GUESSES else []
+            version = max(version + 1, (known or [0])[-1] + 1)
         write_atomic(self.fs, self._fn(name, "hashes", f"{content_hash}.json"),
                      json.dumps({"version": version}).encode())
-        self.set_latest(name, version)
+        self._write_latest(name, version)
         self._info_cache[(name, version)] = info
         return info
+
+    def _latest_or_zero(self, name: str) -> int:
+        raw = read_or_none(self.fs, self._fn(name, "latest.json"))
+        return int(json.loads(raw)["version"]) if raw is not None else 0
+
+    def _write_latest(self, name: str, version: int) -> None:
+        write_atomic(self.fs, self._fn(name, "latest.json"), json.dumps({"version": version}).encode())
+
+    @guarded
+    def has_version(self, name: str, version: int) -> bool:
+        """Whether this store holds ``name@version`` (one read of its metadata, kept)."""
+        if (name, version) in self._info_cache:
+            return True
+        raw = read_or_none(self.fs, self._fn(name, "versions", f"{version}.json"))
+        if raw is None:
+            return False
+        self._info_cache[(name, version)] = FunctionInfo.from_dict(json.loads(raw))
+        return True
 
     @guarded
     def get_info(self, name: str, version: int | None = None, cached: bool = False) -> FunctionInfo:
@@ -188,9 +221,9 @@ class FunctionStore:
     @guarded
     def set_latest(self, name: str, version: int) -> None:
         """Point ``latest`` at an existing version (deploy and rollback)."""
-        if version not in self.versions(name):
+        if read_or_none(self.fs, self._fn(name, "versions", f"{version}.json")) is None:
             raise FunctionNotFound(self._missing(name, version))
-        write_atomic(self.fs, self._fn(name, "latest.json"), json.dumps({"version": version}).encode())
+        self._write_latest(name, version)
 
     def get_code(self, info: FunctionInfo) -> bytes:
         return self.get_blob(info.code_sha256)
