@@ -197,6 +197,9 @@ def main() -> int:
         from benchmarks.history import run_all as history_rows
 
         results += history_rows()
+        from benchmarks.startup import run_all as startup_rows
+
+        results += startup_rows()
         from benchmarks.distributed import run_all as distributed_rows
 
         results += distributed_rows()

@@ -1,4 +1,7 @@
-"""``func``: the command-line front end (deploy, invoke, ls, logs, sql, doctor)."""
+"""``func``: the command-line front end (deploy, invoke, ls, logs, sql, doctor).
+
+Each command imports what it needs when it runs: ``func invoke`` loads the store, the loader
+and the runtime, not the compilers, DuckDB, pandas or pyarrow."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import cli_human, languages
+from . import cli_human
 from .errors import BadArguments, FunctionsError
 from .models import parse_target
 
@@ -20,6 +23,8 @@ def _fx(args: argparse.Namespace) -> Any:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
+    from . import languages
+
     path = Path(args.file)
     lang = args.lang or languages.language_of(path.name)
     if lang is None:

@@ -25,7 +25,6 @@ import itertools
 import json
 import os
 import socket
-import tempfile
 import threading
 import time
 import uuid
@@ -71,7 +70,7 @@ LIST_TTL = 1.0
 _LIVE: weakref.WeakSet[History] = weakref.WeakSet()
 #: Changes whenever a History of this process writes or deletes history files: a kept
 #: connection whose views were made at another value lists the store again.
-_changes = itertools.count()
+_changes = itertools.count(1)
 _generation = 0
 
 
@@ -438,6 +437,8 @@ class History:
         first, the Parquet file appears atomically (readers skip the listed sources from then
         on), then the sources are deleted. One compactor per store at a time (a lock file).
         """
+        import tempfile
+
         import duckdb
 
         fs = self.store.fs
