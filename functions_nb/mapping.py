@@ -8,9 +8,18 @@ The client cuts the inputs into chunks (a few hundred to a few thousand inputs p
 10k inputs are tens of tasks, not 10k) and submits one task per chunk. Each worker process
 builds its own :class:`~functions_nb.client.Functions` for the store once (cached here, keyed
 by store URL and options): its own loader cache, circuit breakers and executor, loading
-functions from the shared store and recording history into the same store. A worker writes
-its history at the end of every chunk, so when ``map`` returns every row is in the store; a
-worker killed mid-chunk loses at most the rows of that chunk it had not written yet.
+functions from the shared store and recording history into the same store.
+
+History is batched per worker, not per chunk: a chunk only appends its records to the worker's
+buffer, which the worker's History writes every ``flush_interval`` seconds (one file per
+worker per interval, not one per chunk). The rule that makes every record queryable when
+``map`` returns (:meth:`ClusterMap.settle`): once the results are in, the caller asks every
+worker to write what it still holds (one ``Client.run``); each chunk's result names the
+worker *process* that ran it, and a chunk whose process did not answer (it died, or was
+replaced, after running the chunk and before writing its records) is run again, which records
+the same ids. A worker that answers but cannot write (the store is down) keeps its records and
+its background writer tries again; the map warns. A worker that closes writes its records
+at exit (the History's own exit hook), like any process.
 
 Execution ids are deterministic: input ``i`` of map ``M`` runs as execution ``M-i``
 (:func:`execution_id`). When Dask runs a chunk again (a worker died while running it, or
@@ -28,6 +37,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pickle
 import re
 import threading
@@ -57,6 +67,9 @@ WORKER_CLIENTS = 8
 _MAP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 _workers: OrderedDict[str, Any] = OrderedDict()  # key -> a worker's client
 _workers_lock = threading.Lock()
+#: This process, as chunk results name it: a worker restarted by its nanny is another process
+#: (its predecessor's buffered records died with it), even at the same address and pid.
+_PROCESS = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
 
 
 class MapResults(list):
@@ -99,11 +112,18 @@ def execution_id(map_id: str, index: int) -> str:
 
 
 # worker side ----------------------------------------------------------------------------
-def worker_functions(spec: dict[str, Any], factory: Factory) -> Any:
+def client_key(spec: dict[str, Any], factory: Factory) -> str:
+    """The key of the worker clients built from ``spec`` by ``factory`` (computed by the
+    caller, once per map)."""
+    return json.dumps([factory.__module__, factory.__qualname__, spec], sort_keys=True,
+                      default=repr)
+
+
+def worker_functions(spec: dict[str, Any], factory: Factory, key: str | None = None) -> Any:
     """This process's ``factory(**spec)`` (``spec``: ``Functions`` keyword arguments), created
-    on first use and cached: each worker has its own loader cache, breakers and executor."""
-    key = json.dumps([factory.__module__, factory.__qualname__, spec], sort_keys=True,
-                     default=repr)
+    on first use and cached under ``key`` (default :func:`client_key`): each worker has its
+    own loader cache, breakers, executor and history buffer."""
+    key = client_key(spec, factory) if key is None else key
     with _workers_lock:
         fx = _workers.get(key)
         if fx is not None:
@@ -118,22 +138,24 @@ def worker_functions(spec: dict[str, Any], factory: Factory) -> Any:
 
 
 def run_chunk(start: int, payload: bytes, *, spec: dict[str, Any], factory: Factory,
-              target: str, timeout: float | None, map_id: str) -> bytes:
+              target: str, timeout: float | None, map_id: str,
+              cache_key: str | None = None) -> bytes:
     """One task: run ``target`` on the pickled list of inputs ``payload`` (inputs ``start``,
     ``start + 1``, …) in this worker, each as execution ``map_id-index``; failures stay in
-    their slot. Writes the worker's buffered history, then returns the pickled results.
+    their slot. Returns the pickled ``(process, results)``: the records stay in this
+    process's history buffer (:func:`flush_worker` writes them).
 
     Inputs and results cross as one pickle each: Dask walks a list argument item by item
     looking for tasks, and serializes a returned list item by item (about 30 µs per item,
     3x the invocation itself)."""
     items = pickle.loads(payload)
-    fx = worker_functions(spec, factory)
+    fx = worker_functions(spec, factory, cache_key)
     try:
         fn = fx.loader.get(target)  # any other failure fails the task: Dask tries it again
     except FunctionsError as exc:
         if not exc.caller_error:
             raise
-        return pickle.dumps(exc)  # unknown function: no retry can help; the client raises it
+        return pickle.dumps((_PROCESS, exc))  # unknown function: no retry can help
     run = fx.executor.run
     out: list[Any] = []
     append = out.append
@@ -144,13 +166,21 @@ def run_chunk(start: int, payload: bytes, *, spec: dict[str, Any], factory: Fact
         except FunctionsError as exc:
             exc.__traceback__ = None  # travels back to the client: the message is what matters
             append(exc)
-    if fx.history is not None:
+    return pickle.dumps((_PROCESS, out), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def flush_worker(key: str) -> tuple[str, str | None]:
+    """``Client.run`` target: write the records this process's client ``key`` holds.
+    Returns ``(process, None)``, or ``(process, error)`` when the store refused them (they
+    stay buffered; the background writer tries again)."""
+    fx = _workers.get(key)
+    history = getattr(fx, "history", None)
+    if history is not None:
         try:
-            fx.history.flush()
-        except Exception as exc:  # noqa: BLE001 - results matter more; the rows stay buffered
-            warnings.warn(f"functions-nb: history of map {map_id} not written yet ({exc}); "
-                          "the background writer retries", stacklevel=1)
-    return pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
+            history.flush()
+        except Exception as exc:  # noqa: BLE001 - reported to the map's caller
+            return _PROCESS, f"{type(exc).__name__}: {exc}"
+    return _PROCESS, None
 
 
 # client side ----------------------------------------------------------------------------
@@ -172,6 +202,115 @@ def auto_chunk_size(n: int, threads: int) -> int:
     return max(1, min(n, max(MIN_CHUNK, min(MAX_CHUNK, size))))
 
 
+class ClusterMap:
+    """One map on a Dask cluster: :meth:`gather` runs the chunks and collects the results,
+    :meth:`settle` makes every record queryable (see the module docstring for the rule).
+    :func:`map_chunks` is both in a row."""
+
+    def __init__(self, client: Any, factory: Factory, store_url: str,
+                 storage_options: dict[str, Any] | None, target: str, items: list[Any], *,
+                 timeout: float | None = None, chunk_size: int | None = None,
+                 retries: int = RETRIES, map_id: str | None = None,
+                 options: dict[str, Any] | None = None) -> None:
+        self.client = connect(client)
+        self.items = items
+        self.target = target
+        self.map_id = check_map_id(map_id)
+        self.retries = retries
+        self.results = MapResults([None] * len(items), self.map_id)
+        if chunk_size is None:
+            chunk_size = auto_chunk_size(len(items), sum(self.client.nthreads().values()))
+        elif chunk_size < 1:
+            raise BadArguments("chunk_size must be at least 1")
+        self.chunk_size = chunk_size
+        self.spec = {**(options or {}), "store": store_url, "storage_options": storage_options}
+        self.key = client_key(self.spec, factory)
+        self.history = bool(self.spec.get("history", True))
+        self._task = {"spec": self.spec, "factory": factory, "target": target,
+                      "timeout": timeout, "map_id": self.map_id, "cache_key": self.key}
+        #: Worker process -> starts of the chunks it ran whose records it may still hold.
+        self.ran: dict[str, list[int]] = {}
+        self._tag = uuid.uuid4().hex[:8]  # task keys of this call only, even for a reused map_id
+        self._round = 0
+
+    def _submit(self, starts: list[int]) -> list[Any]:
+        self._round += 1
+        size = self.chunk_size
+        payloads = [pickle.dumps(self.items[s:s + size], protocol=pickle.HIGHEST_PROTOCOL)
+                    for s in starts]
+        # a task key ends with its chunk's number (start // chunk_size)
+        keys = [f"fnb-{self.map_id}-{self._tag}-{self._round}-{s // size}" for s in starts]
+        return self.client.map(run_chunk, starts, payloads, key=keys, retries=self.retries,
+                               **self._task)
+
+    def gather(self, *, raise_errors: bool = False, bar: Any = None) -> MapResults:
+        """Run every chunk; results in input order (a failed input's slot holds its error;
+        ``raise_errors``: the first one is raised and the remaining chunks are cancelled)."""
+        from distributed import as_completed
+
+        futures = self._submit(list(range(0, len(self.items), self.chunk_size)))
+        start_of = {f.key: int(str(f.key).rsplit("-", 1)[1]) * self.chunk_size for f in futures}
+        pending = {f.key: f for f in futures}
+        try:
+            done = as_completed(futures, loop=self.client.loop, with_results=True)
+            del futures  # only `pending` holds them: a fetched chunk is released at once
+            for future, raw in done:
+                process, part = pickle.loads(raw)
+                if isinstance(part, BaseException):
+                    raise part
+                start = start_of[future.key]
+                del pending[future.key]
+                self.ran.setdefault(process, []).append(start)
+                self.results[start:start + len(part)] = part
+                if raise_errors:
+                    first = next((r for r in part if isinstance(r, FunctionsError)), None)
+                    if first is not None:
+                        raise first
+                if bar is not None:
+                    bar.update(len(part))
+        finally:
+            if pending:
+                self.client.cancel(list(pending.values()))
+        return self.results
+
+    def flush(self) -> set[str]:
+        """Ask every worker to write the records it holds; returns the processes that
+        answered (a refused write is warned about: those records stay buffered there)."""
+        answers = self.client.run(flush_worker, self.key, on_error="return")
+        answered = set()
+        for address, answer in answers.items():
+            if isinstance(answer, BaseException):
+                continue  # a worker gone or going: its chunks count as lost
+            process, error = answer
+            answered.add(process)
+            if error is not None:
+                warnings.warn(f"functions-nb: worker {address} could not write the history of "
+                              f"map {self.map_id} yet ({error}); its background writer retries",
+                              stacklevel=3)
+        return answered
+
+    def settle(self) -> None:
+        """Make every record of this map queryable: workers write what they hold; chunks
+        whose worker process is gone are run again (same ids), up to ``retries`` times."""
+        if not self.history:
+            return
+        for _ in range(self.retries + 1):
+            if not self.ran:
+                return
+            answered = self.flush()
+            lost = sorted(s for process, starts in self.ran.items() if process not in answered
+                          for s in starts)
+            self.ran = {}
+            if not lost:
+                return
+            raws = self.client.gather(self._submit(lost))
+            for start, raw in zip(lost, raws, strict=True):
+                process, _ = pickle.loads(raw)
+                self.ran.setdefault(process, []).append(start)
+        warnings.warn(f"functions-nb: the records of map {self.map_id} could not all be written "
+                      f"(workers kept dying); results are complete", stacklevel=2)
+
+
 def map_chunks(client: Any, factory: Factory, store_url: str,
                storage_options: dict[str, Any] | None, target: str, inputs: Iterable[Any], *,
                timeout: float | None = None, progress: bool | None = None,
@@ -180,12 +319,13 @@ def map_chunks(client: Any, factory: Factory, store_url: str,
                options: dict[str, Any] | None = None) -> MapResults:
     """Invoke ``target`` once per input on the Dask workers of ``client``, each worker with
     its own ``factory(store=store_url, storage_options=..., **options)`` client; results in
-    input order.
+    input order, every record queryable on return.
 
     * ``store_url`` / ``storage_options``: the store as the workers open it (a local folder
       only works when every worker sees it, e.g. a ``LocalCluster``; S3 for real clusters).
       ``options`` are further ``Functions`` keyword arguments for the workers (``fallback``,
-      ``breaker``, ``history``, …). Pin the version (``name@N``) so every worker runs the same.
+      ``breaker``, ``history``, ``flush_interval``, …). Pin the version (``name@N``) so every
+      worker runs the same.
     * An input is a tuple of arguments or one argument. A failing input fails alone: its slot
       holds the exception (``raise_errors``: the first failure seen is raised and the
       remaining chunks are cancelled). A chunk that fails as a whole (the function cannot be
@@ -194,58 +334,32 @@ def map_chunks(client: Any, factory: Factory, store_url: str,
       inputs each); ``progress`` shows a bar over completed chunks (default: 100+ inputs).
     * ``map_id`` (default ``map-<random>``): input ``i`` runs as execution ``map_id-i``.
     """
-    from distributed import as_completed
-
-    client = connect(client)
     items = inputs if isinstance(inputs, list) else list(inputs)
-    n = len(items)
-    map_id = check_map_id(map_id)
-    results = MapResults([None] * n, map_id)
-    if not n:
-        return results
-    if chunk_size is None:
-        chunk_size = auto_chunk_size(n, sum(client.nthreads().values()))
-    elif chunk_size < 1:
-        raise BadArguments("chunk_size must be at least 1")
-    spec = {**(options or {}), "store": store_url, "storage_options": storage_options}
-    starts = list(range(0, n, chunk_size))
-    tag = uuid.uuid4().hex[:8]  # task keys of this call only, even when map_id is reused
-    payloads = [pickle.dumps(items[s:s + chunk_size], protocol=pickle.HIGHEST_PROTOCOL)
-                for s in starts]
-    futures = client.map(run_chunk, starts, payloads,
-                         key=[f"fnb-{map_id}-{tag}-{k}" for k in range(len(starts))],
-                         retries=retries, spec=spec, factory=factory, target=target,
-                         timeout=timeout, map_id=map_id)
-    start_of = {f.key: s for f, s in zip(futures, starts, strict=True)}
-    pending = {f.key: f for f in futures}
-    show = n >= 100 if progress is None else progress
+    job = ClusterMap(client, factory, store_url, storage_options, target, items,
+                     timeout=timeout, chunk_size=chunk_size, retries=retries, map_id=map_id,
+                     options=options)
+    if not items:
+        return job.results
+    show = len(items) >= 100 if progress is None else progress
     bar = None
     if show:
         from .widgets.progress import progress as progress_bar  # HTML in a notebook, not a widget
 
-        bar = progress_bar(total=n, desc=f"{target} on {len(client.nthreads())} workers", unit="call")
+        bar = progress_bar(total=len(items), desc=f"{target} on {len(job.client.nthreads())} "
+                           "workers", unit="call")
     try:
-        done = as_completed(futures, loop=client.loop, with_results=True)
-        del futures, payloads  # only `pending` holds them: a fetched chunk is released at once
-        for future, raw in done:
-            part = pickle.loads(raw)
-            if isinstance(part, BaseException):
-                raise part
-            start = start_of[future.key]
-            del pending[future.key]
-            results[start:start + len(part)] = part
-            if raise_errors:
-                first = next((r for r in part if isinstance(r, FunctionsError)), None)
-                if first is not None:
-                    raise first
-            if bar is not None:
-                bar.update(len(part))
+        job.gather(raise_errors=raise_errors, bar=bar)
+    except BaseException:
+        try:  # what ran is still written now, not a second later
+            job.flush()
+        except Exception:  # noqa: BLE001 - the map's own error matters more
+            pass
+        raise
     finally:
-        if pending:
-            client.cancel(list(pending.values()))
         if bar is not None:
             bar.close()
-    return results
+    job.settle()
+    return job.results
 
 
 def cluster_map(fx: Any, target: str, items: list[Any], *, timeout: float | None,

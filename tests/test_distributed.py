@@ -3,6 +3,7 @@ from the workers, S3 as the shared store, and a worker killed mid-map."""
 
 from __future__ import annotations
 
+import glob
 import inspect
 import os
 import signal
@@ -14,6 +15,7 @@ import pytest
 from functions_nb import Functions
 from functions_nb.distributed import MapResults, auto_chunk_size, execution_id, map_on_cluster
 from functions_nb.errors import FunctionNotFound, InvocationError
+from functions_nb.mapping import ClusterMap
 
 from .conftest import ADD_RS, BOOM_RS
 
@@ -42,6 +44,14 @@ def client():
 
 def worker_pids(client) -> set[int]:
     return set(client.run(os.getpid).values())
+
+
+def history_files(store: str) -> list[str]:
+    return sorted(glob.glob(os.path.join(store, "history", "date=*", "*")))
+
+
+def written_by(files: list[str], pid: int) -> list[str]:
+    return [f for f in files if f"-{pid}-" in os.path.basename(f)]
 
 
 def history_of(fx: Functions, res: MapResults):
@@ -132,6 +142,70 @@ def test_functions_map_uses_the_cluster(client, store):
     by_address.close()
     fx.close()
     local.close()
+
+
+def test_history_is_written_per_worker_not_per_chunk(client, store):
+    fx = Functions(store=store)
+    fx.deploy("rust", ADD_RS, name="add")
+    n, size = 2000, 50  # 40 chunks
+    # a background interval longer than the map: what is in the store came from the final step
+    res = map_on_cluster(client, store, None, "add@1", [(i, 1) for i in range(n)],
+                         progress=False, chunk_size=size, options={"flush_interval": 3600})
+    assert res == [i + 1 for i in range(n)]
+    h = history_of(fx, res)
+    assert h.rows == h.ids == h.ok_ids == n  # queryable as soon as map returns
+    pids = set(h.pids)
+    files = history_files(store)
+    per_worker = {pid: written_by(files, pid) for pid in pids}
+    assert all(len(f) == 1 for f in per_worker.values()), per_worker  # one file per worker
+    assert len(files) == len(pids) <= 2 < n // size
+    fx.close()
+
+
+def test_records_a_dead_worker_never_wrote_are_recorded_again(client, store):
+    """The rule behind 'every record is queryable when map returns': a chunk whose worker
+    process is gone when the map asks the workers to write their records is run again."""
+    fx = Functions(store=store)
+    fx.deploy("rust", ADD_RS, name="add")
+    n = 1200
+    job = ClusterMap(client, Functions, store, None, "add@1", [(i, 2) for i in range(n)],
+                     chunk_size=100, map_id="dead-before-flush",
+                     options={"flush_interval": 3600})
+    assert job.gather() == [i + 2 for i in range(n)]
+    assert history_files(store) == []  # every record is still in a worker's buffer
+    victim_process = sorted(job.ran)[0]
+    victim_chunks = len(job.ran[victim_process])
+    victim = int(victim_process.split("-")[0])
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the nanny has started a new worker process
+        pids = set(client.run(os.getpid, on_error="return").values())
+        if victim not in pids and len(pids) == 2:
+            break
+        time.sleep(0.1)
+    job.settle()
+    h = history_of(fx, job.results)
+    assert h.rows == h.ids == h.ok_ids == n, h.to_dict()
+    assert victim not in set(h.pids)
+    assert victim_chunks >= 1
+    fx.close()
+
+
+def test_a_closing_worker_writes_its_records(store):
+    fx = Functions(store=store)
+    fx.deploy("rust", ADD_RS, name="add")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster, set_as_default=False) as c:
+        job = ClusterMap(c, Functions, store, None, "add@1", [(i, 0) for i in range(300)],
+                         chunk_size=100,
+                         options={"flush_interval": 3600})
+        assert job.gather() == list(range(300))  # no settle: the records stay in the worker
+        assert history_files(store) == []
+        c.close()
+        cluster.close()  # the worker process exits: its History writes them
+    assert history_of(fx, job.results).rows == 300
+    fx.close()
 
 
 def test_worker_killed_mid_map_is_survived(client, store):
