@@ -203,6 +203,9 @@ def main() -> int:
         from benchmarks.distributed import run_all as distributed_rows
 
         results += distributed_rows()
+        from benchmarks.s3 import run_all as s3_rows
+
+        results += s3_rows()
     out = ROOT / "bench-results.json"
     out.write_text(json.dumps(results, indent=1) + "\n")
     for r in results:
