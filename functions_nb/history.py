@@ -72,6 +72,8 @@ _LIVE: weakref.WeakSet[History] = weakref.WeakSet()
 #: connection whose views were made at another value lists the store again.
 _changes = itertools.count(1)
 _generation = 0
+#: Kept connections a forked child inherited: left alone (DuckDB's state is the parent's).
+_INHERITED: list[Any] = []
 
 
 def _changed() -> None:
@@ -364,11 +366,14 @@ class History:
             return self._refresh(force=False)
 
     def _refresh(self, force: bool) -> Any:
+        """:meth:`connection` under :attr:`lock`; ``force`` lists the store in any case."""
         for history in list(_LIVE):
             history.flush()
         now = time.monotonic()
         con = self._con
-        if con is not None and self._con_pid != os.getpid():  # inherited through fork
+        if con is not None and self._con_pid != os.getpid():
+            # inherited through fork: never used (nor closed) here, the child opens its own
+            _INHERITED.append(con)
             con = self._con = None
         if (con is not None and not force and self._con_generation == _generation
                 and now - self._listed_at < self.list_ttl):
