@@ -6,17 +6,52 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-/** One function row of `GET summary`. */
+/** The newest breaker transition any process on the store recorded for a function. */
+export interface IBreakerTransition {
+  breaker: string;
+  version: number;
+  state: string;
+  from: string;
+  why: string;
+  at: string;
+  host: string;
+  pid: number;
+  process: string;
+  /** true when it is the server's own breaker */
+  server: boolean;
+}
+
+/** The newest failed record of a function: an error, or a caller mistake (`caller`). */
+export interface ILastError {
+  kind: string | null;
+  message: string | null;
+  status: string;
+  tier: string;
+  caller: boolean;
+  at: string | null;
+}
+
+/**
+ * One function row of `GET summary`: the numbers functions_nb/history_queries.py defines
+ * (calls, errors, caller mistakes, latency over the calls that ran, the newest call's status).
+ */
 export interface IFunctionRow {
   name: string;
   version: number;
   language: string;
   signature: string;
   versions: number;
+  /** the server's own breaker of the latest version */
   breaker: string;
+  breaker_last?: IBreakerTransition | null;
+  last_error?: ILastError | null;
   count: number;
   errors: number;
+  caller_errors?: number;
+  error_rate?: number | null;
   p50: number | null;
+  p95?: number | null;
+  p99?: number | null;
   last_status: string | null;
   last_at: string | null;
 }
@@ -49,6 +84,12 @@ export interface ITaskRow {
   result_type?: string | null;
   created_at?: unknown;
   deadline?: string | null;
+  timeout_outcome?: string | null;
+  /** once answered: value, approve, reject, withdrawn or expired */
+  decision?: string | null;
+  value?: unknown;
+  who?: string | null;
+  why?: string | null;
   [key: string]: unknown;
 }
 
@@ -156,6 +197,16 @@ export class Api {
       recent: Array.isArray(data.recent) ? data.recent : [],
       tasks: Array.isArray(data.tasks) ? data.tasks : []
     };
+  }
+
+  /** Human tasks with a status (`all` for every task). */
+  async tasks(status: 'pending' | 'answered' | 'expired' | 'withdrawn' | 'all'): Promise<ITaskRow[]> {
+    const reply = await this.request<{ tasks: ITaskRow[] }>(
+      ['human', 'tasks'],
+      { method: 'GET' },
+      `?status=${status}`
+    );
+    return Array.isArray(reply.data?.tasks) ? reply.data.tasks : [];
   }
 
   invoke(name: string, args: unknown[], options: Record<string, unknown>): Promise<IReply<IInvokeReply>> {

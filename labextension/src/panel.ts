@@ -4,7 +4,15 @@
  * standing by while the panel or the page is hidden).
  *
  * Plain DOM inside a Lumino Widget. The DOM carries a contract used by end-to-end tests
- * (data-testid / data-* attributes, `.fnb-col-*` cells); keep it stable.
+ * (data-testid / data-* attributes, `.fnb-col-*` cells, `[data-field]` detail values); keep
+ * it stable.
+ *
+ * Narrow first: at the sidebar's default width (~250 px) a function row is its name (one line,
+ * an ellipsis and the full name on hover), its calls and its last status; wider panels (a
+ * container query) add the language and p50. Everything else is in the row's detail (click
+ * the row): versions, signature, errors and caller mistakes, p50/p95/p99, the last error and
+ * the breaker (the server's own, and the newest transition any process recorded, e.g. a
+ * kernel's). The numbers are the ones functions_nb/history_queries.py defines.
  */
 import { IPoll, Poll } from '@lumino/polling';
 import { Message } from '@lumino/messaging';
@@ -13,6 +21,7 @@ import { Widget } from '@lumino/widgets';
 import {
   Api,
   ApiError,
+  IBreakerTransition,
   IExecutionRow,
   IFunctionRow,
   IInvokeReply,
@@ -26,6 +35,16 @@ export const PANEL_ID = 'functions-nb-sidebar';
 const POLL_INTERVAL = 3000;
 const POLL_MAX = 60000;
 const RECENT = 20;
+
+/** What a detail field counts (functions_nb/history_queries.py), shown on hover. */
+const HINTS: Record<string, string> = {
+  calls: 'calls that ended (not skipped tiers, not pending human tasks), caller mistakes excluded; rejected calls count. Errors: calls not ok',
+  caller_errors: "bad arguments, unknown function or version: the function did not run; not the function's errors",
+  latency: 'over the calls that ran (all tiers), not the rejected ones',
+  last: 'the newest call across tiers',
+  breaker: "this server's breaker of the latest version",
+  breaker_last: 'the newest breaker transition any process on the store recorded (a kernel, this server, a CLI)'
+};
 
 type Attrs = Record<string, string | boolean | number | null | undefined>;
 type Child = Node | string | null | undefined | false;
@@ -91,6 +110,43 @@ export function formatMs(ms: unknown): string {
     return ms.toFixed(1);
   }
   return String(Math.round(ms));
+}
+
+/** A share as a percentage with one decimal. */
+export function formatRate(rate: unknown): string {
+  return typeof rate === 'number' && Number.isFinite(rate) ? `${(rate * 100).toFixed(1)}%` : '—';
+}
+
+/** A server time as HH:MM:SS (local), or a dash. */
+function timeText(value: unknown): string {
+  const when = parseTime(value);
+  return when ? clock(when) : '—';
+}
+
+/** Who made a recorded breaker transition: `server`, or e.g. `kernel host:pid`. */
+export function transitionOwner(t: IBreakerTransition): string {
+  return t.server ? 'server' : `${t.process || 'process'} ${t.host}:${t.pid}`;
+}
+
+/**
+ * The breaker state a function row shows, and whose it is: the server's own breaker when it
+ * is not closed, else another process's (a kernel's) newest recorded transition when that
+ * left it not closed, else closed.
+ */
+export function shownBreaker(fn: IFunctionRow): { state: string; owner: string; title: string } {
+  const own = String(fn.breaker || 'closed');
+  if (own !== 'closed') {
+    return { state: own, owner: 'server', title: `the server's breaker of v${fn.version} is ${own}` };
+  }
+  const last = fn.breaker_last;
+  if (last && !last.server && last.state !== 'closed') {
+    return {
+      state: last.state,
+      owner: last.process || 'process',
+      title: `${transitionOwner(last)}: ${last.breaker} ${last.state.replace('_', '-')} since ${timeText(last.at)} (${last.why})`
+    };
+  }
+  return { state: 'closed', owner: 'server', title: "the server's breaker is closed" };
 }
 
 /** Pretty JSON text of any value (undefined shows as null). */
@@ -221,11 +277,14 @@ export class FunctionsPanel extends Widget {
           'tr',
           {},
           h('th', { class: 'fnb-col-name' }, 'name'),
-          h('th', { class: 'fnb-col-language' }, 'lang'),
-          h('th', { class: 'fnb-col-versions', title: 'versions' }, 'ver'),
-          h('th', { class: 'fnb-col-breaker' }, 'breaker'),
-          h('th', { class: 'fnb-col-p50', title: 'median duration of calls that ran (all tiers), ms' }, 'p50 ms'),
-          h('th', { class: 'fnb-col-status' }, 'last')
+          h('th', { class: 'fnb-col-language fnb-wide' }, 'lang'),
+          h(
+            'th',
+            { class: 'fnb-col-count fnb-num', title: 'calls: ended, not caller mistakes; rejected calls count' },
+            'calls'
+          ),
+          h('th', { class: 'fnb-col-p50 fnb-num fnb-wide', title: 'median duration of calls that ran (all tiers), ms' }, 'p50 ms'),
+          h('th', { class: 'fnb-col-status', title: 'status of the newest call (all tiers)' }, 'last')
         )
       ),
       this._functionsBody
@@ -244,9 +303,9 @@ export class FunctionsPanel extends Widget {
           {},
           h('th', { class: 'fnb-col-time' }, 'time'),
           h('th', { class: 'fnb-col-function' }, 'function'),
-          h('th', { class: 'fnb-col-tier' }, 'tier'),
+          h('th', { class: 'fnb-col-tier fnb-wide' }, 'tier'),
           h('th', { class: 'fnb-col-status' }, 'status'),
-          h('th', { class: 'fnb-col-duration' }, 'ms')
+          h('th', { class: 'fnb-col-duration fnb-num' }, 'ms')
         )
       ),
       this._recentBody
@@ -350,6 +409,7 @@ export class FunctionsPanel extends Widget {
       const summary = await this._api.summary(RECENT);
       if (seq === this._seq && !this.isDisposed) {
         this._render(summary);
+        await this._follow(summary.tasks);
       }
       return summary;
     } finally {
@@ -410,41 +470,8 @@ export class FunctionsPanel extends Widget {
       return;
     }
     this._functionsKey = key;
-    const rows = functions.map(fn => {
-      const breaker = String(fn.breaker || 'closed');
-      const row = h(
-        'tr',
-        { 'data-function': fn.name, title: `${fn.signature || fn.name} — v${fn.version}` },
-        h('td', { class: 'fnb-col-name' }, fn.name),
-        h('td', { class: 'fnb-col-language' }, fn.language || ''),
-        h('td', { class: 'fnb-col-versions fnb-num' }, String(fn.versions ?? '')),
-        h(
-          'td',
-          { class: 'fnb-col-breaker' },
-          h(
-            'span',
-            { class: `fnb-badge fnb-badge-${breaker.replace(/[^a-z_]/gi, '')}`, 'data-breaker': breaker },
-            breaker.replace('_', '-')
-          )
-        ),
-        h('td', { class: 'fnb-col-p50 fnb-num' }, formatMs(fn.p50)),
-        h(
-          'td',
-          {
-            class: `fnb-col-status ${statusClass(fn.last_status)}`,
-            title: fn.count ? `${fn.count} runs, ${fn.errors} errors` : 'no runs yet'
-          },
-          fn.last_status || '—'
-        )
-      );
-      row.addEventListener('click', () => {
-        this._select.value = fn.name;
-        this._showSignature();
-      });
-      return row;
-    });
-    this._functionsBody.replaceChildren(...rows);
-    this._functionsEmpty.hidden = functions.length > 0;
+    this._functions = functions;
+    this._renderFunctionRows();
 
     // The invoke form's select: keep the user's choice when it still exists.
     const previous = this._select.value;
@@ -462,6 +489,145 @@ export class FunctionsPanel extends Widget {
     this._select.disabled = false;
     this._select.value = names.includes(previous) ? previous : names[0];
     this._showSignature();
+  }
+
+  private _renderFunctionRows(): void {
+    const rows: HTMLElement[] = [];
+    for (const fn of this._functions) {
+      const expanded = this._expanded.has(fn.name);
+      const breaker = shownBreaker(fn);
+      const expand = h(
+        'button',
+        {
+          type: 'button',
+          class: 'fnb-expand',
+          'aria-expanded': expanded ? 'true' : 'false',
+          'aria-label': `details of ${fn.name}`,
+          title: expanded ? 'hide details' : 'show details'
+        },
+        expanded ? '▾' : '▸'
+      );
+      const badge =
+        breaker.state === 'closed'
+          ? null
+          : h(
+              'span',
+              {
+                class: `fnb-badge fnb-badge-${breaker.state.replace(/[^a-z_]/gi, '')}`,
+                'data-breaker': breaker.state,
+                'data-breaker-owner': breaker.owner,
+                title: breaker.title
+              },
+              `${breaker.owner} ${breaker.state.replace('_', '-')}`
+            );
+      const row = h(
+        'tr',
+        {
+          'data-function': fn.name,
+          'data-breaker': breaker.state,
+          'aria-expanded': expanded ? 'true' : 'false'
+        },
+        h(
+          'td',
+          { class: 'fnb-col-name' },
+          h('div', { class: 'fnb-name' }, expand, h('span', { class: 'fnb-name-text', title: fn.name }, fn.name), badge)
+        ),
+        h('td', { class: 'fnb-col-language fnb-wide' }, fn.language || ''),
+        h(
+          'td',
+          {
+            class: 'fnb-col-count fnb-num',
+            title: `${fn.count} calls, ${fn.errors} errors, ${fn.caller_errors ?? 0} caller mistakes`
+          },
+          String(fn.count ?? 0)
+        ),
+        h('td', { class: 'fnb-col-p50 fnb-num fnb-wide' }, formatMs(fn.p50)),
+        h(
+          'td',
+          {
+            class: `fnb-col-status ${statusClass(fn.last_status)}`,
+            title: fn.last_at ? `newest call at ${timeText(fn.last_at)}` : 'no calls yet'
+          },
+          fn.last_status || '—'
+        )
+      );
+      row.addEventListener('click', () => {
+        this._select.value = fn.name;
+        this._showSignature();
+        if (this._expanded.has(fn.name)) {
+          this._expanded.delete(fn.name);
+        } else {
+          this._expanded.add(fn.name);
+        }
+        this._renderFunctionRows();
+      });
+      rows.push(row);
+      if (expanded) {
+        rows.push(this._detailRow(fn));
+      }
+    }
+    this._functionsBody.replaceChildren(...rows);
+    this._functionsEmpty.hidden = this._functions.length > 0;
+  }
+
+  /** A function's detail: what does not fit in its row. */
+  private _detailRow(fn: IFunctionRow): HTMLElement {
+    const list = h('dl', { class: 'fnb-detail-list' });
+    const item = (field: string, label: string, ...value: Child[]) => {
+      list.append(h('dt', { title: HINTS[field] ?? null }, label), h('dd', { 'data-field': field }, ...value));
+    };
+    item('version', 'version', `v${fn.version} of ${fn.versions ?? 1}`, h('span', { class: 'fnb-muted' }, ` · ${fn.language}`));
+    item('signature', 'signature', h('span', { class: 'fnb-mono' }, fn.signature || fn.name));
+    item(
+      'calls',
+      'calls',
+      `${fn.count ?? 0} · ${fn.errors ?? 0} errors (${formatRate(fn.error_rate)})`
+    );
+    item('caller_errors', 'caller mistakes', `${fn.caller_errors ?? 0}`);
+    item(
+      'latency',
+      'latency',
+      `p50 ${formatMs(fn.p50)} · p95 ${formatMs(fn.p95)} · p99 ${formatMs(fn.p99)} ms`
+    );
+    item(
+      'last',
+      'last call',
+      fn.last_status ? h('span', { class: statusClass(fn.last_status) }, fn.last_status) : '—',
+      fn.last_at ? ` at ${timeText(fn.last_at)}` : ''
+    );
+    const error = fn.last_error;
+    if (error) {
+      item(
+        'last_error',
+        error.caller ? 'last mistake' : 'last error',
+        h(
+          'span',
+          { class: error.caller ? 'fnb-warn' : 'fnb-error' },
+          [error.kind, error.message].filter(Boolean).join(': ') || error.status
+        ),
+        h('span', { class: 'fnb-muted' }, ` · ${error.tier} · ${timeText(error.at)}${error.caller ? ' · caller mistake' : ''}`)
+      );
+    }
+    const own = String(fn.breaker || 'closed');
+    item(
+      'breaker',
+      'breaker',
+      h('span', { class: `fnb-badge fnb-badge-${own.replace(/[^a-z_]/gi, '')}` }, own.replace('_', '-')),
+      h('span', { class: 'fnb-muted' }, " the server's")
+    );
+    const last = fn.breaker_last;
+    item(
+      'breaker_last',
+      'transition',
+      last
+        ? `${last.from.replace('_', '-')} → ${last.state.replace('_', '-')} (${last.breaker}) by ${transitionOwner(last)} at ${timeText(last.at)}: ${last.why}`
+        : h('span', { class: 'fnb-muted' }, 'none recorded by any process')
+    );
+    return h(
+      'tr',
+      { class: 'fnb-detail', 'data-detail-for': fn.name },
+      h('td', { colspan: 5 }, list)
+    );
   }
 
   /** The chosen function's signature under the select: what the args array must hold. */
@@ -631,20 +797,76 @@ export class FunctionsPanel extends Widget {
       const problem = [run.error_kind, run.error_message].filter(Boolean).join(': ');
       return h(
         'tr',
-        { 'data-execution-id': run.id, title: problem || run.id },
+        { 'data-execution-id': run.id, title: [`tier ${run.tier || 'code'}`, problem || run.id].join(' · ') },
         h(
           'td',
           { class: 'fnb-col-time', title: when ? when.toISOString() : String(run.started_at ?? '') },
           when ? clock(when) : '—'
         ),
-        h('td', { class: 'fnb-col-function' }, name),
-        h('td', { class: 'fnb-col-tier' }, run.tier || 'code'),
+        h('td', { class: 'fnb-col-function' }, h('span', { class: 'fnb-name-text', title: name }, name)),
+        h('td', { class: 'fnb-col-tier fnb-wide' }, run.tier || 'code'),
         h('td', { class: `fnb-col-status ${statusClass(run.status)}` }, run.status || ''),
         h('td', { class: 'fnb-col-duration fnb-num' }, formatMs(run.duration_ms))
       );
     });
     this._recentBody.replaceChildren(...rows);
     this._recentEmpty.hidden = recent.length > 0;
+  }
+
+  // -- following a pending invoke ----------------------------------------------------------
+
+  /**
+   * The sidebar's own pending invoke: once its task has left the pending list (answered here,
+   * in a notebook, the CLI, or expired), read it and show the answer or the rejection.
+   */
+  private async _follow(pendingTasks: ITaskRow[]): Promise<void> {
+    const pending = this._pending;
+    if (!pending || pendingTasks.some(t => String(t.task_id) === pending.taskId)) {
+      return;
+    }
+    let task: ITaskRow | undefined;
+    try {
+      task = (await this._api.tasks('all')).find(t => String(t.task_id) === pending.taskId);
+    } catch {
+      return; // the next poll tries again
+    }
+    if (!task || task.status === 'pending' || this._pending !== pending) {
+      return;
+    }
+    this._pending = null;
+    this._showOutcome(pending.name, task);
+  }
+
+  private _showOutcome(name: string, task: ITaskRow): void {
+    const who = task.who || '?';
+    const why = task.why ? ` (${task.why})` : '';
+    const meta = (text: string) =>
+      h('div', { class: 'fnb-result-meta', title: `task ${task.task_id}` }, `${name}: ${text}`);
+    const value = (v: unknown) => h('pre', { class: 'fnb-result-value fnb-mono' }, jsonText(v));
+    const decision = task.decision || task.status;
+    if (decision === 'value') {
+      this._showResult('ok', meta(`status ok · tier human · answered by ${who}${why}`), value(task.value));
+    } else if (decision === 'approve') {
+      this._showResult('ok', meta(`status ok · tier human · approved by ${who}${why}`), value(task.proposed));
+    } else if (decision === 'reject') {
+      this._showResult(
+        'error',
+        h('div', { class: 'fnb-result-error' }, `rejected by ${who}: ${task.why || 'no reason given'}`),
+        meta('tier human')
+      );
+    } else if (decision === 'withdrawn') {
+      this._showResult('error', h('div', { class: 'fnb-result-error' }, `withdrawn: ${task.why || ''}`), meta('tier human'));
+    } else if (task.timeout_outcome === 'approve') {
+      this._showResult('ok', meta('status ok · tier human · no answer in time: the proposed value'), value(task.proposed));
+    } else if (task.timeout_outcome === 'default_value') {
+      this._showResult('ok', meta('status ok · tier human · no answer in time: the default value'));
+    } else {
+      this._showResult(
+        'error',
+        h('div', { class: 'fnb-result-error' }, `timeout: no answer in time (task ${task.task_id})`),
+        meta('tier human')
+      );
+    }
   }
 
   // -- invoking -------------------------------------------------------------------------
@@ -686,6 +908,7 @@ export class FunctionsPanel extends Widget {
       return;
     }
     const seq = ++this._invokeSeq;
+    this._pending = null; // a new invoke replaces the one being followed
     this._invokeButton.disabled = true;
     this._result.hidden = false;
     this._result.removeAttribute('data-status');
@@ -695,6 +918,9 @@ export class FunctionsPanel extends Widget {
       const reply = await this._api.invoke(name, args.value as unknown[], options.value as Record<string, unknown>);
       if (seq === this._invokeSeq) {
         this._showReply(name, reply.status, reply.data);
+        if ((reply.status === 202 || reply.data.status === 'pending') && reply.data.task_id) {
+          this._pending = { taskId: String(reply.data.task_id), name };
+        }
       }
     } catch (err) {
       if (seq === this._invokeSeq) {
@@ -718,7 +944,11 @@ export class FunctionsPanel extends Widget {
       this._showResult(
         'pending',
         h('div', { class: 'fnb-result-pending' }, `pending: task ${data.task_id ?? '?'}`),
-        h('div', { class: 'fnb-result-meta' }, `${name} is waiting for a human answer (see Pending human tasks)`)
+        h(
+          'div',
+          { class: 'fnb-result-meta' },
+          `${name} is waiting for a human answer (see Pending human tasks); the answer shows here`
+        )
       );
       return;
     }
@@ -748,6 +978,9 @@ export class FunctionsPanel extends Widget {
   private _lastFetch = 0;
   private _invokeSeq = 0;
   private _functionsKey = '';
+  private _functions: IFunctionRow[] = [];
+  private _expanded = new Set<string>();
+  private _pending: { taskId: string; name: string } | null = null;
   private _recentKey = '';
   private _taskNodes = new Map<string, HTMLElement>();
   private _answered = new Set<string>();
