@@ -192,21 +192,27 @@ def _parquet(recs: list[ExecutionRecord]) -> bytes:
 
 def _jsonl(recs: list[ExecutionRecord]) -> bytes:
     """Records -> newline-delimited JSON (the ``executions`` columns; ``started_at`` as the
-    timestamp text DuckDB reads), with the standard library only: what a few records cost
-    without importing pyarrow and pandas."""
-    host, pid = _HOST, os.getpid()
+    timestamp text DuckDB reads, to the microsecond like the Parquet files), with the
+    standard library only: what a few records cost without importing pyarrow and pandas."""
+    host, pid, encode, truncate = _HOST, os.getpid(), _encode, _truncate_json
     lines = []
-    for rec in recs:
-        row = dict(zip(RECORD_FIELDS, rec, strict=True))
-        row["started_at"] = (_UNIX + _dt.timedelta(microseconds=int(rec.started_at * 1e6))
-                             ).isoformat(" ", "microseconds")
-        row["input"] = _truncate_json(rec.input)
-        row["output"] = _truncate_json(rec.output)
-        row["console"] = [{"level": level, "message": message, "ts": ts}
-                          for level, message, ts in rec.console or ()]
-        row["host"] = host
-        row["pid"] = pid
-        lines.append(_encode(row))
+    last_second, prefix = None, ""
+    for (id_, function, version, language, tier, attempt, status, error_kind, error_message,
+         started_at, queue_ms, duration_ms, cold, input_, output, console, memory_bytes, fuel,
+         cascade_id) in recs:
+        second, micros = divmod(int(started_at * 1e6), 1_000_000)
+        if second != last_second:  # the date and time text once per second of records
+            last_second, prefix = second, (_UNIX + _dt.timedelta(seconds=second)).isoformat(" ")
+        lines.append(encode({
+            "id": id_, "function": function, "version": version, "language": language,
+            "tier": tier, "attempt": attempt, "status": status, "error_kind": error_kind,
+            "error_message": error_message, "started_at": f"{prefix}.{micros:06d}",
+            "queue_ms": queue_ms, "duration_ms": duration_ms, "cold": cold,
+            "input": truncate(input_), "output": truncate(output),
+            "console": [{"level": level, "message": message, "ts": ts}
+                        for level, message, ts in console] if console else [],
+            "memory_bytes": memory_bytes, "fuel": fuel, "cascade_id": cascade_id,
+            "host": host, "pid": pid}))
     lines.append("")
     return "\n".join(lines).encode()
 
