@@ -92,6 +92,20 @@ def test_saved_views_render_static_first(saved):
     assert all("transient" not in o for c in doc["cells"] for o in c.get("outputs", []))
 
 
+def test_every_saved_output_renders_without_the_kernel(saved):
+    """Not only the views: no output of any cell (fx.map's progress bar included) is one that
+    JupyterLab renders as a widget, whose model is gone once the notebook is reopened."""
+    _path, doc = saved
+    for cell in doc["cells"]:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if data:
+                first = next(m for m in LAB_ORDER if m in data)
+                assert first != WIDGET_MIME, (_text(cell["source"])[:80], list(data))
+    progress = _view_cell(doc, "results = fx.map")["outputs"]
+    assert any("fnb-progress" in _text(o.get("data", {}).get("text/html", "")) for o in progress)
+
+
 def test_nbconvert_html_shows_the_views(saved, tmp_path):
     path, _doc = saved
     subprocess.run([sys.executable, "-m", "nbconvert", "--to", "html", "--output-dir", str(tmp_path),
