@@ -65,6 +65,9 @@ def test_invoke_and_exit_writes_history_without_pandas(store):
     proc = run_python(code, store)
     mods = loaded(proc)
     assert "wasmtime" in mods and not mods & set(HEAVY)
+    # a Rust module imports only the runtime's own functions: no language registry, no
+    # compilers' modules, no build sandbox on the invoke path
+    assert not {m for m in mods if m.startswith("functions_nb.languages")}
     pid = int(next(x for x in proc.stdout.splitlines() if x.startswith("PID ")).split()[1])
     # the record flushed at exit, read by another process (this one)
     rows = fx.sql(f"SELECT function, status, input, output FROM executions WHERE pid = {pid}")

@@ -13,14 +13,15 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ..config import cache_dir
 from ..errors import CompileError, ToolchainMissing
 from ..models import Artifact, Signature
+from ..runtimes.base import Console, Guest, HostImport, WasmGlue  # noqa: F401 - the glue contract
 from ..runtimes.host import sandbox
 
 #: Bump when generated glue or the build sandbox changes, so cached artifacts are rebuilt
@@ -38,49 +39,6 @@ class Toolchain:
     path: str = ""
     install: str = ""
     detail: str = ""
-
-
-class Guest(Protocol):
-    """A running WASM instance as a language's host imports see it."""
-
-    def read(self, ptr: int, length: int) -> bytes:
-        """``length`` bytes of the guest's memory at ``ptr``."""
-        ...
-
-    def log(self, level: int, text: str) -> None:
-        """Console output of the current call (``level`` as ``CallContext.log``)."""
-        ...
-
-    def panic(self, message: str) -> None:
-        """What the guest reported before it traps: the call fails with ``message``
-        (``cell.x:LINE:COL`` in it becomes ``cell line LINE``)."""
-        ...
-
-
-@dataclass(frozen=True)
-class HostImport:
-    """A host function a language's WASM modules import: wasm value types of its parameters
-    and results (``"i32"``, ``"i64"``, ``"f32"``, ``"f64"``) and the implementation, called
-    with the :class:`Guest` first."""
-
-    params: tuple[str, ...]
-    results: tuple[str, ...]
-    impl: Callable[..., Any]
-
-
-#: Console lines of a call: (level, text, unix time).
-Console = list[tuple[str, str, float]]
-
-
-@dataclass(frozen=True)
-class WasmGlue:
-    """What a WASM language adds to the wasm runtime for its modules."""
-
-    #: Import module -> name -> host function (besides the runtime's own ``fnb`` module).
-    imports: Mapping[str, Mapping[str, HostImport]] = field(default_factory=dict)
-    #: After a trap: the failure as the language's runtime printed it (e.g. a Go panic on
-    #: stderr), or None. Messages mentioning "out of memory" become LimitExceeded.
-    explain_trap: Callable[[Console], str | None] | None = None
 
 
 class Language(ABC):

@@ -10,7 +10,8 @@ other, and ``close()`` releases what it holds.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..config import CONSOLE_MAX_BYTES, CONSOLE_MAX_LINES
@@ -120,6 +121,51 @@ class LoadedCode(Protocol):
         ...
 
 
+# -- what a WASM language adds to the wasm runtime (the language implements it) ----------
+
+class Guest(Protocol):
+    """A running WASM instance as a language's host imports see it."""
+
+    def read(self, ptr: int, length: int) -> bytes:
+        """``length`` bytes of the guest's memory at ``ptr``."""
+        ...
+
+    def log(self, level: int, text: str) -> None:
+        """Console output of the current call (``level`` as ``CallContext.log``)."""
+        ...
+
+    def panic(self, message: str) -> None:
+        """What the guest reported before it traps: the call fails with ``message``
+        (``cell.x:LINE:COL`` in it becomes ``cell line LINE``)."""
+        ...
+
+
+@dataclass(frozen=True)
+class HostImport:
+    """A host function a language's WASM modules import: wasm value types of its parameters
+    and results (``"i32"``, ``"i64"``, ``"f32"``, ``"f64"``) and the implementation, called
+    with the :class:`Guest` first."""
+
+    params: tuple[str, ...]
+    results: tuple[str, ...]
+    impl: Callable[..., Any]
+
+
+#: Console lines of a call: (level, text, unix time).
+Console = list[tuple[str, str, float]]
+
+
+@dataclass(frozen=True)
+class WasmGlue:
+    """What a WASM language adds to the wasm runtime for its modules."""
+
+    #: Import module -> name -> host function (besides the runtime's own ``fnb`` module).
+    imports: Mapping[str, Mapping[str, HostImport]] = field(default_factory=dict)
+    #: After a trap: the failure as the language's runtime printed it (e.g. a Go panic on
+    #: stderr), or None. Messages mentioning "out of memory" become LimitExceeded.
+    explain_trap: Callable[[Console], str | None] | None = None
+
+
 @dataclass(frozen=True)
 class Isolation:
     """How a runtime keeps functions from the host and from each other (``func doctor``)."""
@@ -171,5 +217,5 @@ class Runtime(Protocol):
 
 
 #: ``ARRAY_DTYPES`` and ``json_default`` live in :mod:`functions_nb.values` (re-exported here).
-__all__ = ["ARRAY_DTYPES", "LEVELS", "CallContext", "Isolation", "LoadedCode", "ModuleCache",
-           "Runtime", "json_default"]
+__all__ = ["ARRAY_DTYPES", "LEVELS", "CallContext", "Console", "Guest", "HostImport", "Isolation",
+           "LoadedCode", "ModuleCache", "Runtime", "WasmGlue", "json_default"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import importlib.metadata
 import json
 import math
 import os
@@ -32,14 +31,13 @@ from wasmtime import _bindings as _b
 from wasmtime import _ffi as ffi
 from wasmtime import _func as _wasmtime_func
 
-from .. import languages, values
+from .. import values
 from ..config import cache_dir, modcache_secret
 from ..errors import Aborted, BadArguments, FunctionTimeout, InvocationError, LimitExceeded
-from ..languages.base import HostImport, WasmGlue
 from ..models import Param, Signature
 from ..process_wide import ProcessWide
 from ..values import ARRAY_DTYPES, INT_RANGES
-from .base import CallContext, Isolation, ModuleCache
+from .base import CallContext, HostImport, Isolation, ModuleCache, WasmGlue
 from .modcache import PrecompiledCache, Seal, Unverified
 
 TICK = 0.01
@@ -47,7 +45,20 @@ TICK = 0.01
 ENGINE_CONFIG: dict[str, Any] = {"epoch_interruption": True, "cranelift_opt_level": "speed"}
 #: Ticks a module's start function and initialisers may run (5 s).
 INIT_TICKS = 500
-_WASMTIME_VERSION = importlib.metadata.version("wasmtime")
+def _wasmtime_version() -> str:
+    """wasmtime-py's version, from its dist-info folder's name (importlib.metadata costs tens of
+    ms of imports on every cold start; this is one directory listing)."""
+    from pathlib import Path
+
+    site = Path(wasmtime.__file__).resolve().parent.parent
+    for info in site.glob("wasmtime-*.dist-info"):
+        return info.name.removeprefix("wasmtime-").removesuffix(".dist-info")
+    import importlib.metadata
+
+    return importlib.metadata.version("wasmtime")
+
+
+_WASMTIME_VERSION = _wasmtime_version()
 _MASK64 = (1 << 64) - 1
 _VALTYPES = {"i32": wasmtime.ValType.i32(), "i64": wasmtime.ValType.i64(),
              "f32": wasmtime.ValType.f32(), "f64": wasmtime.ValType.f64()}
@@ -117,8 +128,17 @@ class WasmRuntime:
              cache: ModuleCache | None = None, language: str = "") -> WasmFunction:
         """Load a module exporting ``name``; ``language`` (the artifact's) adds the host
         imports and trap explanation its language registers (:meth:`Language.wasm_glue`)."""
-        return WasmFunction(self, self.module(code, cache), signature, memory_mb, name,
-                            languages.wasm_glue(language) if language else WasmGlue())
+        module = self.module(code, cache)
+        # only a module that imports more than the runtime's own ``fnb`` functions needs its
+        # language's glue (the language registry stays off the cold path of the others)
+        needs_glue = language and any(imp.module != "fnb" for imp in module.imports)
+        if needs_glue:
+            from .. import languages
+
+            glue = languages.wasm_glue(language)
+        else:
+            glue = WasmGlue()
+        return WasmFunction(self, module, signature, memory_mb, name, glue)
 
     def isolation(self) -> Isolation:
         return Isolation(
@@ -208,7 +228,7 @@ def _encoder(p: Param, sig: Signature) -> Callable[[Any], _Encoded]:
 
 class _Instance:
     """One instance in its own store, with a preallocated raw value buffer (the
-    :class:`~functions_nb.languages.base.Guest` a language's host imports see)."""
+    :class:`~functions_nb.runtimes.base.Guest` a language's host imports see)."""
 
     __slots__ = ("store", "cptr", "fref", "buf", "slots", "nbuf", "trap", "trap_ref", "memory",
                  "mref", "alloc_ref", "free_ref", "ctx", "_keep", "abuf")
