@@ -333,6 +333,19 @@ def test_sidebar_and_notebook_end_to_end(lab):
             assert_readable(page)
             page.screenshot(path=str(SHOTS / "sidebar-after.png"))
 
+            # wider (the split handle dragged): language and p50 join the row, still readable
+            handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
+            box = handle.bounding_box()
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.mouse.down()
+            page.mouse.move(box["x"] + 220, box["y"] + box["height"] / 2, steps=8)
+            page.mouse.up()
+            functions.locator(".fnb-col-p50").first.wait_for(state="visible")
+            wide = assert_readable(page)
+            assert wide["width"] >= 400, wide
+            assert functions.locator('tr[data-function="add"] .fnb-col-language').inner_text() == "rust"
+            page.screenshot(path=str(SHOTS / "sidebar-wide.png"))
+
             # 8. an outage: the status line says so and polling waits Retry-After (12 s), which is
             # longer than the first backoff step (3-9 s), then recovers
             hits: list[float] = []
