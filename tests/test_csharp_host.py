@@ -234,3 +234,42 @@ public static int tamper(int value) {
     assert cs.invoke("tamper", 666) == 0  # keep's assembly is not even visible from tamper
     assert cs.invoke("keep", 1) == 2  # and its static is untouched
     assert host_pid() == pid  # the same host ran both
+
+
+HOARD_CS = """using System.Collections.Generic;
+static List<byte[]> kept = new List<byte[]>();
+public static int hoard(int mb) {
+    kept.Add(new byte[mb << 20]);
+    return kept.Count * mb;
+}
+"""
+
+
+def test_memory_kept_in_statics_fails_the_offender_not_its_neighbours(cs):
+    """Mono has no heap accounting per AppDomain; the host estimates what each function's calls
+    leave live (confirmed by a full collection) and fails the one holding more than its
+    memory_mb across calls, naming it; its AppDomain goes, the neighbour stays warm."""
+    cs.deploy("csharp", HOARD_CS, name="hoard", memory_mb=32)
+    cs.deploy("csharp", "public static int add(int a, int b) { return a + b; }\n", name="add")
+    held = []
+    with pytest.raises(LimitExceeded, match=r"hoard holds \d+ MB across calls \(in statics; "
+                                            r"memory limit 32 MB\)"):
+        for _ in range(20):
+            held.append(cs.invoke("hoard", 4))
+            assert cs.invoke("add", 1, 2) == 3
+    assert held and max(held) <= 32
+    assert cs.invoke("hoard", 4) == 4  # a fresh AppDomain: nothing held any more
+    assert cs.invoke("add", 2, 2) == 4
+
+
+def test_garbage_is_not_held_memory(cs):
+    """A function that allocates much per call but keeps nothing is never blamed: the estimate
+    is confirmed by a full collection first."""
+    cs.deploy("csharp", """public static int churn(int mb) {
+    var scratch = new byte[mb << 20];
+    scratch[scratch.Length - 1] = 1;
+    return scratch.Length >> 20;
+}
+""", name="churn", memory_mb=32)
+    for _ in range(30):
+        assert cs.invoke("churn", 12) == 12

@@ -391,6 +391,10 @@ public sealed class Agent : MarshalByRefObject {
     /// A function may keep at most FdLimit descriptors across calls once the host holds more
     /// than FdPressure (so noise from concurrent calls never blames anyone when nothing runs short).
     const int FdLimit = 64, FdPressure = 128;
+    /// Live heap this function's calls left behind, in bytes (estimated from the heap size before
+    /// and after each call; confirmed by a full collection before anyone is blamed). Mono keeps
+    /// no heap accounting per AppDomain (MonitoringSurvivedMemorySize is not implemented).
+    long memKept;
 
     /// The call whose work the current thread does (flows into threads, tasks and pool work
     /// the call starts); its change handler tracks which threads do that work.
@@ -770,6 +774,7 @@ public sealed class Agent : MarshalByRefObject {
         byte status = Status.Ok;
         string message = null;
         int fdsBefore = Native.LowestFreeFd();
+        long heapBefore = GC.GetTotalMemory(false);
         try {
             var args = new object[readers.Length];
             try {
@@ -807,7 +812,7 @@ public sealed class Agent : MarshalByRefObject {
                     + " still running when " + name + " returned (work a C# function starts must finish before it returns)\n");
         }
         if (status == Status.Ok || status == Status.Error) {
-            string kept = KeptDescriptors(fdsBefore);
+            string kept = KeptDescriptors(fdsBefore) ?? KeptMemory(heapBefore);
             if (kept != null) { status = Status.Limit; message = kept; }
         }
         console.Finish();
@@ -845,6 +850,25 @@ public sealed class Agent : MarshalByRefObject {
         return name + " keeps " + kept + " file descriptors open across calls (files, sockets, "
             + "watchers held in statics; at most " + FdLimit + " per function): they are closed "
             + "with its AppDomain, which starts fresh on the next call";
+    }
+
+    /// Counts the heap a call left live; a function whose calls keep more than its memory limit
+    /// across calls (in statics) is the one that fails, naming what it holds. Garbage only
+    /// inflates the quick estimate: a full collection confirms it before anyone is blamed.
+    string KeptMemory(long before) {
+        if (memoryLimit <= 0) return null;
+        long after = GC.GetTotalMemory(false);
+        long kept = Interlocked.Add(ref memKept, after - before);
+        if (kept < 0) Interlocked.CompareExchange(ref memKept, 0, kept);
+        if (kept <= memoryLimit) return null;
+        long withGarbage = GC.GetTotalMemory(false);
+        long live = GC.GetTotalMemory(true);
+        kept = Interlocked.Add(ref memKept, Math.Min(0, live - withGarbage));
+        if (kept <= memoryLimit) return null;
+        Interlocked.Exchange(ref memKept, 0);  // its AppDomain (and what it holds) goes now
+        return name + " holds " + (kept >> 20) + " MB across calls (in statics; memory limit "
+            + (memoryLimit >> 20) + " MB): it is released with its AppDomain, which starts "
+            + "fresh on the next call";
     }
 
     static WireWriter Failure(uint rid, byte status, string message, CallConsole console) {

@@ -142,8 +142,4 @@ public static string attacker(string s) {
     return found.Count == 0 ? "nothing" : string.Join(" ", found);
 }
 ''',
-    xfail={
-        "hoard_memory": "issue 13: memory a function keeps in statics across calls is not "
-                        "counted against its limit (72 MB held under memory_mb=64)",
-    },
 )
