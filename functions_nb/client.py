@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,14 @@ from .errors import BadArguments, FunctionsError, StorageError, error_status
 from .executor import Executor
 from .history import History
 from .loader import Loader
-from .models import Execution, ExecutionRecord, FunctionInfo, check_name, parse_target
+from .models import (
+    Execution,
+    ExecutionRecord,
+    FunctionInfo,
+    Signature,
+    check_name,
+    parse_target,
+)
 from .storage import HybridStore, open_store
 
 if TYPE_CHECKING:
@@ -159,10 +167,14 @@ class Functions:
     # invoke --------------------------------------------------------------------------
     def invoke(self, target: str, *args: Any, timeout: float | None = None,
                **options: Any) -> Any:
-        """Run ``target`` (``name`` or ``name@version``) with positional ``args``.
+        """Run ``target`` (``name`` or ``name@version``) with ``args``.
 
-        Keyword arguments are invocation options: ``timeout`` in seconds overrides the
-        deployed default for this call. Cascade options (``start_tier``, ``skip_tiers``,
+        A keyword named like one of the function's parameters is that argument
+        (``fx.invoke("two_fer", name="Bob")``); an omitted trailing parameter with a default
+        gets the language's own default; a variadic one (Go ``...T``) takes the rest of the
+        positional arguments. Other keyword arguments are invocation options: ``timeout``
+        in seconds overrides the deployed default for this call. Cascade options
+        (``start_tier``, ``skip_tiers``,
         ``tier_retries``, ``tier_timeouts``, ``total_timeout``, ``parallel``, ``fallback``,
         and tier options such as ``model``, ``prompt``, ``question``, ``wait_human``), or a
         function deployed with ``options={"cascade": ...}`` or prompt-only, run the cascade
@@ -171,10 +183,11 @@ class Functions:
         """
         if timeout is not None:
             timeout = self.ceilings.check_timeout(timeout)
-        if not options:
-            fn = self._get(target)
-            if not fn.info.options.get("cascade") and fn.info.runtime != "prompt":
-                return self._run(fn, args, timeout)
+        fn = self._get(target)
+        sig = fn.info.signature
+        args = sig.bind(args, _arguments(sig, options)) if options else sig.bind(args)
+        if not options and not fn.info.options.get("cascade") and fn.info.runtime != "prompt":
+            return self._run(fn, args, timeout)
         result = self.cascade(target, *args, timeout=timeout, **options)
         return result.value if hasattr(result, "tier") else result
 
@@ -229,12 +242,21 @@ class Functions:
                 bar.close()
         return out
 
-    def run(self, target: str, *args: Any, timeout: float | None = None) -> Execution:
+    def run(self, target: str, *args: Any, timeout: float | None = None,
+            **kwargs: Any) -> Execution:
         """Like :meth:`invoke` but never raises for a failed call: returns the
-        :class:`Execution` with value or error, duration, cold/warm and console output."""
+        :class:`Execution` with value or error, duration, cold/warm and console output.
+        Keyword arguments are the function's arguments by parameter name."""
         if timeout is not None:
             timeout = self.ceilings.check_timeout(timeout)
-        return self._run(self._get(target), args, timeout, detail=True)
+        fn = self._get(target)
+        try:
+            args = fn.info.signature.bind(args, kwargs)
+        except BadArguments as exc:
+            info = fn.info
+            return Execution(self.executor.new_id(), info.name, info.version, info.language,
+                             "error", error=exc, started_at=time.time())
+        return self._run(fn, args, timeout, detail=True)
 
     def cascade(self, target: str, *args: Any, timeout: float | None = None,
                 **options: Any) -> Any:
@@ -501,6 +523,12 @@ def _count(value: Any) -> int:
     return value
 
 
+def _arguments(signature: Signature, options: dict[str, Any]) -> dict[str, Any]:
+    """Take the keywords named like ``signature``'s parameters out of ``options``."""
+    names = {p.name for p in signature.params}
+    return {key: options.pop(key) for key in [k for k in options if k in names]}
+
+
 class FunctionHandle:
     """A callable bound to one function: ``fx["add"](2, 3)``."""
 
@@ -511,8 +539,8 @@ class FunctionHandle:
     def __call__(self, *args: Any, timeout: float | None = None, **options: Any) -> Any:
         return self.fx.invoke(self.target, *args, timeout=timeout, **options)
 
-    def run(self, *args: Any, timeout: float | None = None) -> Execution:
-        return self.fx.run(self.target, *args, timeout=timeout)
+    def run(self, *args: Any, timeout: float | None = None, **kwargs: Any) -> Execution:
+        return self.fx.run(self.target, *args, timeout=timeout, **kwargs)
 
     @property
     def info(self) -> FunctionInfo:

@@ -8,6 +8,7 @@ line as line 1, as JupyterLab's line numbers do.
 from __future__ import annotations
 
 import io
+import re
 import threading
 import time
 import tokenize
@@ -89,6 +90,15 @@ def split_arguments(text: str) -> list[str]:
     if start is not None:
         groups.append((start, end))
     return [text[a:b] for a, b in groups]
+
+
+_KEYWORD = re.compile(r"([A-Za-z_]\w*)\s*=(?!=)\s*(.+)", re.S)
+
+
+def keyword_argument(expr: str) -> tuple[str | None, str]:
+    """``name="Bob"`` -> ("name", '"Bob"'); any other expression -> (None, expr)."""
+    m = _KEYWORD.fullmatch(expr.strip())
+    return (m.group(1), m.group(2)) if m else (None, expr)
 
 
 #: ``%invoke`` flags without a value: flag -> (cascade option, value).
@@ -214,10 +224,24 @@ class FunctionsMagics(Magics):
         ``Out``), so ``x = %invoke add 2 3`` works; raises the error as one readable line.
         """
         opts, target, rest = self._parse_invoke(line)
-        values = [self.shell.ev(expr) for expr in split_arguments(rest)]
+        values: list[Any] = []
+        named: dict[str, Any] = {}
+        for expr in split_arguments(rest):
+            key, value = keyword_argument(expr)
+            if key is None:
+                if named:
+                    raise BadArguments(f"%invoke: positional argument {expr!r} after a keyword "
+                                       "argument")
+                values.append(self.shell.ev(value))
+            elif key in named:
+                raise BadArguments(f"%invoke: argument {key!r} given twice")
+            else:
+                named[key] = self.shell.ev(value)
         if opts["cascade"]:
+            if named:
+                values = list(self.fx.info(target).signature.bind(tuple(values), named))
             return self._cascade(target, values, opts)
-        ex = self.fx.run(target, *values, timeout=opts["timeout"])
+        ex = self.fx.run(target, *values, timeout=opts["timeout"], **named)
         if not opts["quiet"] and not getattr(ex.error, "caller_error", False):
             from .widgets.result import ResultView
 

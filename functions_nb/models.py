@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any, NamedTuple
 
 from .errors import BadArguments
@@ -54,8 +55,15 @@ class Param:
     name: str
     kind: str
     type: str
-    #: Range for narrow integer types, e.g. (0, 255) for u8.
+    #: Range for narrow integer types, e.g. (0, 255) for u8 (a variadic's: its element's).
     bounds: tuple[int, int] | None = None
+    #: The parameter may be omitted (a default value or an optional parameter in the source);
+    #: the guest applies its own default.
+    has_default: bool = False
+    #: The last parameter takes the rest of the positional arguments (Go ``...T``): ``kind``
+    #: is the slice's kind, ``element`` the kind each argument is checked as.
+    variadic: bool = False
+    element: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,16 +89,111 @@ class Signature:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Signature:
         params = tuple(
-            Param(p["name"], p["kind"], p["type"], tuple(p["bounds"]) if p.get("bounds") else None)
+            Param(p["name"], p["kind"], p["type"], tuple(p["bounds"]) if p.get("bounds") else None,
+                  bool(p.get("has_default", False)), p.get("variadic", False),
+                  p.get("element", ""))
             for p in data["params"])
         return cls(data["name"], params, data["result"], data.get("result_type", "()"),
                    data.get("fallible", False), data.get("wants_allocator", False))
 
+    @cached_property
+    def required(self) -> int:
+        """How many leading parameters must be given (the rest have defaults)."""
+        n = len(self.params)
+        while n and self.params[n - 1].has_default:
+            n -= 1
+        return n
+
+    @cached_property
+    def _plain(self) -> bool:
+        """No defaults and no variadic: positional arguments pass through as given."""
+        return self.required == len(self.params) and not (
+            self.params and self.params[-1].variadic)
+
     def check_arity(self, args: tuple) -> None:
-        if len(args) != len(self.params):
-            raise BadArguments(
-                f"{self} takes {len(self.params)} argument{'s' * (len(self.params) != 1)}, "
-                f"got {len(args)}")
+        """Every parameter given, or only trailing ones with defaults omitted."""
+        n, total = len(args), len(self.params)
+        if self.required <= n <= total:
+            return
+        s = "s" * (total != 1)
+        if self.required == total:
+            raise BadArguments(f"{self} takes {total} argument{s}, got {n}")
+        raise BadArguments(f"{self} takes {self.required} to {total} argument{s}, got {n}")
+
+    def bind(self, args: tuple, kwargs: dict[str, Any] | None = None) -> tuple:
+        """The positional arguments for a call with ``args`` and keyword ``kwargs`` (mapped by
+        parameter name). Omitted trailing parameters with defaults are left out (the guest
+        applies its own default); a variadic parameter gets the rest of ``args`` as a list,
+        each checked as its element kind. Unknown, duplicate or missing names are refused
+        with :class:`BadArguments` naming the signature."""
+        if not kwargs:
+            if self._plain:
+                return args
+        else:
+            args = self._place(args, kwargs)
+        params = self.params
+        if params and params[-1].variadic:
+            last = len(params) - 1
+            if len(args) < last:
+                self.check_arity(args)
+            rest = args[last:]
+            if kwargs and params[last].name in kwargs:  # by name: a list of the elements
+                rest = tuple(_as_list(self, params[last], rest[0]))
+            return (*args[:last], self._elements(params[last], rest))
+        self.check_arity(args)
+        return args
+
+    def _place(self, args: tuple, kwargs: dict[str, Any]) -> tuple:
+        """Keyword arguments put in their parameters' positions."""
+        names = [p.name for p in self.params]
+        slots: list[Any] = list(args[:len(names)]) + [_MISSING] * (len(names) - len(args))
+        for key, value in kwargs.items():
+            if key not in names:
+                known = ", ".join(names) or "no parameters"
+                raise BadArguments(f"{self}: no parameter named {key!r} (parameters: {known})")
+            i = names.index(key)
+            if slots[i] is not _MISSING:
+                raise BadArguments(f"{self}: argument {key!r} is given by position and by name")
+            slots[i] = value
+        missing = [names[i] for i, v in enumerate(slots)
+                   if v is _MISSING and not self.params[i].has_default
+                   and not self.params[i].variadic]
+        if missing:
+            raise BadArguments(f"{self}: missing argument{'s' * (len(missing) > 1)} "
+                               f"{', '.join(map(repr, missing))}")
+        while slots and slots[-1] is _MISSING:
+            slots.pop()
+        if _MISSING in slots:
+            gap = names[slots.index(_MISSING)]
+            raise BadArguments(f"{self}: {gap!r} must be given too when a later argument is "
+                               "given by name (its default cannot be applied by position)")
+        return (*slots, *args[len(names):])
+
+    def _elements(self, param: Param, rest: tuple) -> list[Any]:
+        """The rest of the arguments as the variadic's list, each checked as its element."""
+        from .values import Refused, bad_argument, converter
+
+        check = converter(param.element, param.bounds, param.type[3:])
+        for i, value in enumerate(rest):
+            try:
+                check(value)
+            except Refused as exc:
+                raise bad_argument(self, f"{param.name}[{i}]", param.type[3:], value,
+                                   exc.why) from None
+        return list(rest)
+
+
+_MISSING = object()
+
+
+def _as_list(sig: Signature, param: Param, value: Any) -> list[Any]:
+    """A variadic given by name: a list (or tuple) of its elements."""
+    if not isinstance(value, (list, tuple)):
+        from .values import bad_argument
+
+        raise bad_argument(sig, param.name, param.type, value,
+                           "by name, a variadic parameter takes a list")
+    return list(value)
 
 
 @dataclass

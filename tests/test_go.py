@@ -237,8 +237,6 @@ def test_compile_error_has_cell_line(fx):
     assert "cell:3:13: undefined: c" in str(err.value)
     with pytest.raises(CompileError, match=r"(?s)no function named `nope`.*func nope\("):
         fx.deploy("go", src, name="nope")
-    with pytest.raises(CompileError, match="must be `package main`"):
-        fx.deploy("go", "package other\nfunc f() {}\n", name="f")
 
 
 PROBE = """

