@@ -81,6 +81,13 @@ offline = true
 '''
 
 
+#: A lifetime in a type (``'a``, ``'static``) and the space after it.
+_LIFETIME = re.compile(r"'\w+\b\s*")
+#: ``#[derive(...)]`` naming serde's traits.
+_SERDE = {name: re.compile(rf"#\s*\[\s*derive\s*\([^)]*\b{name}\b") for name in ("Serialize", "Deserialize")}
+#: A struct or enum item: (its attributes and visibility, its name).
+_ITEM = re.compile(r"(?m)^[ \t]*(?:pub(?:\s*\([^)]*\))?\s+)?(?:struct|enum)\s+([A-Za-z_]\w*)")
+
 #: include_str!/include_bytes!/include! of a literal path (others: dep-info and the sandbox).
 _LITERAL_INCLUDE = re.compile(r'\binclude(_str|_bytes)?\s*!\s*[(\[{]\s*"([^"\\]*)"')
 
@@ -138,6 +145,14 @@ class Rust(Language):
                 f"name is the deployed name, e.g.\n\n    fn {name}(a: i32, b: i32) -> i32 {{ a + b }}",
                 name)
         match, params_text, rest = found
+        generics = re.search(r"<([^>]*)>", match.group(0))
+        for g in split_top_level(generics.group(1)) if generics else []:
+            if g.strip() and not g.strip().startswith("'"):
+                raise self.error(
+                    f"cell line {line_of(source, match.start())}: the entry function `{name}` has the "
+                    f"type parameter `{g.strip()}`: the host cannot choose a type for it; write the "
+                    "concrete type (lifetime parameters such as `'a` are fine)",
+                    name, line_of(source, match.start()))
         params = []
         for i, part in enumerate(split_top_level(params_text)):
             pat, sep, ty = part.partition(":")
@@ -177,13 +192,14 @@ class Rust(Language):
             wparams += [f"p{i}: *mut u8", f"l{i}: usize"]
             if p.kind == "json":
                 prep.append(f"let _g{i} = fnb_prelude::ArgBuf(p{i}, l{i});")
-                owned = p.type.strip()
+                owned = _LIFETIME.sub("", p.type.strip())  # the glue declares no lifetimes
                 if owned.startswith("&"):
-                    owned = re.sub(r"^&\s*('\w+\s+)?", "", owned)
+                    owned = re.sub(r"^&\s*", "", owned)
                     if owned.startswith("["):
                         owned = f"Vec<{owned[1:-1]}>"
+                take = "take_json_borrowed" if "&" in owned else "take_json"
                 prep.append(f"let a{i}: {owned} = unsafe "
-                            f"{{ fnb_prelude::take_json({json.dumps(p.name)}, p{i}, l{i}) }};")
+                            f"{{ fnb_prelude::{take}({json.dumps(p.name)}, p{i}, l{i}) }};")
                 args.append(f"&a{i}" if t.startswith("&") else f"a{i}")
                 continue
             # str, bytes, arrays: borrowed in place, freed when the wrapper returns
@@ -232,7 +248,7 @@ class Rust(Language):
                 raise self.outside_read_error(m.group(2), signature.name, line)
         prelude = PRELUDE + (PRELUDE_JSON if needs_json else "")
         (workdir / "fnb_prelude.rs").write_text(prelude)
-        (workdir / "cell.rs").write_text(source)
+        (workdir / "cell.rs").write_text(with_serde_derives(source, signature) if needs_json else source)
         (workdir / "glue.rs").write_text(self.glue(signature))
         (workdir / "lib.rs").write_text(
             "#![allow(dead_code)]\n#[macro_use] mod fnb_prelude;\n"
@@ -240,6 +256,8 @@ class Rust(Language):
         cmd = [RUSTC, "--edition", "2021", "--crate-type", "cdylib", "--crate-name", "fnb_cell",
                "--target", TARGET, "-C", f"opt-level={flags.get('opt_level', 2)}",
                "-C", "panic=abort", "-C", "strip=symbols", "-C", "target-feature=+simd128",
+               # integer overflow panics (as in `cargo test`) instead of wrapping silently
+               "-C", f"overflow-checks={'on' if flags.get('overflow_checks', True) else 'off'}",
                "--error-format=json", "--emit=link=out.wasm,dep-info=out.d", "lib.rs"]
         deps = None
         if needs_json:
@@ -357,3 +375,46 @@ class Rust(Language):
         for crate, path in externs.items():
             args += ["--extern", f"{crate}={path}"]
         return args, root
+
+
+def with_serde_derives(source: str, sig: Signature) -> str:
+    """``source`` with serde's derives added to the cell's own structs and enums that cross
+    the boundary (named in the signature, or inside one that is) and lack them. The attribute
+    goes on the item's own line, so cell line numbers stay right."""
+    items = {m.group(1): m for m in _ITEM.finditer(source)}
+    wanted: dict[str, set[str]] = {}
+    todo = [(p.type, "Deserialize") for p in sig.params if p.kind == "json"]
+    if sig.result == "json":
+        todo.append((sig.result_type, "Serialize"))
+    while todo:
+        text, trait = todo.pop()
+        for ident in set(re.findall(r"[A-Za-z_]\w*", text)) & items.keys():
+            if trait in wanted.setdefault(ident, set()):
+                continue
+            wanted[ident].add(trait)
+            m = items[ident]
+            body_start = source.find("{", m.end())
+            end = source.find(";", m.end())
+            if body_start != -1 and (end == -1 or body_start < end):
+                depth, end = 0, body_start
+                while end < len(source):
+                    depth += {"{": 1, "}": -1}.get(source[end], 0)
+                    end += 1
+                    if depth == 0:
+                        break
+            todo.append((source[m.end():end], trait))
+    out = source
+    for ident, traits in sorted(wanted.items(), key=lambda kv: -items[kv[0]].start()):
+        m = items[ident]
+        line_start = source.rfind("\n", 0, m.start()) + 1
+        attrs = source[:line_start].rstrip().splitlines()
+        block = []
+        while attrs and attrs[-1].strip().startswith(("#[", "///", "//")):
+            block.append(attrs.pop())
+        missing = [t for t in ("Serialize", "Deserialize")
+                   if t in traits and not any(_SERDE[t].search(a) for a in block)]
+        if missing:
+            attr = f"#[derive({', '.join(f'serde::{t}' for t in missing)})] "
+            at = m.start() + (len(m.group(0)) - len(m.group(0).lstrip()))
+            out = out[:at] + attr + out[at:]
+    return out

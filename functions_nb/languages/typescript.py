@@ -14,7 +14,13 @@ Calling convention (parameter types as written in the signature):
 ``Uint8Array`` <-> bytes, ``Float64Array`` <- numpy array or list, -> numpy float64 array;
 anything else (``any``, arrays, objects, interfaces, unions, untyped JavaScript parameters)
 is a JSON value. ``void`` results are ``None``; ``async`` functions and returned promises are
-awaited. The artifact is JSON: ``{"format", "entry", "js", "map"}``.
+awaited. Results of JSON kinds cross exactly: a ``Map`` is a dict, a ``Set`` a set, a
+``BigInt`` an int (anywhere in the value); ``undefined`` and ``null`` are ``None`` (inside
+arrays too; object keys whose value is ``undefined`` are left out, as ``JSON.stringify`` does).
+A Python int a JavaScript number cannot hold exactly (beyond 2**53) is refused for a JSON
+parameter; ``bigint`` parameters take any int. Parameters with a default value (``name =
+"you"``) or marked optional (``name?``) may be omitted: JavaScript then uses its default.
+The artifact is JSON: ``{"format", "entry", "js", "map"}``.
 """
 
 from __future__ import annotations
@@ -323,9 +329,10 @@ class TypeScript(Language):
             return None
         if not re.fullmatch(r"[A-Za-z_$][\w$]*", pname):
             pname = f"arg{i}"
+        optional = eq != -1 or (decl[:colon] if colon != -1 else decl).strip().endswith("?")
         if not self.typed or not ptype:
-            return Param(pname, "json", "any")
-        return Param(pname, classify(ptype), ptype)
+            return Param(pname, "json", "any", has_default=optional)
+        return Param(pname, classify(ptype), ptype, has_default=optional)
 
     # build -----------------------------------------------------------------------------
     def _build(self, source: str, signature: Signature, workdir: Path,

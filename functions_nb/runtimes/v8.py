@@ -231,13 +231,42 @@ _LITERALS: dict[str, Callable[[Any], str]] = {
 }
 
 
+_LONG_NUMBER = re.compile(r"\d{16}")
+_JS_SAFE = 2 ** 53
+
+
+def _inexact_int(value: Any) -> int | None:
+    """The first int in a JSON value that a JavaScript number cannot hold exactly."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if abs(value) > _JS_SAFE else None
+    items = value.values() if isinstance(value, dict) else \
+        value if isinstance(value, (list, tuple, set, frozenset)) else ()
+    for item in items:
+        found = _inexact_int(item)
+        if found is not None:
+            return found
+    return None
+
+
 def _encoder(sig: Signature, param: Any) -> Callable[[Any], str]:
     check = values.argument(sig, param)
     literal = _LITERALS.get(param.kind, json.dumps)  # JSON kinds: the JSON text as a string
+    if literal is not json.dumps:
+        def encode(value: Any) -> str:
+            return literal(check(value))
+        return encode
 
-    def encode(value: Any) -> str:
-        return literal(check(value))
-    return encode
+    def encode_json(value: Any) -> str:
+        text = check(value)
+        if _LONG_NUMBER.search(text):  # only then can an int be beyond 2**53
+            big = _inexact_int(value if not hasattr(value, "tolist") else value.tolist())
+            if big is not None:
+                raise values.bad_argument(
+                    sig, param.name, param.type, value,
+                    f"the int {big} is beyond 2**53: a JavaScript number cannot hold it exactly "
+                    "(declare the parameter `bigint` to pass it as a BigInt)")
+        return json.dumps(text)
+    return encode_json
 
 
 # -- source maps -------------------------------------------------------------------------
@@ -350,7 +379,7 @@ class V8Function:
     def call(self, args: tuple, ctx: CallContext) -> Any:
         if len(args) != self._nparams:
             self.sig.check_arity(args)
-        literals = ",".join([enc(a) for enc, a in zip(self._encoders, args, strict=True)])
+        literals = ",".join([enc(a) for enc, a in zip(self._encoders, args, strict=False)])  # arity checked
         iso = self._iso
         if iso is None or iso.dead or not iso.host.alive:
             loading = time.monotonic()
@@ -411,6 +440,8 @@ class V8Function:
             return data
         if "x" in env:
             return int(env["x"]) if rk == "i" else float(env["x"])
+        if "t" in env:
+            return self._untag(env["t"])
         value = env.get("v")
         if rk == "n" and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
@@ -419,6 +450,27 @@ class V8Function:
 
             return np.asarray(value, dtype="<f8")
         return value
+
+    def _untag(self, value: Any) -> Any:
+        """The prelude's tagged form of a result holding a Map, Set or BigInt -> Python."""
+        if not isinstance(value, dict):
+            return value
+        (tag, inner), = value.items()
+        if tag == "i":
+            return int(inner)
+        if tag == "a":
+            return [self._untag(x) for x in inner]
+        if tag == "o":
+            return {k: self._untag(x) for k, x in inner.items()}
+        try:
+            if tag == "m":
+                return {self._untag(k): self._untag(x) for k, x in inner}
+            return {self._untag(x) for x in inner}
+        except TypeError:  # an object or array as a key or member
+            what = "Map key" if tag == "m" else "Set member"
+            raise InvocationError(f"{self.name} returned a {'Map' if tag == 'm' else 'Set'} with an "
+                                  f"object or array as a {what}: a Python dict or set cannot hold "
+                                  "it (return an array of pairs or of values instead)") from None
 
     # errors ---------------------------------------------------------------------------
     def _cell_line(self, text: str) -> int | None:

@@ -36,6 +36,11 @@ pub extern "C" fn __fnb_init() {
         let msg = if let Some(s) = info.payload().downcast_ref::<&str>() { s.to_string() }
             else if let Some(s) = info.payload().downcast_ref::<String>() { s.clone() }
             else { String::from("panic") };
+        let msg = if msg.starts_with("attempt to") && msg.ends_with("with overflow") {
+            format!("{} (integer overflow: in wasm32 `usize` and `isize` are 32 bits wide, at most \
+                     4294967295 and 2147483647, where native 64-bit code has room; use u64 or i64 \
+                     for values that large)", msg)
+        } else { msg };
         let full = match info.location() {
             Some(l) => format!("panicked at {}:{}:{}: {}", l.file(), l.line(), l.column(), msg),
             None => format!("panicked: {}", msg),

@@ -249,7 +249,8 @@
   const done = [];
 
   function decode(args) {
-    for (let i = 0; i < nparams; i++) {
+    const n = args.length < nparams ? args.length : nparams;  // omitted ones take their defaults
+    for (let i = 0; i < n; i++) {
       switch (kinds[i]) {
         case "j": args[i] = parse(args[i]); break;
         case "b": args[i] = fromB64(args[i]); break;
@@ -271,10 +272,53 @@
     return env;
   }
 
-  function bigints(key, value) {
-    if (typeof value !== "bigint") return value;
-    const n = Number(value);
-    return Number.isSafeInteger(n) ? n : StringCtor(value);
+  // -- exact JSON results: Map, Set and BigInt ------------------------------------------------
+  // JSON.stringify turns a Map or Set into {} and throws on a BigInt. The prelude gives Map and
+  // Set a non-enumerable toJSON (same {} as before) that notes it was used; a result that used
+  // one, or held a BigInt, is sent instead in the tagged form below (envelope field "t"):
+  //   {"i": "123"} BigInt, {"a": [...]} array, {"o": {...}} object, {"m": [[k, v], ...]} Map,
+  //   {"s": [...]} Set; strings, finite numbers, booleans and null as themselves.
+  let special = false;
+  const MapCtor = Map;
+  const SetCtor = Set;
+  const entriesOf = Map.prototype.entries;
+  const valuesOf = Set.prototype.values;
+  const keysOf = Object.keys;
+  for (const C of [MapCtor, SetCtor]) {
+    defineProperty(C.prototype, "toJSON", {
+      value: function toJSON() { special = true; return {}; },
+      writable: true, configurable: true, enumerable: false,
+    });
+  }
+
+  function tag(v, depth) {
+    if (depth > 100) throw new RangeError("the result is nested more than 100 levels deep");
+    switch (typeof v) {
+      case "bigint": return { i: StringCtor(v) };
+      case "string": case "boolean": return v;
+      case "number": return Number.isFinite(v) ? v : null;
+      case "undefined": case "function": case "symbol": return null;
+    }
+    if (v === null) return null;
+    if (v instanceof MapCtor) {
+      const out = [];
+      for (const [k, x] of apply(entriesOf, v, [])) out.push([tag(k, depth + 1), tag(x, depth + 1)]);
+      return { m: out };
+    }
+    if (v instanceof SetCtor) {
+      const out = [];
+      for (const x of apply(valuesOf, v, [])) out.push(tag(x, depth + 1));
+      return { s: out };
+    }
+    if (typeof v.toJSON === "function") return tag(v.toJSON(""), depth);
+    if (isArray(v)) return { a: v.map((x) => tag(x, depth + 1)) };
+    const out = {};
+    for (const k of keysOf(v)) {
+      const x = v[k];
+      if (x === undefined || typeof x === "function" || typeof x === "symbol") continue;
+      out[k] = tag(x, depth + 1);
+    }
+    return { o: out };
   }
 
   function errorInfo(e) {
@@ -289,14 +333,22 @@
   }
 
   function envelope(env) {
+    special = false;
+    let failure = null;
     try {
-      return stringify(env);
+      const text = stringify(env);
+      if (!special) return text;
     } catch (e) {
-      try {
-        return stringify(env, bigints);
-      } catch (e2) {
-        return stringify({ e: { n: "TypeError", m: "the result is not JSON-serializable: " + e2.message, s: "" }, c: env.c, d: env.d });
-      }
+      failure = e;
+    }
+    try {
+      if (!("v" in env)) throw failure;
+      const v = env.v;
+      delete env.v;
+      env.t = tag(v, 0);
+      return stringify(env);
+    } catch (e2) {
+      return stringify({ e: { n: "TypeError", m: "the result is not JSON-serializable: " + e2.message, s: "" }, c: env.c, d: env.d });
     }
   }
 
