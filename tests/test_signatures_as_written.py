@@ -76,3 +76,35 @@ def test_bind_maps_names_to_positions_and_refuses_what_does_not_fit():
     with pytest.raises(BadArguments, match="takes 1 to 3 arguments, got 4"):
         sig.bind(("a", "b", 1, 2))
     assert Signature.from_dict(sig.to_dict()) == sig
+
+
+TWO_FER_PY = '''def two_fer(name: str = "you", punct: bytes = b"."):
+    return f"One for {name}, one for me" + punct.decode()
+'''
+
+
+@needs_python
+def test_python_defaults_apply_in_the_guest_and_names_are_keywords(fx):
+    info = fx.deploy("python", TWO_FER_PY, "two_fer")
+    assert [p.has_default for p in info.signature.params] == [True, True]
+    assert fx.invoke("two_fer") == "One for you, one for me."
+    assert fx.invoke("two_fer", "Alice") == "One for Alice, one for me."
+    assert fx.invoke("two_fer", name="Bob", punct=b"!") == "One for Bob, one for me!"
+    assert fx.run("two_fer", name="Zoë").value == "One for Zoë, one for me."
+    ex = fx.run("two_fer", nme="Bob")  # run never raises: the mistake is its error
+    assert isinstance(ex.error, BadArguments) and "no parameter named 'nme'" in str(ex.error)
+    with pytest.raises(BadArguments, match="takes 0 to 2 arguments, got 3"):
+        fx.invoke("two_fer", "a", b"b", "c")
+
+
+@needs_python
+def test_invoke_magic_passes_keyword_arguments_by_name(ip, capsys):
+    r = ip.run_cell("%%function python two_fer --quiet\n" + TWO_FER_PY)
+    assert r.success, r.error_in_exec
+    ip.user_ns["who"] = "Bob"
+    r = ip.run_cell('%invoke --quiet two_fer name=who')
+    assert r.success and r.result == "One for Bob, one for me."
+    r = ip.run_cell('%invoke --quiet two_fer "Al", punct=b"?"')
+    assert r.result == "One for Al, one for me?"
+    r = ip.run_cell('%invoke --quiet two_fer name="a" "b"')
+    assert not r.success and "positional argument" in str(r.error_in_exec)

@@ -371,7 +371,8 @@ class Guest:
         if fn is None:
             return self.failure(HOST_ERROR, None, "the function is not loaded")
         for i in self.b64:
-            args[i] = base64.b64decode(args[i])
+            if i < len(args):  # an omitted parameter keeps its default
+                args[i] = base64.b64decode(args[i])
         value, error = self.guarded(lambda: fn(*args))
         stop_tasks()
         if error is not None:

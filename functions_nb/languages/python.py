@@ -12,7 +12,8 @@ source with the cell's line offset); nothing is compiled ahead of time.
 Calling convention (annotation -> kind): ``int`` -> i64, ``float`` -> f64, ``bool`` -> bool,
 ``str`` -> str, ``bytes`` -> bytes, anything else (``list[int]``, ``dict``, a dataclass, no
 annotation) -> JSON; ``-> None`` returns nothing. Parameters must be positional (no
-``*args``; keyword-only parameters need defaults). The host and sandbox are described in
+``*args``; keyword-only parameters need defaults); one with a default value may be omitted
+(the function's own default applies) or given by name. The host and sandbox are described in
 ``functions_nb/runtimes/pyodide.py``.
 """
 
@@ -136,6 +137,7 @@ def analyse(source: str, name: str) -> dict:
             "async": isinstance(entry, ast.AsyncFunctionDef),
             "params": [[a.arg, *annotation(a.annotation)]
                        for a in [*args.posonlyargs, *args.args]],
+            "defaults": len(args.defaults),
             "vararg": args.vararg.arg if args.vararg else None,
             "kwonly_required": [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults,
                                                       strict=True) if d is None],
@@ -197,7 +199,9 @@ class Python(Language):
                 f"no function named `{name}` in the cell: the entry point is the function whose "
                 f"name is the deployed name, e.g.\n\n    def {name}(a: int, b: int) -> int:\n"
                 "        return a + b", name)
-        params = tuple(Param(pname, kind, written) for pname, kind, written in entry["params"])
+        first_default = len(entry["params"]) - entry.get("defaults", 0)
+        params = tuple(Param(pname, kind, written, has_default=i >= first_default)
+                       for i, (pname, kind, written) in enumerate(entry["params"]))
         kind, written = entry["result"]
         return Signature(name, params, kind, written)
 

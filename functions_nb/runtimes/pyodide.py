@@ -396,8 +396,8 @@ class PyodideFunction:
     # the call path ---------------------------------------------------------------------------
     def call(self, args: tuple, ctx: CallContext) -> Any:
         if len(args) != self._nparams:
-            self.sig.check_arity(args)
-        body = ("[" + ",".join(conv(v) for conv, v in zip(self._convs, args, strict=True))
+            self.sig.check_arity(args)  # fewer: the trailing ones have defaults in the cell
+        body = ("[" + ",".join(conv(v) for conv, v in zip(self._convs, args, strict=False))
                 + "]").encode()
         rt = self.rt
         rt.host(ctx, self.name)  # a start is not the call's time
