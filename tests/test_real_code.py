@@ -116,3 +116,56 @@ def test_rust_usize_overflow_in_wasm32_is_reported(fxm):
     with pytest.raises(InvocationError, match=r"overflow.*wasm32.*32 bits") as err:
         fxm.invoke("square", 70000)
     assert "cell line 2" in str(err.value)
+
+
+# -- Zig ----------------------------------------------------------------------------------------
+
+def test_zig_repeat_operator_error_says_it_was_removed(fxm):
+    src = """fn is_pangram(s: []const u8) bool {
+    var seen = [_]bool{false} ** 26;
+    for (s) |c| if (std.ascii.isAlphabetic(c)) { seen[std.ascii.toLower(c) - 'a'] = true; };
+    for (seen) |x| if (!x) return false;
+    return true;
+}
+const std = @import("std");
+"""
+    with pytest.raises(CompileError) as err:
+        fxm.deploy("zig", src, name="is_pangram")
+    assert err.value.line == 2 and "Zig 0.17 removed" in str(err.value) and "@splat" in str(err.value)
+    fxm.deploy("zig", src.replace("var seen = [_]bool{false} ** 26;", "var seen: [26]bool = @splat(false);"),
+               name="is_pangram")
+    assert fxm.invoke("is_pangram", "The quick brown fox jumps over the lazy dog") is True
+
+
+def test_zig_comptime_entry_parameter_is_refused_by_name(fxm):
+    src = "fn convert(comptime n: u32) u32 {\n    return n * 2;\n}\n"
+    with pytest.raises(CompileError, match=r"`comptime n: u32`") as err:
+        fxm.deploy("zig", src, name="convert")
+    assert err.value.line == 1 and "/" not in str(err.value).split("comptime", 1)[0]
+    assert "glue" not in str(err.value)
+
+
+def test_zig_hash_map_result_is_a_dict(fxm):
+    src = """const std = @import("std");
+
+fn count(alloc: std.mem.Allocator, text: []const u8) !std.StringHashMap(u32) {
+    var map = std.StringHashMap(u32).init(alloc);
+    var words = std.mem.tokenizeScalar(u8, text, ' ');
+    while (words.next()) |w| {
+        const slot = try map.getOrPut(w);
+        slot.value_ptr.* = if (slot.found_existing) slot.value_ptr.* + 1 else 1;
+    }
+    return map;
+}
+
+fn lengths(alloc: std.mem.Allocator, n: u32) !std.AutoHashMap(u32, u64) {
+    var map = std.AutoHashMap(u32, u64).init(alloc);
+    var i: u32 = 1;
+    while (i <= n) : (i += 1) try map.put(i, @as(u64, i) * i);
+    return map;
+}
+"""
+    fxm.deploy("zig", src, name="count")
+    assert fxm.invoke("count", "a b a c a") == {"a": 3, "b": 1, "c": 1}
+    fxm.deploy("zig", src, name="lengths")
+    assert fxm.invoke("lengths", 3) == {"1": 1, "2": 4, "3": 9}

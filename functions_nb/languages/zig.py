@@ -8,7 +8,10 @@ length); every other type (slices of numbers, structs, ...) is JSON parsed with 
 into the declared type. A first parameter ``std.mem.Allocator`` receives a per-call arena
 (freed after the host has read the result). ``E!T`` returns raise the error's name;
 ``std.log.*`` goes to the console with its level; panics report their message. Built
-``ReleaseSafe`` so overflow and bounds checks stay on.
+``ReleaseSafe`` so overflow and bounds checks stay on. Hash maps (``std.StringHashMap``,
+``std.AutoHashMap``, ...) in results are JSON objects (integer keys as their decimal text).
+``comptime`` parameters on the entry function are refused at deploy; code using Zig 0.16's
+array-repeat ``**`` gets an error saying Zig 0.17 removed it (use ``@splat``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from .base import (
 )
 
 GLUE = (Path(__file__).parent / "glue" / "zig_glue.zig").read_text()
+#: What Zig 0.17 says about ``a ** n``, the array-repeat operator it removed.
+_REPEAT_ERROR = "binary operator '*' has whitespace on one side, but not the other"
 
 
 def zig_dir() -> Path | None:
@@ -113,7 +118,13 @@ class Zig(Language):
             pname, sep, ty = part.partition(":")
             if not sep:
                 raise self.error(f"cannot read parameter {part!r} of `{name}`", name, line)
-            pname = pname.strip().removeprefix("comptime ").removeprefix("noalias ").strip()
+            if re.match(r"\s*comptime\s", pname):
+                shown = " ".join(part.split())
+                raise self.error(f"cell line {line}: parameter `{shown}` of `{name}` is `comptime`: "
+                                 "the host passes values at run time, so the entry function cannot "
+                                 "take comptime parameters; make it a plain parameter (or call a "
+                                 "comptime helper from the entry function)", name, line)
+            pname = pname.strip().removeprefix("noalias ").strip()
             kind, bounds = classify(ty)
             if kind == "allocator":
                 allocator = True
@@ -182,6 +193,12 @@ class Zig(Language):
         if current:
             blocks.append("\n".join(current))
         text = "\n\n".join(blocks) or stderr.strip()
+        text = re.sub(r"(?:/[^\s:'\"]+/)(cell\.zig|zig_glue\.zig)", r"\1", text)  # no machine paths
+        text = re.sub(r"(?:/[^\s:'\"]+/)(lib/std/\S+\.zig)", r"<zig>/\1", text)
+        if _REPEAT_ERROR in text:
+            text += ("\n\nZig 0.17 removed the array-repeat operator `**` (code written for Zig 0.16 "
+                     "and earlier uses it): write `@splat` with the array type instead, e.g. "
+                     "`const seen: [26]bool = @splat(false);` for `[_]bool{false} ** 26`")
         if first is None and blocks:
             text += ("\n\n(the error is in the generated glue: the entry function's signature "
                      "uses a type that cannot cross the host boundary)")

@@ -130,6 +130,47 @@ fn __fnb_WasmRet(comptime __fnb_F: type) type {
     };
 }
 
+// ---- hash maps as JSON objects ----
+// std.HashMap, AutoHashMap, StringHashMap, the array hash maps and their Unmanaged forms:
+// std.json cannot write them; a map result (or a map's map values) is written as an object
+// whose keys are the map's string keys, or the decimal text of integer keys, or enum tag names.
+fn __fnb_isMap(comptime __fnb_T: type) bool {
+    return @typeInfo(__fnb_T) == .@"struct" and @hasDecl(__fnb_T, "KV") and
+        @hasDecl(__fnb_T, "Entry") and @hasDecl(__fnb_T, "iterator");
+}
+
+fn __fnb_jsonable(__fnb_a: __fnb_std.mem.Allocator, __fnb_v: anytype) if (__fnb_isMap(@TypeOf(__fnb_v.*)))
+    __fnb_MapJson(@TypeOf(__fnb_v.*))
+else
+    @TypeOf(__fnb_v.*) {
+    if (comptime __fnb_isMap(@TypeOf(__fnb_v.*))) return .{ .map = __fnb_v, .arena = __fnb_a };
+    return __fnb_v.*;
+}
+
+fn __fnb_MapJson(comptime __fnb_M: type) type {
+    return struct {
+        map: *const __fnb_M,
+        arena: __fnb_std.mem.Allocator,
+        pub fn jsonStringify(__fnb_self: @This(), __fnb_jw: anytype) !void {
+            try __fnb_jw.beginObject();
+            var __fnb_it = __fnb_self.map.iterator();
+            while (__fnb_it.next()) |__fnb_e| {
+                const __fnb_k = __fnb_e.key_ptr.*;
+                const __fnb_K = @TypeOf(__fnb_k);
+                if (__fnb_K == []const u8 or __fnb_K == []u8) {
+                    try __fnb_jw.objectField(__fnb_k);
+                } else switch (@typeInfo(__fnb_K)) {
+                    .int, .comptime_int => try __fnb_jw.objectField(__fnb_std.fmt.allocPrint(__fnb_self.arena, "{d}", .{__fnb_k}) catch return error.WriteFailed),
+                    .@"enum" => try __fnb_jw.objectField(@tagName(__fnb_k)),
+                    else => @compileError("fnb: a hash map result needs string, integer or enum keys to become a JSON object"),
+                }
+                try __fnb_jw.write(__fnb_jsonable(__fnb_self.arena, __fnb_e.value_ptr));
+            }
+            try __fnb_jw.endObject();
+        }
+    };
+}
+
 fn __fnb_packSlice(__fnb_s: []const u8) u64 {
     return (@as(u64, @intCast(@intFromPtr(__fnb_s.ptr))) << 32) | @as(u64, @intCast(__fnb_s.len));
 }
@@ -213,7 +254,7 @@ fn __fnb_invoke(comptime __fnb_f: anytype, __fnb_wargs: anytype) __fnb_WasmRet(@
         .string => return __fnb_packSlice(__fnb_value),
         .array => return __fnb_packSlice(__fnb_std.mem.sliceAsBytes(__fnb_value)),
         .json => {
-            const __fnb_out = __fnb_std.json.Stringify.valueAlloc(__fnb_arena, __fnb_value, .{}) catch |__fnb_err| {
+            const __fnb_out = __fnb_std.json.Stringify.valueAlloc(__fnb_arena, __fnb_jsonable(__fnb_arena, &__fnb_value), .{}) catch |__fnb_err| {
                 __fnb_reportError("", __fnb_err);
                 return 0;
             };
