@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from functions_nb import BadArguments, languages
+from functions_nb import BadArguments, CompileError, languages
 from functions_nb.models import Param, Signature
 
 
@@ -108,3 +108,31 @@ def test_invoke_magic_passes_keyword_arguments_by_name(ip, capsys):
     assert r.result == "One for Al, one for me?"
     r = ip.run_cell('%invoke --quiet two_fer name="a" "b"')
     assert not r.success and "positional argument" in str(r.error_in_exec)
+
+
+# Written for a current .NET project: no usings (System.Linq, System.Collections.Generic and
+# System are implicit there), a default value; the compile error is on cell line 4, column 9.
+TWO_FER_CS = """public static string TwoFer(string name = "you") =>
+    $"One for {name}, one for me.";
+
+public static int Sum(List<int> xs) => xs.Where(x => x > 0).Sum();
+"""
+
+
+@needs_csharp
+def test_csharp_implicit_usings_and_defaults(fx):
+    info = fx.deploy("csharp", TWO_FER_CS, "TwoFer")
+    assert info.signature.params[0].has_default
+    assert "CS0105" not in info.warnings  # no duplicate using
+    assert fx.invoke("TwoFer") == "One for you, one for me."
+    assert fx.invoke("TwoFer", "Alice") == "One for Alice, one for me."
+    assert fx.invoke("TwoFer", name="Bob") == "One for Bob, one for me."
+    fx.deploy("csharp", "using System.Linq;\nusing System;\n" + TWO_FER_CS, "Sum")
+    assert fx.invoke("Sum", [3, -1, 4]) == 7
+    bad = "using System;\n\n\nstatic int Broken() { return Undefined; }\n"
+    with pytest.raises(CompileError) as err:
+        fx.deploy("csharp", bad.replace("static", "public static"), "Broken")
+    assert err.value.line == 4 and "cell(4,37)" in str(err.value)
+    line1 = "public static int One() { return Missing; }\n"
+    with pytest.raises(CompileError, match=r"cell\(1,34\)"):
+        fx.deploy("csharp", line1, "One")

@@ -200,6 +200,8 @@ unsafe sealed class WireReader {
     readonly int len;
     public int Pos;
     public WireReader(byte* buf, int length, int pos) { b = buf; len = length; Pos = pos; }
+    /// No more arguments in the frame: the caller omitted the trailing (defaulted) ones.
+    public bool AtEnd { get { return Pos >= len; } }
     void Need(long n) { if (n < 0 || Pos + n > len) throw new ProtocolError("truncated frame"); }
     public byte U8() { Need(1); return b[Pos++]; }
     public int I32() { Need(4); int v = *(int*)(b + Pos); Pos += 4; return v; }
@@ -373,6 +375,8 @@ sealed class RoutingWriter : TextWriter {
 public sealed class Agent : MarshalByRefObject {
     MethodInfo method;
     Func<object[], object> invoke;
+    /// Each parameter's default value as compiled into the cell (used when the call omits it).
+    object[] defaults;
     int[] throwLines = new int[0];
     Func<WireReader, object>[] readers;
     Action<WireWriter, object> writeResult;
@@ -458,8 +462,10 @@ public sealed class Agent : MarshalByRefObject {
             method = FindMethod(asm, typeName, methodName, kinds.Length);
             ParameterInfo[] ps = method.GetParameters();
             readers = new Func<WireReader, object>[ps.Length];
+            defaults = new object[ps.Length];
             for (int i = 0; i < ps.Length; i++) {
                 readers[i] = Reader(kinds[i], ps[i].ParameterType, ps[i].Name, written[i]);
+                defaults[i] = ps[i].HasDefaultValue ? ps[i].DefaultValue : Type.Missing;
             }
             writeResult = Writer(result, method.ReturnType);
             invoke = Invoker(method);
@@ -778,7 +784,7 @@ public sealed class Agent : MarshalByRefObject {
         try {
             var args = new object[readers.Length];
             try {
-                for (int i = 0; i < args.Length; i++) args[i] = readers[i](r);
+                for (int i = 0; i < args.Length; i++) args[i] = r.AtEnd ? defaults[i] : readers[i](r);
             } catch (BadArgument e) {
                 status = Status.BadArgs; message = e.Message;
             }

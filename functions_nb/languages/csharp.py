@@ -2,16 +2,20 @@
 
 The entry point is the static method whose name is the deployed name, written either bare
 (``public static int add(int a, int b) { return a + b; }``) or inside your own class or
-namespace. ``using`` directives at the top of the cell keep working. Bare members (methods,
-fields) are wrapped in ``static partial class __FnbCell { ... }`` *in place*: the wrapper
-text is inserted on the first and last line of each run of bare members, so every line of the
-compiled file is the cell's own line (no ``#line``: Mono's debug symbols shift lines after a
-``#line`` directive) and only columns on an inserted line need correcting. Types declared in
-the cell stay top-level (extension methods work). Compiled with
-``mcs -target:library -optimize -debug``; the artifact code is the .dll with its .mdb debug
-symbols and the lines of ``throw`` statements appended (see ``TRAILER_MAGIC``; the dll loads as
-is), so exceptions name cell lines (Mono reports a ``throw`` at the next statement's line; the
-host corrects that with the list).
+namespace. ``using`` directives at the top of the cell keep working; the implicit global usings
+of a current .NET project (System, System.Collections.Generic, System.IO, System.Linq,
+System.Threading, System.Threading.Tasks; not System.Net.Http, which Mono here lacks) are added
+before the cell's first line when the cell lacks them. A parameter with a default value
+(``string name = "you"``) may be omitted or given by name: the host passes the compiled
+default. Bare members (methods, fields) are wrapped in ``static partial class __FnbCell``
+*in place*: the wrapper text is inserted on the first and last line of each run of bare
+members, so every line of the compiled file is the cell's own line (no ``#line``: Mono's
+debug symbols shift lines after a ``#line`` directive) and only columns on an inserted line
+need correcting. Types declared in the cell stay top-level (extension methods work). Compiled
+with ``mcs -target:library -optimize -debug``; the artifact code is the .dll with its .mdb
+debug symbols and the lines of ``throw`` statements appended (see ``TRAILER_MAGIC``; the dll
+loads as is), so exceptions name cell lines (Mono reports a ``throw`` at the next statement's
+line; the host corrects that with the list).
 
 Calling convention (see ``runtimes/mono.py``): int/short/sbyte -> i32 (bounded), byte/ushort
 -> u32 (bounded), uint -> u32, long -> i64, ulong -> u64, float -> f32, double -> f64, bool,
@@ -36,7 +40,10 @@ from ..models import Param, Signature
 from .base import BuildSandbox, Language, Toolchain, line_of, run_tool, split_top_level
 
 #: Bump when the wrapper or the artifact layout changes (part of the code hash).
-GLUE = "1"
+GLUE = "2"
+#: A current .NET project's implicit global usings that Mono provides (no System.Net.Http).
+IMPLICIT_USINGS = ("System", "System.Collections.Generic", "System.IO", "System.Linq",
+                   "System.Threading", "System.Threading.Tasks")
 MCS = "mcs"
 MONO = "mono"
 WRAPPER = "__FnbCell"
@@ -231,6 +238,19 @@ def top_level_items(masked: str) -> list[tuple[int, int, str]]:
     return items
 
 
+def implicit_usings(source: str) -> str:
+    """The ``using`` directives of a current .NET project's implicit global usings that the
+    cell lacks, on one line to put before its first line (so cell lines stay as written).
+    System.Net.Http is left out: Mono here has no System.Net.Http assembly. None before an
+    ``extern alias`` (which must come first)."""
+    items = top_level_items(mask(source))
+    heads = [re.sub(r"\s+", " ", source[a:b]).strip() for a, b, what in items if what == "using"]
+    if any(h.startswith("extern") for h in heads):
+        return ""
+    have = {m.group(1) for h in heads if (m := re.fullmatch(r"using ([\w.]+) ?;", h))}
+    return "".join(f"using {ns}; " for ns in IMPLICIT_USINGS if ns not in have)
+
+
 def wrap(source: str) -> tuple[str, dict[int, tuple[int, int]]]:
     """Wrap runs of bare members in ``__FnbCell`` in place. Returns the new source and, per
     line with inserted text, (0-based column of the insertion, inserted length)."""
@@ -397,13 +417,16 @@ class CSharp(Language):
                              name, line)
         ptype = re.sub(r"\s+", " ", m.group("type")).strip()
         kind, bounds = classify(ptype)
-        return Param(m.group("name").lstrip("@") or f"arg{index}", kind, ptype, bounds)
+        has_default = "=" in re.sub(r"^\s*(\[[^\]]*\]\s*)+", "", part)
+        return Param(m.group("name").lstrip("@") or f"arg{index}", kind, ptype, bounds,
+                     has_default)
 
     # build -------------------------------------------------------------------------
     def _build(self, source: str, signature: Signature, workdir: Path,
                flags: dict[str, Any]) -> tuple[bytes, str]:
         wrapped, shifts = wrap(source)
-        (workdir / "cell.cs").write_text(wrapped)
+        prefix = implicit_usings(source)
+        (workdir / "cell.cs").write_text(prefix + wrapped)
         cmd = [*self._mcs(), "-target:library", "-debug", "-nologo", "-out:cell.dll",
                "-r:System.Numerics.dll"]
         if flags.get("optimize", True):
@@ -413,7 +436,7 @@ class CSharp(Language):
         cmd.append("cell.cs")
         proc = run_tool(cmd, cwd=workdir, timeout=120, sandbox_=self.build_sandbox(),
                         name=self.name)
-        errors, warnings = _diagnostics(proc.stdout + "\n" + proc.stderr, shifts)
+        errors, warnings = _diagnostics(proc.stdout + "\n" + proc.stderr, shifts, len(prefix))
         dll = workdir / "cell.dll"
         if proc.returncode != 0 or not dll.exists():
             first = errors[0] if errors else None
@@ -427,9 +450,10 @@ class CSharp(Language):
         return dll.read_bytes() + symbols + trailer, "\n".join(warnings)
 
 
-def _diagnostics(output: str, shifts: dict[int, tuple[int, int]]
+def _diagnostics(output: str, shifts: dict[int, tuple[int, int]], prefix: int = 0
                  ) -> tuple[list[tuple[str, int | None, int | None]], list[str]]:
-    """mcs output -> (errors as (text, line, column), warnings), as `cell(LINE,COL): ...`."""
+    """mcs output -> (errors as (text, line, column), warnings), as `cell(LINE,COL): ...`;
+    ``prefix`` characters (the implicit usings) precede the cell's first line."""
     errors: list[tuple[str, int | None, int | None]] = []
     warnings: list[str] = []
     for raw in output.splitlines():
@@ -441,6 +465,8 @@ def _diagnostics(output: str, shifts: dict[int, tuple[int, int]]
         line = col = None
         if m:
             line, col = int(m.group("line")), int(m.group("col"))
+            if line == 1 and prefix:
+                col = max(1, col - prefix)
             insert = shifts.get(line)
             if insert and col > insert[0] + insert[1]:
                 col -= insert[1]

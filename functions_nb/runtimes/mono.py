@@ -408,7 +408,7 @@ class MonoFunction:
     # the call path ---------------------------------------------------------------------------
     def _body(self, args: tuple, timeout_ms: int) -> list[Any]:
         fast = self._fast
-        if fast is not None:
+        if fast is not None and len(args) == self._n:
             if tuple(map(type, args)) != self._fast_types or self._bounded:
                 args = tuple(conv(a) for conv, a in zip(self._converters, args, strict=True))
             try:
@@ -417,13 +417,14 @@ class MonoFunction:
                 args = tuple(conv(a) for conv, a in zip(self._converters, args, strict=True))
                 return [fast.pack(self.fid, timeout_ms, *args)]
         parts: list[Any] = [_CALL_HEAD.pack(self.fid, timeout_ms)]
-        for enc, a in zip(self._encoders, args, strict=True):
+        # fewer arguments than parameters: the host applies the cell's defaults to the rest
+        for enc, a in zip(self._encoders, args, strict=len(args) == self._n):
             parts += enc(a)
         return parts
 
     def call(self, args: tuple, ctx: CallContext, _retry: bool = True) -> Any:
         if len(args) != self._n:
-            self.sig.check_arity(args)
+            self.sig.check_arity(args)  # fewer: the trailing ones have defaults in the cell
         host = self._host
         if host is None or host.ended():
             host = self._reload(ctx)
