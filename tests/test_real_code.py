@@ -169,3 +169,35 @@ fn lengths(alloc: std.mem.Allocator, n: u32) !std.AutoHashMap(u32, u64) {
     assert fxm.invoke("count", "a b a c a") == {"a": 3, "b": 1, "c": 1}
     fxm.deploy("zig", src, name="lengths")
     assert fxm.invoke("lengths", 3) == {"1": 1, "2": 4, "3": 9}
+
+
+SUBLIST_RS = """#[derive(Debug, PartialEq, Eq)]
+pub enum Comparison { Equal, Sublist, Superlist, Unequal }
+
+fn contains<T: PartialEq>(big: &[T], small: &[T]) -> bool {
+    small.is_empty() || big.windows(small.len()).any(|w| w == small)
+}
+
+pub fn sublist<T: PartialEq>(first: &[T], second: &[T]) -> Comparison {
+    if first == second { Comparison::Equal }
+    else if contains(second, first) { Comparison::Sublist }
+    else if contains(first, second) { Comparison::Superlist }
+    else { Comparison::Unequal }
+}
+
+pub fn largest<T>(xs: &[T]) -> T where T: PartialOrd + Copy {
+    let mut best = xs[0];
+    for &x in xs { if x > best { best = x } }
+    best
+}
+"""
+
+
+def test_rust_simple_generics_in_the_signature(fxm):
+    fxm.deploy("rust", SUBLIST_RS, name="sublist")
+    assert fxm.invoke("sublist", [1, 2], [0, 1, 2, 3]) == "Sublist"
+    assert fxm.invoke("sublist", ["a", "b"], ["a", "b"]) == "Equal"
+    fxm.deploy("rust", SUBLIST_RS, name="largest")
+    assert fxm.invoke("largest", [3, -7, 2 ** 40]) == 2 ** 40
+    with pytest.raises(CompileError, match=r"type parameter `I: Iterator"):
+        fxm.deploy("rust", "fn total<I: Iterator<Item = u32>>(xs: I) -> u32 { xs.sum() }", name="total")

@@ -12,6 +12,14 @@ memory allocated with ``__fnb_alloc``; every other type is JSON through serde_js
 own ``#[derive(Serialize, Deserialize)]`` structs. Strings, bytes and JSON results come
 back as one i64 packing (pointer << 32 | length), freed with ``__fnb_free`` after the host
 copies them out. ``Result<T, E: Display>`` returns ``T`` or raises with ``E``'s text.
+
+Signatures as people write them: lifetimes (``fn f<'a>(xs: &[&'a str]) -> HashSet<&'a str>``;
+borrowed JSON arguments borrow from the argument's buffer); type parameters get a concrete
+type chosen from their bounds (``serde_json::Value`` for ``PartialEq``/``Clone``/``Debug``,
+``i64`` for ordering and arithmetic; the signature shows the chosen type); the cell's own
+structs and enums that cross get serde's derives added when they lack them (on the item's
+line, so cell lines stay right). Built with overflow checks on: an overflow panics, and the
+message names wasm32's 32-bit ``usize``.
 """
 
 from __future__ import annotations
@@ -81,6 +89,13 @@ offline = true
 '''
 
 
+#: Bounds of an entry type parameter that any JSON value (``serde_json::Value``) meets.
+_ANY_JSON = {"PartialEq", "Eq", "Clone", "Debug", "Display", "ToString", "Serialize",
+             "Deserialize", "DeserializeOwned", "Sized", "Send", "Sync"}
+#: Bounds ``i64`` meets (ordering, hashing, arithmetic).
+_NUMERIC = _ANY_JSON | {"Ord", "PartialOrd", "Copy", "Hash", "Default", "Add", "Sub", "Mul", "Div",
+                        "Rem", "Neg", "AddAssign", "SubAssign", "MulAssign", "DivAssign", "Sum",
+                        "Product", "From", "Into", "TryFrom", "TryInto"}
 #: A lifetime in a type (``'a``, ``'static``) and the space after it.
 _LIFETIME = re.compile(r"'\w+\b\s*")
 #: ``#[derive(...)]`` naming serde's traits.
@@ -138,21 +153,19 @@ class Rust(Language):
 
     # signature -----------------------------------------------------------------
     def parse_signature(self, source: str, name: str) -> Signature:
-        found = find_function(source, rf"(?m)\bfn\s+{re.escape(name)}\s*(?:<[^>]*>)?\s*(?=\()")
+        found = find_function(source, rf"(?m)\bfn\s+{re.escape(name)}\s*(?:<(?:[^<>]|<[^<>]*>)*>)?\s*(?=\()")
         if found is None:
             raise self.error(
                 f"no function named `{name}` in the cell: the entry point is the function whose "
                 f"name is the deployed name, e.g.\n\n    fn {name}(a: i32, b: i32) -> i32 {{ a + b }}",
                 name)
         match, params_text, rest = found
-        generics = re.search(r"<([^>]*)>", match.group(0))
-        for g in split_top_level(generics.group(1)) if generics else []:
-            if g.strip() and not g.strip().startswith("'"):
-                raise self.error(
-                    f"cell line {line_of(source, match.start())}: the entry function `{name}` has the "
-                    f"type parameter `{g.strip()}`: the host cannot choose a type for it; write the "
-                    "concrete type (lifetime parameters such as `'a` are fine)",
-                    name, line_of(source, match.start()))
+        chosen = self._type_arguments(match, rest, name, line_of(source, match.start()))
+        if chosen:
+            def concrete(ty: str) -> str:
+                return re.sub(r"\b[A-Za-z_]\w*\b", lambda m: chosen.get(m.group(0), m.group(0)), ty)
+            params_text = concrete(params_text)
+            rest = concrete(rest.split("where")[0])
         params = []
         for i, part in enumerate(split_top_level(params_text)):
             pat, sep, ty = part.partition(":")
@@ -179,6 +192,41 @@ class Rust(Language):
             fallible = True
         result = "unit" if inner.replace(" ", "") in ("()", "") else classify(inner)[0]
         return Signature(name, tuple(params), result, result_type, fallible)
+
+    def _type_arguments(self, match: re.Match[str], rest: str, name: str, line: int) -> dict[str, str]:
+        """The concrete type the host uses for each type parameter of the entry function:
+        ``serde_json::Value`` (any JSON) when its bounds are only comparison, cloning and
+        printing, ``i64`` when they need ordering or arithmetic; other bounds are refused."""
+        generics = re.search(r"<(.*)>", match.group(0))
+        bounds: dict[str, list[str]] = {}
+        for g in split_top_level(generics.group(1)) if generics else []:
+            g = g.strip()
+            if g and not g.startswith("'"):
+                if g.startswith("const "):
+                    raise self.error(f"cell line {line}: the entry function `{name}` has the const "
+                                     f"parameter `{g}`: write a concrete value", name, line)
+                pname, _, bound = g.partition(":")
+                bounds[pname.strip()] = split_top_level(bound, "+")
+        if "where" in rest:
+            for clause in split_top_level(rest.split("where", 1)[1]):
+                pname, _, bound = clause.partition(":")
+                if pname.strip() in bounds:
+                    bounds[pname.strip()] += split_top_level(bound, "+")
+        chosen = {}
+        for pname, bound in bounds.items():
+            traits = {re.sub(r"<.*", "", b).strip().split("::")[-1] for b in bound} - {""}
+            traits = {t for t in traits if not t.startswith(("'", "?"))}
+            if traits <= _ANY_JSON:
+                chosen[pname] = "serde_json::Value"
+            elif traits <= _NUMERIC:
+                chosen[pname] = "i64"
+            else:
+                raise self.error(
+                    f"cell line {line}: the entry function `{name}` has the type parameter "
+                    f"`{pname}: {' + '.join(b.strip() for b in bound)}`: the host passes JSON "
+                    "values (any JSON for `PartialEq`/`Clone`/`Debug` bounds, i64 for ordering "
+                    "and arithmetic); write the concrete type", name, line)
+        return chosen
 
     # glue ------------------------------------------------------------------------
     def glue(self, sig: Signature) -> str:
