@@ -220,6 +220,7 @@ class Functions:
         show = len(items) >= 100 if progress is None else progress
         fn = self._get(target)
         run = self._run
+        bind = fn.info.signature.bind  # variadics and omitted defaults, as in invoke
         out = MapResults(map_id=map_id)
         bar = None
         if show:
@@ -230,7 +231,7 @@ class Functions:
             for i, item in enumerate(items):
                 args = item if isinstance(item, tuple) else (item,)
                 try:
-                    out.append(run(fn, args, timeout, exec_id=f"{map_id}-{i}"))
+                    out.append(run(fn, bind(args), timeout, exec_id=f"{map_id}-{i}"))
                 except FunctionsError as exc:
                     if raise_errors:
                         raise

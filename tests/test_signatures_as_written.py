@@ -42,6 +42,7 @@ def test_go_file_with_its_package_line_and_a_variadic_runs_as_written(fx):
     assert fx.invoke("SumMultiples", 20, 3, 5) == 78
     assert fx.invoke("SumMultiples", 20) == 0  # no divisors: an empty slice
     assert fx.invoke("SumMultiples", limit=10, divisors=[3, 5]) == 23
+    assert fx.map("SumMultiples", [(10, 3, 5), (20, 3, 5), (10,)]) == [23, 78, 0]
     with pytest.raises(BadArguments, match=r"argument 'divisors\[1\]' expects int"):
         fx.invoke("SumMultiples", 20, 3, "5")
     with pytest.raises(BadArguments, match="out of range"):
