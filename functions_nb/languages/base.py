@@ -25,8 +25,9 @@ from ..runtimes.base import Console, Guest, HostImport, WasmGlue  # noqa: F401 -
 from ..runtimes.host import sandbox
 
 #: Bump when generated glue or the build sandbox changes, so cached artifacts are rebuilt
-#: (3: builds run sandboxed; an artifact built before could hold what a build may not read).
-GLUE_VERSION = "3"
+#: (3: builds run sandboxed; an artifact built before could hold what a build may not read;
+#: 4: Rust overflow checks and added serde derives, Zig hash maps as JSON objects).
+GLUE_VERSION = "4"
 
 
 @dataclass(frozen=True)
