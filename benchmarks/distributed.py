@@ -75,7 +75,7 @@ def bench_dask_2w_vs_1w(n: int = 400_000, rounds: int = 5) -> dict:
         inputs = [(i, 1) for i in range(n)]
         expect = [i + 1 for i in range(n)]
         clusters = {w: LocalCluster(n_workers=w, threads_per_worker=1, processes=True,
-                                    dashboard_address=None) for w in (1, 2)}
+                                    dashboard_address=":0") for w in (1, 2)}
         clients = {w: Client(c, set_as_default=False) for w, c in clusters.items()}
         try:
             def run(workers: int) -> float:
@@ -150,7 +150,7 @@ def bench_dask_map_vs_client_map(n: int = 10_000, rounds: int = 15) -> dict:
         inputs = [(i, i) for i in range(n)]
         expect = [2 * i for i in range(n)]
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address=":0")
         client = Client(cluster, set_as_default=False)
         try:
             fx = Functions(store=tmp, cluster=client)

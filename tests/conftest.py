@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 import time
 from typing import Any
@@ -8,6 +9,10 @@ from typing import Any
 import pytest
 
 from functions_nb import BreakerConfig, Functions
+
+# The test shells' and kernels' IPython profile (its history database) is a throwaway folder,
+# never the user's: concurrent test processes then never share one SQLite file.
+os.environ["IPYTHONDIR"] = tempfile.mkdtemp(prefix="fnb-test-ipython-")
 
 ADD_RS = """fn add(a: i32, b: i32) -> i32 {
     a + b

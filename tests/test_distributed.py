@@ -35,7 +35,7 @@ SLOW_RS = """fn slow(x: i32) -> i32 {
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
+                                       dashboard_address=":0")
     c = distributed.Client(cluster, set_as_default=False)  # map_on_cluster must not need a default
     yield c
     c.close()
@@ -195,7 +195,7 @@ def test_a_closing_worker_writes_its_records(store):
     fx = Functions(store=store)
     fx.deploy("rust", ADD_RS, name="add")
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster, set_as_default=False) as c:
         job = ClusterMap(c, Functions, store, None, "add@1", [(i, 0) for i in range(300)],
                          chunk_size=100,
