@@ -137,3 +137,5 @@ def test_csharp_implicit_usings_and_defaults(fx):
     line1 = "public static int One() { return Missing; }\n"
     with pytest.raises(CompileError, match=r"cell\(1,34\)"):
         fx.deploy("csharp", line1, "One")
+    with pytest.raises(CompileError, match=r"cell\(2,34\)"):  # usings after #define
+        fx.deploy("csharp", "#define FAST\n" + line1, "One")

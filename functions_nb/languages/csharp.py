@@ -240,7 +240,8 @@ def top_level_items(masked: str) -> list[tuple[int, int, str]]:
 
 def implicit_usings(source: str) -> str:
     """The ``using`` directives of a current .NET project's implicit global usings that the
-    cell lacks, on one line to put before its first line (so cell lines stay as written).
+    cell lacks, on one line to put before its first line that is not a preprocessor directive
+    (so cell lines stay as written).
     System.Net.Http is left out: Mono here has no System.Net.Http assembly. None before an
     ``extern alias`` (which must come first)."""
     items = top_level_items(mask(source))
@@ -364,7 +365,7 @@ class CSharp(Language):
             ret = re.sub(r"\s+", " ", m.group("ret")).strip()
             if ret in _NOT_TYPES or ret in _MODIFIERS:
                 continue
-            before = masked[:m.start()].rstrip()
+            before = re.sub(r"(?m)^[ \t]*#.*$", "", masked[:m.start()]).rstrip()  # directives
             if before and before[-1] not in ";{}]":
                 continue
             types = enclosing_types(masked, m.start())
@@ -426,7 +427,10 @@ class CSharp(Language):
                flags: dict[str, Any]) -> tuple[bytes, str]:
         wrapped, shifts = wrap(source)
         prefix = implicit_usings(source)
-        (workdir / "cell.cs").write_text(prefix + wrapped)
+        lines = wrapped.split("\n")
+        at = next((i for i, text in enumerate(lines) if not text.lstrip().startswith("#")), 0)
+        lines[at] = prefix + lines[at]  # after leading directives (#define must come first)
+        (workdir / "cell.cs").write_text("\n".join(lines))
         cmd = [*self._mcs(), "-target:library", "-debug", "-nologo", "-out:cell.dll",
                "-r:System.Numerics.dll"]
         if flags.get("optimize", True):
@@ -436,7 +440,8 @@ class CSharp(Language):
         cmd.append("cell.cs")
         proc = run_tool(cmd, cwd=workdir, timeout=120, sandbox_=self.build_sandbox(),
                         name=self.name)
-        errors, warnings = _diagnostics(proc.stdout + "\n" + proc.stderr, shifts, len(prefix))
+        errors, warnings = _diagnostics(proc.stdout + "\n" + proc.stderr, shifts,
+                                        (at + 1, len(prefix)))
         dll = workdir / "cell.dll"
         if proc.returncode != 0 or not dll.exists():
             first = errors[0] if errors else None
@@ -450,10 +455,11 @@ class CSharp(Language):
         return dll.read_bytes() + symbols + trailer, "\n".join(warnings)
 
 
-def _diagnostics(output: str, shifts: dict[int, tuple[int, int]], prefix: int = 0
+def _diagnostics(output: str, shifts: dict[int, tuple[int, int]],
+                 prefix: tuple[int, int] = (1, 0)
                  ) -> tuple[list[tuple[str, int | None, int | None]], list[str]]:
     """mcs output -> (errors as (text, line, column), warnings), as `cell(LINE,COL): ...`;
-    ``prefix`` characters (the implicit usings) precede the cell's first line."""
+    ``prefix`` is (line, length) of the implicit usings put at the start of that line."""
     errors: list[tuple[str, int | None, int | None]] = []
     warnings: list[str] = []
     for raw in output.splitlines():
@@ -465,8 +471,8 @@ def _diagnostics(output: str, shifts: dict[int, tuple[int, int]], prefix: int = 
         line = col = None
         if m:
             line, col = int(m.group("line")), int(m.group("col"))
-            if line == 1 and prefix:
-                col = max(1, col - prefix)
+            if line == prefix[0] and prefix[1]:
+                col = max(1, col - prefix[1])
             insert = shifts.get(line)
             if insert and col > insert[0] + insert[1]:
                 col -= insert[1]
