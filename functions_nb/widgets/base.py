@@ -61,6 +61,38 @@ def start_live(owner: Any, method: str, stop: threading.Event, interval: float,
     return thread
 
 
+class LiveRefresh:
+    """A view that re-reads what it shows every ``interval`` seconds on a daemon thread while
+    ``live`` (its ``poll()`` does the reading); the output keeps its last state when stopped."""
+
+    live: bool
+    interval: float
+    _thread: threading.Thread | None = None
+    _stop: threading.Event
+
+    def displayed(self) -> None:
+        if self.live:
+            self.start()
+
+    def start(self) -> None:
+        """Start the live thread (daemon), unless it runs."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop = threading.Event()
+        self._thread = start_live(self, "poll", self._stop, self.interval,
+                                  f"functions-nb-{type(self).__name__}")
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the live thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+
 def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 

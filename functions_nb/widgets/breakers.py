@@ -16,7 +16,7 @@ import datetime as _dt
 import threading
 from typing import Any
 
-from .base import Markup, View, esc, start_live, table_html
+from .base import LiveRefresh, Markup, View, esc, table_html
 from .functions import CSS, badge, format_time, num
 
 #: Columns of the breaker table (the live grid adds the reset button).
@@ -46,7 +46,7 @@ def _row(snapshot: dict[str, Any]) -> dict[str, Any]:
             "transitions": [dict(t) for t in snapshot.get("transitions", [])]}
 
 
-class BreakersView(View):
+class BreakersView(LiveRefresh, View):
     """Circuit breakers of this process: ``BreakersView(fx)``, or ``BreakersView(fx, "boom")`` for
     one function's versions; ``live=False`` for no background countdown thread."""
 
@@ -217,24 +217,3 @@ class BreakersView(View):
             if self.timeline_view.value != timeline:
                 self.timeline_view.value = timeline
 
-    # live countdown -----------------------------------------------------------------
-    def displayed(self) -> None:
-        if self.live:
-            self.start()
-
-    def start(self) -> None:
-        """Start the live thread (daemon) re-reading the breakers every ``interval`` s."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop = threading.Event()
-        self._thread = start_live(self, "poll", self._stop, self.interval, "functions-nb-breakers")
-
-    def stop(self, timeout: float | None = None) -> None:
-        """Stop the live thread (the widget stays; Refresh still works)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()

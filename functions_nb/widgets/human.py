@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import BadArguments, FunctionsError, ToolchainMissing
 from ..storage.tasks import DECISIONS, Task
-from .base import View, esc, start_live
+from .base import LiveRefresh, View, esc
 from .functions import CSS
 
 
@@ -69,7 +69,7 @@ def task_html(task: Task) -> str:
             f"</div></div>")
 
 
-class HumanTasksView(View):
+class HumanTasksView(LiveRefresh, View):
     """Pending human tasks of ``desk`` (a :class:`~functions_nb.cascade.human.HumanDesk`);
     ``live=False`` for no background refresh."""
 
@@ -134,24 +134,6 @@ class HumanTasksView(View):
     def update_widget(self) -> None:
         if self._widget is not None:
             self._widget.show(self.tasks)
-
-    # live refresh -------------------------------------------------------------------
-    def displayed(self) -> None:
-        if self.live:
-            self.start()
-
-    def start(self) -> None:
-        """Start the live thread (daemon) re-reading the store every ``interval`` s."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop = threading.Event()
-        self._thread = start_live(self, "poll", self._stop, self.interval, "functions-nb-human")
-
-    def stop(self, timeout: float | None = None) -> None:
-        """Stop the live thread (the output keeps its last state)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     def close(self) -> None:
         """Stop the live thread and close the panel, if built."""
