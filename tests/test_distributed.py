@@ -213,6 +213,7 @@ def test_worker_killed_mid_map_is_survived(client, store):
     (the nanny starts a new worker). Dask runs that chunk again elsewhere; its rows are
     recorded twice under the same ids."""
     fx = Functions(store=store)
+    fx.history.list_ttl = 0  # the poller below must see the workers' files as they land
     fx.deploy("rust", SLOW_RS, name="slow")
     n, size, map_id = 3000, 300, "killed-map"  # 10 chunks of ~0.2 s
     box: dict = {}
