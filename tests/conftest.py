@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -137,3 +139,30 @@ def pytest_runtest_makereport(item, call):
         if any(text in reason for text in MISSING_CAPABILITY):
             report.outcome = "failed"
             report.longrepr = f"skipped for a missing capability under make test: {reason}"
+
+
+@contextlib.contextmanager
+def watched_port(wait: float = 2.0) -> Any:
+    """A TCP listener on 127.0.0.1 for escape tests: yields ``(port, peers)``; ``peers`` lists
+    every address that connected while the block ran (and up to ``wait`` s after)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.5)
+    peers: list[object] = []
+
+    def accept() -> None:
+        try:
+            conn, addr = listener.accept()
+            peers.append(addr)
+            conn.close()
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=accept)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], peers
+        thread.join(wait)
+    finally:
+        listener.close()

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import threading
 
 import pytest
 
 from functions_nb import Functions, InvocationError
 from functions_nb.languages import get_language
 from functions_nb.runtimes import pyodide
+
+from .conftest import watched_port
 
 pytestmark = pytest.mark.skipif(not get_language("python").toolchain().usable,
                                 reason="node or the pyodide npm package is missing")
@@ -249,30 +249,13 @@ def test_without_the_import_block_no_javascript_is_reachable(efx, route):
 
 
 def test_without_the_import_block_the_host_stays_out_of_reach(efx):
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    listener.settimeout(0.5)
-    got: list[object] = []
-
-    def accept() -> None:
-        try:
-            conn, addr = listener.accept()
-            got.append(addr)
-            conn.close()
-        except OSError:
-            pass
-
     secret = "FNB_ESCAPE_SECRET"
     os.environ[secret] = "s3cr3t-escape-91"
-    thread = threading.Thread(target=accept)
-    thread.start()
     try:
-        pyodide.runtime().restart()  # the next host starts with the secret in our environment
-        out = json.loads(efx.invoke("escape", "host", listener.getsockname()[1]))
-        thread.join(2)
+        with watched_port() as (port, got):
+            pyodide.runtime().restart()  # the next host starts with the secret in our environment
+            out = json.loads(efx.invoke("escape", "host", port))
     finally:
-        listener.close()
         del os.environ[secret]
     assert out["read"].startswith("refused") and "No such file" in out["read"]
     assert out["spawn"].startswith("refused")

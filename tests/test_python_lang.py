@@ -27,7 +27,7 @@ from functions_nb.languages import get_language
 from functions_nb.runtimes import pyodide
 from functions_nb.runtimes.base import CallContext
 
-from .conftest import abort_while_running
+from .conftest import abort_while_running, watched_port
 
 pytestmark = pytest.mark.skipif(not get_language("python").toolchain().usable,
                                 reason="node or the pyodide npm package is missing")
@@ -491,27 +491,8 @@ def test_escape_ctypes(pfx):
 
 
 def test_escape_socket_to_localhost(pfx):
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    listener.settimeout(0.5)
-    got: list[object] = []
-
-    def accept() -> None:
-        try:
-            conn, addr = listener.accept()
-            got.append(addr)
-            conn.close()
-        except OSError:
-            pass
-
-    thread = threading.Thread(target=accept)
-    thread.start()
-    try:
-        result = refused(pfx, "socket", str(listener.getsockname()[1]))
-        thread.join(2)
-    finally:
-        listener.close()
+    with watched_port() as (port, got):
+        result = refused(pfx, "socket", str(port))
     assert "OSError" in result and got == []
 
 
