@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import tempfile
@@ -166,3 +167,32 @@ def watched_port(wait: float = 2.0) -> Any:
         thread.join(wait)
     finally:
         listener.close()
+
+
+@pytest.fixture(scope="module")
+def moto():
+    """A moto S3 server on loopback for the module's tests."""
+    from .s3server import MotoServer
+
+    server = MotoServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+#: The REST API's path below the Jupyter server's base URL.
+API = ("functions-nb", "api")
+
+
+@pytest.fixture
+def api(jp_fetch):
+    """Call the REST API of the test's Jupyter server: ``await api(*path, method=, body=)`` ->
+    ``(response, JSON body or None)``; errors are answers, not exceptions."""
+    async def call(*path, method="GET", body=None, **kwargs):
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+        kwargs.setdefault("raise_error", False)
+        resp = await jp_fetch(*API, *path, method=method, body=body, **kwargs)
+        return resp, (json.loads(resp.body) if resp.body else None)
+    return call

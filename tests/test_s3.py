@@ -19,16 +19,7 @@ from functions_nb import Functions, StorageError
 from functions_nb.errors import StaleFunctionWarning
 
 from .conftest import ADD_RS
-from .s3server import FaultProxy, MotoServer, s3_storage_options
-
-
-@pytest.fixture(scope="module")
-def moto():
-    server = MotoServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
+from .s3server import FaultProxy, s3_storage_options
 
 
 @pytest.fixture

@@ -10,16 +10,7 @@ import pytest
 from functions_nb import Functions
 
 from .conftest import ADD_RS
-from .s3server import FaultProxy, MotoServer, s3_storage_options
-
-
-@pytest.fixture(scope="module")
-def moto():
-    server = MotoServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
+from .s3server import FaultProxy, s3_storage_options
 
 
 @pytest.fixture

@@ -10,11 +10,10 @@ import pytest
 import tornado.httpclient
 
 from functions_nb.server.handlers import jsonable
-from tests.conftest import ADD_RS, BOOM_RS
+from tests.conftest import ADD_RS, API, BOOM_RS
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
-API = ("functions-nb", "api")
 
 
 @pytest.fixture
@@ -26,18 +25,6 @@ def limits():
 def jp_server_config(tmp_path, limits):
     return {"ServerApp": {"jpserver_extensions": {"functions_nb.server": True}},
             "FunctionsNB": {"store": str(tmp_path / "store"), **limits}}
-
-
-@pytest.fixture
-def api(jp_fetch):
-    async def call(*path, method="GET", body=None, **kwargs):
-        if body is not None and not isinstance(body, (bytes, str)):
-            body = json.dumps(body)
-        kwargs.setdefault("raise_error", False)
-        resp = await jp_fetch(*API, *path, method=method, body=body, **kwargs)
-        data = json.loads(resp.body) if resp.body else None
-        return resp, data
-    return call
 
 
 async def deploy_add(api):

@@ -25,7 +25,6 @@ from tests.conftest import ADD_RS
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
-API = ("functions-nb", "api")
 
 
 class ReadOnlyAuthorizer(Authorizer):
@@ -49,17 +48,6 @@ def jp_server_config(tmp_path, server_extra):
     return {"ServerApp": {"jpserver_extensions": {"functions_nb.server": True},
                           **server_extra.get("ServerApp", {})},
             "FunctionsNB": functions}
-
-
-@pytest.fixture
-def api(jp_fetch):
-    async def call(*path, method="GET", body=None, **kwargs):
-        if body is not None and not isinstance(body, (bytes, str)):
-            body = json.dumps(body)
-        kwargs.setdefault("raise_error", False)
-        resp = await jp_fetch(*API, *path, method=method, body=body, **kwargs)
-        return resp, (json.loads(resp.body) if resp.body else None)
-    return call
 
 
 @pytest.fixture
@@ -291,7 +279,6 @@ async def test_unauthenticated_requests_do_not_spend_a_users_budget(api, jp_http
     assert codes == [200, 200, 200, 429]  # the token holder's own budget, and only theirs
 
 
-
 class HeaderIdentityProvider(IdentityProvider):
     """Users named by an ``X-Test-User`` header (what a JupyterHub or password login gives:
     a stable user name per person); no header, no user."""
@@ -356,8 +343,6 @@ async def test_versions_are_ascii_digits(api, server_fx, version):
     assert executions(server_fx) == []
     resp, data = await api("functions", "add@1", "invoke", method="POST", body={"args": [2, 3]})
     assert resp.code == 200 and data["value"] == 5
-
-
 
 
 @pytest.mark.parametrize("server_extra", [{"FunctionsNB": {"max_timeout": 10.0, "max_memory_mb": 128}}])
