@@ -6,9 +6,9 @@ from .channel import Channel, ChannelClosed
 from .process import HostDied, HostProcess, Pipes, signal_name
 from .protocol import FIRST_OWN, CancelReason, Op, Reply, Status
 from .runtime import SharedHostRuntime
-from .sandbox import Launch, SandboxProfile, describe, launch, probe
+from .sandbox import Launch, SandboxProfile, launch, probe
 from .watchdog import Watch
 
 __all__ = ["Channel", "ChannelClosed", "HostDied", "HostProcess", "Pipes", "signal_name",
            "FIRST_OWN", "CancelReason", "Op", "Reply", "Status", "SharedHostRuntime",
-           "Launch", "SandboxProfile", "describe", "launch", "probe", "Watch"]
+           "Launch", "SandboxProfile", "launch", "probe", "Watch"]

@@ -65,7 +65,3 @@ def frame(request_id: int, code: int, body: bytes = b"") -> bytes:
 def cancel_frame(target_id: int, reason: CancelReason) -> bytes:
     """A CANCEL request for ``target_id`` (it has no reply of its own)."""
     return frame(target_id, Op.CANCEL, CANCEL_BODY.pack(target_id, reason))
-
-
-def unload_frame(function_id: int) -> bytes:
-    return frame(0, Op.UNLOAD, U32.pack(function_id))

@@ -224,24 +224,6 @@ def isolation(kind: str, layers: dict[str, Any], own: tuple[str, ...] = (),
     return Isolation(kind, tuple(held), missing, limits)
 
 
-def describe(layers: dict[str, Any]) -> str:
-    """One line for ``func doctor``."""
-    held = []
-    if layers.get("bwrap"):
-        held.append("bubblewrap (no network; own pid/ipc/uts namespaces; only its own files"
-                    + ("; runs as nobody" if layers.get("userns") else "") + ")")
-    if layers.get("seccomp") and layers.get("bwrap"):
-        held.append("seccomp: no new processes")
-    if layers.get("prlimit"):
-        held.append("rlimits")
-    held.append("clean environment")
-    text = "; ".join(held)
-    if not layers.get("bwrap"):
-        text += f"; NO bubblewrap ({layers.get('detail') or 'unavailable'}): the host can read " \
-                "the file system and use the network"
-    return text
-
-
 def seccomp_program(*, deny_exec: bool) -> bytes | None:
     """A classic-BPF seccomp program (None on an unknown machine): fork, vfork and clone
     without CLONE_THREAD fail with EPERM, clone3 with ENOSYS (glibc falls back to clone for
@@ -270,13 +252,6 @@ def seccomp_program(*, deny_exec: bool) -> bytes | None:
         out.append(struct.pack("<HBBI", op, labels[jt] - i - 1 if jt else 0,
                                labels[jf] - i - 1 if jf else 0, k))
     return b"".join(out)
-
-
-def seccomp_spec() -> str:
-    """The syscall numbers for a host that installs the filter itself (after its exec):
-    ``audit_arch,execve,execveat,clone,clone3,fork,vfork``, or ``-`` when unknown."""
-    nums = SYSCALLS.get(platform.machine())
-    return ",".join(str(n & 0xFFFFFFFF) for n in nums) if nums else "-"
 
 
 @functools.cache
