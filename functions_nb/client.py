@@ -116,7 +116,7 @@ class Functions:
     def deploy(self, language: str, source: str, name: str, *, timeout: float = DEFAULT_TIMEOUT,
                memory_mb: int = DEFAULT_MEMORY_MB, force: bool = False,
                line_offset: int = 0, flags: dict[str, Any] | None = None,
-               options: dict[str, Any] | None = None) -> FunctionInfo:
+               options: dict[str, Any] | None = None, example: Any = None) -> FunctionInfo:
         """Compile ``source`` and store it as a new version of ``name``.
 
         Re-deploying identical source, flags, options and toolchain returns the existing
@@ -128,11 +128,17 @@ class Functions:
         Raises :class:`CompileError` with the compiler's text on failure, and
         :class:`BadArguments` for input it refuses before compiling (a limit above its
         :class:`~functions_nb.config.Ceilings`, source too long, options that are not JSON).
+
+        ``language="onnx"`` deploys a model: ``source`` is an ONNX ModelProto, bytes, a path,
+        a scikit-learn estimator or a PyTorch module, ``example`` an input
+        (:mod:`functions_nb.languages.onnx`).
         """
         check_name(name)
         timeout = self.ceilings.check_timeout(timeout)
         memory_mb = self.ceilings.check_memory(memory_mb)
-        source = self.ceilings.check_source(source)
+        model = isinstance(language, str) and language.lower() == "onnx"
+        if not model:
+            source = self.ceilings.check_source(source)
         if type(line_offset) is not int or not 0 <= line_offset <= MAX_LINE_OFFSET:
             raise BadArguments(f"line_offset must be a whole number 0..{MAX_LINE_OFFSET}")
         if not isinstance(language, str):
@@ -147,6 +153,10 @@ class Functions:
 
         lang = get_language(language)
         lang.require_toolchain()
+        artifact = None
+        if model:  # a model object, converted and checked first; its bytes are the artifact
+            artifact = lang.convert(source, name, flags, example, memory_mb)  # type: ignore[attr-defined]
+            source = artifact.source
         code_hash = lang.code_hash(source, name, flags, line_offset)
         content_hash = hashlib.sha256(json.dumps(
             [code_hash, float(timeout), int(memory_mb), options], sort_keys=True,
@@ -158,7 +168,8 @@ class Functions:
                     self.store.set_latest(name, existing.version)
                     self.loader.invalidate(name)
                 return existing
-        artifact = lang.compile(source, name, flags, line_offset=line_offset, force=force)
+        if artifact is None:
+            artifact = lang.compile(source, name, flags, line_offset=line_offset, force=force)
         info = self.store.put_version(name, artifact, content_hash=content_hash,
                                       timeout=timeout, memory_mb=memory_mb, options=options)
         self.loader.invalidate(name)

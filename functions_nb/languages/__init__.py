@@ -19,6 +19,7 @@ _REGISTRY = {
     "python": "functions_nb.languages.python:Python",
     "csharp": "functions_nb.languages.csharp:CSharp",
     "generative": "functions_nb.languages.generative:Generative",
+    "onnx": "functions_nb.languages.onnx:Onnx",
 }
 ALIASES = {"rs": "rust", "golang": "go", "as": "assemblyscript", "ts": "typescript",
            "js": "javascript", "py": "python", "cs": "csharp", "c#": "csharp",

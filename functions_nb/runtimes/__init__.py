@@ -16,6 +16,7 @@ _KINDS = {
     "pyodide": "functions_nb.runtimes.pyodide",
     "mono": "functions_nb.runtimes.mono",
     "prompt": "functions_nb.runtimes.prompt",
+    "onnx": "functions_nb.runtimes.onnx",
 }
 
 

@@ -1,0 +1,584 @@
+"""The ML runtime: ONNX models run by ONNX Runtime, in the calling process, warm and shared.
+
+One :class:`OnnxRuntime` per process keeps ONNX Runtime sessions in an LRU keyed by the
+model's sha256 and the execution providers (a version's bytes are content-addressed, so every
+client and every version with the same bytes shares one session). A call:
+
+1. checks each input against the model's element type and shape (exact values only: a numpy
+   array is converted only when numpy calls the cast safe, a list only when every element
+   keeps its value; a 1-D row for a model with a dynamic batch dimension is one row, and its
+   outputs come back without the batch dimension);
+2. refuses a batch whose estimated working memory is above the function's ``memory_mb``
+   (:class:`~functions_nb.errors.LimitExceeded`, before anything runs);
+3. runs the session in the caller's thread with a ``RunOptions`` that one watchdog thread
+   terminates at the call's deadline (or when the call is aborted).
+
+Why in-process and not a host process: an ONNX model is data (a graph of ONNX Runtime's own
+operators), not code; custom-operator libraries are never registered and a model that keeps
+tensors in external files is refused, so a model cannot load code or read host files. What a
+crafted model can still do is use time and memory: time is stopped by ``RunOptions.terminate``,
+memory by the size checks here (model size at deploy and load, the per-batch estimate per
+call). A host process would add an OS memory cap and protect the kernel from a bug in ONNX
+Runtime's parser, at a round trip (tens of µs) longer than a small model's whole run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+import math
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    Aborted,
+    BadArguments,
+    FunctionTimeout,
+    InvocationError,
+    LimitExceeded,
+    ToolchainMissing,
+)
+from .base import CallContext, Isolation, ModuleCache
+
+if TYPE_CHECKING:
+    from ..models import Signature
+
+INSTALL_HINT = "pip install 'functions-nb[onnx]'"
+#: Sessions kept per process (least recently used dropped first).
+SESSIONS = 32
+#: Environment variable naming the execution providers, comma-separated, best first.
+PROVIDERS_ENV = "FUNCTIONS_NB_ONNX_PROVIDERS"
+#: The watchdog checks running calls for an abort this often (seconds) while any runs.
+ABORT_POLL = 0.1
+_MIB = 1 << 20
+
+#: ONNX element type name (as ONNX Runtime writes ``tensor(float)``) -> numpy dtype name.
+ELEMENT_DTYPES = {
+    "float": "float32", "double": "float64", "float16": "float16",
+    "int8": "int8", "int16": "int16", "int32": "int32", "int64": "int64",
+    "uint8": "uint8", "uint16": "uint16", "uint32": "uint32", "uint64": "uint64",
+    "bool": "bool", "string": "str",
+}
+
+
+def require_onnxruntime() -> Any:
+    """The ``onnxruntime`` module, or :class:`ToolchainMissing` saying how to install it."""
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ToolchainMissing(f"ONNX Runtime is needed to run models ({exc}); install it with: "
+                               f"{INSTALL_HINT}") from None
+    return onnxruntime
+
+
+# -- the signature of a model: what each input and output is -----------------------------
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output: name, numpy dtype name and shape (None: a dynamic dim)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int | None, ...]
+
+    @property
+    def type(self) -> str:
+        """As shown in signatures: ``float32[N,4]`` (``N`` a dynamic dimension)."""
+        dims = ",".join("N" if d is None else str(d) for d in self.shape)
+        return f"{self.dtype}[{dims}]"
+
+    @property
+    def batched(self) -> bool:
+        """The first dimension is dynamic: the model takes a batch of rows."""
+        return bool(self.shape) and self.shape[0] is None
+
+    @classmethod
+    def parse(cls, name: str, text: str) -> TensorSpec:
+        """Inverse of :attr:`type`."""
+        dtype, _, dims = text.partition("[")
+        shape = tuple(None if d == "N" else int(d) for d in dims.rstrip("]").split(",") if d)
+        return cls(name, dtype, shape)
+
+
+def outputs_of(signature: Signature) -> list[TensorSpec]:
+    """The outputs recorded in a model's signature (``result_type`` ``{a: t, b: t}`` or ``t``)."""
+    text = signature.result_type.strip()
+    if text.startswith("{"):
+        parts = [p.strip() for p in text[1:-1].split("; ") if p.strip()]
+        return [TensorSpec.parse(*[s.strip() for s in p.split(":", 1)]) for p in parts]
+    return [TensorSpec.parse("output", text)]
+
+
+def result_type(outputs: Sequence[TensorSpec]) -> str:
+    """The result type written in the signature: one output's type, or ``{name: type; ...}``."""
+    if len(outputs) == 1:
+        return outputs[0].type
+    return "{" + "; ".join(f"{o.name}: {o.type}" for o in outputs) + "}"
+
+
+# -- input checks --------------------------------------------------------------------------
+
+def _refuse(sig: Any, spec: TensorSpec, value: Any, why: str) -> BadArguments:
+    """The bad-argument error (as :func:`functions_nb.values.bad_argument` words it), an
+    array shown by dtype and shape."""
+    from ..values import shown
+
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        given = f"a {value.dtype} array of shape {tuple(value.shape)}"
+    else:
+        given = shown(value)
+    return BadArguments(f"{sig}: argument {spec.name!r} expects {spec.type}, got {given} ({why})")
+
+
+def to_tensor(value: Any, spec: TensorSpec, sig: Any) -> Any:
+    """``value`` (numpy array, list, or number) as a numpy array of ``spec``'s dtype, with no
+    value changed; raises :class:`BadArguments` naming the input, expected and given."""
+    import numpy as np
+
+    if spec.dtype == "str":
+        arr = np.asarray(value, dtype=object)
+        if arr.size and not all(isinstance(v, str) for v in arr.ravel()):
+            raise _refuse(sig, spec, value, "expected text elements")
+        return arr
+    want = np.dtype(spec.dtype)
+    if isinstance(value, np.ndarray):
+        arr = value
+        if arr.dtype != want:
+            if arr.dtype.kind not in "biuf" or not np.can_cast(arr.dtype, want, "safe"):
+                raise _refuse(sig, spec, value, f"{arr.dtype} cannot become {want} without "
+                              f"losing values; convert it with .astype(np.{want})")
+            arr = arr.astype(want)
+    elif isinstance(value, (list, tuple, int, float, bool, np.generic)):
+        try:
+            arr = np.asarray(value)
+        except ValueError as exc:  # ragged rows
+            raise _refuse(sig, spec, value, str(exc).split(";")[0]) from None
+        if arr.dtype.kind not in "biuf":
+            raise _refuse(sig, spec, value, f"expected numbers of type {want}")
+        if arr.dtype.kind != "b" and _has_bool(value, np.bool_):
+            raise _refuse(sig, spec, value, f"true/false is not a number of type {want}")
+        arr = _exact(arr, want, sig, spec, value)
+    else:
+        raise _refuse(sig, spec, value, "pass a numpy array or a (nested) list of numbers")
+    return arr
+
+
+def _has_bool(value: Any, np_bool: type) -> bool:
+    """Whether a (nested) list holds a bool (numpy would read True as 1.0)."""
+    if isinstance(value, (list, tuple)):
+        return any(_has_bool(v, np_bool) for v in value)
+    return isinstance(value, (bool, np_bool))
+
+
+def _exact(arr: Any, want: Any, sig: Any, spec: TensorSpec, value: Any) -> Any:
+    """A list's array as ``want``, refused if any element would change (the rules of
+    :mod:`functions_nb.values`: an f32 rounds as a literal would, never to infinity)."""
+    import numpy as np
+
+    if arr.dtype == want:
+        return arr
+    if arr.dtype.kind == "b" and want.kind != "b":
+        raise _refuse(sig, spec, value, f"true/false is not a number of type {want}")
+    if want.kind == "b":
+        raise _refuse(sig, spec, value, "expected true or false")
+    if arr.dtype.kind == "f" and want.kind in "iu":
+        raise _refuse(sig, spec, value, f"a number with a fraction or exponent is not {want}")
+    with np.errstate(all="ignore"):
+        out = arr.astype(want)
+        if want.kind == "f" and arr.dtype.kind == "f":
+            bad = np.isfinite(arr) & ~np.isfinite(out)
+            why = f"out of range for {want}"
+        else:
+            bad = out.astype(arr.dtype) != arr
+            why = f"no exact {want} value"
+    if bad.any():
+        i = int(np.argmax(bad.ravel()))
+        raise _refuse(sig, spec, value, f"element {i} = {arr.ravel()[i].item()!r}: {why}")
+    return out
+
+
+def check_shape(arr: Any, spec: TensorSpec, sig: Any, value: Any) -> tuple[Any, bool]:
+    """``arr`` with ``spec``'s rank (a single row gets a batch axis: True is returned then)."""
+    rank = len(spec.shape)
+    row = False
+    if arr.ndim == rank - 1 and spec.batched:
+        arr, row = arr[None, ...], True
+    if arr.ndim != rank:
+        raise _refuse(sig, spec, value, f"expected {rank} dimensions (shape "
+                      f"{_shape_text(spec.shape)}), got {arr.ndim}")
+    for axis, (want, got) in enumerate(zip(spec.shape, arr.shape, strict=True)):
+        if want is not None and want != got:
+            raise _refuse(sig, spec, value, f"dimension {axis} must be {want} (shape "
+                          f"{_shape_text(spec.shape)}), got {got}")
+    return arr, row
+
+
+def _shape_text(shape: tuple[int | None, ...]) -> str:
+    return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"
+
+
+# -- the watchdog: one thread stops runs at their deadline -------------------------------
+
+class Watchdog:
+    """Terminates ONNX Runtime runs at their deadline, or when their call is aborted.
+
+    :meth:`watch` costs a lock and a heap push; the thread wakes at the earliest deadline
+    (and every :data:`ABORT_POLL` seconds while calls run, to see aborts)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, CallContext, Any]] = []
+        self._active: dict[int, tuple[CallContext, Any]] = {}
+        self._ids = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, ctx: CallContext, run_options: Any) -> int:
+        key = next(self._ids)
+        with self._cond:
+            self._active[key] = (ctx, run_options)
+            heapq.heappush(self._heap, (ctx.deadline, key, ctx, run_options))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="onnx-watchdog",
+                                                daemon=True)
+                self._thread.start()
+            elif self._heap[0][1] == key:
+                self._cond.notify()
+        return key
+
+    def done(self, key: int) -> None:
+        with self._cond:
+            self._active.pop(key, None)
+            if len(self._heap) > 2 * len(self._active) + 64:  # drop finished calls' entries
+                self._heap = [e for e in self._heap if e[1] in self._active]
+                heapq.heapify(self._heap)
+
+    def _loop(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                while self._heap and (self._heap[0][1] not in self._active
+                                      or self._heap[0][0] <= now):
+                    _, key, ctx, options = heapq.heappop(self._heap)
+                    if key in self._active:
+                        ctx.timed_out = True
+                        options.terminate = True
+                for ctx, options in self._active.values():
+                    if ctx.aborted:
+                        options.terminate = True
+                if not self._heap:
+                    self._cond.wait(30.0)
+                else:
+                    self._cond.wait(min(self._heap[0][0] - now, ABORT_POLL))
+
+
+# -- the loaded model -----------------------------------------------------------------------
+
+class OnnxModel:
+    """A model version ready to run (what :meth:`OnnxRuntime.load` returns)."""
+
+    def __init__(self, runtime: OnnxRuntime, session: Any, signature: Signature, *,
+                 memory_mb: int, model_bytes: int, static_bytes: int, row_bytes: int) -> None:
+        self.runtime = runtime
+        self.session = session
+        self.signature = signature
+        self.inputs = [TensorSpec.parse(p.name, p.type) for p in signature.params]
+        self.outputs = outputs_of(signature)
+        self.output_names = [o.name for o in self.outputs]
+        self.memory_mb = memory_mb
+        self.model_bytes = model_bytes
+        self.static_bytes = static_bytes
+        self.row_bytes = row_bytes
+        self._first = True
+        self._closed = False
+
+    # checks ---------------------------------------------------------------------------
+    def feeds(self, args: tuple) -> tuple[dict[str, Any], bool]:
+        """The session's inputs for ``args`` (checked), and whether they were single rows."""
+        if len(args) != len(self.inputs):
+            self.signature.check_arity(args)
+        feeds = {}
+        rows = set()
+        sig = self.signature
+        for spec, value in zip(self.inputs, args, strict=True):
+            arr, row = check_shape(to_tensor(value, spec, sig), spec, sig, value)
+            feeds[spec.name] = arr
+            rows.add(row)
+        if len(rows) > 1:
+            raise BadArguments(f"{sig}: give every input as one row or every input as a batch")
+        return feeds, rows == {True}
+
+    def batch_size(self, feeds: dict[str, Any]) -> int:
+        sizes = {feeds[s.name].shape[0] for s in self.inputs if s.batched}
+        if len(sizes) > 1:
+            raise BadArguments(f"{self.signature}: the inputs' batch sizes differ: "
+                               f"{sorted(sizes)}")
+        return sizes.pop() if sizes else 1
+
+    def check_memory(self, batch: int) -> None:
+        """Refuse a run whose estimated working memory is above ``memory_mb``."""
+        need = self.model_bytes + self.static_bytes + self.row_bytes * batch
+        if need > self.memory_mb * _MIB:
+            raise LimitExceeded(
+                f"{self.signature.name}: a batch of {batch} rows needs about "
+                f"{math.ceil(need / _MIB)} MB (model {math.ceil(self.model_bytes / _MIB)} MB, "
+                f"{self.row_bytes} bytes per row), above its memory limit of {self.memory_mb} MB; "
+                "pass fewer rows or deploy with a larger memory_mb")
+
+    # running --------------------------------------------------------------------------
+    def call(self, args: tuple, ctx: CallContext) -> Any:
+        if self._closed:
+            raise InvocationError(f"{self.signature.name}: this model was unloaded")
+        feeds, row = self.feeds(args)
+        outs = self.run(feeds, ctx)
+        if row:
+            outs = [o[0] for o in outs]
+        if len(outs) == 1:
+            return outs[0]
+        return dict(zip(self.output_names, outs, strict=True))
+
+    def run(self, feeds: dict[str, Any], ctx: CallContext) -> list[Any]:
+        """One session run over checked ``feeds``, stopped at ``ctx.deadline``."""
+        self.check_memory(self.batch_size(feeds))
+        ort = self.runtime.ort
+        options = ort.RunOptions()
+        options.log_severity_level = 4
+        watchdog = self.runtime.watchdog
+        key = watchdog.watch(ctx, options)
+        ctx.cold, self._first = self._first, False
+        try:
+            return self.session.run(self.output_names, feeds, options)
+        except Exception as exc:  # noqa: BLE001 - ONNX Runtime's errors, translated once
+            raise self._error(exc, ctx) from None
+        finally:
+            watchdog.done(key)
+
+    def _error(self, exc: Exception, ctx: CallContext) -> Exception:
+        """ONNX Runtime's exception as ours (the one place it is translated)."""
+        name = self.signature.name
+        text = str(exc).split("Status Message: ")[-1].strip()
+        if "terminate flag" in str(exc):
+            if ctx.timed_out:
+                return FunctionTimeout(f"{name}: stopped at its time limit of {ctx.timeout:g} s")
+            return Aborted(f"{name}: execution {ctx.id} aborted")
+        if isinstance(exc, MemoryError) or "bad_alloc" in text or "Failed to allocate" in text:
+            return LimitExceeded(f"{name}: out of memory while running the model: {text}")
+        if type(exc).__name__ == "InvalidArgument":
+            return BadArguments(f"{self.signature}: {text}")
+        return InvocationError(f"{name}: the model failed: {text}")
+
+    def close(self) -> None:
+        self._closed = True
+
+
+# -- the runtime -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the loader needs from a model's bytes, read once per sha256."""
+
+    static_bytes: int
+    row_bytes: int
+
+
+def inspect_model(code: bytes) -> tuple[Any, ModelFacts]:
+    """Parse ``code``; refuse external data; estimate memory. Raises ValueError with why."""
+    import onnx
+    from onnx import external_data_helper as edh
+
+    try:
+        model = onnx.load_model_from_string(code)
+    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
+        raise ValueError(f"not an ONNX model ({type(exc).__name__}: {exc})") from None
+    for tensor in _tensors(model.graph):
+        if edh.uses_external_data(tensor):
+            raise ValueError(f"tensor {tensor.name!r} keeps its data in an external file; "
+                             "models must hold all their data (onnx.save_model(..., "
+                             "save_as_external_data=False))")
+    return model, ModelFacts(*_activation_bytes(model))
+
+
+def _tensors(graph: Any) -> Any:
+    """Every tensor of ``graph``: initializers and attribute tensors, subgraphs included."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("g"):
+                yield from _tensors(attr.g)
+            for sub in attr.graphs:
+                yield from _tensors(sub)
+
+
+def _activation_bytes(model: Any) -> tuple[int, int]:
+    """Estimated bytes of every value a run holds: (fixed, per row of the batch). Each
+    dynamic dimension counts as the batch size; tensors of unknown shape count nothing."""
+    import numpy as np
+    import onnx
+    from onnx import helper
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - no inference: the graph's declared shapes only
+        inferred = model
+    g = inferred.graph
+    static = per_row = 0
+    for vi in itertools.chain(g.input, g.value_info, g.output):
+        t = vi.type.tensor_type
+        if not t.HasField("shape") or not t.elem_type:
+            continue
+        try:
+            size = np.dtype(helper.tensor_dtype_to_np_dtype(t.elem_type)).itemsize
+        except (KeyError, TypeError):
+            size = 8
+        fixed, dynamic = 1, False
+        for d in t.shape.dim:
+            if d.HasField("dim_value"):
+                fixed *= d.dim_value
+            else:
+                dynamic = True
+        if dynamic:
+            per_row += fixed * size
+        else:
+            static += fixed * size
+    return static, per_row
+
+
+def default_providers(ort: Any) -> list[str]:
+    """``$FUNCTIONS_NB_ONNX_PROVIDERS`` if set, else CUDA first where it can run, then CPU."""
+    named = [p.strip() for p in os.environ.get(PROVIDERS_ENV, "").split(",") if p.strip()]
+    if named:
+        return named
+    available = ort.get_available_providers()
+    out = []
+    if "CUDAExecutionProvider" in available and cuda_device_count(ort) > 0:
+        out.append("CUDAExecutionProvider")
+    return [*out, "CPUExecutionProvider"]
+
+
+def cuda_device_count(ort: Any) -> int:
+    """CUDA devices ONNX Runtime can see (0 without onnxruntime-gpu or a device)."""
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return 0
+    try:
+        return sum(1 for d in ort.get_ep_devices() if "CUDA" in str(d.ep_name))
+    except Exception:  # noqa: BLE001 - older ONNX Runtime: the driver decides at session time
+        return 1 if os.path.exists("/dev/nvidia0") else 0
+
+
+class OnnxRuntime:
+    """The process-wide ML runtime: sessions by model sha256 (LRU), one watchdog thread."""
+
+    kind = "onnx"
+
+    def __init__(self, sessions: int = SESSIONS) -> None:
+        self.size = sessions
+        self._sessions: OrderedDict[tuple[str, tuple[str, ...]], tuple[Any, ModelFacts]] = \
+            OrderedDict()
+        self._lock = threading.Lock()
+        self._ort: Any = None
+        self._providers: list[str] | None = None
+        self.watchdog = Watchdog()
+        self.created = 0
+
+    @property
+    def ort(self) -> Any:
+        if self._ort is None:
+            self._ort = require_onnxruntime()
+        return self._ort
+
+    @property
+    def providers(self) -> list[str]:
+        """Execution providers sessions use, best first (see :meth:`set_providers`)."""
+        if self._providers is None:
+            self._providers = default_providers(self.ort)
+        return list(self._providers)
+
+    def set_providers(self, providers: Sequence[str] | None) -> None:
+        """Name the execution providers (e.g. ``["CUDAExecutionProvider",
+        "CPUExecutionProvider"]``); None: the default. Sessions loaded later use them."""
+        if providers is not None:
+            known = self.ort.get_available_providers()
+            unknown = [p for p in providers if p not in known]
+            if unknown or not providers:
+                raise BadArguments(f"unknown execution provider(s) {unknown}; this ONNX Runtime "
+                                   f"has {', '.join(known)}")
+        self._providers = list(providers) if providers is not None else None
+
+    def session(self, code: bytes) -> tuple[Any, ModelFacts]:
+        """The session of ``code`` (created on a miss), with the model's facts."""
+        key = (hashlib.sha256(code).hexdigest(), tuple(self.providers))
+        with self._lock:
+            hit = self._sessions.get(key)
+            if hit is not None:
+                self._sessions.move_to_end(key)
+                return hit
+        _, facts = inspect_model(code)
+        ort = self.ort
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        session = ort.InferenceSession(code, sess_options=options, providers=list(key[1]))
+        with self._lock:
+            self.created += 1
+            self._sessions[key] = (session, facts)
+            while len(self._sessions) > self.size:
+                self._sessions.popitem(last=False)
+        return session, facts
+
+    def load(self, code: bytes, signature: Signature, *, memory_mb: int, name: str,
+             cache: ModuleCache | None = None, language: str = "") -> OnnxModel:
+        if len(code) > memory_mb * _MIB:
+            raise LimitExceeded(f"{name}: the model is {math.ceil(len(code) / _MIB)} MB, above "
+                                f"its memory limit of {memory_mb} MB")
+        try:
+            session, facts = self.session(code)
+        except ValueError as exc:
+            raise InvocationError(f"{name}: the stored model is refused: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - ONNX Runtime refused the bytes
+            raise InvocationError(f"{name}: ONNX Runtime cannot load the model: {exc}") from None
+        return OnnxModel(self, session, signature, memory_mb=memory_mb, model_bytes=len(code),
+                         static_bytes=facts.static_bytes, row_bytes=facts.row_bytes)
+
+    def isolation(self) -> Isolation:
+        ort = self.ort
+        return Isolation(
+            "onnx",
+            ("models are data: ONNX Runtime's own operators only (custom-op libraries never "
+             "loaded)", "models with external data files refused",
+             f"providers: {', '.join(self.providers)}"),
+            ("no process boundary: sessions run in the calling process (a crash in ONNX "
+             f"Runtime {ort.__version__} takes the kernel with it)",),
+            ("time limit (RunOptions.terminate)", "memory_mb: model size and per-batch "
+             "estimate checked before running"))
+
+    def close(self) -> None:
+        with self._lock:
+            self._sessions.clear()
+
+
+_runtime: OnnxRuntime | None = None
+_runtime_lock = threading.Lock()
+
+
+def runtime() -> OnnxRuntime:
+    """The process-wide ONNX runtime."""
+    global _runtime
+    if _runtime is None:
+        with _runtime_lock:
+            if _runtime is None:
+                _runtime = OnnxRuntime()
+    return _runtime
+
+
+__all__ = ["ELEMENT_DTYPES", "OnnxModel", "OnnxRuntime", "TensorSpec", "inspect_model",
+           "outputs_of", "result_type", "runtime", "to_tensor"]
