@@ -35,8 +35,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         source = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise FunctionsError(f"cannot read {path}: {exc}") from None
+    flags = {k: v for k in ("toolchain", "edition") if (v := getattr(args, k)) is not None}
     info = _fx(args).deploy(lang, source, args.name or path.name.split(".")[0],
-                            timeout=args.timeout, memory_mb=args.memory, force=args.force)
+                            timeout=args.timeout, memory_mb=args.memory, force=args.force,
+                            flags=flags)
     how = "unchanged" if info.cached else f"compiled in {info.compile_ms:.0f} ms"
     print(f"deployed {info.target} ({info.language}, {how}) {info.signature}")
     return 0
@@ -146,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--timeout", type=float, default=30.0)
     d.add_argument("--memory", type=int, default=64, help="memory limit in MB")
     d.add_argument("--force", action="store_true")
+    d.add_argument("--toolchain", default=None,
+                   help="compiler version, where the language offers a choice (zig: zig-0.17, "
+                        "the default, or zig-0.16, fetched on first use)")
+    d.add_argument("--edition", default=None,
+                   help="language edition, where it has them (rust: 2024, the default, or 2021)")
     d.set_defaults(func=cmd_deploy)
     i = sub.add_parser("invoke", help="invoke NAME[@VERSION] with a JSON array of arguments")
     i.add_argument("name")

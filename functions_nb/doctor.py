@@ -13,8 +13,10 @@ from .languages.base import build_isolation, build_layers
 
 def doctor() -> list[dict[str, Any]]:
     """One row per seed language: usable, version, the install command when missing, its
-    runtime kind and that runtime's isolation (as :meth:`Isolation.to_dict`), and ``build``:
-    what confines its compiler here (``sandboxed``: bubblewrap holds; ``summary``)."""
+    runtime kind and that runtime's isolation (as :meth:`Isolation.to_dict`), ``build``:
+    what confines its compiler here (``sandboxed``: bubblewrap holds; ``summary``), and
+    ``choices``: other toolchains a deploy flag selects (``--toolchain zig-0.16``), each
+    installed (with its path) or available on first use."""
     rows = []
     isolation: dict[str, dict[str, Any]] = {}
     build = {"sandboxed": bool(build_layers()["bwrap"]), "summary": build_isolation()}
@@ -29,6 +31,7 @@ def doctor() -> list[dict[str, Any]]:
             isolation[lang.runtime] = runtimes.isolation(lang.runtime).to_dict()
         row["isolation"] = isolation[lang.runtime]
         row["build"] = build
+        row["choices"] = lang.toolchain_choices()
         rows.append(row)
     for name in languages.PLANNED:
         rows.append({"language": name, "usable": False, "version": "", "path": "",
@@ -48,6 +51,9 @@ def format_report(rows: list[dict[str, Any]]) -> str:
             lines.append(f"    {'':<{width}}  note: {r['detail']}")
         if not r["usable"] and r["install"]:
             lines.append(f"    {'':<{width}}  install: {r['install']}")
+        for c in r.get("choices", ()):
+            where = f"installed: {c['path']}" if c["installed"] else c["detail"]
+            lines.append(f"    {'':<{width}}  --{c['flag']} {c['value']}: {c['version']}, {where}")
     build = next((r["build"] for r in rows if r.get("build")), None)
     if build:
         lines.append(f"builds: {build['summary']}")

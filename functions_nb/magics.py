@@ -157,6 +157,12 @@ class FunctionsMagics(Magics):
     @argument("--force", action="store_true",
               help="compile and store a new version even if the cell is unchanged")
     @argument("--quiet", action="store_true", help="print nothing on success (no progress line)")
+    @argument("--toolchain", default=None,
+              help="compiler version to build with, where the language offers a choice "
+                   "(zig: zig-0.17, the default, or zig-0.16, fetched on first use)")
+    @argument("--edition", default=None,
+              help="language edition, where the language has them (rust: 2024, the default, "
+                   "or 2021)")
     @cell_magic
     def function(self, line: str, cell: str) -> None:
         """Compile the cell and deploy it as a new version of NAME.
@@ -165,13 +171,15 @@ class FunctionsMagics(Magics):
         Compile errors show the compiler's output with cell line numbers.
         """
         opts = parse_argstring(self.function, line)
+        # --toolchain/--edition become deploy flags only when given (else the default applies)
+        flags = {k: v for k in ("toolchain", "edition") if (v := getattr(opts, k)) is not None}
         box: dict[str, Any] = {}
 
         def work() -> None:
             try:
                 box["info"] = self.fx.deploy(opts.language, cell, opts.name,
                                              timeout=opts.timeout, memory_mb=opts.memory,
-                                             force=opts.force, line_offset=1)
+                                             force=opts.force, line_offset=1, flags=flags)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the cell's thread
                 box["error"] = exc
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import cache_dir
-from ..errors import CompileError, ToolchainMissing
+from ..errors import BadArguments, CompileError, ToolchainMissing
 from ..models import Artifact, Signature
 from ..runtimes.base import Console, Guest, HostImport, WasmGlue  # noqa: F401 - the glue contract
 from ..runtimes.host import sandbox
@@ -53,6 +53,11 @@ class Language(ABC):
     #: ``(extension,)``; the longest match wins (``.as.ts`` AssemblyScript, ``.ts`` TypeScript).
     extensions: tuple[str, ...] = ()
     install_hint: str = ""
+    #: Deploy flags this language understands, each with the values it accepts
+    #: (``{"toolchain": ("zig-0.17", "zig-0.16")}``); a deploy with any other flag or value
+    #: is refused naming them (:meth:`check_flags`). ``None``: the language declares nothing
+    #: and its flags are not checked here.
+    accepted_flags: dict[str, tuple[Any, ...]] | None = None
 
     def __init__(self) -> None:
         self._toolchain: Toolchain | None = None
@@ -68,8 +73,33 @@ class Language(ABC):
                                             detail=str(exc))
         return self._toolchain
 
-    def require_toolchain(self) -> Toolchain:
-        tc = self.toolchain()
+    def toolchain_for(self, flags: Mapping[str, Any]) -> Toolchain:
+        """The toolchain a build with ``flags`` uses (its version goes into the code hash and
+        the artifact's metadata); default: the discovered one."""
+        return self.toolchain()
+
+    def toolchain_choices(self) -> list[dict[str, Any]]:
+        """Toolchains a deploy flag can choose besides the default, for ``func doctor``:
+        ``flag``, ``value``, ``version``, ``installed``, ``path``, ``detail`` (none by default)."""
+        return []
+
+    def check_flags(self, flags: Mapping[str, Any]) -> None:
+        """Refuse a flag (or a flag's value) that :attr:`accepted_flags` does not list, with
+        :class:`BadArguments` naming what is accepted."""
+        accepted = self.accepted_flags
+        if accepted is None:
+            return
+        for flag, value in flags.items():
+            if flag not in accepted:
+                known = "; ".join(f"{f} ({', '.join(map(_shown, v))})" for f, v in accepted.items())
+                raise BadArguments(f"{self.name} does not accept the deploy flag {flag!r}; "
+                                   + (f"it accepts: {known}" if known else "it accepts none"))
+            if not any(type(value) is type(v) and value == v for v in accepted[flag]):
+                raise BadArguments(f"{self.name} flag {flag}={_shown(value)} is not accepted; "
+                                   f"{flag} is one of: {', '.join(map(_shown, accepted[flag]))}")
+
+    def require_toolchain(self, flags: Mapping[str, Any] | None = None) -> Toolchain:
+        tc = self.toolchain_for(flags) if flags else self.toolchain()
         if not tc.usable:
             raise ToolchainMissing(
                 f"the {self.name} toolchain is not usable ({tc.detail or 'not found'}); "
@@ -92,7 +122,8 @@ class Language(ABC):
     def code_hash(self, source: str, name: str, flags: dict[str, Any],
                   line_offset: int = 0) -> str:
         """Hash of everything that determines the compiled code (source, flags, toolchain)."""
-        tc = self.toolchain()
+        self.check_flags(flags)
+        tc = self.toolchain_for(flags)
         blob = json.dumps([self.name, name, source, flags, line_offset, tc.version, GLUE_VERSION],
                           sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
@@ -102,7 +133,8 @@ class Language(ABC):
         """Compile a cell. Compiled code is cached locally by :meth:`code_hash`
         (``force`` recompiles)."""
         flags = dict(flags or {})
-        tc = self.require_toolchain()
+        self.check_flags(flags)
+        tc = self.require_toolchain(flags)
         signature = self.parse_signature(source, name)
         key = self.code_hash(source, name, flags, line_offset)
         cached = None if force else _artifact_cache_get(key)
@@ -152,6 +184,11 @@ class Language(ABC):
         where = f"cell:{line}: " if line else ""
         return self.error(f"{where}error: the build cannot read the environment variable {var}: "
                           f"{CLEAN_ENV}", name, line, column)
+
+
+def _shown(value: Any) -> str:
+    """A flag value as a deploy would write it (text bare, other values as Python)."""
+    return value if isinstance(value, str) else repr(value)
 
 
 # -- the sandboxed build runner -------------------------------------------------------------

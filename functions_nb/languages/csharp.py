@@ -323,6 +323,8 @@ class CSharp(Language):
     runtime = "mono"
     extension = ".cs"
     install_hint = "apt-get install -y mono-mcs mono-runtime bubblewrap"
+    #: ``optimize`` (mcs -optimize, default on), ``unsafe`` (allow unsafe code).
+    accepted_flags = {"optimize": (True, False), "unsafe": (True, False)}
 
     def build_sandbox(self) -> BuildSandbox:
         """mono and its install (the compiler, the reference assemblies), read-only; mcs runs

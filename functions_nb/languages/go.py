@@ -176,6 +176,8 @@ class Go(Language):
     runtime = "wasm"
     extension = ".go"
     install_hint = INSTALL
+    #: No deploy flags (one Go toolchain; a flag such as ``toolchain`` is refused).
+    accepted_flags: dict[str, tuple[Any, ...]] = {}
 
     def wasm_glue(self) -> WasmGlue:
         """Go's panics and fatal errors, printed on stderr, explain its traps."""

@@ -1,4 +1,8 @@
-"""Zig 0.17 (PyPI ``ziglang``) -> wasm32-freestanding.
+"""Zig 0.17 (PyPI ``ziglang``, the default) or 0.16 -> wasm32-freestanding.
+
+Deploy flag ``toolchain``: ``"zig-0.17"`` (the default, the environment's ``ziglang``) or
+``"zig-0.16"`` (PyPI ``ziglang==0.16.0``, fetched on first use into the cache's
+``toolchains/`` folder, never into the environment). Flag ``optimize``: the build mode.
 
 The cell stays at the top of ``cell.zig`` (so diagnostics carry cell line numbers); the glue
 in ``glue/zig_glue.zig`` is appended after it and exports a wrapper named after the function,
@@ -11,18 +15,21 @@ into the declared type. A first parameter ``std.mem.Allocator`` receives a per-c
 ``ReleaseSafe`` so overflow and bounds checks stay on. Hash maps (``std.StringHashMap``,
 ``std.AutoHashMap``, ...) in results are JSON objects (integer keys as their decimal text).
 ``comptime`` parameters on the entry function are refused at deploy; code using Zig 0.16's
-array-repeat ``**`` gets an error saying Zig 0.17 removed it (use ``@splat``).
+array-repeat ``**`` gets an error under 0.17 saying Zig 0.17 removed it and naming
+``--toolchain zig-0.16`` (or use ``@splat``). One glue file serves both versions.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..config import cache_dir
 from ..models import Param, Signature
+from . import fetched
 from .base import (
     BuildSandbox,
     Language,
@@ -37,6 +44,12 @@ from .base import (
 GLUE = (Path(__file__).parent / "glue" / "zig_glue.zig").read_text()
 #: What Zig 0.17 says about ``a ** n``, the array-repeat operator it removed.
 _REPEAT_ERROR = "binary operator '*' has whitespace on one side, but not the other"
+#: The ``toolchain`` flag's value meaning the environment's ``ziglang`` (0.17).
+DEFAULT_TOOLCHAIN = "zig-0.17"
+#: Other ``toolchain`` values -> the ``ziglang`` version fetched from PyPI for them.
+FETCHED = {"zig-0.16": "0.16.0"}
+#: Zig's build modes (flag ``optimize``).
+OPTIMIZE = ("ReleaseSafe", "ReleaseSmall", "ReleaseFast", "Debug")
 
 
 def zig_dir() -> Path | None:
@@ -45,6 +58,35 @@ def zig_dir() -> Path | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     return Path(next(iter(spec.submodule_search_locations))).resolve()
+
+
+def fetched_folder(version: str) -> Path:
+    """Where ``ziglang==version`` is (or will be) fetched: its ``ziglang`` package folder."""
+    return fetched.fetched_path(f"ziglang-{version}") / "ziglang"
+
+
+def fetch_zig(version: str) -> Path:
+    """``ziglang==version``'s folder, fetched from PyPI on first use (idempotent, safe
+    against concurrent fetches); its ``zig version`` must print ``version``."""
+
+    def check(tmp: Path) -> str | None:
+        proc = run_tool([str(tmp / "ziglang" / "zig"), "version"], timeout=120,
+                        sandbox_=_sandbox(tmp / "ziglang", None))
+        got = first_version_line(proc.stdout)
+        return None if got == version else f"`zig version` printed {got or proc.stderr!r}"
+
+    fetched.fetch(f"ziglang=={version}", f"ziglang-{version}", what=f"Zig {version}", check=check)
+    return fetched_folder(version)
+
+
+def _sandbox(folder: Path | None, cache: Path | None) -> BuildSandbox:
+    """A build sandbox for the zig binary in ``folder`` (with its ``lib``, read-only) and
+    Zig's global cache ``cache`` (writable)."""
+    zig = str(folder / "zig") if folder else "zig"
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+    return BuildSandbox(tools=(zig,), read=(str(folder),) if folder else (),
+                        write=(str(cache),) if cache else (), proc=zig)
 
 _INT = re.compile(r"([iu])(\d+)")
 
@@ -79,15 +121,39 @@ class Zig(Language):
     runtime = "wasm"
     extension = ".zig"
     install_hint = "pip install ziglang"
+    accepted_flags = {"toolchain": (DEFAULT_TOOLCHAIN, *FETCHED), "optimize": OPTIMIZE}
 
-    def build_sandbox(self) -> BuildSandbox:
-        """The zig binary and its ``lib`` (read-only), Zig's global cache (writable)."""
-        folder = zig_dir()
-        zig = str(folder / "zig") if folder else "zig"
-        cache = cache_dir() / "zig-global"
-        cache.mkdir(parents=True, exist_ok=True)
-        return BuildSandbox(tools=(zig,), read=(str(folder),) if folder else (),
-                            write=(str(cache),), proc=zig)
+    def build_sandbox(self, choice: str = DEFAULT_TOOLCHAIN) -> BuildSandbox:
+        """The chosen zig binary and its ``lib`` (read-only), that version's global cache
+        (writable)."""
+        if choice == DEFAULT_TOOLCHAIN:
+            return _sandbox(zig_dir(), cache_dir() / "zig-global")
+        version = FETCHED[choice]
+        return _sandbox(fetched_folder(version), cache_dir() / f"zig-global-{version}")
+
+    def toolchain_for(self, flags: Mapping[str, Any]) -> Toolchain:
+        """The environment's Zig, or for ``toolchain: "zig-0.16"`` the pinned 0.16.0 (its
+        version is known before it is fetched: the fetch happens at the first build)."""
+        choice = flags.get("toolchain", DEFAULT_TOOLCHAIN)
+        if choice == DEFAULT_TOOLCHAIN:
+            return self.toolchain()
+        version = FETCHED[choice]
+        folder = fetched_folder(version)
+        installed = folder.is_dir()
+        return Toolchain(self.name, True, version, str(folder / "zig"),
+                         f"fetched on first use: pip install ziglang=={version}",
+                         "" if installed else "available on first use")
+
+    def toolchain_choices(self) -> list[dict[str, Any]]:
+        rows = []
+        for choice, version in FETCHED.items():
+            folder = fetched_folder(version)
+            installed = folder.is_dir()
+            rows.append({"flag": "toolchain", "value": choice, "version": version,
+                         "installed": installed, "path": str(folder / "zig") if installed else "",
+                         "detail": "installed" if installed else
+                         f"available on first use (PyPI ziglang=={version}, about 100 MB)"})
+        return rows
 
     def _discover(self) -> Toolchain:
         folder = zig_dir()
@@ -149,22 +215,31 @@ class Zig(Language):
         (workdir / "cell.zig").write_text(
             f"{source}\n\n{GLUE}\ncomptime {{\n    __fnb_export({name}, \"{name}\");\n}}\n")
         opt = flags.get("optimize", "ReleaseSafe")
-        cmd = [self.require_toolchain().path, "build-exe", "-target", "wasm32-freestanding",
+        choice = flags.get("toolchain", DEFAULT_TOOLCHAIN)
+        if choice == DEFAULT_TOOLCHAIN:
+            zig, cache = self.require_toolchain().path, cache_dir() / "zig-global"
+        else:
+            version = FETCHED[choice]
+            zig, cache = str(fetch_zig(version) / "zig"), cache_dir() / f"zig-global-{version}"
+        cmd = [zig, "build-exe", "-target", "wasm32-freestanding",
                "-fno-entry", "-rdynamic",
                "-O", opt, "-fstrip", "--color", "off", "cell.zig", "-femit-bin=out.wasm",
                "--cache-dir", str(workdir / "zig-cache"),
-               "--global-cache-dir", str(cache_dir() / "zig-global")]
-        proc = run_tool(cmd, cwd=workdir, sandbox_=self.build_sandbox(), name=self.name)
+               "--global-cache-dir", str(cache)]
+        proc = run_tool(cmd, cwd=workdir, sandbox_=self.build_sandbox(choice), name=self.name)
         out = proc.stderr
         if proc.returncode != 0 or not (workdir / "out.wasm").exists():
-            text, line, col = self._errors(out, source.count("\n") + 1)
+            text, line, col = self._errors(out, source.count("\n") + 1,
+                                           repeat_hint=choice == DEFAULT_TOOLCHAIN)
             raise self.error(text, name, line, col)
         return (workdir / "out.wasm").read_bytes(), ""
 
     @staticmethod
-    def _errors(stderr: str, cell_lines: int) -> tuple[str, int | None, int | None]:
+    def _errors(stderr: str, cell_lines: int, repeat_hint: bool = True
+                ) -> tuple[str, int | None, int | None]:
         """Keep error blocks, rename ``cell.zig`` to ``cell``, drop reference traces;
-        errors past the cell's last line are in the glue and say so."""
+        errors past the cell's last line are in the glue and say so. ``repeat_hint``: the
+        build was Zig 0.17's, so the error 0.16's ``**`` causes there is explained."""
         blocks: list[str] = []
         first: tuple[int, int] | None = None
         current: list[str] = []
@@ -195,10 +270,12 @@ class Zig(Language):
         text = "\n\n".join(blocks) or stderr.strip()
         text = re.sub(r"(?:/[^\s:'\"]+/)(cell\.zig|zig_glue\.zig)", r"\1", text)  # no machine paths
         text = re.sub(r"(?:/[^\s:'\"]+/)(lib/std/\S+\.zig)", r"<zig>/\1", text)
-        if _REPEAT_ERROR in text:
+        if repeat_hint and _REPEAT_ERROR in text:
             text += ("\n\nZig 0.17 removed the array-repeat operator `**` (code written for Zig 0.16 "
-                     "and earlier uses it): write `@splat` with the array type instead, e.g. "
-                     "`const seen: [26]bool = @splat(false);` for `[_]bool{false} ** 26`")
+                     "and earlier uses it). Build the cell as written with Zig 0.16: deploy with "
+                     "`--toolchain zig-0.16` (`%%function zig NAME --toolchain zig-0.16`, or "
+                     "flags={\"toolchain\": \"zig-0.16\"}); or write `@splat` with the array type, "
+                     "e.g. `const seen: [26]bool = @splat(false);` for `[_]bool{false} ** 26`")
         if first is None and blocks:
             text += ("\n\n(the error is in the generated glue: the entry function's signature "
                      "uses a type that cannot cross the host boundary)")

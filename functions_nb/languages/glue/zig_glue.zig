@@ -1,5 +1,6 @@
-// functions-nb glue for Zig 0.17, appended after the cell. Every identifier starts with
-// __fnb_ so user declarations never clash. See functions_nb/languages/zig.py.
+// functions-nb glue for Zig 0.17 (the default) and 0.16 (`--toolchain zig-0.16`), appended after
+// the cell. Every identifier starts with __fnb_ so user declarations never clash. Where the two
+// std libraries differ the glue asks the type (`@hasField`); see functions_nb/languages/zig.py.
 
 const __fnb_std = @import("std");
 
@@ -102,10 +103,18 @@ fn __fnb_wasmParamsOf(comptime __fnb_T: type) []const type {
     };
 }
 
-fn __fnb_wasmParams(comptime __fnb_F: type) []const type {
+/// The parameter types of a function type (Zig 0.17: `param_types`; 0.16: `params[i].type`).
+fn __fnb_paramTypes(comptime __fnb_F: type) []const ?type {
     const __fnb_info = @typeInfo(__fnb_F).@"fn";
+    if (@hasField(@TypeOf(__fnb_info), "param_types")) return __fnb_info.param_types;
+    var __fnb_list: []const ?type = &.{};
+    for (__fnb_info.params) |__fnb_p| __fnb_list = __fnb_list ++ [_]?type{__fnb_p.type};
+    return __fnb_list;
+}
+
+fn __fnb_wasmParams(comptime __fnb_F: type) []const type {
     var __fnb_list: []const type = &.{};
-    for (__fnb_info.param_types) |__fnb_pt| {
+    for (__fnb_paramTypes(__fnb_F)) |__fnb_pt| {
         const __fnb_T = __fnb_pt orelse @compileError("fnb: anytype/generic params are not supported");
         __fnb_list = __fnb_list ++ __fnb_wasmParamsOf(__fnb_T);
     }
@@ -198,14 +207,13 @@ fn __fnb_zero(comptime __fnb_R: type) __fnb_R {
 fn __fnb_invoke(comptime __fnb_f: anytype, __fnb_wargs: anytype) __fnb_WasmRet(@TypeOf(__fnb_f)) {
     const __fnb_F = @TypeOf(__fnb_f);
     const __fnb_R = __fnb_WasmRet(__fnb_F);
-    const __fnb_info = @typeInfo(__fnb_F).@"fn";
     __fnb_reset_if_dirty();
     defer __fnb_dirty = true;
     const __fnb_arena = __fnb_arena_state.allocator();
 
     var __fnb_args: __fnb_std.meta.ArgsTuple(__fnb_F) = undefined;
     comptime var __fnb_wi: usize = 0;
-    inline for (__fnb_info.param_types, 0..) |__fnb_pt, __fnb_i| {
+    inline for (comptime __fnb_paramTypes(__fnb_F), 0..) |__fnb_pt, __fnb_i| {
         const __fnb_T = __fnb_pt.?;
         switch (comptime __fnb_kind(__fnb_T)) {
             .allocator => __fnb_args[__fnb_i] = __fnb_arena,
