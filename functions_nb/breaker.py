@@ -8,11 +8,9 @@ from __future__ import annotations
 import collections
 import json
 import os
-import socket
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -190,7 +188,7 @@ class TransitionLog:
 
     def __init__(self, store: Any) -> None:
         self.store = store
-        self.writer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.writer = f"{os.uname().nodename}-{os.getpid()}-{os.urandom(3).hex()}"
         self.latest: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
@@ -206,7 +204,7 @@ class TransitionLog:
             if known is not None and known["at"] > at:
                 return  # an older change, emitted late by another thread
             self.latest[breaker.name] = {"at": at, "from": before, "to": after, "why": why}
-            body = {"writer": self.writer, "host": socket.gethostname(), "pid": os.getpid(),
+            body = {"writer": self.writer, "host": os.uname().nodename, "pid": os.getpid(),
                     "process": process_role(), "breakers": self.latest}
             write_atomic(self.store.fs, self.path, json.dumps(body).encode())
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 import numbers
 import os
-import secrets
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,7 +162,7 @@ def modcache_secret() -> bytes:
         return _PROCESS_SECRET
 
 
-_PROCESS_SECRET = secrets.token_hex(32).encode()
+_PROCESS_SECRET = os.urandom(32).hex().encode()
 
 
 def _key_file(path: Path) -> bytes:
@@ -176,10 +174,10 @@ def _key_file(path: Path) -> bytes:
     if key:
         return key
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex}")
+    tmp = path.with_name(f"{path.name}.tmp-{os.urandom(16).hex()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
-        fh.write(secrets.token_hex(32).encode())
+        fh.write(os.urandom(32).hex().encode())
     try:
         if path.exists():
             os.replace(tmp, path)  # an empty key file

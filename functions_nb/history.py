@@ -24,10 +24,8 @@ import datetime as _dt
 import itertools
 import json
 import os
-import socket
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -52,7 +50,7 @@ COLUMNS = {
     "pid": "INTEGER",
 }
 
-_HOST = socket.gethostname()
+_HOST = os.uname().nodename
 #: Every process tries to compact the history this often (seconds; the first try after a
 #: tenth of it), when a day has at least COMPACT_MIN_FILES record files.
 COMPACT_EVERY = 300.0
@@ -256,7 +254,7 @@ class History:
         self.record: Callable[[ExecutionRecord], None] = self.buffer.append
         self._flush_lock = threading.Lock()
         self._seq = 0
-        self._writer = f"{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._writer = f"{_HOST}-{os.getpid()}-{os.urandom(3).hex()}"
         self._stop = threading.Event()
         self.flush_interval = flush_interval
         #: Seconds a query trusts its last listing for other processes' files (LIST_TTL).
@@ -281,16 +279,21 @@ class History:
         return self.store.path("history")
 
     def _loop(self) -> None:
-        try:
-            self.cleanup()
-        except Exception:  # noqa: BLE001 - retention must never stop recording
-            pass
+        # Retention runs once the process has lived a flush interval: a short-lived process
+        # (the CLI, a script's single invoke) does not list the store for it.
+        cleaned = False
         next_compact = time.monotonic() + COMPACT_EVERY / 10
         while not self._stop.wait(self.flush_interval):
             try:
                 self.flush()
             except Exception:  # noqa: BLE001 - keep the records for the next attempt
                 pass
+            if not cleaned:
+                cleaned = True
+                try:
+                    self.cleanup()
+                except Exception:  # noqa: BLE001 - retention must never stop recording
+                    pass
             if time.monotonic() >= next_compact:
                 next_compact = time.monotonic() + COMPACT_EVERY
                 try:
@@ -473,7 +476,7 @@ class History:
                 if len(files) < min_files:
                     continue
                 folder = f"{self.root}/{day}"
-                name = f"{folder}/compact-{uuid.uuid4().hex[:12]}"
+                name = f"{folder}/compact-{os.urandom(6).hex()}"
                 with tempfile.TemporaryDirectory() as tmp:
                     local = os.path.join(tmp, "part.parquet")
                     con = duckdb.connect()

@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import time
 
 from functions_nb import Functions
 from functions_nb.history import COLUMNS
@@ -61,8 +62,23 @@ def test_retention_removes_old_days(fx):
     assert fx.sql("select count(*) n from executions").n[0] == 1
 
 
+def test_retention_runs_once_the_process_lived_a_flush_interval(tmp_path):
+    old = tmp_path / "store" / "history" / "date=2020-01-01"
+    old.mkdir(parents=True)
+    (old / "x.jsonl").write_bytes(b"")
+    fx = Functions(store=str(tmp_path / "store"), flush_interval=0.05)
+    try:
+        deadline = time.monotonic() + 60
+        while old.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not old.exists()
+    finally:
+        fx.close()
+
+
 WORKER = """
 import sys
+import time
 from functions_nb import Functions
 fx = Functions(store=sys.argv[1])
 for i in range(500):

@@ -24,7 +24,6 @@ import hashlib
 import hmac
 import json
 import os
-import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -158,7 +157,7 @@ class PrecompiledCache(Generic[T]):
 
 def _write_local(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex}")
+    tmp = path.with_name(f"{path.name}.tmp-{os.urandom(16).hex()}")
     tmp.write_bytes(data)
     os.replace(tmp, path)
 

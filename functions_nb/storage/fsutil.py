@@ -10,7 +10,6 @@ is one PUT. fsspec itself is imported when a store is opened, not with this modu
 from __future__ import annotations
 
 import os
-import uuid
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -21,12 +20,49 @@ if TYPE_CHECKING:
 OBJECT_STORES = ("s3://", "s3a://", "gs://", "gcs://", "az://", "abfs://")
 
 
+class LocalFolder:
+    """A local store's filesystem: fsspec's ``LocalFileSystem``, made on first use.
+
+    The helpers below read and write local files with :mod:`os` directly, so a process that
+    only invokes (reads a few known files, flushes its history at exit) never imports fsspec
+    (with its entry-point scan and asyncio, most of a short-lived process's start-up).
+    Anything else (``ls``, ``glob``, ``rm``, …) is fsspec's, through attribute access.
+    """
+
+    local = True
+    protocol = ("file", "local")
+
+    def __init__(self) -> None:
+        self._fs: fsspec.AbstractFileSystem | None = None
+
+    @property
+    def fsspec(self) -> fsspec.AbstractFileSystem:
+        """The fsspec filesystem (imports fsspec the first time)."""
+        if self._fs is None:
+            from fsspec.implementations.local import LocalFileSystem
+
+            self._fs = LocalFileSystem()
+        return self._fs
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "_fs":  # copy/pickle probes, unpickling
+            raise AttributeError(name)
+        return getattr(self.fsspec, name)
+
+    def makedirs(self, path: str, exist_ok: bool = False) -> None:
+        os.makedirs(path, exist_ok=exist_ok)
+
+
 def open_fs(url: str, storage_options: dict[str, Any] | None = None,
             ) -> tuple[fsspec.AbstractFileSystem, str]:
     """Filesystem and root path for an fsspec URL (plain paths are local folders).
 
     Local folders are created here; an object store is not touched (no request) until it is
     read or written."""
+    if "://" not in url and not storage_options:
+        root = os.path.abspath(os.path.expanduser(url)).rstrip("/") or "/"
+        os.makedirs(root, exist_ok=True)
+        return LocalFolder(), root  # type: ignore[return-value]
     import fsspec.core
 
     options = dict(storage_options or {})
@@ -48,6 +84,8 @@ def open_fs(url: str, storage_options: dict[str, Any] | None = None,
 
 
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    if isinstance(fs, LocalFolder):
+        return True
     from fsspec.implementations.local import LocalFileSystem
 
     return isinstance(fs, LocalFileSystem)
@@ -62,7 +100,7 @@ def _one_get(fs: fsspec.AbstractFileSystem) -> dict[str, Any]:
 def _local_temp(path: str, data: bytes) -> str:
     """Write ``data`` durably to a unique temporary file beside ``path``; return its name."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    tmp = f"{path}.tmp-{os.urandom(16).hex()}"
     with open(tmp, "wb") as fh:
         fh.write(data)
         fh.flush()
@@ -122,6 +160,12 @@ def create_exclusive(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> b
 
 def read_or_none(fs: fsspec.AbstractFileSystem, path: str) -> bytes | None:
     """The whole file, or None if it does not exist: one GET on an object store."""
+    if isinstance(fs, LocalFolder):
+        try:
+            with open(path, "rb") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return None
     try:
         return fs.cat_file(path, **_one_get(fs))
     except FileNotFoundError:
