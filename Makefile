@@ -32,6 +32,7 @@ toolchains:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    $(BROWSER_PACKAGES) >/dev/null; \
 	fi
+	@scripts/install-rust.sh
 
 $(STAMP):
 	@command -v python3 >/dev/null || (apt-get update -qq && apt-get install -y -qq python3 python3-venv python3-pip >/dev/null)
