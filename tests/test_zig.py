@@ -51,10 +51,14 @@ fn sum(xs: []const i64) i64 {
 """
 
 
-@pytest.fixture
-def zfx(fx):
+@pytest.fixture(params=[None, "zig-0.16"], ids=["zig-0.17", "zig-0.16"])
+def zfx(fx, request):
+    """The cell deployed with the default Zig (0.17) and with ``--toolchain zig-0.16``: the one
+    glue file serves both."""
+    flags = {"toolchain": request.param} if request.param else None
     for name in ("add", "stats", "greet", "divide", "small", "flags", "sum", "count"):
-        fx.deploy("zig", ZIG, name=name)
+        info = fx.deploy("zig", ZIG, name=name, flags=flags)
+        assert info.toolchain["zig"].startswith("0.16" if request.param else "0.17")
     return fx
 
 
@@ -110,3 +114,27 @@ def test_reserved_declarations_are_refused(fx):
           'fn f() i32 { return 1; }\n'
     with pytest.raises(CompileError, match="std_options"):
         fx.deploy("zig", src, name="f")
+
+
+HASH_MAP = """const std = @import("std");
+
+fn tally(alloc: std.mem.Allocator, text: []const u8) !std.StringHashMap(u32) {
+    var map = std.StringHashMap(u32).init(alloc);
+    var words = std.mem.tokenizeScalar(u8, text, ' ');
+    while (words.next()) |w| {
+        const slot = try map.getOrPut(w);
+        slot.value_ptr.* = if (slot.found_existing) slot.value_ptr.* + 1 else 1;
+    }
+    return map;
+}
+"""
+
+
+@pytest.mark.parametrize("toolchain", [None, "zig-0.16"])
+def test_hash_map_result_and_comptime_refusal_under_both_toolchains(fx, toolchain):
+    flags = {"toolchain": toolchain} if toolchain else None
+    fx.deploy("zig", HASH_MAP, name="tally", flags=flags)
+    assert fx.invoke("tally", "a b a") == {"a": 2, "b": 1}
+    with pytest.raises(CompileError, match=r"`comptime n: u32`"):
+        fx.deploy("zig", "fn twice(comptime n: u32) u32 {\n    return 2 * n;\n}\n", name="twice",
+                  flags=flags)
