@@ -33,7 +33,12 @@ class CodeTier(Tier):
                                 attempt=call.attempt, exec_id=call.execution_id,
                                 cascade_id=call.options.get("cascade_id"))
         call.console.extend(ex.console)
-        return ex.result()
+        value = ex.result()
+        if call.options.get("min_confidence") is not None:  # an unsure classifier escalates
+            from .confidence import check
+
+            check(call.info.name, value, call.options["min_confidence"])
+        return value
 
     def cancel(self, call: TierCall) -> None:
         self._executor.abort(call.execution_id)

@@ -445,6 +445,8 @@ class LLMTier(Tier):
         return None
 
     def skip_reason(self, info: FunctionInfo, options: dict[str, Any]) -> str | None:
+        if info.runtime == "onnx" and not options.get("llm_for_models"):
+            return "a model: the LLM tiers are skipped (llm_for_models=True uses them)"
         if not pydantic_ai_available():
             return INSTALL_HINT.format(tier=self.name)
         if self.model_spec(options) is None:
