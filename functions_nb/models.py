@@ -1,10 +1,14 @@
-"""Plain data passed between modules: signatures, artifacts, deployed versions, executions."""
+"""Plain data passed between modules: signatures, artifacts, deployed versions, executions.
+
+Value records are ``NamedTuple``s or small ``__slots__`` classes on :class:`Record`, not
+dataclasses: every short-lived process (a script's one call, ``func invoke``) imports this
+module, and ``dataclasses`` (with ``inspect``) plus the code it generates per class cost more
+than the rest of the invoke path together.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
-from functools import cached_property
 from typing import Any, NamedTuple
 
 from .errors import BadArguments
@@ -48,8 +52,41 @@ def parse_target(target: str) -> tuple[str, int | None]:
     return name, int(ver)
 
 
-@dataclass(frozen=True)
-class Param:
+class Record:
+    """Equality, hash and repr from ``__slots__`` (the fields, in order) for value classes."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, f) for f in self.__slots__ if not f.startswith("_"))
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{f}={getattr(self, f)!r}" for f in self.__slots__
+                           if not f.startswith("_"))
+        return f"{type(self).__name__}({fields})"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a dict (nested records and parameters as dicts too)."""
+        return {f: _plain_value(getattr(self, f)) for f in self.__slots__ if not f.startswith("_")}
+
+
+def _plain_value(value: Any) -> Any:
+    if isinstance(value, Record):
+        return value.as_dict()
+    if isinstance(value, Param):
+        return value._asdict()
+    if isinstance(value, tuple):
+        return tuple(_plain_value(v) for v in value)
+    return value
+
+
+class Param(NamedTuple):
     """One parameter: its name, its host kind and the type as written in the source."""
 
     name: str
@@ -66,25 +103,42 @@ class Param:
     element: str = ""
 
 
-@dataclass(frozen=True)
-class Signature:
-    """Parameters and result of a function, as seen from Python."""
+class Signature(Record):
+    """Parameters and result of a function, as seen from Python (treat as immutable).
 
-    name: str
-    params: tuple[Param, ...]
-    result: str  # a kind, or "unit"
-    result_type: str = "()"
-    #: The function returns an error union / Result; errors become InvocationError.
-    fallible: bool = False
-    #: The function takes an allocator first (Zig); the host does not pass it.
-    wants_allocator: bool = False
+    ``result`` is a kind or ``"unit"``; ``fallible``: the function returns an error union /
+    Result (errors become InvocationError); ``wants_allocator``: it takes an allocator first
+    (Zig), which the host does not pass."""
+
+    __slots__ = ("name", "params", "result", "result_type", "fallible", "wants_allocator",
+                 "_required", "_plain")
+
+    def __init__(self, name: str, params: tuple[Param, ...], result: str,
+                 result_type: str = "()", fallible: bool = False,
+                 wants_allocator: bool = False) -> None:
+        self.name = name
+        self.params = tuple(params)
+        self.result = result
+        self.result_type = result_type
+        self.fallible = fallible
+        self.wants_allocator = wants_allocator
+        n = len(self.params)
+        while n and self.params[n - 1].has_default:
+            n -= 1
+        self._required = n
+        # no defaults and no variadic: positional arguments pass through as given
+        self._plain = n == len(self.params) and not (self.params and self.params[-1].variadic)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Signature, (self.name, self.params, self.result, self.result_type,
+                            self.fallible, self.wants_allocator))
 
     def __str__(self) -> str:
         params = ", ".join(f"{p.name}: {p.type}" for p in self.params)
         return f"{self.name}({params}) -> {self.result_type}"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.as_dict()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Signature:
@@ -96,19 +150,10 @@ class Signature:
         return cls(data["name"], params, data["result"], data.get("result_type", "()"),
                    data.get("fallible", False), data.get("wants_allocator", False))
 
-    @cached_property
+    @property
     def required(self) -> int:
         """How many leading parameters must be given (the rest have defaults)."""
-        n = len(self.params)
-        while n and self.params[n - 1].has_default:
-            n -= 1
-        return n
-
-    @cached_property
-    def _plain(self) -> bool:
-        """No defaults and no variadic: positional arguments pass through as given."""
-        return self.required == len(self.params) and not (
-            self.params and self.params[-1].variadic)
+        return self._required
 
     def check_arity(self, args: tuple) -> None:
         """Every parameter given, or only trailing ones with defaults omitted."""
@@ -169,8 +214,9 @@ class Signature:
                                "given by name (its default cannot be applied by position)")
         return (*slots, *args[len(names):])
 
-    def _elements(self, param: Param, rest: tuple) -> list[Any]:
-        """The rest of the arguments as the variadic's list, each checked as its element."""
+    def _elements(self, param: Param, rest: tuple) -> list[Any] | bytes:
+        """The rest of the arguments as the variadic's list (``bytes`` for a variadic of
+        bytes, Go ``...byte``), each checked as its element."""
         from .values import Refused, bad_argument, converter
 
         check = converter(param.element, param.bounds, param.type[3:])
@@ -180,14 +226,16 @@ class Signature:
             except Refused as exc:
                 raise bad_argument(self, f"{param.name}[{i}]", param.type[3:], value,
                                    exc.why) from None
-        return list(rest)
+        return bytes(rest) if param.kind == "bytes" else list(rest)
 
 
 _MISSING = object()
 
 
 def _as_list(sig: Signature, param: Param, value: Any) -> list[Any]:
-    """A variadic given by name: a list (or tuple) of its elements."""
+    """A variadic given by name: a list (or tuple) of its elements (or bytes, for bytes)."""
+    if param.kind == "bytes" and isinstance(value, (bytes, bytearray)):
+        return list(value)
     if not isinstance(value, (list, tuple)):
         from .values import bad_argument
 
@@ -196,55 +244,77 @@ def _as_list(sig: Signature, param: Param, value: Any) -> list[Any]:
     return list(value)
 
 
-@dataclass
-class Artifact:
-    """What a language's compiler produces for one cell."""
+class Artifact(Record):
+    """What a language's compiler produces for one cell: ``runtime`` is the runtime kind
+    (e.g. ``"wasm"``); ``line_map`` maps lines of generated sources back to cell lines, where
+    they differ."""
 
-    language: str
-    runtime: str  # runtime kind, e.g. "wasm"
-    source: str
-    code: bytes
-    signature: Signature
-    toolchain: dict[str, str]
-    flags: dict[str, Any]
-    compile_ms: float
-    warnings: str = ""
-    #: Maps lines of generated sources back to cell lines, where they differ.
-    line_map: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("language", "runtime", "source", "code", "signature", "toolchain", "flags",
+                 "compile_ms", "warnings", "line_map")
+
+    def __init__(self, language: str, runtime: str, source: str, code: bytes,
+                 signature: Signature, toolchain: dict[str, str], flags: dict[str, Any],
+                 compile_ms: float, warnings: str = "",
+                 line_map: dict[str, Any] | None = None) -> None:
+        self.language = language
+        self.runtime = runtime
+        self.source = source
+        self.code = code
+        self.signature = signature
+        self.toolchain = toolchain
+        self.flags = flags
+        self.compile_ms = compile_ms
+        self.warnings = warnings
+        self.line_map = {} if line_map is None else line_map
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
 
 
-@dataclass(frozen=True)
-class FunctionInfo:
-    """One deployed version of a function (the version's metadata as stored)."""
+class FunctionInfo(Record):
+    """One deployed version of a function (the version's metadata as stored; treat as
+    immutable). ``options`` are the deploy-time options (``cascade`` defaults,
+    ``description``, tier options such as model and prompt); ``cached`` is True when deploy
+    found an identical version and compiled nothing."""
 
-    name: str
-    version: int
-    language: str
-    runtime: str
-    signature: Signature
-    content_hash: str
-    code_sha256: str
-    code_size: int
-    created_at: str
-    timeout: float
-    memory_mb: int
-    toolchain: dict[str, str]
-    flags: dict[str, Any]
-    compile_ms: float
-    source: str
-    warnings: str = ""
-    line_map: dict[str, Any] = field(default_factory=dict)
-    #: Deploy-time options: ``cascade`` defaults, ``description``, tier options (model, prompt).
-    options: dict[str, Any] = field(default_factory=dict)
-    #: True when deploy found an identical version and compiled nothing.
-    cached: bool = False
+    __slots__ = ("name", "version", "language", "runtime", "signature", "content_hash",
+                 "code_sha256", "code_size", "created_at", "timeout", "memory_mb", "toolchain",
+                 "flags", "compile_ms", "source", "warnings", "line_map", "options", "cached")
+
+    def __init__(self, name: str, version: int, language: str, runtime: str,
+                 signature: Signature, content_hash: str, code_sha256: str, code_size: int,
+                 created_at: str, timeout: float, memory_mb: int, toolchain: dict[str, str],
+                 flags: dict[str, Any], compile_ms: float, source: str, warnings: str = "",
+                 line_map: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
+                 cached: bool = False) -> None:
+        self.name = name
+        self.version = version
+        self.language = language
+        self.runtime = runtime
+        self.signature = signature
+        self.content_hash = content_hash
+        self.code_sha256 = code_sha256
+        self.code_size = code_size
+        self.created_at = created_at
+        self.timeout = timeout
+        self.memory_mb = memory_mb
+        self.toolchain = toolchain
+        self.flags = flags
+        self.compile_ms = compile_ms
+        self.source = source
+        self.warnings = warnings
+        self.line_map = {} if line_map is None else line_map
+        self.options = {} if options is None else options
+        self.cached = cached
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FunctionInfo, self._values())
 
     @property
     def target(self) -> str:
         return f"{self.name}@{self.version}"
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = self.as_dict()
         data.pop("cached")
         return data
 
@@ -255,23 +325,35 @@ class FunctionInfo:
         return cls(**data, cached=cached)
 
 
-@dataclass
-class Execution:
+class Execution(Record):
     """The outcome of one invocation, with its metrics (what ``%invoke`` shows)."""
 
-    id: str
-    function: str
-    version: int
-    language: str
-    status: str
-    value: Any = None
-    error: BaseException | None = None
-    started_at: float = 0.0
-    queue_ms: float = 0.0
-    duration_ms: float = 0.0
-    cold: bool = False
-    console: list[tuple[str, str, float]] = field(default_factory=list)
-    memory_bytes: int | None = None
+    __slots__ = ("id", "function", "version", "language", "status", "value", "error",
+                 "started_at", "queue_ms", "duration_ms", "cold", "console", "memory_bytes")
+
+    def __init__(self, id: str, function: str, version: int, language: str, status: str,
+                 value: Any = None, error: BaseException | None = None,
+                 started_at: float = 0.0, queue_ms: float = 0.0, duration_ms: float = 0.0,
+                 cold: bool = False, console: list[tuple[str, str, float]] | None = None,
+                 memory_bytes: int | None = None) -> None:
+        self.id = id
+        self.function = function
+        self.version = version
+        self.language = language
+        self.status = status
+        self.value = value
+        self.error = error
+        self.started_at = started_at
+        self.queue_ms = queue_ms
+        self.duration_ms = duration_ms
+        self.cold = cold
+        self.console = [] if console is None else console
+        self.memory_bytes = memory_bytes
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Execution, self._values())
 
     def result(self) -> Any:
         """The value, or raise the error."""

@@ -260,3 +260,47 @@ def test_fresh_process_uses_the_precompiled_module(gfx, tmp_path):
                          capture_output=True, text=True, check=True).stdout.split()
     assert out[:2] == ["Hello,_X!", "0"]
     assert float(out[2]) > 0
+
+
+BYTES_GO = """package checksum
+
+import "encoding/hex"
+
+// Hex writes its bytes as hexadecimal.
+func Hex(data ...byte) string {
+	return hex.EncodeToString(data)
+}
+
+// Checksum mixes the bytes after a seed.
+func Checksum(seed int64, data ...uint8) int64 {
+	sum := seed
+	for _, b := range data {
+		sum = sum*31 + int64(b)
+	}
+	return sum
+}
+"""
+
+
+def test_variadic_bytes_take_the_rest_as_a_byte_slice(fx):
+    info = fx.deploy("go", BYTES_GO, "Hex")
+    (param,) = info.signature.params
+    assert param.variadic and param.kind == "bytes" and str(info.signature) == \
+        "Hex(data: ...byte) -> string"
+    assert fx.invoke("Hex", 0, 255, 16) == "00ff10"
+    assert fx.invoke("Hex") == ""  # no bytes: an empty slice
+    assert fx.invoke("Hex", *b"hi") == "6869"
+    assert fx.invoke("Hex", data=b"\x01\x02") == "0102"  # by name: bytes or a list of them
+    assert fx.invoke("Hex", data=[1, 2]) == "0102"
+    assert fx.map("Hex", [(1, 2), (), (255,)]) == ["0102", "", "ff"]
+    with pytest.raises(BadArguments, match=r"argument 'data\[1\]' expects byte.*out of range"):
+        fx.invoke("Hex", 1, 256)
+    with pytest.raises(BadArguments, match=r"argument 'data\[0\]' expects byte"):
+        fx.invoke("Hex", "a")
+    with pytest.raises(BadArguments, match=r"argument 'data\[0\]' expects byte"):
+        fx.invoke("Hex", b"hi")  # as in Go, a slice is spread to fill a variadic: *b"hi"
+    fx.deploy("go", BYTES_GO, "Checksum")
+    assert fx.invoke("Checksum", 7, 1, 2) == (7 * 31 + 1) * 31 + 2
+    assert fx.invoke("Checksum", 7) == 7
+    with pytest.raises(BadArguments, match=r"argument 'data\[0\]' expects uint8.*out of range"):
+        fx.invoke("Checksum", 7, -1)

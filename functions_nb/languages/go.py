@@ -14,7 +14,8 @@ during the call; copy it to keep it); every other type is JSON through ``encodin
 (maps, structs with tags, nested slices). A last result of type ``error`` makes the
 function fallible: a non-nil error raises :class:`InvocationError` with its text. A variadic
 last parameter (``divisors ...int``) takes the rest of the positional arguments, each checked
-as its element type, and crosses as the slice would.
+as its element type, and crosses as the slice would (``...byte`` as bytes; by name it takes a
+list, or bytes for ``...byte``).
 
 Sandbox: the module only gets WASI with no preopened directories, no environment, no
 arguments and no sockets; stdout/stderr go to the console; sleeping obeys the time limit.
@@ -208,6 +209,13 @@ class Go(Language):
             return Toolchain(self.name, False, install=INSTALL, detail=proc.stderr.strip()[-300:])
         return Toolchain(self.name, True, first_version_line(proc.stdout), go, INSTALL)
 
+    def code_hash(self, source: str, name: str, flags: dict[str, Any],
+                  line_offset: int = 0) -> str:
+        """Also hashes the glue generated for the entry signature (so a change in how a
+        signature crosses, e.g. ``...byte`` as bytes, rebuilds what was cached before)."""
+        glue = self.glue(self.parse_signature(source, name), False)
+        return super().code_hash(source, name, {**flags, "go_glue": glue}, line_offset)
+
     # signature -----------------------------------------------------------------------
     def parse_signature(self, source: str, name: str) -> Signature:
         found = find_function(source, rf"(?m)^func\s+{re.escape(name)}\s*(?=\()")
@@ -230,9 +238,9 @@ class Go(Language):
                     raise self.error(f"parameter `{pname} {ty}` of `{name}`: only the last "
                                      "parameter can be variadic", name, line)
                 element, bounds = classify(ty[3:])
-                kind = classify("[]" + ty[3:])[0]
-                params.append(Param(pname, kind if kind.endswith("[]") else "json", ty, bounds,
-                                    variadic=True, element=element))
+                kind = classify("[]" + ty[3:])[0]  # crosses as the slice would: ...byte is bytes
+                params.append(Param(pname, kind if kind.endswith("[]") or kind == "bytes"
+                                    else "json", ty, bounds, variadic=True, element=element))
                 continue
             kind, bounds = classify(ty)
             params.append(Param(pname, kind, ty, bounds))

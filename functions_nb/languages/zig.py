@@ -137,6 +137,8 @@ class Zig(Language):
         choice = flags.get("toolchain", DEFAULT_TOOLCHAIN)
         if choice == DEFAULT_TOOLCHAIN:
             return self.toolchain()
+        if choice not in FETCHED:
+            self.check_flags(flags)  # names the accepted values
         version = FETCHED[choice]
         folder = fetched_folder(version)
         installed = folder.is_dir()
