@@ -239,6 +239,13 @@ class Functions:
 
             bar = progress_bar(total=len(items), desc=f"{target}", unit="call")
         try:
+            if fn.info.runtime == "onnx":  # a model: rows coalesced into batched runs
+                from .model_map import map_model
+
+                out.extend(map_model(self.executor, fn, items, map_id=map_id, timeout=timeout,
+                                     raise_errors=raise_errors,
+                                     done=bar.update if bar is not None else None))
+                return out
             for i, item in enumerate(items):
                 args = item if isinstance(item, tuple) else (item,)
                 try:

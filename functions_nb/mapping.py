@@ -156,6 +156,14 @@ def run_chunk(start: int, payload: bytes, *, spec: dict[str, Any], factory: Fact
         if not exc.caller_error:
             raise
         return pickle.dumps((_PROCESS, exc))  # unknown function: no retry can help
+    if fn.info.runtime == "onnx":  # a model: rows coalesced into batched runs
+        from .model_map import map_model
+
+        out = map_model(fx.executor, fn, items, start=start, map_id=map_id, timeout=timeout)
+        for r in out:
+            if isinstance(r, BaseException):
+                r.__traceback__ = None
+        return pickle.dumps((_PROCESS, out), protocol=pickle.HIGHEST_PROTOCOL)
     run = fx.executor.run
     out: list[Any] = []
     append = out.append
