@@ -219,17 +219,25 @@ class Signature(Record):
         bytes, Go ``...byte``), each checked as its element."""
         from .values import Refused, bad_argument, converter
 
-        check = converter(param.element, param.bounds, param.type[3:])
+        written = _element_type(param.type)
+        check = converter(param.element, param.bounds, written)
         for i, value in enumerate(rest):
             try:
                 check(value)
             except Refused as exc:
-                raise bad_argument(self, f"{param.name}[{i}]", param.type[3:], value,
-                                   exc.why) from None
+                raise bad_argument(self, f"{param.name}[{i}]", written, value, exc.why) from None
         return bytes(rest) if param.kind == "bytes" else list(rest)
 
 
 _MISSING = object()
+
+
+def _element_type(written: str) -> str:
+    """A variadic's element type as the source writes it: Go ``...int`` -> ``int``, C#
+    ``params int[]`` -> ``int``."""
+    if written.startswith("..."):
+        return written[3:]
+    return written.removeprefix("params ").removesuffix("[]").strip()
 
 
 def _as_list(sig: Signature, param: Param, value: Any) -> list[Any]:

@@ -500,3 +500,45 @@ def test_raw_baseline_calls_add_on_its_own_host(fx):
     assert raw() == 5
     assert raw() == 5
     assert fx.invoke("add", 2, 3) == 5  # the shared host is undisturbed
+
+
+PARAMS_CS = """public static long Sum(int start, params int[] xs) {
+    long total = start;
+    foreach (var x in xs) total += x;
+    return total;
+}
+
+public static string Join(string sep, params string[] parts) { return string.Join(sep, parts); }
+
+public static int Count(params byte[] data) { return data.Length * 1000 + (data.Length > 0 ? data[0] : 0); }
+
+public static double Mean(params double[] xs) { return xs.Length == 0 ? 0 : xs.Average(); }
+"""
+
+
+def test_params_arrays_take_the_rest_of_the_arguments(cs):
+    info = cs.deploy("csharp", PARAMS_CS, name="Sum")
+    last = info.signature.params[-1]
+    assert last.variadic and last.kind == "i32[]" and last.element == "i32"
+    assert str(info.signature) == "Sum(start: int, xs: params int[]) -> long"
+    assert cs.invoke("Sum", 1, 2, 3, 4) == 10
+    assert cs.invoke("Sum", 5) == 5  # no rest: an empty array
+    assert cs.invoke("Sum", start=1, xs=[10, 20]) == 31  # by name: a list of the elements
+    assert cs.map("Sum", [(1, 2), (0,), (1, 1, 1)]) == [3, 0, 3]
+    with pytest.raises(BadArguments, match=r"argument 'xs\[1\]' expects int.*out of range"):
+        cs.invoke("Sum", 0, 1, 2**31)
+    with pytest.raises(BadArguments, match=r"argument 'xs\[0\]' expects int"):
+        cs.invoke("Sum", 0, "1")
+    with pytest.raises(BadArguments, match=r"argument 'xs\[0\]' expects int"):
+        cs.invoke("Sum", 0, [1, 2])  # an array is spread to fill params: *[1, 2]
+    cs.deploy("csharp", PARAMS_CS, name="Join")
+    assert cs.invoke("Join", "-", "a", "é", "c") == "a-é-c" and cs.invoke("Join", ",") == ""
+    with pytest.raises(BadArguments, match=r"argument 'parts\[0\]' expects string"):
+        cs.invoke("Join", "-", 1)
+    cs.deploy("csharp", PARAMS_CS, name="Count")
+    assert cs.invoke("Count", 7, 8) == 2007 and cs.invoke("Count") == 0
+    assert cs.invoke("Count", data=b"\x05") == 1005
+    with pytest.raises(BadArguments, match=r"argument 'data\[0\]' expects byte"):
+        cs.invoke("Count", 256)
+    cs.deploy("csharp", PARAMS_CS, name="Mean")
+    assert cs.invoke("Mean", 1, 2.5) == 1.75 and cs.invoke("Mean") == 0

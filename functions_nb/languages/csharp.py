@@ -21,7 +21,9 @@ Calling convention (see ``runtimes/mono.py``): int/short/sbyte -> i32 (bounded),
 -> u32 (bounded), uint -> u32, long -> i64, ulong -> u64, float -> f32, double -> f64, bool,
 string -> str, byte[] -> bytes, double[]/float[]/int[]/long[] -> numpy arrays (lists accepted),
 anything else (``List<T>``, ``Dictionary<string, T>``, tuples, your own classes) -> JSON,
-converted by reflection in the host. ``void`` returns None.
+converted by reflection in the host. ``void`` returns None. A ``params T[] xs`` parameter
+takes the rest of the positional arguments, each checked as a ``T`` (by name: a list), and
+crosses as the array would (as Go's variadics do).
 
 Flags: ``optimize`` (default True: ``-optimize``), ``unsafe`` (``-unsafe``: pointer code).
 References: mscorlib, System, System.Core (LINQ), System.Numerics (BigInteger, Complex).
@@ -39,8 +41,9 @@ from typing import Any
 from ..models import Param, Signature
 from .base import BuildSandbox, Language, Toolchain, line_of, run_tool, split_top_level
 
-#: Bump when the wrapper or the artifact layout changes (part of the code hash).
-GLUE = "2"
+#: Bump when the wrapper, the artifact layout or how a signature crosses changes (part of the
+#: code hash).
+GLUE = "3"  # 3: `params T[]` is variadic (stored versions of such cells re-deploy)
 #: A current .NET project's implicit global usings that Mono provides (no System.Net.Http).
 IMPLICIT_USINGS = ("System", "System.Collections.Generic", "System.IO", "System.Linq",
                    "System.Threading", "System.Threading.Tasks")
@@ -408,7 +411,9 @@ class CSharp(Language):
     def _param(self, part: str, index: int, name: str, line: int) -> Param:
         text = re.sub(r"^\s*(\[[^\]]*\]\s*)+", "", part).split("=")[0].strip()
         words = text.split()
+        variadic = False
         while words and words[0] in ("this", "params"):
+            variadic = variadic or words[0] == "params"
             words.pop(0)
         if words and words[0] in ("ref", "out", "in"):
             raise self.error(f"cell line {line}: parameter `{text}` of `{name}`: ref/out/in "
@@ -420,9 +425,15 @@ class CSharp(Language):
                              name, line)
         ptype = re.sub(r"\s+", " ", m.group("type")).strip()
         kind, bounds = classify(ptype)
+        pname = m.group("name").lstrip("@") or f"arg{index}"
+        if variadic:  # `params T[] xs`: the rest of the arguments, each checked as a T
+            if not ptype.endswith("[]"):
+                raise self.error(f"cell line {line}: parameter `{text}` of `{name}`: a params "
+                                 "parameter must be an array (`params int[] xs`)", name, line)
+            element, bounds = classify(ptype[:-2])
+            return Param(pname, kind, f"params {ptype}", bounds, variadic=True, element=element)
         has_default = "=" in re.sub(r"^\s*(\[[^\]]*\]\s*)+", "", part)
-        return Param(m.group("name").lstrip("@") or f"arg{index}", kind, ptype, bounds,
-                     has_default)
+        return Param(pname, kind, ptype, bounds, has_default)
 
     # build -------------------------------------------------------------------------
     def _build(self, source: str, signature: Signature, workdir: Path,
