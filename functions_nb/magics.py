@@ -385,6 +385,35 @@ class FunctionsMagics(Magics):
         args = parse_argstring(self.fn_breakers, line)
         return BreakersView(self.fx, args.name, live=not args.no_live)
 
+    @magic_arguments()
+    @argument("name", help="function name")
+    @argument("model", help="a Python expression: the model (scikit-learn estimator or "
+                            "pipeline, torch module, onnx ModelProto, .onnx bytes or path)")
+    @argument("example", nargs="?", default=None,
+              help="a Python expression: an example input, e.g. X[:1] (gives the input type)")
+    @argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+              help=f"default time limit per call in seconds (default {DEFAULT_TIMEOUT:g})")
+    @argument("--memory", type=int, default=DEFAULT_MEMORY_MB,
+              help=f"memory limit per call in MB (default {DEFAULT_MEMORY_MB})")
+    @argument("--input-type", default=None, help="float32, float64 or int64 (scikit-learn)")
+    @argument("--quiet", action="store_true", help="print nothing on success")
+    @line_magic
+    def fn_model(self, line: str) -> FunctionInfo:
+        """Deploy a model as a new version of NAME: ``%fn_model iris clf X[:1]``. The model
+        is converted to ONNX (scikit-learn with skl2onnx, PyTorch with torch.onnx.export)
+        and runs in ONNX Runtime; re-deploying an unchanged model makes no new version."""
+        opts = parse_argstring(self.fn_model, line)
+        model = self.shell.ev(opts.model)
+        example = self.shell.ev(opts.example) if opts.example is not None else None
+        flags = {"input_type": opts.input_type} if opts.input_type else None
+        info = self.fx.deploy("onnx", model, opts.name, timeout=opts.timeout,
+                              memory_mb=opts.memory, flags=flags, example=example)
+        self.last = info
+        if not opts.quiet:
+            how = "unchanged" if info.cached else f"converted in {format_seconds(info.compile_ms / 1000)}"
+            print(f"deployed model {info.target} ({how}) · {info.signature}")
+        return info
+
     @line_cell_magic
     def fn_sql(self, line: str, cell: str | None = None) -> Any:
         """DuckDB SQL over the ``executions`` table; returns a pandas DataFrame."""

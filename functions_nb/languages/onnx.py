@@ -132,6 +132,14 @@ class Onnx(Language):
         producer = f"{model.producer_name} {model.producer_version}".strip() or "unknown"
         return signature, f"producer {producer}; opsets {opsets}"
 
+    def code_hash(self, source: str, name: str, flags: dict[str, Any],
+                  line_offset: int = 0) -> str:
+        """What identifies a deployed model: its bytes (their sha256 opens the description
+        :meth:`convert` writes), whatever they were converted from."""
+        first = source.split("\n", 1)[0]
+        digest = first.split()[3] if first.startswith("# ONNX model ") else source
+        return hashlib.sha256(f"onnx\0{name}\0{digest}".encode()).hexdigest()
+
     # the Language interface: source text is a path to an .onnx file ----------------------
     def parse_signature(self, source: str, name: str) -> Signature:
         code, _ = to_onnx_bytes(source, {}, None)

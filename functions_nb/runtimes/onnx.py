@@ -106,15 +106,6 @@ class TensorSpec:
         return cls(name, dtype, shape)
 
 
-def outputs_of(signature: Signature) -> list[TensorSpec]:
-    """The outputs recorded in a model's signature (``result_type`` ``{a: t, b: t}`` or ``t``)."""
-    text = signature.result_type.strip()
-    if text.startswith("{"):
-        parts = [p.strip() for p in text[1:-1].split("; ") if p.strip()]
-        return [TensorSpec.parse(*[s.strip() for s in p.split(":", 1)]) for p in parts]
-    return [TensorSpec.parse("output", text)]
-
-
 def result_type(outputs: Sequence[TensorSpec]) -> str:
     """The result type written in the signature: one output's type, or ``{name: type; ...}``."""
     if len(outputs) == 1:
@@ -288,8 +279,7 @@ class OnnxModel:
         self.session = session
         self.signature = signature
         self.inputs = [TensorSpec.parse(p.name, p.type) for p in signature.params]
-        self.outputs = outputs_of(signature)
-        self.output_names = [o.name for o in self.outputs]
+        self.output_names = [o.name for o in session.get_outputs()]
         self.memory_mb = memory_mb
         self.model_bytes = model_bytes
         self.static_bytes = static_bytes
@@ -326,7 +316,7 @@ class OnnxModel:
         if need > self.memory_mb * _MIB:
             raise LimitExceeded(
                 f"{self.signature.name}: a batch of {batch} rows needs about "
-                f"{math.ceil(need / _MIB)} MB (model {math.ceil(self.model_bytes / _MIB)} MB, "
+                f"{need / _MIB:.1f} MB (model {self.model_bytes / _MIB:.1f} MB, "
                 f"{self.row_bytes} bytes per row), above its memory limit of {self.memory_mb} MB; "
                 "pass fewer rows or deploy with a larger memory_mb")
 
@@ -581,4 +571,4 @@ def runtime() -> OnnxRuntime:
 
 
 __all__ = ["ELEMENT_DTYPES", "OnnxModel", "OnnxRuntime", "TensorSpec", "inspect_model",
-           "outputs_of", "result_type", "runtime", "to_tensor"]
+           "result_type", "runtime", "to_tensor"]
