@@ -58,7 +58,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         print(f"[{level}] {message}", file=sys.stderr)
     value = ex.result()
     print(json.dumps(value, default=lambda v: v.decode("latin-1") if isinstance(v, bytes)
-                     else repr(v)))
+                     else v.tolist() if hasattr(v, "tolist") else repr(v)))  # numpy: as lists
     return 0
 
 

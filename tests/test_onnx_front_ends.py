@@ -1,0 +1,61 @@
+"""A model deployed from Python, invoked through the other front ends: ``func invoke`` (a
+separate process: a cold start with session creation) and the REST API."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("skl2onnx")
+
+from sklearn.datasets import load_iris  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+
+from functions_nb import Functions  # noqa: E402
+
+from .test_cli import func  # noqa: E402
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+X, Y = load_iris(return_X_y=True)
+
+
+@pytest.fixture
+def jp_server_config(tmp_path):
+    return {"ServerApp": {"jpserver_extensions": {"functions_nb.server": True}},
+            "FunctionsNB": {"store": str(tmp_path / "store")}}
+
+
+@pytest.fixture
+def iris_clf(tmp_path):
+    clf = LogisticRegression(max_iter=500).fit(X, Y)
+    fx = Functions(store=str(tmp_path / "store"))
+    fx.deploy("onnx", clf, name="iris", example=X[:1])
+    fx.close()
+    return clf
+
+
+def test_func_invoke_a_model(tmp_path, iris_clf):
+    res = func(str(tmp_path / "store"), "invoke", "iris", json.dumps([X[:2].tolist()]))
+    out = json.loads(res.stdout)
+    assert out["label"] == iris_clf.predict(X[:2]).tolist()
+    np.testing.assert_allclose(out["probabilities"], iris_clf.predict_proba(X[:2]), rtol=1e-9)
+    bad = func(str(tmp_path / "store"), "invoke", "iris", "[[[1, 2]]]", check=False)
+    assert bad.returncode != 0 and "dimension 1 must be 4" in bad.stderr
+    assert "onnx" in func(str(tmp_path / "store"), "ls").stdout
+
+
+async def test_rest_invoke_a_model(api, iris_clf):
+    resp, data = await api("functions", "iris", "invoke", method="POST",
+                           body={"args": [X[:3].tolist()]})
+    assert resp.code == 200, data
+    assert data["value"]["label"] == iris_clf.predict(X[:3]).tolist()
+    assert len(data["value"]["probabilities"]) == 3
+    resp, data = await api("functions", "iris", "invoke", method="POST",
+                           body={"args": [[[1.0, 2.0]]]})
+    assert resp.code == 400 and "expects float64[N,4]" in json.dumps(data)
+    resp, data = await api("functions", "iris")
+    assert resp.code == 200 and data["language"] == "onnx"
