@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import BadArguments
 
@@ -40,8 +39,7 @@ def _env_number(name: str, default: float) -> float:
     return float(value) if value else default
 
 
-@dataclass(frozen=True)
-class Ceilings:
+class Ceilings(NamedTuple):
     """The largest limits a deploy or a call may ask for; above them it is refused with
     :class:`~functions_nb.errors.BadArguments` naming the limit and its ceiling.
 
@@ -116,8 +114,7 @@ def _is_number(value: Any) -> bool:
         and type(value).__name__ not in ("bool", "bool_")
 
 
-@dataclass(frozen=True)
-class BreakerConfig:
+class BreakerConfig(NamedTuple):
     """Circuit breaker settings; defaults are the seed's."""
 
     failure_threshold: int = 5

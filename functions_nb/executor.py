@@ -11,7 +11,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from .breaker import CLOSED, CircuitBreaker
@@ -29,23 +28,22 @@ from .models import Execution, ExecutionRecord, FunctionInfo
 from .runtimes.base import CallContext, LoadedCode
 
 
-@dataclass(eq=False)
 class LoadedFunction:
     """A function version ready to run (what the loader caches)."""
 
-    info: FunctionInfo
-    code: LoadedCode
-    breaker: CircuitBreaker
-    name: str = field(init=False)
-    version: int = field(init=False)
-    language: str = field(init=False)
-    timeout: float = field(init=False)
+    __slots__ = ("info", "code", "breaker", "name", "version", "language", "timeout")
 
-    def __post_init__(self) -> None:
-        self.name = self.info.name
-        self.version = self.info.version
-        self.language = self.info.language
-        self.timeout = self.info.timeout
+    def __init__(self, info: FunctionInfo, code: LoadedCode, breaker: CircuitBreaker) -> None:
+        self.info = info
+        self.code = code
+        self.breaker = breaker
+        self.name = info.name
+        self.version = info.version
+        self.language = info.language
+        self.timeout = info.timeout
+
+    def __repr__(self) -> str:
+        return f"LoadedFunction({self.info.target})"
 
 
 class Executor:

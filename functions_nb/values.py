@@ -24,8 +24,7 @@ import json
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import BadArguments
 
@@ -38,8 +37,7 @@ MAX_JSON_DEPTH = 100
 MAX_JSON_CHARS = 64 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class ValueKind:
+class ValueKind(NamedTuple):
     """One kind of the calling convention."""
 
     name: str

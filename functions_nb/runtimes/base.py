@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from ..config import CONSOLE_MAX_BYTES, CONSOLE_MAX_LINES
 from ..values import ARRAY_DTYPES, json_default
@@ -140,8 +140,7 @@ class Guest(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class HostImport:
+class HostImport(NamedTuple):
     """A host function a language's WASM modules import: wasm value types of its parameters
     and results (``"i32"``, ``"i64"``, ``"f32"``, ``"f64"``) and the implementation, called
     with the :class:`Guest` first."""
@@ -155,19 +154,17 @@ class HostImport:
 Console = list[tuple[str, str, float]]
 
 
-@dataclass(frozen=True)
-class WasmGlue:
+class WasmGlue(NamedTuple):
     """What a WASM language adds to the wasm runtime for its modules."""
 
     #: Import module -> name -> host function (besides the runtime's own ``fnb`` module).
-    imports: Mapping[str, Mapping[str, HostImport]] = field(default_factory=dict)
+    imports: Mapping[str, Mapping[str, HostImport]] = MappingProxyType({})
     #: After a trap: the failure as the language's runtime printed it (e.g. a Go panic on
     #: stderr), or None. Messages mentioning "out of memory" become LimitExceeded.
     explain_trap: Callable[[Console], str | None] | None = None
 
 
-@dataclass(frozen=True)
-class Isolation:
+class Isolation(NamedTuple):
     """How a runtime keeps functions from the host and from each other (``func doctor``)."""
 
     runtime: str

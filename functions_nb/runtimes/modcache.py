@@ -26,9 +26,8 @@ import json
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from .base import ModuleCache
 
@@ -47,8 +46,7 @@ class Unverified(Exception):
     """An envelope that may not be used; the message says why."""
 
 
-@dataclass(frozen=True)
-class Seal:
+class Seal(NamedTuple):
     """Seals and opens envelopes for one engine version and configuration."""
 
     secret: bytes

@@ -37,7 +37,6 @@ processes, and no JavaScript code generation from strings.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import itertools
 import json
@@ -299,7 +298,7 @@ class PyodideRuntime(SharedHostRuntime):
         iso = sandbox.isolation("pyodide", layers, tuple(own),
                                 ("time", "memory (heap kept across calls, and files)"))
         if not permission:
-            iso = dataclasses.replace(iso, missing=(*iso.missing,
+            iso = iso._replace(missing=(*iso.missing,
                                                     "node permission model (needs node >= 20)"))
         return iso
 
