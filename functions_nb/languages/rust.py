@@ -1,4 +1,7 @@
-"""Rust -> wasm32-unknown-unknown with Debian's rustc (called by absolute path).
+"""Rust -> wasm32-unknown-unknown with a current stable rustc (Debian bookworm-security's
+``rustc-web`` 1.96, unpacked into a private prefix by ``scripts/install-rust.sh``, which also
+builds the wasm32 standard library; ``make setup`` runs it). Edition 2024 by default; a deploy
+flag chooses another (``flags={"edition": "2021"}``).
 
 The cell is written verbatim to ``cell.rs`` and pulled into a generated crate with
 ``include!``, so compiler diagnostics name cell lines. A prelude (compiled before the cell)
@@ -14,7 +17,8 @@ back as one i64 packing (pointer << 32 | length), freed with ``__fnb_free`` afte
 copies them out. ``Result<T, E: Display>`` returns ``T`` or raises with ``E``'s text.
 
 Signatures as people write them: lifetimes (``fn f<'a>(xs: &[&'a str]) -> HashSet<&'a str>``;
-borrowed JSON arguments borrow from the argument's buffer); type parameters get a concrete
+borrowed JSON arguments borrow from the argument's buffer, strings with escapes from a copy
+that lives until the call returns); type parameters get a concrete
 type chosen from their bounds (``serde_json::Value`` for ``PartialEq``/``Clone``/``Debug``,
 ``i64`` for ordering and arithmetic; the signature shows the chosen type); the cell's own
 structs and enums that cross get serde's derives added when they lack them (on the item's
@@ -26,11 +30,14 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..config import cache_dir
+from ..errors import BadArguments
 from ..models import Param, Signature
 from .base import (
     BuildSandbox,
@@ -45,12 +52,18 @@ from .base import (
     split_top_level,
 )
 
-RUSTC = os.environ.get("FUNCTIONS_NB_RUSTC", "/usr/bin/rustc")
-CARGO = os.environ.get("FUNCTIONS_NB_CARGO", "/usr/bin/cargo")
-#: The wasm linker rustc runs (found on the build's PATH, /usr/bin).
-LINKER = "/usr/bin/rust-lld"
+#: Where ``scripts/install-rust.sh`` puts the compiler (``usr/bin/rustc``, its libraries in
+#: ``usr/lib/<multiarch>``, the sysroot ``usr`` with the wasm32 standard library).
+RUST_HOME = Path(os.environ.get("FUNCTIONS_NB_RUST_HOME", "/opt/functions-nb/rust"))
+RUSTC = os.environ.get("FUNCTIONS_NB_RUSTC", str(RUST_HOME / "usr" / "bin" / "rustc"))
+CARGO = os.environ.get("FUNCTIONS_NB_CARGO", str(RUST_HOME / "usr" / "bin" / "cargo"))
+#: The wasm linker: Debian's lld 14 (rustc-web's own lld would need llvm-22's binaries).
+LINKER = "/usr/bin/wasm-ld-14"
 TARGET = "wasm32-unknown-unknown"
 DEBIAN_REGISTRY = "/usr/share/cargo/registry"
+#: Editions a deploy can choose (``flags={"edition": "2021"}``); the first is the default.
+EDITIONS = ("2024", "2021", "2018", "2015")
+INSTALL_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "install-rust.sh"
 
 SCALARS: dict[str, tuple[str, tuple[int, int] | None]] = {
     "i8": ("i32", (-(2**7), 2**7 - 1)), "i16": ("i32", (-(2**15), 2**15 - 1)),
@@ -73,7 +86,7 @@ PRELUDE_JSON = (GLUE_DIR / "rust_prelude_json.rs").read_text()
 DEPS_CARGO = '''[package]
 name = "fnb_deps"
 version = "0.1.0"
-edition = "2021"
+edition = "2024"
 [lib]
 path = "lib.rs"
 [dependencies]
@@ -123,32 +136,76 @@ def classify(ty: str) -> tuple[str, tuple[int, int] | None]:
     return "json", None
 
 
+def sysroot() -> Path:
+    """The sysroot passed to every build (``--sysroot``): without it rustc would pick the
+    wasm32 libraries of another installed rustc (E0786)."""
+    return Path(RUSTC).resolve().parents[1]
+
+
+def compiler_libraries() -> list[str]:
+    """rustc's own shared libraries (librustc_driver, libLLVM): not on the system's library
+    path, so builds run with ``LD_LIBRARY_PATH`` naming their folder."""
+    return sorted(str(p) for pattern in ("librustc_driver-*.so", "libLLVM.so.*")
+                  for p in (sysroot() / "lib").glob(f"*/{pattern}"))
+
+
+def compiler_env() -> dict[str, str]:
+    """The environment rustc and cargo need (``LD_LIBRARY_PATH``)."""
+    folders = sorted({str(Path(p).parent) for p in compiler_libraries()})
+    return {"LD_LIBRARY_PATH": ":".join(folders)} if folders else {}
+
+
+def host_linker() -> dict[str, str]:
+    """Build scripts and proc macros link for the host with Debian's triple-named gcc
+    (``/usr/bin/cc`` goes through ``/etc/alternatives``, which the build sandbox hides)."""
+    machine = platform.machine()
+    gcc = f"/usr/bin/{machine}-linux-gnu-gcc"
+    triple = f"{machine}-unknown-linux-gnu"
+    return {f"CARGO_TARGET_{triple.upper().replace('-', '_')}_LINKER": gcc} if Path(gcc).exists() else {}
+
+
 class Rust(Language):
     name = "rust"
     runtime = "wasm"
     extension = ".rs"
-    install_hint = "apt-get install -y rustc cargo libstd-rust-dev-wasm32 lld " \
-                   "librust-serde-json-dev librust-serde-derive-dev"
+    install_hint = ("make toolchains (as root: apt-get install -y rustc cargo libstd-rust-dev-wasm32 "
+                    "lld librust-serde-json-dev librust-serde-derive-dev, then "
+                    "scripts/install-rust.sh: Debian bookworm-security's rustc-web into "
+                    f"{RUST_HOME} with the {TARGET} standard library)")
 
     def build_sandbox(self, deps: Path | None = None) -> BuildSandbox:
-        """rustc, its linker and sysroot, the offline crate registry and the built serde
-        (read-only); ``/proc`` holds only the link to rustc it finds its sysroot by."""
-        sysroot = str(Path(RUSTC).resolve().parent.parent / "lib" / "rustlib")
-        return BuildSandbox(tools=(RUSTC, LINKER), read=(sysroot, DEBIAN_REGISTRY,
-                                                         *([str(deps)] if deps else [])),
-                            proc=RUSTC)
+        """rustc (its libraries, linker and sysroot), the offline crate registry and the built
+        serde (read-only); ``/proc`` holds only the link to rustc."""
+        return BuildSandbox(tools=(RUSTC, LINKER, *compiler_libraries()),
+                            read=(str(sysroot()), DEBIAN_REGISTRY, *([str(deps)] if deps else [])),
+                            env=compiler_env(), proc=RUSTC)
+
+    def check_flags(self, flags: Mapping[str, Any]) -> None:
+        """``edition`` is one of :data:`EDITIONS` (a string, or the year as an int)."""
+        if "edition" in flags and str(flags["edition"]) not in EDITIONS \
+                or isinstance(flags.get("edition"), bool):
+            raise BadArguments(f"rust flag edition={flags['edition']!r} is not accepted; edition is "
+                               f"one of: {', '.join(EDITIONS)} (default {EDITIONS[0]})")
+        super().check_flags(flags)
 
     def _discover(self) -> Toolchain:
         if not Path(RUSTC).exists():
             return Toolchain(self.name, False, install=self.install_hint, detail=f"{RUSTC} not found")
         box = self.build_sandbox()
-        version = first_version_line(run_tool([RUSTC, "--version"], sandbox_=box).stdout)
-        sysroot = run_tool([RUSTC, "--print", "sysroot"], sandbox_=box).stdout.strip()
-        if not (Path(sysroot) / "lib" / "rustlib" / TARGET).is_dir():
+        proc = run_tool([RUSTC, "--version"], sandbox_=box)
+        version = first_version_line(proc.stdout)
+        if proc.returncode != 0 or not version:
+            return Toolchain(self.name, False, "", RUSTC, self.install_hint,
+                             f"{RUSTC} does not run: {proc.stderr.strip()[-300:]}")
+        if not (sysroot() / "lib" / "rustlib" / TARGET / "lib").is_dir():
             return Toolchain(self.name, False, version, RUSTC, self.install_hint,
-                             f"the {TARGET} standard library is missing")
-        detail = "" if any(Path(DEBIAN_REGISTRY).glob("serde_json-*")) else \
-            "no serde_json crate: JSON-typed parameters unavailable"
+                             f"the {TARGET} standard library is missing from {sysroot()}")
+        if not Path(LINKER).exists():
+            return Toolchain(self.name, False, version, RUSTC, "apt-get install -y lld",
+                             f"the wasm linker {LINKER} is missing")
+        detail = f"{RUSTC}, sysroot {sysroot()}"
+        if not any(Path(DEBIAN_REGISTRY).glob("serde_json-*")):
+            detail += "; no serde_json crate: JSON-typed parameters unavailable"
         return Toolchain(self.name, True, version, RUSTC, self.install_hint, detail)
 
     # signature -----------------------------------------------------------------
@@ -229,7 +286,9 @@ class Rust(Language):
         return chosen
 
     # glue ------------------------------------------------------------------------
-    def glue(self, sig: Signature) -> str:
+    def glue(self, sig: Signature, borrowing: frozenset[str] = frozenset()) -> str:
+        """The exported wrapper of ``sig``'s function; ``borrowing``: the cell's structs and
+        enums with lifetime parameters (a JSON argument of such a type borrows)."""
         wparams, prep, args = [], [], []
         for i, p in enumerate(sig.params):
             t = p.type.replace(" ", "")
@@ -245,7 +304,9 @@ class Rust(Language):
                     owned = re.sub(r"^&\s*", "", owned)
                     if owned.startswith("["):
                         owned = f"Vec<{owned[1:-1]}>"
-                take = "take_json_borrowed" if "&" in owned else "take_json"
+                borrows = "&" in owned or "'" in p.type or \
+                    bool(set(re.findall(r"[A-Za-z_]\w*", owned)) & borrowing)
+                take = "take_json_borrowed" if borrows else "take_json"
                 prep.append(f"let a{i}: {owned} = unsafe "
                             f"{{ fnb_prelude::{take}({json.dumps(p.name)}, p{i}, l{i}) }};")
                 args.append(f"&a{i}" if t.startswith("&") else f"a{i}")
@@ -262,6 +323,9 @@ class Rust(Language):
             else:  # String, Vec<T> and &-references to them
                 owned = f"a{i}.to_string()" if p.kind == "str" else f"a{i}.to_vec()"
                 args.append(f"&{owned}" if t.startswith("&") else owned)
+        if any("take_json_borrowed" in line for line in prep):
+            # first, so it drops last: after the result (which may borrow from it) is serialised
+            prep.insert(0, "let _arena = fnb_prelude::Arena::new();")
         call = f"{sig.name}({', '.join(args)})"
         kind = sig.result
         if kind == "unit":
@@ -280,7 +344,7 @@ class Rust(Language):
                     f"{{ fnb_prelude::__fail(&format!(\"{{}}\", e)); {default} }} }}")
         else:
             body = f"{{ let v = {call}; {conv} }}"
-        return ("#[export_name = \"" + sig.name + "\"]\n"
+        return ("#[unsafe(export_name = \"" + sig.name + "\")]\n"
                 f"pub extern \"C\" fn __fnb_entry({', '.join(wparams)}){wret} {{\n"
                 + "".join(f"    {line}\n" for line in prep)
                 + f"    {body}\n}}\n")
@@ -297,12 +361,15 @@ class Rust(Language):
         prelude = PRELUDE + (PRELUDE_JSON if needs_json else "")
         (workdir / "fnb_prelude.rs").write_text(prelude)
         (workdir / "cell.rs").write_text(with_serde_derives(source, signature) if needs_json else source)
-        (workdir / "glue.rs").write_text(self.glue(signature))
+        borrowing = frozenset(m.group(1) for m in _ITEM.finditer(source)
+                              if re.match(r"\s*<\s*'", source[m.end():]))
+        (workdir / "glue.rs").write_text(self.glue(signature, borrowing))
         (workdir / "lib.rs").write_text(
             "#![allow(dead_code)]\n#[macro_use] mod fnb_prelude;\n"
             "include!(\"cell.rs\");\ninclude!(\"glue.rs\");\n")
-        cmd = [RUSTC, "--edition", "2021", "--crate-type", "cdylib", "--crate-name", "fnb_cell",
-               "--target", TARGET, "-C", f"opt-level={flags.get('opt_level', 2)}",
+        cmd = [RUSTC, "--edition", str(flags.get("edition", EDITIONS[0])), "--crate-type", "cdylib",
+               "--crate-name", "fnb_cell", "--target", TARGET, "--sysroot", str(sysroot()),
+               "-C", f"linker={LINKER}", "-C", f"opt-level={flags.get('opt_level', 2)}",
                "-C", "panic=abort", "-C", "strip=symbols", "-C", "target-feature=+simd128",
                # integer overflow panics (as in `cargo test`) instead of wrapping silently
                "-C", f"overflow-checks={'on' if flags.get('overflow_checks', True) else 'off'}",
@@ -336,9 +403,10 @@ class Rust(Language):
             m = re.search(r"environment variable `([^`]*)` not defined", text)
             if m:
                 raise self.env_read_error(m.group(1), name, line, col)
-            m = re.search(r"couldn't read (.+?): [^:\n]*\(os error \d+\)", text)
-            if m and outside(m.group(1), workdir):
-                raise self.outside_read_error(m.group(1), name, line, col)
+            # rustc 1.96 quotes the path (`/etc/x`), older ones did not
+            m = re.search(r"couldn't read (?:`([^`\n]+)`|(.+?)): [^:\n]*\(os error \d+\)", text)
+            if m and outside(m.group(1) or m.group(2), workdir):
+                raise self.outside_read_error(m.group(1) or m.group(2), name, line, col)
         for dep in re.findall(r"(?m)^([^#\s][^:\n]*):", dep_info):
             if outside(dep, workdir):
                 raise self.outside_read_error(dep, name, literal_line(source, dep))
@@ -383,7 +451,9 @@ class Rust(Language):
 
         from filelock import FileLock
 
-        key = hashlib.sha256(tc.version.encode()).hexdigest()[:12]
+        rustflags = f"-Cembed-bitcode=yes --sysroot {sysroot()}"  # bitcode: LTO can use them
+        key = hashlib.sha256(json.dumps([tc.version, str(sysroot()), rustflags, DEPS_CARGO])
+                             .encode()).hexdigest()[:12]
         root = cache_dir() / "rust-deps" / key
         root.mkdir(parents=True, exist_ok=True)
         manifest = root / "externs.json"
@@ -397,11 +467,13 @@ class Rust(Language):
                 (root / "lib.rs").write_text("")
                 (root / ".cargo").mkdir(exist_ok=True)
                 (root / ".cargo" / "config.toml").write_text(DEPS_CONFIG)
-                box = BuildSandbox(tools=(CARGO, RUSTC), read=("/usr", "/etc/ld.so.cache"),
-                                   proc=True)
+                box = BuildSandbox(tools=(CARGO, RUSTC, *compiler_libraries()),
+                                   read=("/usr", "/etc/ld.so.cache", str(sysroot())),
+                                   env=compiler_env(), proc=True)
                 proc = run_tool([CARGO, "build", "--release", "--target", TARGET,
                                  "--message-format=json"], cwd=root,
-                                env={"RUSTC": RUSTC, "CARGO_HOME": str(root / ".cargo-home")},
+                                env={"RUSTC": RUSTC, "CARGO_HOME": str(root / ".cargo-home"),
+                                     "RUSTFLAGS": rustflags, **host_linker()},
                                 timeout=900, sandbox_=box, name="rust-deps")
                 if proc.returncode != 0:
                     raise self.error("building serde/serde_json for wasm failed:\n" + proc.stderr[-3000:],

@@ -1,7 +1,8 @@
 // functions-nb prelude for Rust cells, compiled before the cell (see languages/rust.py):
 // console macros, panic and allocation-failure reporting, guest-memory helpers.
+// Written to compile in every edition a deploy can choose (2015 to 2024).
 #[link(wasm_import_module = "fnb")]
-extern "C" {
+unsafe extern "C" {
     fn log(level: i32, ptr: *const u8, len: usize);
     fn fail(ptr: *const u8, len: usize);
     fn panic(ptr: *const u8, len: usize);
@@ -20,17 +21,17 @@ macro_rules! dbg { ($e:expr) => { match $e { tmp => { $crate::fnb_prelude::__log
 struct FnbAlloc;
 unsafe impl std::alloc::GlobalAlloc for FnbAlloc {
     unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
-        let p = std::alloc::System.alloc(l); if p.is_null() { oom(l.size()) } p }
+        unsafe { let p = std::alloc::System.alloc(l); if p.is_null() { oom(l.size()) } p } }
     unsafe fn alloc_zeroed(&self, l: std::alloc::Layout) -> *mut u8 {
-        let p = std::alloc::System.alloc_zeroed(l); if p.is_null() { oom(l.size()) } p }
-    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) { std::alloc::System.dealloc(p, l) }
+        unsafe { let p = std::alloc::System.alloc_zeroed(l); if p.is_null() { oom(l.size()) } p } }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) { unsafe { std::alloc::System.dealloc(p, l) } }
     unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, n: usize) -> *mut u8 {
-        let q = std::alloc::System.realloc(p, l, n); if q.is_null() { oom(n) } q }
+        unsafe { let q = std::alloc::System.realloc(p, l, n); if q.is_null() { oom(n) } q } }
 }
 #[global_allocator]
 static FNB_ALLOC: FnbAlloc = FnbAlloc;
 
-#[export_name = "__fnb_init"]
+#[unsafe(export_name = "__fnb_init")]
 pub extern "C" fn __fnb_init() {
     std::panic::set_hook(Box::new(|info| {
         let msg = if let Some(s) = info.payload().downcast_ref::<&str>() { s.to_string() }
@@ -50,19 +51,19 @@ pub extern "C" fn __fnb_init() {
 }
 // Guest memory the host writes arguments into and reads results from: 8-byte aligned, so
 // numeric arrays can be borrowed in place.
-#[export_name = "__fnb_alloc"]
+#[unsafe(export_name = "__fnb_alloc")]
 pub extern "C" fn __fnb_alloc(len: usize) -> *mut u8 {
     if len == 0 { return 8 as *mut u8 }
     unsafe { std::alloc::alloc(std::alloc::Layout::from_size_align_unchecked(len, 8)) } }
-#[export_name = "__fnb_free"]
+#[unsafe(export_name = "__fnb_free")]
 pub extern "C" fn __fnb_free(ptr: *mut u8, len: usize) {
     if len != 0 { unsafe { std::alloc::dealloc(ptr, std::alloc::Layout::from_size_align_unchecked(len, 8)) } } }
 /// An argument buffer, freed when the entry wrapper returns.
 pub struct ArgBuf(pub *mut u8, pub usize);
 impl Drop for ArgBuf { fn drop(&mut self) { __fnb_free(self.0, self.1) } }
 pub unsafe fn arg_slice<T>(ptr: *mut u8, n: usize) -> &'static [T] {
-    if n == 0 { &[] } else { std::slice::from_raw_parts(ptr as *const T, n) } }
-pub unsafe fn arg_str(ptr: *mut u8, len: usize) -> &'static str { std::str::from_utf8_unchecked(arg_slice::<u8>(ptr, len)) }
+    if n == 0 { &[] } else { unsafe { std::slice::from_raw_parts(ptr as *const T, n) } } }
+pub unsafe fn arg_str(ptr: *mut u8, len: usize) -> &'static str { unsafe { std::str::from_utf8_unchecked(arg_slice::<u8>(ptr, len)) } }
 pub fn ret_bytes<B: AsRef<[u8]>>(b: B) -> i64 {
     let b = b.as_ref(); let len = b.len(); let p = __fnb_alloc(len);
     if p.is_null() { return 0 }
