@@ -217,3 +217,20 @@ def test_doctor_lists_zig_016_as_available_on_first_use(tmp_path, monkeypatch):
     assert choice["value"] == "zig-0.16" and not choice["installed"] and choice["path"] == ""
     assert "--toolchain zig-0.16: 0.16.0, available on first use (PyPI ziglang==0.16.0" \
         in format_report([row])
+
+
+
+def test_zig_016_builds_run_in_a_sandbox_that_binds_its_folder(fx):
+    from functions_nb.languages.base import build_layers
+
+    fx.deploy("zig", PANGRAM, "is_pangram", flags={"toolchain": "zig-0.16"})
+    zig = get_language("zig")
+    folder = str(Path(zig.toolchain_for({"toolchain": "zig-0.16"}).path).parent)
+    box = zig.build_sandbox("zig-0.16")
+    assert box.tools == (f"{folder}/zig",) and box.read == (folder,)
+    assert box.write[0].endswith("zig-global-0.16.0")  # its own global cache, not 0.17's
+    default = zig.build_sandbox()
+    assert folder not in default.read and default.tools != box.tools
+    if build_layers()["bwrap"]:  # the deploy above compiled with only that folder visible
+        profile = box.profile("zig", "/nonexistent-cwd")
+        assert any(folder in str(b) for b in profile.binds)
