@@ -56,7 +56,7 @@ class Language(ABC):
     #: Deploy flags this language understands, each with the values it accepts
     #: (``{"toolchain": ("zig-0.17", "zig-0.16")}``); a deploy with any other flag or value
     #: is refused naming them (:meth:`check_flags`). ``None``: the language declares nothing
-    #: and its flags are not checked here.
+    #: and its flags are not checked here, except ``toolchain``, which it refuses.
     accepted_flags: dict[str, tuple[Any, ...]] | None = None
 
     def __init__(self) -> None:
@@ -88,6 +88,9 @@ class Language(ABC):
         :class:`BadArguments` naming what is accepted."""
         accepted = self.accepted_flags
         if accepted is None:
+            if "toolchain" in flags:  # only a language that declares choices has any
+                raise BadArguments(f"{self.name} has one toolchain: it does not accept the deploy "
+                                   f"flag 'toolchain' (got {_shown(flags['toolchain'])})")
             return
         for flag, value in flags.items():
             if flag not in accepted:
