@@ -50,6 +50,13 @@ def test_edition_2024_is_the_default(fx: Functions) -> None:
     with pytest.raises(CompileError) as err:
         fx.deploy("rust", LET_CHAINS, name="first_even_square", flags={"edition": "2021"})
     assert err.value.line == 2 and "let" in str(err.value)
+    assert "built as Rust edition" not in str(err.value)  # the edition was chosen
+    # 2021 code whose unsafe attributes and extern blocks 2024 refuses: the error says why
+    src = '#[no_mangle]\nfn double(n: i32) -> i32 { n * 2 }\nfn twice(n: i32) -> i32 { double(n) }\n'
+    with pytest.raises(CompileError, match=r"(?s)unsafe attribute.*built as Rust edition 2024"):
+        fx.deploy("rust", src, name="twice")
+    fx.deploy("rust", src, name="twice", flags={"edition": "2021"})
+    assert fx.invoke("twice", 21) == 42
 
 
 def test_current_std_methods(fx: Functions) -> None:
@@ -78,6 +85,7 @@ def test_edition_2021_per_function(fx: Functions) -> None:
     with pytest.raises(CompileError) as err:
         fx.deploy("rust", GEN_IDENT, name="next_gen")
     assert err.value.line == 2 and "gen" in str(err.value)
+    assert "built as Rust edition 2024" in str(err.value) and "--edition 2021" in str(err.value)
     info = fx.deploy("rust", GEN_IDENT, name="next_gen", flags={"edition": "2021"})
     assert info.flags == {"edition": "2021"}
     assert fx.invoke("next_gen", 4) == 10

@@ -116,6 +116,10 @@ _SERDE = {name: re.compile(rf"#\s*\[\s*derive\s*\([^)]*\b{name}\b") for name in 
 #: A struct or enum item: (its attributes and visibility, its name).
 _ITEM = re.compile(r"(?m)^[ \t]*(?:pub(?:\s*\([^)]*\))?\s+)?(?:struct|enum)\s+([A-Za-z_]\w*)")
 
+#: rustc errors that edition 2024 brings to code written for 2021 (keywords, unsafe
+#: attributes and extern blocks, references to `static mut`, ...).
+_EDITION_2024 = re.compile(r"reserved keyword|unsafe attribute used without unsafe|extern blocks "
+                           r"must be unsafe|rust-2024|rust_2024|[Ee]dition 2024|2024 edition")
 #: include_str!/include_bytes!/include! of a literal path (others: dep-info and the sandbox).
 _LITERAL_INCLUDE = re.compile(r'\binclude(_str|_bytes)?\s*!\s*[(\[{]\s*"([^"\\]*)"')
 
@@ -384,6 +388,10 @@ class Rust(Language):
         if proc.returncode != 0 or not (workdir / "out.wasm").exists():
             first = errors[0] if errors else None
             text = "\n".join(e[0] for e in errors) or proc.stderr.strip()
+            if "edition" not in flags and _EDITION_2024.search(text):
+                text += (f"\n(the cell is built as Rust edition {EDITIONS[0]}; code written for "
+                         "edition 2021 can keep it: `--edition 2021` in %%function and func "
+                         "deploy, flags={\"edition\": \"2021\"} in fx.deploy)")
             raise self.error(text, signature.name, first[1] if first else None,
                              first[2] if first else None)
         return (workdir / "out.wasm").read_bytes(), "\n".join(w[0] for w in warnings)
