@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import atexit
 import collections
-import datetime as _dt
 import itertools
 import json
 import os
@@ -142,8 +141,6 @@ VIEWS = {
 }
 
 
-_EPOCH = _dt.date(1970, 1, 1)
-_UNIX = _dt.datetime(1970, 1, 1)
 
 
 def _parquet(recs: list[ExecutionRecord]) -> bytes:
@@ -200,7 +197,7 @@ def _jsonl(recs: list[ExecutionRecord]) -> bytes:
          cascade_id) in recs:
         second, micros = divmod(int(started_at * 1e6), 1_000_000)
         if second != last_second:  # the date and time text once per second of records
-            last_second, prefix = second, (_UNIX + _dt.timedelta(seconds=second)).isoformat(" ")
+            last_second, prefix = second, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
         lines.append(encode({
             "id": id_, "function": function, "version": version, "language": language,
             "tier": tier, "attempt": attempt, "status": status, "error_kind": error_kind,
@@ -314,7 +311,7 @@ class History:
                 for rec in items:
                     by_day.setdefault(int(rec.started_at // 86400), []).append(rec)
                 for daynum, recs in by_day.items():
-                    day = (_EPOCH + _dt.timedelta(days=daynum)).isoformat()
+                    day = time.strftime("%Y-%m-%d", time.gmtime(daynum * 86400))
                     self._seq += 1
                     path = f"{self.root}/date={day}/{self._writer}-{self._seq:06d}"
                     if len(recs) >= PARQUET_MIN_ROWS:
@@ -330,6 +327,8 @@ class History:
     def cleanup(self, days: float | None = None) -> list[str]:
         """Delete day folders older than ``days`` (default: the retention setting)."""
         days = self.retention_days if days is None else days
+        import datetime as _dt  # retention only: not on a short process's path
+
         cutoff = (_dt.datetime.now(_dt.UTC) - _dt.timedelta(days=days)).date()
         removed = []
         fs = self.store.fs

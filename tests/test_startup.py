@@ -67,8 +67,10 @@ def test_invoke_and_exit_writes_history_without_pandas(store):
     assert "wasmtime" in mods and not mods & set(HEAVY)
     # a local store's known files are read and the record written with os: no fsspec (its
     # entry-point scan and asyncio are most of a short process's start-up), and retention
-    # waits for a process that lives a flush interval
-    assert not mods & {"fsspec", "asyncio"}
+    # waits for a process that lives a flush interval; the value records are NamedTuples and
+    # slots classes, not dataclasses (importing dataclasses, with inspect, and generating
+    # their methods was about half of this process's own start-up)
+    assert not mods & {"fsspec", "asyncio", "dataclasses", "inspect"}
     # a Rust module imports only the runtime's own functions: no language registry, no
     # compilers' modules, no build sandbox on the invoke path
     assert not {m for m in mods if m.startswith("functions_nb.languages")}
@@ -88,7 +90,8 @@ def test_cli_invoke_loads_no_dataframes_or_duckdb(store):
         "sys.exit(main(['--store', sys.argv[1], 'invoke', 'add', '[2, 3]']))\n")
     proc = run_python(code, store)
     assert proc.stdout.splitlines()[0] == "5"
-    assert not loaded(proc) & {"pandas", "pyarrow", "duckdb", "fsspec", "asyncio", "aiohttp"}
+    assert not loaded(proc) & {"pandas", "pyarrow", "duckdb", "fsspec", "asyncio", "aiohttp",
+                               "dataclasses"}
 
 
 def test_sql_sees_this_process_records_at_once(store):

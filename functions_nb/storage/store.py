@@ -24,7 +24,6 @@ rollback's later versions) already holds it. Listing is left to listings: ``vers
 
 from __future__ import annotations
 
-import datetime as _dt
 import functools
 import hashlib
 import json
@@ -149,7 +148,7 @@ class FunctionStore:
                 name=name, version=version, language=artifact.language,
                 runtime=artifact.runtime, signature=artifact.signature,
                 content_hash=content_hash, code_sha256=digest, code_size=len(artifact.code),
-                created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
+                created_at=_now_iso(),
                 timeout=float(timeout), memory_mb=int(memory_mb), toolchain=artifact.toolchain,
                 flags=artifact.flags, compile_ms=round(artifact.compile_ms, 3),
                 source=artifact.source, warnings=artifact.warnings, line_map=artifact.line_map,
@@ -314,3 +313,10 @@ class FunctionStore:
 
     def describe(self) -> dict[str, Any]:
         return {"url": self.url, "protocol": self.fs.protocol, "root": self.root}
+
+
+def _now_iso() -> str:
+    """The current UTC time in ISO 8601 with milliseconds (a version's ``created_at``)."""
+    import datetime as _dt  # deploys only: not on the invoke path
+
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
