@@ -88,6 +88,7 @@ def _sandbox(folder: Path | None, cache: Path | None) -> BuildSandbox:
     return BuildSandbox(tools=(zig,), read=(str(folder),) if folder else (),
                         write=(str(cache),) if cache else (), proc=zig)
 
+
 _INT = re.compile(r"([iu])(\d+)")
 
 
@@ -126,10 +127,15 @@ class Zig(Language):
     def build_sandbox(self, choice: str = DEFAULT_TOOLCHAIN) -> BuildSandbox:
         """The chosen zig binary and its ``lib`` (read-only), that version's global cache
         (writable)."""
+        return _sandbox(*self._folders(choice))
+
+    @staticmethod
+    def _folders(choice: str) -> tuple[Path | None, Path]:
+        """(the folder of the zig that ``choice`` means, its own global cache)."""
         if choice == DEFAULT_TOOLCHAIN:
-            return _sandbox(zig_dir(), cache_dir() / "zig-global")
+            return zig_dir(), cache_dir() / "zig-global"
         version = FETCHED[choice]
-        return _sandbox(fetched_folder(version), cache_dir() / f"zig-global-{version}")
+        return fetched_folder(version), cache_dir() / f"zig-global-{version}"
 
     def toolchain_for(self, flags: Mapping[str, Any]) -> Toolchain:
         """The environment's Zig, or for ``toolchain: "zig-0.16"`` the pinned 0.16.0 (its
@@ -218,16 +224,13 @@ class Zig(Language):
             f"{source}\n\n{GLUE}\ncomptime {{\n    __fnb_export({name}, \"{name}\");\n}}\n")
         opt = flags.get("optimize", "ReleaseSafe")
         choice = flags.get("toolchain", DEFAULT_TOOLCHAIN)
-        if choice == DEFAULT_TOOLCHAIN:
-            zig, cache = self.require_toolchain().path, cache_dir() / "zig-global"
-        else:
-            version = FETCHED[choice]
-            zig, cache = str(fetch_zig(version) / "zig"), cache_dir() / f"zig-global-{version}"
+        zig = (self.require_toolchain().path if choice == DEFAULT_TOOLCHAIN
+               else str(fetch_zig(FETCHED[choice]) / "zig"))
         cmd = [zig, "build-exe", "-target", "wasm32-freestanding",
                "-fno-entry", "-rdynamic",
                "-O", opt, "-fstrip", "--color", "off", "cell.zig", "-femit-bin=out.wasm",
                "--cache-dir", str(workdir / "zig-cache"),
-               "--global-cache-dir", str(cache)]
+               "--global-cache-dir", str(self._folders(choice)[1])]
         proc = run_tool(cmd, cwd=workdir, sandbox_=self.build_sandbox(choice), name=self.name)
         out = proc.stderr
         if proc.returncode != 0 or not (workdir / "out.wasm").exists():
