@@ -206,6 +206,9 @@ def main() -> int:
         from benchmarks.s3 import run_all as s3_rows
 
         results += s3_rows()
+        from benchmarks.onnx import run_all as onnx_rows
+
+        results += onnx_rows()
     out = ROOT / "bench-results.json"
     out.write_text(json.dumps(results, indent=1) + "\n")
     for r in results:

@@ -25,8 +25,8 @@ Runtime's parser, at a round trip (tens of µs) longer than a small model's whol
 from __future__ import annotations
 
 import hashlib
-import heapq
 import itertools
+import json
 import math
 import os
 import threading
@@ -219,53 +219,53 @@ def _shape_text(shape: tuple[int | None, ...]) -> str:
 class Watchdog:
     """Terminates ONNX Runtime runs at their deadline, or when their call is aborted.
 
-    :meth:`watch` costs a lock and a heap push; the thread wakes at the earliest deadline
-    (and every :data:`ABORT_POLL` seconds while calls run, to see aborts)."""
+    :meth:`watch` and :meth:`done` are a dict insert and pop (no lock: the calls stay cheap);
+    while any call runs, the thread looks every :data:`ABORT_POLL` seconds or at the earliest
+    deadline it has seen, whichever comes first, so a run stops within ``ABORT_POLL`` of its
+    limit; with nothing running it sleeps until the next :meth:`watch`."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, CallContext, Any]] = []
         self._active: dict[int, tuple[CallContext, Any]] = {}
         self._ids = itertools.count()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
 
     def watch(self, ctx: CallContext, run_options: Any) -> int:
         key = next(self._ids)
-        with self._cond:
-            self._active[key] = (ctx, run_options)
-            heapq.heappush(self._heap, (ctx.deadline, key, ctx, run_options))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="onnx-watchdog",
-                                                daemon=True)
-                self._thread.start()
-            elif self._heap[0][1] == key:
-                self._cond.notify()
+        self._active[key] = (ctx, run_options)
+        if not self._wake.is_set():
+            self._wake.set()
+            if self._thread is None:
+                with self._start:
+                    if self._thread is None:
+                        self._thread = threading.Thread(target=self._loop, daemon=True,
+                                                        name="onnx-watchdog")
+                        self._thread.start()
         return key
 
     def done(self, key: int) -> None:
-        with self._cond:
-            self._active.pop(key, None)
-            if len(self._heap) > 2 * len(self._active) + 64:  # drop finished calls' entries
-                self._heap = [e for e in self._heap if e[1] in self._active]
-                heapq.heapify(self._heap)
+        self._active.pop(key, None)
 
     def _loop(self) -> None:
-        with self._cond:
-            while True:
-                now = time.monotonic()
-                while self._heap and (self._heap[0][1] not in self._active
-                                      or self._heap[0][0] <= now):
-                    _, key, ctx, options = heapq.heappop(self._heap)
-                    if key in self._active:
-                        ctx.timed_out = True
-                        options.terminate = True
-                for ctx, options in self._active.values():
-                    if ctx.aborted:
-                        options.terminate = True
-                if not self._heap:
-                    self._cond.wait(30.0)
+        while True:
+            self._wake.wait()
+            if not self._active:
+                self._wake.clear()
+                if not self._active:  # nothing came in between: sleep until watch()
+                    continue
+                self._wake.set()
+            now = time.monotonic()
+            nearest = now + ABORT_POLL
+            for ctx, options in list(self._active.values()):
+                if ctx.deadline <= now:
+                    ctx.timed_out = True
+                    options.terminate = True
+                elif ctx.aborted:
+                    options.terminate = True
                 else:
-                    self._cond.wait(min(self._heap[0][0] - now, ABORT_POLL))
+                    nearest = min(nearest, ctx.deadline)
+            time.sleep(max(nearest - now, 0.001))
 
 
 # -- the loaded model -----------------------------------------------------------------------
@@ -279,7 +279,14 @@ class OnnxModel:
         self.session = session
         self.signature = signature
         self.inputs = [TensorSpec.parse(p.name, p.type) for p in signature.params]
+        import numpy as np
+
+        self._ndarray = np.ndarray
+        self._one = self.inputs[0] if len(self.inputs) == 1 and self.inputs[0].dtype != "str" \
+            else None
         self.output_names = [o.name for o in session.get_outputs()]
+        self._run = getattr(session, "_sess", session).run  # past the wrapper's re-checks
+        self._options: list[Any] = []  # RunOptions free to reuse (never a terminated one)
         self.memory_mb = memory_mb
         self.model_bytes = model_bytes
         self.static_bytes = static_bytes
@@ -292,6 +299,13 @@ class OnnxModel:
         """The session's inputs for ``args`` (checked), and whether they were single rows."""
         if len(args) != len(self.inputs):
             self.signature.check_arity(args)
+        if self._one is not None:  # one input, given as an array of its dtype and rank
+            value = args[0]
+            spec = self._one
+            if type(value) is self._ndarray and value.dtype == spec.dtype and \
+                    value.ndim == len(spec.shape) and all(
+                    w is None or w == g for w, g in zip(spec.shape, value.shape, strict=True)):
+                return {spec.name: value}, False
         feeds = {}
         rows = set()
         sig = self.signature
@@ -335,18 +349,23 @@ class OnnxModel:
     def run(self, feeds: dict[str, Any], ctx: CallContext) -> list[Any]:
         """One session run over checked ``feeds``, stopped at ``ctx.deadline``."""
         self.check_memory(self.batch_size(feeds))
-        ort = self.runtime.ort
-        options = ort.RunOptions()
-        options.log_severity_level = 4
+        try:
+            options = self._options.pop()
+        except IndexError:
+            options = self.runtime.ort.RunOptions()
+            options.log_severity_level = 4
         watchdog = self.runtime.watchdog
         key = watchdog.watch(ctx, options)
         ctx.cold, self._first = self._first, False
         try:
-            return self.session.run(self.output_names, feeds, options)
+            outs = self._run(self.output_names, feeds, options)
         except Exception as exc:  # noqa: BLE001 - ONNX Runtime's errors, translated once
             raise self._error(exc, ctx) from None
         finally:
             watchdog.done(key)
+        if not options.terminate:  # stopped just after it finished: not reusable
+            self._options.append(options)
+        return outs
 
     def _error(self, exc: Exception, ctx: CallContext) -> Exception:
         """ONNX Runtime's exception as ours (the one place it is translated)."""
@@ -444,6 +463,23 @@ def _activation_bytes(model: Any) -> tuple[int, int]:
     return static, per_row
 
 
+def _facts_key(digest: str) -> str:
+    return f"onnx-facts-1-{digest}"
+
+
+def _cached_facts(cache: ModuleCache | None, digest: str) -> ModelFacts | None:
+    """Facts of the model ``digest`` that a process wrote after checking it (no external
+    data; the memory estimate), or None."""
+    if cache is None:
+        return None
+    try:
+        raw = cache.get(_facts_key(digest))
+        data = json.loads(raw) if raw else None
+        return ModelFacts(int(data["static_bytes"]), int(data["row_bytes"])) if data else None
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
 def default_providers(ort: Any) -> list[str]:
     """``$FUNCTIONS_NB_ONNX_PROVIDERS`` if set, else CUDA first where it can run, then CPU."""
     named = [p.strip() for p in os.environ.get(PROVIDERS_ENV, "").split(",") if p.strip()]
@@ -505,15 +541,23 @@ class OnnxRuntime:
                                    f"has {', '.join(known)}")
         self._providers = list(providers) if providers is not None else None
 
-    def session(self, code: bytes) -> tuple[Any, ModelFacts]:
-        """The session of ``code`` (created on a miss), with the model's facts."""
-        key = (hashlib.sha256(code).hexdigest(), tuple(self.providers))
+    def session(self, code: bytes, cache: ModuleCache | None = None) -> tuple[Any, ModelFacts]:
+        """The session of ``code`` (created on a miss), with the model's facts (read from
+        ``cache`` when a process checked these bytes before: parsing a model imports the
+        ``onnx`` package, about a second)."""
+        digest = hashlib.sha256(code).hexdigest()
+        key = (digest, tuple(self.providers))
         with self._lock:
             hit = self._sessions.get(key)
             if hit is not None:
                 self._sessions.move_to_end(key)
                 return hit
-        _, facts = inspect_model(code)
+        facts = _cached_facts(cache, digest)
+        if facts is None:
+            _, facts = inspect_model(code)
+            if cache is not None:
+                cache.put(_facts_key(digest), json.dumps(
+                    {"static_bytes": facts.static_bytes, "row_bytes": facts.row_bytes}).encode())
         ort = self.ort
         options = ort.SessionOptions()
         options.log_severity_level = 3
@@ -531,7 +575,7 @@ class OnnxRuntime:
             raise LimitExceeded(f"{name}: the model is {math.ceil(len(code) / _MIB)} MB, above "
                                 f"its memory limit of {memory_mb} MB")
         try:
-            session, facts = self.session(code)
+            session, facts = self.session(code, cache)
         except ValueError as exc:
             raise InvocationError(f"{name}: the stored model is refused: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - ONNX Runtime refused the bytes

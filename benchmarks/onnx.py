@@ -1,0 +1,157 @@
+"""Models as functions for ``make bench``: a small scikit-learn classifier (iris, logistic
+regression, float64 input) deployed as an ONNX model, against ONNX Runtime and scikit-learn
+used directly in the same process.
+
+* ``onnx_warm_vs_raw_session``: warm ``fx.invoke`` on one row (checks, breaker, time-limit
+  watchdog and history record included) vs ``session.run`` on a kept session. Goal <= 1.3.
+* ``onnx_map_vs_sklearn_predict``: ``fx.map`` over 10k rows (batched runs, one result and
+  one history record per row) vs ``predict`` on the same 10k rows in one call. Goal <= 2.
+* ``onnx_cold_ms``: a fresh process's first call (import, open the store, load the model,
+  create the session, run) vs a fresh process that imports onnxruntime, creates the session
+  from the same bytes and runs it; the note gives the session creation alone.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _median_pair(ours, raw, rounds: int, n: int) -> tuple[float, float]:
+    """Median per-call µs of ``ours`` and ``raw`` over interleaved rounds of ``n`` calls."""
+    mine, base = [], []
+    for _ in range(rounds):
+        for fn, out in ((ours, mine), (raw, base)):
+            start = time.perf_counter()
+            for _ in range(n):
+                fn()
+            out.append((time.perf_counter() - start) / n * 1e6)
+    return statistics.median(mine), statistics.median(base)
+
+
+def _setup(store: str):
+    import numpy as np
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from functions_nb import Functions
+
+    X, y = load_iris(return_X_y=True)
+    clf = LogisticRegression(max_iter=500).fit(X, y)
+    fx = Functions(store=store)
+    info = fx.deploy("onnx", clf, name="iris", example=X[:1])
+    rows = np.tile(X, (67, 1))[:10_000].copy()
+    return fx, info, clf, X, rows
+
+
+def bench_warm(fx, info, X) -> dict:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(fx.store.get_code(info), providers=["CPUExecutionProvider"])
+    row = X[:1].copy()
+    invoke = fx.invoke
+    run = session.run
+
+    def ours():
+        invoke("iris", row)
+
+    def raw():
+        run(None, {"X": row})
+
+    for _ in range(2000):
+        ours()
+        raw()
+    value, baseline = _median_pair(ours, raw, rounds=15, n=2000)
+    ratio = value / baseline
+    return {"name": "onnx_warm_vs_raw_session", "value": round(value, 2), "unit": "us/call",
+            "baseline": round(baseline, 2), "ratio": round(ratio, 3), "goal": "ratio <= 1.3",
+            "met": ratio <= 1.3,
+            "note": "warm fx.invoke('iris', X[:1]) with history on vs session.run on a kept "
+                    "onnxruntime session (same model bytes, default session options)"}
+
+
+def bench_map(fx, clf, rows) -> dict:
+    fx.map("iris", rows[:1000], progress=False)
+    clf.predict(rows)
+    mine, base = [], []
+    for _ in range(7):
+        start = time.perf_counter()
+        fx.map("iris", rows, progress=False)
+        mine.append((time.perf_counter() - start) * 1000)
+        fx.flush()  # the records of one round are not the next round's work
+        start = time.perf_counter()
+        clf.predict(rows)
+        base.append((time.perf_counter() - start) * 1000)
+    value, baseline = statistics.median(mine), statistics.median(base)
+    ratio = value / baseline
+    return {"name": "onnx_map_vs_sklearn_predict", "value": round(value, 2), "unit": "ms",
+            "baseline": round(baseline, 3), "ratio": round(ratio, 3), "goal": "ratio <= 2",
+            "met": ratio <= 2,
+            "note": "fx.map over 10k rows (batched session runs; a result and a history record "
+                    "per row) vs LogisticRegression.predict on the 10k rows in one call"}
+
+
+COLD = """
+import sys, time
+t = time.perf_counter()
+import numpy as np
+from functions_nb import Functions
+fx = Functions(store=sys.argv[1])
+fx.invoke("iris", np.array([[5.1, 3.5, 1.4, 0.2]]))
+print((time.perf_counter() - t) * 1000)
+"""
+COLD_RAW = """
+import sys, time
+t = time.perf_counter()
+import numpy as np
+import onnxruntime as ort
+data = open(sys.argv[1], "rb").read()
+s = time.perf_counter()
+session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+created = (time.perf_counter() - s) * 1000
+session.run(None, {"X": np.array([[5.1, 3.5, 1.4, 0.2]])})
+print((time.perf_counter() - t) * 1000, created)
+"""
+
+
+def bench_cold(fx, info, tmp: str) -> dict:
+    model = Path(tmp) / "iris.onnx"
+    model.write_bytes(fx.store.get_code(info))
+
+    def run(code: str, arg: str) -> list[float]:
+        out = subprocess.run([sys.executable, "-c", code, arg], capture_output=True, text=True,
+                             check=True, cwd=ROOT)
+        return [float(v) for v in out.stdout.split()]
+
+    mine, base, created = [], [], []
+    for _ in range(5):
+        mine.append(run(COLD, fx.store.url)[0])
+        total, session = run(COLD_RAW, str(model))
+        base.append(total)
+        created.append(session)
+    value, baseline = statistics.median(mine), statistics.median(base)
+    return {"name": "onnx_cold_ms", "value": round(value, 1), "unit": "ms",
+            "baseline": round(baseline, 1), "ratio": round(value / baseline, 3),
+            "note": "fresh process: import + open store + load + first invoke, vs import "
+                    "onnxruntime + create the session + run; raw session creation alone "
+                    f"{statistics.median(created):.1f} ms"}
+
+
+def run_all() -> list[dict]:
+    with tempfile.TemporaryDirectory(prefix="fnb-bench-onnx-") as tmp:
+        fx, info, clf, X, rows = _setup(str(Path(tmp) / "store"))
+        try:
+            return [bench_warm(fx, info, X), bench_map(fx, clf, rows), bench_cold(fx, info, tmp)]
+        finally:
+            fx.close()
+
+
+if __name__ == "__main__":
+    for r in run_all():
+        print(r)
