@@ -131,15 +131,17 @@ def row(name: str, mine: list[float], base: list[float], goal: float | None, not
 
 def build_extism_plugin(tmp: Path) -> Path:
     """The Extism ``add`` plugin, built by the rustc functions-nb's Rust uses."""
-    from functions_nb.languages.rust import RUSTC, TARGET
+    from functions_nb.languages.rust import LINKER, RUSTC, TARGET, compiler_env, sysroot
 
     src = tmp / "extism_add.rs"
-    src.write_text(EXTISM_ADD)
+    src.write_text(EXTISM_ADD.replace('extern "C" {', 'unsafe extern "C" {')
+                   .replace("#[no_mangle]", "#[unsafe(no_mangle)]"))
     out = tmp / "extism_add.wasm"
-    proc = subprocess.run([RUSTC, "--edition", "2021", "--crate-type", "cdylib", "--target",
-                           TARGET, "-C", "opt-level=2", "-C", "panic=abort", "-C",
-                           "strip=symbols", "-o", str(out), str(src)],
-                          capture_output=True, text=True)
+    proc = subprocess.run([RUSTC, "--edition", "2024", "--crate-type", "cdylib", "--target",
+                           TARGET, "--sysroot", str(sysroot()), "-C", f"linker={LINKER}",
+                           "-C", "opt-level=2", "-C", "panic=abort", "-C", "strip=symbols",
+                           "-o", str(out), str(src)],
+                          capture_output=True, text=True, env={**os.environ, **compiler_env()})
     if proc.returncode != 0:
         raise RuntimeError(f"rustc failed building the Extism plugin: {proc.stderr[-800:]}")
     return out
