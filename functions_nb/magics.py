@@ -398,10 +398,11 @@ class FunctionsMagics(Magics):
     @argument("--input-type", default=None, help="float32, float64 or int64 (scikit-learn)")
     @argument("--quiet", action="store_true", help="print nothing on success")
     @line_magic
-    def fn_model(self, line: str) -> FunctionInfo:
+    def fn_model(self, line: str) -> None:
         """Deploy a model as a new version of NAME: ``%fn_model iris clf X[:1]``. The model
         is converted to ONNX (scikit-learn with skl2onnx, PyTorch with torch.onnx.export)
-        and runs in ONNX Runtime; re-deploying an unchanged model makes no new version."""
+        and runs in ONNX Runtime; re-deploying an unchanged model makes no new version
+        (the deployed version's info is then ``fx.info(NAME)``)."""
         opts = parse_argstring(self.fn_model, line)
         model = self.shell.ev(opts.model)
         example = self.shell.ev(opts.example) if opts.example is not None else None
@@ -412,7 +413,6 @@ class FunctionsMagics(Magics):
         if not opts.quiet:
             how = "unchanged" if info.cached else f"converted in {format_seconds(info.compile_ms / 1000)}"
             print(f"deployed model {info.target} ({how}) · {info.signature}")
-        return info
 
     @line_cell_magic
     def fn_sql(self, line: str, cell: str | None = None) -> Any:
