@@ -228,10 +228,39 @@ def to_json_text(value: Any, allow_nan: bool = False) -> str:
     if len(text) > MAX_JSON_CHARS:
         raise Refused(KINDS["json"].expected,
                       f"{len(text)} characters of JSON, at most {MAX_JSON_CHARS} are accepted")
+    if "{" in text:  # only then can a dict key have been turned into text
+        bad = _key_not_text(value)
+        if bad:
+            key = bad[0]
+            raise Refused(KINDS["json"].expected,
+                          f"the dict key {key!r} is {type(key).__name__}, not str: JSON object "
+                          f"keys are text, so it would arrive as {json.dumps({key: 0})[1:-4]}; "
+                          "convert the keys with str() first")
     if (text.count("[") + text.count("{") > MAX_JSON_DEPTH  # only then can it be too deep
             and json_depth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH):
         raise Refused(KINDS["json"].expected, _TOO_DEEP)
     return text
+
+
+def _key_not_text(value: Any, depth: int = 0) -> tuple[Any, ...]:
+    """``(key,)``: the first dict key in ``value`` that is not a str (json.dumps would
+    silently make it one); ``()`` when there is none."""
+    if depth <= MAX_JSON_DEPTH:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if type(k) is not str:
+                    return (k,)
+                if isinstance(v, (dict, list, tuple)):
+                    found = _key_not_text(v, depth + 1)
+                    if found:
+                        return found
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                if isinstance(v, (dict, list, tuple)):
+                    found = _key_not_text(v, depth + 1)
+                    if found:
+                        return found
+    return ()
 
 
 _TOO_DEEP = f"nested more than {MAX_JSON_DEPTH} levels deep"

@@ -46,6 +46,7 @@ from .. import values
 from ..config import CONSOLE_MAX_BYTES, CONSOLE_MAX_LINES
 from ..errors import (
     Aborted,
+    BadArguments,
     FunctionTimeout,
     InvocationError,
     LimitExceeded,
@@ -88,6 +89,24 @@ class ValueType(IntEnum):
 _LETTERS = {"f64": "n", "f32": "n", "i32": "n", "u32": "n", "bool": "z", "str": "s",
             "bytes": "b", "f64[]": "F", "json": "j", "i64": "i", "u64": "i", "bigint": "i",
             "unit": "u"}
+#: JSON parameters typed as a Map or a Set get one (from a JSON object / array).
+_COLLECTION = re.compile(r"\s*(?:readonly\s+)?(?:Readonly)?(Map|Set)\s*<")
+_BIGINT = re.compile(r"\bbigint\b")
+
+
+def _param_letter(param: Any) -> str:
+    letter = _LETTERS.get(param.kind, "j")
+    if letter == "j":
+        m = _COLLECTION.match(param.type or "")
+        if m:
+            return m.group(1)[0]
+    return letter
+
+
+def _takes_bigint(param: Any) -> bool:
+    """A JSON parameter whose type mentions bigint (``number | bigint``, ``bigint[]``): an
+    integer beyond 2**53 in it crosses as a BigInt."""
+    return param.kind == "json" and bool(_BIGINT.search(param.type or ""))
 
 
 # -- the runtime: one shared host ---------------------------------------------------------------
@@ -248,25 +267,77 @@ def _inexact_int(value: Any) -> int | None:
     return None
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: JSON text (ASCII, as json.dumps writes it) that may hold a surrogate code point.
+_ESCAPED_SURROGATE = re.compile(r"\\ud[89a-f]", re.I)
+
+
+def _surrogate_in(value: Any) -> str | None:
+    """The first str in a JSON value holding a surrogate code point (lone, or a pair written
+    as two code points): JavaScript strings are UTF-16, so a pair would arrive as one
+    character and a lone one could not be told from half of one."""
+    if isinstance(value, str):
+        return value if _SURROGATE.search(value) else None
+    items = [*value.keys(), *value.values()] if isinstance(value, dict) else \
+        value if isinstance(value, (list, tuple)) else ()
+    for item in items:
+        found = _surrogate_in(item)
+        if found is not None:
+            return found
+    return None
+
+
+def _surrogate_refused(sig: Signature, param: Any, value: Any, text: str) -> BadArguments:
+    i = _SURROGATE.search(text)
+    where = f" at index {i.start()}" if i else ""
+    return values.bad_argument(sig, param.name, param.type, value,
+                               f"text holding a surrogate code point{where} (not Unicode text): "
+                               "JavaScript's UTF-16 strings cannot keep it apart from a pair")
+
+
 def _encoder(sig: Signature, param: Any) -> Callable[[Any], str]:
     check = values.argument(sig, param)
     literal = _LITERALS.get(param.kind, json.dumps)  # JSON kinds: the JSON text as a string
+    if param.kind == "str":
+        def encode_str(value: Any) -> str:
+            text = check(value)
+            if not text.isascii() and _SURROGATE.search(text):
+                raise _surrogate_refused(sig, param, value, text)
+            return json.dumps(text)
+        return encode_str
     if literal is not json.dumps:
         def encode(value: Any) -> str:
             return literal(check(value))
         return encode
+    bigint = _takes_bigint(param)
 
     def encode_json(value: Any) -> str:
         text = check(value)
-        if _LONG_NUMBER.search(text):  # only then can an int be beyond 2**53
+        if _ESCAPED_SURROGATE.search(text):  # only then can a str hold a surrogate
+            bad = _surrogate_in(value)
+            if bad is not None:
+                raise _surrogate_refused(sig, param, value, bad)
+        if not bigint and _LONG_NUMBER.search(text):  # only then can an int be beyond 2**53
             big = _inexact_int(value if not hasattr(value, "tolist") else value.tolist())
             if big is not None:
                 raise values.bad_argument(
                     sig, param.name, param.type, value,
                     f"the int {big} is beyond 2**53: a JavaScript number cannot hold it exactly "
-                    "(declare the parameter `bigint` to pass it as a BigInt)")
+                    "(declare the parameter `bigint` or `number | bigint` to pass it as a BigInt)")
         return json.dumps(text)
     return encode_json
+
+
+def _json_int(text: str) -> int | float:
+    """An integer literal in a JSON result: JavaScript wrote a number, and beyond 2**53 that
+    number is a float (its shortest form may end in made-up zeros: 2**60 prints as
+    1152921504606847000); BigInts come tagged, never as literals."""
+    value = int(text)
+    return value if -_JS_SAFE <= value <= _JS_SAFE else float(text)
+
+
+def _loads(text: str | bytes) -> Any:
+    return json.loads(text, parse_int=_json_int)
 
 
 # -- source maps -------------------------------------------------------------------------
@@ -336,7 +407,8 @@ class V8Function:
         self._rk = _LETTERS.get(signature.result, "j")
         self._nparams = len(signature.params)
         self._encoders = [_encoder(signature, p) for p in signature.params]
-        config = {"name": name, "kinds": "".join(_LETTERS.get(p.kind, "j") for p in signature.params),
+        config = {"name": name, "kinds": "".join(_param_letter(p) for p in signature.params),
+                  "bigs": "".join("1" if _takes_bigint(p) else "0" for p in signature.params),
                   "result": self._rk, "limit": self.memory_mb << 20, "limitMb": self.memory_mb,
                   "maxLines": CONSOLE_MAX_LINES, "maxBytes": CONSOLE_MAX_BYTES}
         prelude = rt.prelude.replace("/*FNB_CONFIG*/", json.dumps(config))
@@ -419,7 +491,7 @@ class V8Function:
         return None
 
     def _envelope(self, payload: bytes, ctx: CallContext) -> Any:
-        env = json.loads(payload)
+        env = _loads(payload)
         lines = env.get("c")
         if lines:
             log = ctx.log
@@ -458,6 +530,8 @@ class V8Function:
         (tag, inner), = value.items()
         if tag == "i":
             return int(inner)
+        if tag == "f":  # NaN, Infinity, -Infinity
+            return float(inner)
         if tag == "a":
             return [self._untag(x) for x in inner]
         if tag == "o":

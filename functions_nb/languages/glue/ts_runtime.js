@@ -2,7 +2,10 @@
 // runtimes/v8.py replaces the FNB_CONFIG placeholder at the end with a JSON object:
 //   name      the function name
 //   kinds     one letter per parameter: n number, z boolean, s string, b Uint8Array (base64),
-//             F Float64Array (base64 of little-endian float64), j JSON text, i bigint (literal)
+//             F Float64Array (base64 of little-endian float64), j JSON text, i bigint (literal),
+//             M JSON object made a Map, S JSON array made a Set (parameters typed Map / Set)
+//   bigs      one 0/1 per parameter: 1 when its type mentions bigint: an integer literal in its
+//             JSON beyond Number.MAX_SAFE_INTEGER becomes a BigInt, exactly
 //   result    the same letters for the result, or u (void)
 //   limit     the memory limit in bytes; limitMb the same in MB
 //   maxLines, maxBytes   console capture caps per call
@@ -248,11 +251,38 @@
   const rk = cfg.result;
   const done = [];
 
+  const bigs = cfg.bigs || "";
+  const isSafeInteger = Number.isSafeInteger;
+  const BigIntCtor = BigInt;
+  const entriesOfObject = Object.entries;
+  const digits = /^-?[0-9]+$/;
+  const test = RegExp.prototype.test;
+  // JSON.parse source text access: an integer written beyond 2**53 becomes a BigInt (exactly)
+  function reviveBig(k, v, context) {
+    if (typeof v === "number" && !isSafeInteger(v) && context && apply(test, digits, [context.source])) {
+      return BigIntCtor(context.source);
+    }
+    return v;
+  }
+  function parseArg(i, text) {
+    return bigs[i] === "1" ? parse(text, reviveBig) : parse(text);
+  }
+
   function decode(args) {
     const n = args.length < nparams ? args.length : nparams;  // omitted ones take their defaults
     for (let i = 0; i < n; i++) {
       switch (kinds[i]) {
-        case "j": args[i] = parse(args[i]); break;
+        case "j": args[i] = parseArg(i, args[i]); break;
+        case "M": {
+          const o = parseArg(i, args[i]);
+          args[i] = o !== null && typeof o === "object" && !isArray(o) ? new MapCtor(entriesOfObject(o)) : o;
+          break;
+        }
+        case "S": {
+          const a = parseArg(i, args[i]);
+          args[i] = isArray(a) ? new SetCtor(a) : a;
+          break;
+        }
         case "b": args[i] = fromB64(args[i]); break;
         case "F": {
           const u = fromB64(args[i]);
@@ -272,11 +302,13 @@
     return env;
   }
 
-  // -- exact JSON results: Map, Set and BigInt ------------------------------------------------
-  // JSON.stringify turns a Map or Set into {} and throws on a BigInt. The prelude gives Map and
-  // Set a non-enumerable toJSON (same {} as before) that notes it was used; a result that used
-  // one, or held a BigInt, is sent instead in the tagged form below (envelope field "t"):
-  //   {"i": "123"} BigInt, {"a": [...]} array, {"o": {...}} object, {"m": [[k, v], ...]} Map,
+  // -- exact JSON results: Map, Set, BigInt, NaN and the infinities ------------------------------
+  // JSON.stringify turns a Map or Set into {}, NaN and the infinities into null and throws on a
+  // BigInt. The prelude gives Map and Set a non-enumerable toJSON (same {} as before) that notes
+  // it was used; a text holding null is checked once more for non-finite numbers. A result that
+  // used one, or held a BigInt, is sent instead in the tagged form below (envelope field "t"):
+  //   {"i": "123"} BigInt, {"f": "NaN"|"Infinity"|"-Infinity"} non-finite number,
+  //   {"a": [...]} array, {"o": {...}} object, {"m": [[k, v], ...]} Map,
   //   {"s": [...]} Set; strings, finite numbers, booleans and null as themselves.
   let special = false;
   const MapCtor = Map;
@@ -284,6 +316,13 @@
   const entriesOf = Map.prototype.entries;
   const valuesOf = Set.prototype.values;
   const keysOf = Object.keys;
+  const isFinite = Number.isFinite;
+  const objectIs = Object.is;
+  const includes = String.prototype.includes;
+  function noteNonFinite(k, x) {
+    if (typeof x === "number" && !isFinite(x)) special = true;
+    return x;
+  }
   for (const C of [MapCtor, SetCtor]) {
     defineProperty(C.prototype, "toJSON", {
       value: function toJSON() { special = true; return {}; },
@@ -296,7 +335,7 @@
     switch (typeof v) {
       case "bigint": return { i: StringCtor(v) };
       case "string": case "boolean": return v;
-      case "number": return Number.isFinite(v) ? v : null;
+      case "number": return isFinite(v) ? v : { f: StringCtor(v) };
       case "undefined": case "function": case "symbol": return null;
     }
     if (v === null) return null;
@@ -337,6 +376,8 @@
     let failure = null;
     try {
       const text = stringify(env);
+      // null in the text: was it a NaN or an infinity? (same traversal, noting them)
+      if (!special && "v" in env && apply(includes, text, ["null"])) stringify(env.v, noteNonFinite);
       if (!special) return text;
     } catch (e) {
       failure = e;
@@ -360,7 +401,9 @@
         if (isView(v)) return { b: apply(toB64, new U8(v.buffer, v.byteOffset, v.byteLength), []) };
         if (v instanceof AB) return { b: apply(toB64, new U8(v), []) };
         return { v: v };
-      case "n": return typeof v === "number" && !Number.isFinite(v) ? { x: StringCtor(v) } : { v: v };
+      case "n":  // NaN, the infinities and -0 do not survive JSON
+        if (typeof v === "number" && (!isFinite(v) || objectIs(v, -0))) return { x: objectIs(v, -0) ? "-0" : StringCtor(v) };
+        return { v: v };
       case "i": return typeof v === "bigint" ? { x: StringCtor(v) } : { v: v };
       default: return { v: v };
     }

@@ -1,0 +1,93 @@
+"""Round-trip matrix: TypeScript (V8)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from functions_nb.errors import InvocationError
+
+from .matrix import (
+    array_row,
+    bool_row,
+    bytes_row,
+    enum_row,
+    float_row,
+    int_row,
+    js_numbers,
+    json_row,
+    make_fixture,
+    make_tests,
+    map_row,
+    set_row,
+    str_row,
+)
+
+LANGUAGE = "typescript"
+SAFE = 2**53
+
+
+def _id(ty: str) -> str:
+    return "export function {name}(x: TYPE): TYPE {{\n  return x;\n}}\n".replace("TYPE", ty)
+
+
+ROWS = [
+    float_row("number", _id("number"), "number", 64),
+    int_row("bigint", _id("bigint"), "bigint", None, None),
+    bool_row("boolean", _id("boolean"), "boolean"),
+    str_row("string", _id("string"), "string", surrogates="either"),
+    bytes_row("Uint8Array", _id("Uint8Array"), "Uint8Array"),
+    array_row("Float64Array", _id("Float64Array"), "Float64Array", "<f8"),
+    json_row("json", _id("unknown"), "unknown", ints=(-SAFE, SAFE), numbers=js_numbers,
+             surrogates="either"),
+    # number | bigint: an int beyond 2**53 arrives as a BigInt, exactly
+    json_row("number_or_bigint", _id("number | bigint"), "number | bigint", numbers=js_numbers,
+             surrogates="either"),
+    map_row("Map", "export function {name}(x: Map<string, number>): Map<string, number> {{\n"
+                   "  if (!(x instanceof Map)) throw new TypeError('expected Map<string, number>');\n"
+                   "  return x;\n}}\n", "Map<string, number>", -SAFE, SAFE, checked=False),
+    set_row("Set", "export function {name}(x: Set<number>): Set<number> {{\n"
+                   "  if (!(x instanceof Set)) throw new TypeError('expected Set<number>');\n"
+                   "  return x;\n}}\n", "Set<number>", -SAFE, SAFE, checked=False),
+    enum_row("enum", 'enum Color {{ Red = "Red", Green = "Green", Blue = "Blue" }}\n\n'
+                     "export function {name}(x: Color): Color {{\n  return x;\n}}\n",
+             "Color", ("Red", "Green", "Blue"), checked=False),
+]
+
+matrix = make_fixture(LANGUAGE)
+test_edges, test_generated = make_tests(ROWS)
+
+
+@pytest.mark.parametrize(("expr", "want"), [
+    ("NaN", math.nan), ("Infinity", math.inf), ("-Infinity", -math.inf),
+    ("[1, NaN, {a: -Infinity}]", [1, math.nan, {"a": -math.inf}]),
+    ("new Map([['k', NaN]])", {"k": math.nan}),
+])
+def test_nonfinite_numbers_in_json_results_cross_exactly(matrix, expr, want):
+    """NaN and the infinities inside a JSON result are floats in Python (JSON.stringify alone
+    would make them null)."""
+    from .matrix import same
+
+    name = "nonfinite_" + str(abs(hash(expr)) % 10**8)
+    matrix.fx.deploy(LANGUAGE, f"export function {name}(): any {{\n  return {expr};\n}}\n",
+                     name=name)
+    got = matrix.fx.invoke(name)
+    assert same(got, want), f"{expr} came back as {got!r}"
+
+
+def test_undefined_in_an_array_is_none_but_a_function_is_refused(matrix):
+    matrix.fx.deploy(LANGUAGE, "export function und(): any {\n  return [undefined, null];\n}\n",
+                     name="und")
+    assert matrix.fx.invoke("und") == [None, None]
+    matrix.fx.deploy(LANGUAGE, "export function fnres(): any {\n  return {f: () => 1};\n}\n",
+                     name="fnres")
+    got = matrix.fx.invoke("fnres")
+    assert got == {}, got
+
+
+def test_big_int_from_json_parameter_is_refused_naming_it(matrix):
+    matrix.name(ROWS[6])
+    with pytest.raises(Exception) as info:
+        matrix.fx.invoke("id_json", [2**53 + 1])
+    assert "9007199254740993" in str(info.value) and not isinstance(info.value, InvocationError)
