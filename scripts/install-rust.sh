@@ -7,15 +7,15 @@
 #   scripts/install-rust.sh            (as root; `make setup` runs it)
 #   FUNCTIONS_NB_RUST_HOME=/elsewhere scripts/install-rust.sh
 #
-# The layout languages/rust.py expects: $PREFIX/usr/bin/{rustc,cargo}, the compiler's shared
-# libraries in $PREFIX/usr/lib/<multiarch>/ (found through LD_LIBRARY_PATH: the binaries have no
-# RUNPATH), the sysroot $PREFIX/usr with lib/rustlib/wasm32-unknown-unknown/lib, and the stamp
+# The layout languages/rust.py expects: $PREFIX/usr/bin/{rustc,cargo} (given an RPATH to the
+# compiler's shared libraries in $PREFIX/usr/lib/<multiarch>/), the sysroot $PREFIX/usr (rustc's
+# default there) with lib/rustlib/wasm32-unknown-unknown/lib, and the stamp
 # $PREFIX/.fnb-installed (Debian version, recipe) written last.
 set -euo pipefail
 
 PREFIX=${FUNCTIONS_NB_RUST_HOME:-/opt/functions-nb/rust}
 # Bump when the steps below change what ends up in the prefix (a re-run then rebuilds).
-RECIPE=1
+RECIPE=2
 STAMP=$PREFIX/.fnb-installed
 TARGET=wasm32-unknown-unknown
 PACKAGES=(rustc-web cargo-web libstd-rust-web-dev rust-web-src)
@@ -23,7 +23,7 @@ PACKAGES=(rustc-web cargo-web libstd-rust-web-dev rust-web-src)
 libdir_of() { dirname "$(ls "$1"/usr/lib/*/librustc_driver-*.so 2>/dev/null | head -n1)"; }
 
 if [ -f "$STAMP" ] && grep -qx "recipe $RECIPE" "$STAMP" &&
-   LD_LIBRARY_PATH=$(libdir_of "$PREFIX") "$PREFIX/usr/bin/rustc" --version >/dev/null 2>&1; then
+   "$PREFIX/usr/bin/rustc" --version >/dev/null 2>&1; then
   exit 0
 fi
 
@@ -72,22 +72,33 @@ if [ ${#missing[@]} -gt 0 ]; then
   say "installing the libraries it links: ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# lld 14 links the wasm modules (rust-web-llvm would pull in llvm-22 for its lld)
-dpkg -s lld >/dev/null 2>&1 ||
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lld >/dev/null
+# lld 14 links the wasm modules (rust-web-llvm would pull in llvm-22 for its lld); patchelf
+# points the binaries at their own libraries
+for tool in lld patchelf; do
+  dpkg -s $tool >/dev/null 2>&1 ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $tool >/dev/null
+done
 
 VERSION=$(dpkg-deb -f rustc-web_*.deb Version)
-rm -rf "$PREFIX"
-mkdir -p "$PREFIX"
-for deb in *.deb; do dpkg-deb -x "$deb" "$PREFIX"; done
-SRC=$(ls -d "$PREFIX"/usr/src/rustc-*/ | head -n1)
+# everything is built in a stage beside the prefix, which replaces it only when complete
+STAGE=$PREFIX.new.$$
+trap 'rm -rf "$WORK" "$STAGE"' EXIT
+rm -rf "$STAGE"
+mkdir -p "$STAGE"
+for deb in *.deb; do dpkg-deb -x "$deb" "$STAGE"; done
+SRC=$(ls -d "$STAGE"/usr/src/rustc-*/ | head -n1)
 [ -d "$SRC/library/vendor" ] ||
   die "rustc-web $VERSION has no vendored standard-library crates (library/vendor): the wasm32 std \
 cannot be built offline; bookworm-security's rustc-web 1.96 has them (is bookworm-security in \
 /etc/apt/sources.list?)"
-rm -rf "$SRC/src" "$SRC/compiler" "$PREFIX/usr/share/doc" "$PREFIX/usr/share/man"  # not needed: ~370 MB
-LIBDIR=$(libdir_of "$PREFIX")
-export LD_LIBRARY_PATH=$LIBDIR
+rm -rf "$SRC/src" "$SRC/compiler" "$STAGE/usr/share/doc" "$STAGE/usr/share/man"  # not needed: ~370 MB
+LIBDIR=$(libdir_of "$STAGE")
+# rustc and cargo find librustc_driver and libLLVM beside them without LD_LIBRARY_PATH (an
+# RPATH, unlike a RUNPATH, also serves the libraries' own dependencies)
+for bin in "$STAGE"/usr/bin/*; do
+  [ "$(head -c4 "$bin" | tail -c3)" = ELF ] || continue
+  patchelf --force-rpath --set-rpath "\$ORIGIN/../lib/$(basename "$LIBDIR")" "$bin"
+done
 
 # the wasm32 standard library, built from the vendored sources with no network
 say "building the $TARGET standard library (about a minute)"
@@ -112,10 +123,12 @@ directory = "$SRC/library/vendor"
 [net]
 offline = true
 EOF
-(cd "$BUILD" && env CARGO_HOME="$BUILD/cargo-home" RUSTC="$PREFIX/usr/bin/rustc" RUSTC_BOOTSTRAP=1 \
-   RUSTFLAGS=-Cembed-bitcode=yes "$PREFIX/usr/bin/cargo" build -q --release --target $TARGET \
-   -Zbuild-std=std,panic_abort) || die "building the $TARGET standard library failed"
-LIB=$PREFIX/usr/lib/rustlib/$TARGET/lib
+# (bitcode so that LTO can use it; source paths as they will be once the stage is the prefix)
+(cd "$BUILD" && env CARGO_HOME="$BUILD/cargo-home" RUSTC="$STAGE/usr/bin/rustc" RUSTC_BOOTSTRAP=1 \
+   RUSTFLAGS="-Cembed-bitcode=yes --remap-path-prefix=$STAGE=$PREFIX" \
+   "$STAGE/usr/bin/cargo" build -q --release --target $TARGET -Zbuild-std=std,panic_abort) ||
+  die "building the $TARGET standard library failed"
+LIB=$STAGE/usr/lib/rustlib/$TARGET/lib
 mkdir -p "$LIB"
 cp "$BUILD"/target/$TARGET/release/deps/*.rlib "$LIB"/
 rm -f "$LIB"/libfnb_std-*.rlib
@@ -125,8 +138,12 @@ cat > "$WORK/check.rs" <<'EOF'
 #[unsafe(export_name = "check")]
 pub extern "C" fn check(n: u32) -> u32 { let v: Vec<u32> = (0..n).filter(|i| i.is_multiple_of(3)).collect(); v.len() as u32 }
 EOF
-"$PREFIX/usr/bin/rustc" --edition 2024 --crate-type cdylib --target $TARGET --sysroot "$PREFIX/usr" \
+"$STAGE/usr/bin/rustc" --edition 2024 --crate-type cdylib --target $TARGET --sysroot "$STAGE/usr" \
   -C opt-level=2 -C panic=abort -C strip=symbols -C linker=wasm-ld-14 -o "$WORK/check.wasm" \
   "$WORK/check.rs" || die "the installed rustc cannot build a $TARGET module"
-printf '%s\nrecipe %s\n' "$VERSION" "$RECIPE" > "$STAMP"
+printf '%s\nrecipe %s\n' "$VERSION" "$RECIPE" > "$STAGE/.fnb-installed"
+rm -rf "$PREFIX.old"
+if [ -e "$PREFIX" ]; then mv "$PREFIX" "$PREFIX.old"; fi
+mv "$STAGE" "$PREFIX"
+rm -rf "$PREFIX.old"
 say "$("$PREFIX/usr/bin/rustc" --version) in $PREFIX"

@@ -146,19 +146,6 @@ def sysroot() -> Path:
     return Path(RUSTC).resolve().parents[1]
 
 
-def compiler_libraries() -> list[str]:
-    """rustc's own shared libraries (librustc_driver, libLLVM): not on the system's library
-    path, so builds run with ``LD_LIBRARY_PATH`` naming their folder."""
-    return sorted(str(p) for pattern in ("librustc_driver-*.so", "libLLVM.so.*")
-                  for p in (sysroot() / "lib").glob(f"*/{pattern}"))
-
-
-def compiler_env() -> dict[str, str]:
-    """The environment rustc and cargo need (``LD_LIBRARY_PATH``)."""
-    folders = sorted({str(Path(p).parent) for p in compiler_libraries()})
-    return {"LD_LIBRARY_PATH": ":".join(folders)} if folders else {}
-
-
 def host_linker() -> dict[str, str]:
     """Build scripts and proc macros link for the host with Debian's triple-named gcc
     (``/usr/bin/cc`` goes through ``/etc/alternatives``, which the build sandbox hides)."""
@@ -178,11 +165,12 @@ class Rust(Language):
                     f"{RUST_HOME} with the {TARGET} standard library)")
 
     def build_sandbox(self, deps: Path | None = None) -> BuildSandbox:
-        """rustc (its libraries, linker and sysroot), the offline crate registry and the built
-        serde (read-only); ``/proc`` holds only the link to rustc."""
-        return BuildSandbox(tools=(RUSTC, LINKER, *compiler_libraries()),
+        """rustc (with the libraries it loads: its RPATH names them), its linker and sysroot,
+        the offline crate registry and the built serde (read-only); ``/proc`` holds only the
+        link to rustc."""
+        return BuildSandbox(tools=(RUSTC, LINKER),
                             read=(str(sysroot()), DEBIAN_REGISTRY, *([str(deps)] if deps else [])),
-                            env=compiler_env(), proc=RUSTC)
+                            proc=RUSTC)
 
     def check_flags(self, flags: Mapping[str, Any]) -> None:
         """``edition`` is one of :data:`EDITIONS` (a string, or the year as an int)."""
@@ -460,7 +448,10 @@ class Rust(Language):
         from filelock import FileLock
 
         rustflags = f"-Cembed-bitcode=yes --sysroot {sysroot()}"  # bitcode: LTO can use them
-        key = hashlib.sha256(json.dumps([tc.version, str(sysroot()), rustflags, DEPS_CARGO])
+        # the wasm32 std it links against (a reinstall rebuilds it: serde must follow)
+        std = sorted((p.name, p.stat().st_size)
+                     for p in (sysroot() / "lib" / "rustlib" / TARGET / "lib").glob("*.rlib"))
+        key = hashlib.sha256(json.dumps([tc.version, str(sysroot()), rustflags, DEPS_CARGO, std])
                              .encode()).hexdigest()[:12]
         root = cache_dir() / "rust-deps" / key
         root.mkdir(parents=True, exist_ok=True)
@@ -475,9 +466,8 @@ class Rust(Language):
                 (root / "lib.rs").write_text("")
                 (root / ".cargo").mkdir(exist_ok=True)
                 (root / ".cargo" / "config.toml").write_text(DEPS_CONFIG)
-                box = BuildSandbox(tools=(CARGO, RUSTC, *compiler_libraries()),
-                                   read=("/usr", "/etc/ld.so.cache", str(sysroot())),
-                                   env=compiler_env(), proc=True)
+                box = BuildSandbox(tools=(CARGO, RUSTC),
+                                   read=("/usr", "/etc/ld.so.cache", str(sysroot())), proc=True)
                 proc = run_tool([CARGO, "build", "--release", "--target", TARGET,
                                  "--message-format=json"], cwd=root,
                                 env={"RUSTC": RUSTC, "CARGO_HOME": str(root / ".cargo-home"),
