@@ -31,8 +31,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         known = ", ".join(f"{ext} ({lang})" for ext, lang in languages.extensions().items())
         raise FunctionsError(f"cannot tell the language of {path.name} from its extension "
                              f"(known: {known}); pass --lang")
-    try:
-        source = path.read_text(encoding="utf-8")
+    try:  # a model (.onnx) is deployed from its bytes
+        source = path.read_bytes() if lang == "onnx" else path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise FunctionsError(f"cannot read {path}: {exc}") from None
     flags = {k: v for k in ("toolchain", "edition") if (v := getattr(args, k)) is not None}

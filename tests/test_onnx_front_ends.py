@@ -48,6 +48,22 @@ def test_func_invoke_a_model(tmp_path, iris_clf):
     assert "onnx" in func(str(tmp_path / "store"), "ls").stdout
 
 
+def test_func_deploy_an_onnx_file(tmp_path, iris_clf):
+    import onnx
+    from onnx import TensorProto as T
+    from onnx import helper as h
+
+    graph = h.make_graph([h.make_node("Neg", ["x"], ["y"])], "neg",
+                         [h.make_tensor_value_info("x", T.FLOAT, ["N", 2])],
+                         [h.make_tensor_value_info("y", T.FLOAT, ["N", 2])])
+    path = tmp_path / "neg.onnx"
+    onnx.save_model(h.make_model(graph, opset_imports=[h.make_opsetid("", 17)]), path)
+    store = str(tmp_path / "store")
+    out = func(store, "deploy", str(path)).stdout
+    assert "deployed neg@1 (onnx" in out and "neg(x: float32[N,2]) -> float32[N,2]" in out
+    assert json.loads(func(store, "invoke", "neg", "[[[1.5, -2]]]").stdout) == [[-1.5, 2.0]]
+
+
 async def test_rest_invoke_a_model(api, iris_clf):
     resp, data = await api("functions", "iris", "invoke", method="POST",
                            body={"args": [X[:3].tolist()]})
