@@ -138,3 +138,70 @@ def test_hash_map_result_and_comptime_refusal_under_both_toolchains(fx, toolchai
     with pytest.raises(CompileError, match=r"`comptime n: u32`"):
         fx.deploy("zig", "fn twice(comptime n: u32) u32 {\n    return 2 * n;\n}\n", name="twice",
                   flags=flags)
+
+
+FLOATS = """const std = @import("std");
+
+const Point = struct { x: f64, y: f32, label: []const u8, weight: ?f64 };
+const Shape = union(enum) { circle: f64, dot, count: i32 };
+
+fn point(x: f64) Point {
+    return .{ .x = x, .y = 2, .label = "p", .weight = if (x > 0) 1 else null };
+}
+
+fn specials() [5]f64 {
+    return .{ std.math.nan(f64), std.math.inf(f64), -std.math.inf(f64), -0.0, 1e300 };
+}
+
+fn shapes() [3]Shape {
+    return .{ .{ .circle = 1 }, .dot, .{ .count = 3 } };
+}
+
+fn prices(alloc: std.mem.Allocator) !std.StringHashMap(f64) {
+    var map = std.StringHashMap(f64).init(alloc);
+    try map.put("tea", 2);
+    return map;
+}
+
+fn echo(v: std.json.Value) std.json.Value {
+    return v;
+}
+"""
+
+
+def _exact(got, want):
+    """Same type and value all the way down (NaN is NaN, -0.0 keeps its sign)."""
+    import math
+
+    assert type(got) is type(want), (got, want)
+    if isinstance(want, float):
+        assert (math.isnan(got) and math.isnan(want)) or (
+            got == want and math.copysign(1, got) == math.copysign(1, want)), (got, want)
+    elif isinstance(want, list):
+        assert len(got) == len(want), (got, want)
+        for g, w in zip(got, want, strict=True):
+            _exact(g, w)
+    elif isinstance(want, dict):
+        assert got.keys() == want.keys(), (got, want)
+        for k in want:
+            _exact(got[k], want[k])
+    else:
+        assert got == want
+
+
+@pytest.mark.parametrize("toolchain", [None, "zig-0.16"])
+def test_floats_in_json_results_stay_floats(fx, toolchain):
+    """std.json writes an integral float as `2`: the glue writes every float so that it reads
+    back as the same float (2.0, -0.0, 1e300, NaN, infinities), in structs, arrays, optionals,
+    unions, hash maps and std.json.Value alike."""
+    flags = {"toolchain": toolchain} if toolchain else None
+    for name in ("point", "specials", "shapes", "prices", "echo"):
+        fx.deploy("zig", FLOATS, name=name, flags=flags)
+    _exact(fx.invoke("point", 2.0), {"x": 2.0, "y": 2.0, "label": "p", "weight": 1.0})
+    _exact(fx.invoke("point", -0.0), {"x": -0.0, "y": 2.0, "label": "p", "weight": None})
+    _exact(fx.invoke("specials"), [float("nan"), float("inf"), -float("inf"), -0.0, 1e300])
+    _exact(fx.invoke("shapes"), [{"circle": 1.0}, {"dot": {}}, {"count": 3}])
+    _exact(fx.invoke("prices"), {"tea": 2.0})
+    value = {"a": [1.0, -0.0, 5e-324, 1e22, 0.1], "b": 7, "c": None, "d": "x", "e": {"f": 3.0}}
+    _exact(fx.invoke("echo", value), value)
+    _exact(fx.invoke("echo", 2.0), 2.0)

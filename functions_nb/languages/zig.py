@@ -21,6 +21,7 @@ array-repeat ``**`` gets an error under 0.17 saying Zig 0.17 removed it and nami
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import re
 from collections.abc import Mapping
@@ -42,6 +43,7 @@ from .base import (
 )
 
 GLUE = (Path(__file__).parent / "glue" / "zig_glue.zig").read_text()
+GLUE_HASH = hashlib.sha256(GLUE.encode()).hexdigest()[:16]
 #: What Zig 0.17 says about ``a ** n``, the array-repeat operator it removed.
 _REPEAT_ERROR = "binary operator '*' has whitespace on one side, but not the other"
 #: The ``toolchain`` flag's value meaning the environment's ``ziglang`` (0.17).
@@ -151,6 +153,11 @@ class Zig(Language):
         return Toolchain(self.name, True, version, str(folder / "zig"),
                          f"fetched on first use: pip install ziglang=={version}",
                          "" if installed else "available on first use")
+
+    def code_hash(self, source: str, name: str, flags: dict[str, Any],
+                  line_offset: int = 0) -> str:
+        """As the base class, plus the glue's text (a glue change rebuilds cached builds)."""
+        return super().code_hash(source, name, {**flags, "zig_glue": GLUE_HASH}, line_offset)
 
     def toolchain_choices(self) -> list[dict[str, Any]]:
         rows = []

@@ -139,43 +139,138 @@ fn __fnb_WasmRet(comptime __fnb_F: type) type {
     };
 }
 
-// ---- hash maps as JSON objects ----
-// std.HashMap, AutoHashMap, StringHashMap, the array hash maps and their Unmanaged forms:
-// std.json cannot write them; a map result (or a map's map values) is written as an object
-// whose keys are the map's string keys, or the decimal text of integer keys, or enum tag names.
+// ---- JSON results ----
+// Written by std.json.Stringify except where its text would not read back as the same value:
+// - floats: std.json prints an integral f64 as `2` (and 1e300 as its 301 digits), which the host
+//   reads as an int; every float is written in exponent form (`2e0`, `-0e0`, `1e300`: the
+//   shortest text that reads back exactly, always a float), NaN and infinities bare (`nan`,
+//   `inf`: the host reads them as floats);
+// - hash maps (std.HashMap, AutoHashMap, StringHashMap, the array hash maps, managed or not),
+//   which std.json cannot write: objects whose keys are the map's string keys, the decimal text
+//   of integer keys, or enum tag names.
+// Types holding neither (checked at compile time) go to std.json as they are.
+const __fnb_JsonError = __fnb_std.json.Stringify.Error;
+
 fn __fnb_isMap(comptime __fnb_T: type) bool {
     return @typeInfo(__fnb_T) == .@"struct" and @hasDecl(__fnb_T, "KV") and
         @hasDecl(__fnb_T, "Entry") and @hasDecl(__fnb_T, "iterator");
 }
 
-fn __fnb_jsonable(__fnb_a: __fnb_std.mem.Allocator, __fnb_v: anytype) if (__fnb_isMap(@TypeOf(__fnb_v.*)))
-    __fnb_MapJson(@TypeOf(__fnb_v.*))
-else
-    @TypeOf(__fnb_v.*) {
-    if (comptime __fnb_isMap(@TypeOf(__fnb_v.*))) return .{ .map = __fnb_v, .arena = __fnb_a };
-    return __fnb_v.*;
+/// Whether a value of this type may hold a float or a hash map (then it is written here).
+fn __fnb_needsWalk(comptime __fnb_T: type, comptime __fnb_depth: u32) bool {
+    if (__fnb_depth > 8) return true; // deep or self-referential types: the walk handles any type
+    if (__fnb_T == __fnb_std.json.Value or __fnb_isMap(__fnb_T)) return true;
+    return switch (@typeInfo(__fnb_T)) {
+        .float, .comptime_float => true,
+        .optional => |__fnb_o| __fnb_needsWalk(__fnb_o.child, __fnb_depth + 1),
+        .pointer => |__fnb_p| __fnb_needsWalk(__fnb_p.child, __fnb_depth + 1),
+        .array => |__fnb_a| __fnb_needsWalk(__fnb_a.child, __fnb_depth + 1),
+        .vector => |__fnb_v| __fnb_needsWalk(__fnb_v.child, __fnb_depth + 1),
+        .@"struct", .@"union" => {
+            if (__fnb_std.meta.hasFn(__fnb_T, "jsonStringify")) return false; // its own writer
+            for (__fnb_std.meta.fieldNames(__fnb_T)) |__fnb_n| {
+                if (__fnb_needsWalk(@FieldType(__fnb_T, __fnb_n), __fnb_depth + 1)) return true;
+            }
+            return false;
+        },
+        else => false,
+    };
 }
 
-fn __fnb_MapJson(comptime __fnb_M: type) type {
-    return struct {
-        map: *const __fnb_M,
-        arena: __fnb_std.mem.Allocator,
-        pub fn jsonStringify(__fnb_self: @This(), __fnb_jw: anytype) !void {
-            try __fnb_jw.beginObject();
-            var __fnb_it = __fnb_self.map.iterator();
-            while (__fnb_it.next()) |__fnb_e| {
-                const __fnb_k = __fnb_e.key_ptr.*;
-                const __fnb_K = @TypeOf(__fnb_k);
-                if (__fnb_K == []const u8 or __fnb_K == []u8) {
-                    try __fnb_jw.objectField(__fnb_k);
-                } else switch (@typeInfo(__fnb_K)) {
-                    .int, .comptime_int => try __fnb_jw.objectField(__fnb_std.fmt.allocPrint(__fnb_self.arena, "{d}", .{__fnb_k}) catch return error.WriteFailed),
-                    .@"enum" => try __fnb_jw.objectField(@tagName(__fnb_k)),
-                    else => @compileError("fnb: a hash map result needs string, integer or enum keys to become a JSON object"),
+fn __fnb_writeFloat(__fnb_jw: *__fnb_std.json.Stringify, __fnb_v: anytype) __fnb_JsonError!void {
+    const __fnb_f: f64 = @floatCast(__fnb_v);
+    if (__fnb_std.math.isNan(__fnb_f)) return __fnb_jw.print("nan", .{});
+    if (__fnb_std.math.isInf(__fnb_f)) return if (__fnb_f < 0) __fnb_jw.print("-inf", .{}) else __fnb_jw.print("inf", .{});
+    if (__fnb_f != __fnb_v) return __fnb_jw.write(__fnb_v); // f80/f128 beyond f64: std.json's form
+    return __fnb_jw.print("{e}", .{__fnb_f});
+}
+
+fn __fnb_writeJson(__fnb_jw: *__fnb_std.json.Stringify, __fnb_a: __fnb_std.mem.Allocator, __fnb_v: anytype) __fnb_JsonError!void {
+    const __fnb_T = @TypeOf(__fnb_v);
+    if (comptime !__fnb_needsWalk(__fnb_T, 0)) return __fnb_jw.write(__fnb_v);
+    if (comptime __fnb_isMap(__fnb_T)) return __fnb_writeMap(__fnb_jw, __fnb_a, &__fnb_v);
+    if (__fnb_T == __fnb_std.json.Value) {
+        switch (__fnb_v) {
+            .float => |__fnb_f| return __fnb_writeFloat(__fnb_jw, __fnb_f),
+            .array => |__fnb_l| return __fnb_writeJson(__fnb_jw, __fnb_a, __fnb_l.items),
+            .object => |__fnb_o| return __fnb_writeMap(__fnb_jw, __fnb_a, &__fnb_o),
+            else => return __fnb_jw.write(__fnb_v),
+        }
+    }
+    switch (@typeInfo(__fnb_T)) {
+        .float, .comptime_float => return __fnb_writeFloat(__fnb_jw, __fnb_v),
+        .optional => return if (__fnb_v) |__fnb_x| __fnb_writeJson(__fnb_jw, __fnb_a, __fnb_x) else __fnb_jw.write(null),
+        .pointer => |__fnb_p| switch (__fnb_p.size) {
+            .one => return __fnb_writeJson(__fnb_jw, __fnb_a, __fnb_v.*),
+            .slice => {
+                try __fnb_jw.beginArray();
+                for (__fnb_v) |__fnb_x| try __fnb_writeJson(__fnb_jw, __fnb_a, __fnb_x);
+                return __fnb_jw.endArray();
+            },
+            else => return __fnb_jw.write(__fnb_v),
+        },
+        .array => {
+            try __fnb_jw.beginArray();
+            for (__fnb_v) |__fnb_x| try __fnb_writeJson(__fnb_jw, __fnb_a, __fnb_x);
+            return __fnb_jw.endArray();
+        },
+        .vector => |__fnb_vi| {
+            const __fnb_items: [__fnb_vi.len]__fnb_vi.child = __fnb_v;
+            return __fnb_writeJson(__fnb_jw, __fnb_a, __fnb_items);
+        },
+        .@"struct" => |__fnb_s| {
+            if (__fnb_s.is_tuple) try __fnb_jw.beginArray() else try __fnb_jw.beginObject();
+            inline for (comptime __fnb_std.meta.fieldNames(__fnb_T)) |__fnb_n| {
+                if (@FieldType(__fnb_T, __fnb_n) != void) {
+                    if (!__fnb_s.is_tuple) try __fnb_jw.objectField(__fnb_n);
+                    try __fnb_writeJson(__fnb_jw, __fnb_a, @field(__fnb_v, __fnb_n));
                 }
-                try __fnb_jw.write(__fnb_jsonable(__fnb_self.arena, __fnb_e.value_ptr));
             }
-            try __fnb_jw.endObject();
+            return if (__fnb_s.is_tuple) __fnb_jw.endArray() else __fnb_jw.endObject();
+        },
+        .@"union" => |__fnb_u| {
+            if (__fnb_u.tag_type == null) return __fnb_jw.write(__fnb_v); // std.json refuses it
+            try __fnb_jw.beginObject();
+            switch (__fnb_v) {
+                inline else => |__fnb_x, __fnb_tag| {
+                    try __fnb_jw.objectField(@tagName(__fnb_tag));
+                    if (@TypeOf(__fnb_x) == void) {
+                        try __fnb_jw.beginObject();
+                        try __fnb_jw.endObject();
+                    } else try __fnb_writeJson(__fnb_jw, __fnb_a, __fnb_x);
+                },
+            }
+            return __fnb_jw.endObject();
+        },
+        else => return __fnb_jw.write(__fnb_v),
+    }
+}
+
+fn __fnb_writeMap(__fnb_jw: *__fnb_std.json.Stringify, __fnb_a: __fnb_std.mem.Allocator, __fnb_map: anytype) __fnb_JsonError!void {
+    try __fnb_jw.beginObject();
+    var __fnb_it = __fnb_map.iterator();
+    while (__fnb_it.next()) |__fnb_e| {
+        const __fnb_k = __fnb_e.key_ptr.*;
+        const __fnb_K = @TypeOf(__fnb_k);
+        if (__fnb_K == []const u8 or __fnb_K == []u8) {
+            try __fnb_jw.objectField(__fnb_k);
+        } else switch (@typeInfo(__fnb_K)) {
+            .int, .comptime_int => try __fnb_jw.objectField(__fnb_std.fmt.allocPrint(__fnb_a, "{d}", .{__fnb_k}) catch return error.WriteFailed),
+            .@"enum" => try __fnb_jw.objectField(@tagName(__fnb_k)),
+            else => @compileError("fnb: a hash map result needs string, integer or enum keys to become a JSON object"),
+        }
+        try __fnb_writeJson(__fnb_jw, __fnb_a, __fnb_e.value_ptr.*);
+    }
+    try __fnb_jw.endObject();
+}
+
+/// The result as std.json sees it: written by __fnb_writeJson.
+fn __fnb_Result(comptime __fnb_T: type) type {
+    return struct {
+        value: *const __fnb_T,
+        arena: __fnb_std.mem.Allocator,
+        pub fn jsonStringify(__fnb_self: @This(), __fnb_jw: *__fnb_std.json.Stringify) __fnb_JsonError!void {
+            try __fnb_writeJson(__fnb_jw, __fnb_self.arena, __fnb_self.value.*);
         }
     };
 }
@@ -262,7 +357,7 @@ fn __fnb_invoke(comptime __fnb_f: anytype, __fnb_wargs: anytype) __fnb_WasmRet(@
         .string => return __fnb_packSlice(__fnb_value),
         .array => return __fnb_packSlice(__fnb_std.mem.sliceAsBytes(__fnb_value)),
         .json => {
-            const __fnb_out = __fnb_std.json.Stringify.valueAlloc(__fnb_arena, __fnb_jsonable(__fnb_arena, &__fnb_value), .{}) catch |__fnb_err| {
+            const __fnb_out = __fnb_std.json.Stringify.valueAlloc(__fnb_arena, __fnb_Result(@TypeOf(__fnb_value)){ .value = &__fnb_value, .arena = __fnb_arena }, .{}) catch |__fnb_err| {
                 __fnb_reportError("", __fnb_err);
                 return 0;
             };
