@@ -78,14 +78,15 @@ def test_doctor(store):
     rows = json.loads(func(store, "doctor", "--json").stdout)
     langs = {r["language"]: r for r in rows}
     every = {"rust", "zig", "go", "assemblyscript", "typescript", "javascript", "python", "csharp",
-             "generative"}
+             "generative", "onnx"}
     assert set(langs) == every
     assert all(langs[lang]["usable"] for lang in every), {k: v["detail"] for k, v in langs.items()}
     assert "sandbox:" in langs["python"]["detail"]  # which isolation layers hold here
     wasm = langs["rust"]["isolation"]  # from the wasm runtime's Runtime.isolation()
     assert langs["go"]["isolation"] == wasm and wasm["runtime"] == "wasm"
     assert "epoch interruption" in wasm["summary"] and not wasm["missing"]
-    assert {langs[lang]["runtime"] for lang in every} == {"wasm", "v8", "pyodide", "mono", "prompt"}
+    assert {langs[lang]["runtime"] for lang in every} == {"wasm", "v8", "pyodide", "mono", "prompt",
+                                                          "onnx"}
     assert all(langs[lang]["isolation"]["layers"] for lang in every)  # every runtime says
     assert "isolation:" in out and "    wasm" in out and "(rust, zig, go, assemblyscript)" in out
 

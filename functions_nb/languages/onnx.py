@@ -54,25 +54,26 @@ class Onnx(Language):
     install_hint = INSTALL_HINT
 
     def _discover(self) -> Toolchain:
-        try:
-            import onnx
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:  # onnx and skl2onnx take seconds to import: their versions are enough here
+            onnx_version = version("onnx")
             import onnxruntime as ort
-        except ImportError as exc:
+        except (ImportError, PackageNotFoundError) as exc:
             return Toolchain(self.name, False, install=INSTALL_HINT,
-                             detail=f"{exc.name or exc} is not installed")
+                             detail=f"{getattr(exc, 'name', None) or exc} is not installed")
         from ..runtimes.onnx import cuda_device_count, runtime
 
         try:
-            import skl2onnx
-            extra = f", skl2onnx {skl2onnx.__version__}"
-        except ImportError:
+            extra = f", skl2onnx {version('skl2onnx')}"
+        except PackageNotFoundError:
             extra = ", no skl2onnx (scikit-learn models cannot be converted)"
         cuda = cuda_device_count(ort)
         detail = (f"providers available: {', '.join(ort.get_available_providers())}; used: "
                   f"{', '.join(runtime().providers)}"
                   + ("" if cuda else "; CUDA: no (needs onnxruntime-gpu and a CUDA device)"))
         return Toolchain(self.name, True, f"onnxruntime {ort.__version__}, onnx "
-                         f"{onnx.__version__}{extra}", path=os.path.dirname(ort.__file__),
+                         f"{onnx_version}{extra}", path=os.path.dirname(ort.__file__),
                          detail=detail)
 
     # a model is not source text: deploy converts it first ---------------------------------
