@@ -75,3 +75,27 @@ async def test_rest_invoke_a_model(api, iris_clf):
     assert resp.code == 400 and "expects float64[N,4]" in json.dumps(data)
     resp, data = await api("functions", "iris")
     assert resp.code == 200 and data["language"] == "onnx"
+
+
+async def test_rest_deploys_a_model_from_base64_never_a_path(api, tmp_path):
+    import base64
+
+    import onnx
+    from onnx import TensorProto as T
+    from onnx import helper as h
+
+    graph = h.make_graph([h.make_node("Neg", ["x"], ["y"])], "neg",
+                         [h.make_tensor_value_info("x", T.FLOAT, ["N", 2])],
+                         [h.make_tensor_value_info("y", T.FLOAT, ["N", 2])])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    path = tmp_path / "neg.onnx"
+    onnx.save_model(model, path)
+    resp, data = await api("functions", method="POST",
+                           body={"language": "onnx", "name": "neg", "source": str(path)})
+    assert resp.code == 400 and "base64" in json.dumps(data)  # a server path is not read
+    body = {"language": "onnx", "name": "neg",
+            "source": base64.b64encode(model.SerializeToString()).decode()}
+    resp, data = await api("functions", method="POST", body=body)
+    assert resp.code == 201, data
+    resp, data = await api("functions", "neg", "invoke", method="POST", body={"args": [[[1, 2]]]})
+    assert resp.code == 200 and data["value"] == [[-1.0, -2.0]]

@@ -191,9 +191,9 @@ def to_onnx_bytes(model: Any, flags: dict[str, Any], example: Any) -> tuple[byte
         path = Path(model)
         try:
             return path.read_bytes(), f"file {path.name}"
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
             raise BadArguments(f"cannot read the model file {str(model)[:200]!r}: "
-                               f"{exc.strerror or exc}") from None
+                               f"{getattr(exc, 'strerror', None) or exc}") from None
     kind = type(model)
     module = kind.__module__ or ""
     if module.startswith("onnx") and hasattr(model, "SerializeToString"):

@@ -422,7 +422,17 @@ class FunctionsHandler(BaseHandler):
                 from ..cascade.engine import CascadeOptions
 
                 CascadeOptions.parse(cascade)  # tier names and values: BadArguments, a 400
-            info = await self.call(self.fx.deploy, data["language"], data["source"], data["name"],
+            source: Any = data["source"]
+            if data["language"].lower() == "onnx":  # a model's bytes, base64 (never a server path)
+                import base64
+                import binascii
+
+                try:
+                    source = base64.b64decode(source, validate=True)
+                except (binascii.Error, ValueError):
+                    raise ApiError(400, "bad_arguments", "an onnx deploy's source is the model's "
+                                   "bytes, base64-encoded") from None
+            info = await self.call(self.fx.deploy, data["language"], source, data["name"],
                                    **kwargs)
             self.reply(info_dict(info), 200 if info.cached else 201)
         await self.guarded(work)

@@ -138,7 +138,9 @@ def openapi(server_url: str = "/functions-nb/api") -> dict[str, Any]:
                      "requestBody": _body(_obj({
                          "language": {"enum": _languages(), "examples": ["rust"],
                                       "description": "a language name or alias (case-insensitive)"},
-                         "source": {"type": "string"}, "name": {"type": "string"},
+                         "source": {"type": "string", "description": "the cell's source; for "
+                                    "onnx, the model's bytes base64-encoded"},
+                         "name": {"type": "string"},
                          "timeout": {"type": "number", "exclusiveMinimum": 0},
                          "memory_mb": {"type": "integer", "minimum": 1},
                          "options": {"type": "object", "description": "stored with the version: "
