@@ -226,6 +226,25 @@ def test_version_pin_and_rollback(fx):
     assert fx.versions("scale") == [1, 2]
 
 
+def test_hybrid_store_fallback_and_migration(tmp_path):
+    legacy = str(tmp_path / "legacy")
+    old = Functions(store=legacy, history=False)
+    old.deploy("onnx", scale_model(2.0), name="scale")
+    old.close()
+    fx = Functions(store=str(tmp_path / "primary"), fallback=legacy, history=False)
+    try:
+        x = np.ones((1, 3), np.float32)
+        assert fx.invoke("scale", x)[0, 0] == 2.0  # read from the fallback
+        assert fx.deploy("onnx", scale_model(4.0), name="scale").version == 2  # into the primary
+        assert fx.store.primary.versions("scale") == [2]
+        report = fx.migrate("scale", progress=False)
+        assert report["copied"] == ["scale@1"] and not report["failed"]
+        assert fx.store.primary.versions("scale") == [1, 2]
+        assert fx.invoke("scale@1", x)[0, 0] == 2.0 and fx.invoke("scale", x)[0, 0] == 4.0
+    finally:
+        fx.close()
+
+
 def test_sessions_shared_by_sha(fx, store):
     model = scale_model(5.0)
     fx.deploy("onnx", model, name="five")
