@@ -542,3 +542,39 @@ def test_params_arrays_take_the_rest_of_the_arguments(cs):
         cs.invoke("Count", 256)
     cs.deploy("csharp", PARAMS_CS, name="Mean")
     assert cs.invoke("Mean", 1, 2.5) == 1.75 and cs.invoke("Mean") == 0
+
+
+EXACT_CS = """public class Pt { public double a; public float b; }
+public static object Echo(object x) { return x; }
+public static List<double> Doubles(List<double> xs) { return xs; }
+public static Pt Point(Pt p) { return p; }
+public static Dictionary<string, double> Prices(Dictionary<string, double> d) { return d; }
+public static float Single(float x) { return x; }
+"""
+
+
+def test_values_cross_exactly_or_are_refused(cs):
+    """-0.0 keeps its sign through JSON both ways (Mono's parser and "R" format drop it), an
+    object parameter refuses an integer beyond 64 bits (a double would round it), and a float
+    parameter refuses a value f32 cannot hold (it was an InvocationError from struct.pack)."""
+    import math
+
+    for name in ("Echo", "Doubles", "Point", "Prices", "Single"):
+        cs.deploy("csharp", EXACT_CS, name=name)
+
+    def negative_zero(x):
+        return x == 0 and type(x) is float and math.copysign(1, x) < 0
+
+    assert negative_zero(cs.invoke("Echo", -0.0))
+    assert [negative_zero(x) for x in cs.invoke("Doubles", [-0.0, 0.0, 2.0])] == [True, False, False]
+    point = cs.invoke("Point", {"a": -0.0, "b": -0.0})
+    assert negative_zero(point["a"]) and negative_zero(point["b"])
+    assert negative_zero(cs.invoke("Prices", {"tea": -0.0})["tea"])
+    assert cs.invoke("Echo", [2**64 - 1, -2**63, 2.0]) == [2**64 - 1, -2**63, 2.0]
+    for big in (2**64, -2**63 - 1, [1, 2**70]):
+        with pytest.raises(BadArguments, match=r"argument 'x' does not fit its type object: "
+                                               r"integer -?\d+ is beyond 64 bits"):
+            cs.invoke("Echo", big)
+    with pytest.raises(BadArguments, match=r"argument 'x' expects float.*out of range for f32"):
+        cs.invoke("Single", 1e308)
+    assert cs.invoke("Single", 1.5) == 1.5

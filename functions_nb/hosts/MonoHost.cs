@@ -1432,8 +1432,8 @@ static class Json {
         var inv = CultureInfo.InvariantCulture;
         string s = n.Text;
         try {
-            if (t == typeof(double)) return double.Parse(s, NumberStyles.Float, inv);
-            if (t == typeof(float)) return float.Parse(s, NumberStyles.Float, inv);
+            if (t == typeof(double)) return ParseDouble(s);
+            if (t == typeof(float)) { float f = float.Parse(s, NumberStyles.Float, inv); return f == 0 && s.StartsWith("-") ? -f : f; }
             if (t == typeof(decimal)) return decimal.Parse(s, NumberStyles.Float, inv);
             decimal d = decimal.Parse(s, NumberStyles.Float, inv);
             if (d != decimal.Truncate(d)) throw new JsonFit("expected an integer (" + Name(t) + "), got " + s);
@@ -1447,12 +1447,22 @@ static class Json {
         }
     }
 
+    /// A JSON number as a double; Mono parses "-0.0" as +0.0, so the sign of zero is restored.
+    static double ParseDouble(string s) {
+        double d = double.Parse(s, NumberStyles.Float, CultureInfo.InvariantCulture);
+        return d == 0 && s.StartsWith("-") ? -d : d;
+    }
+
     static object Plain(object node) {
         var n = node as JsonNumber;
         if (n != null) {
             long l;
+            ulong u;
             if (long.TryParse(n.Text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out l)) return l;
-            return double.Parse(n.Text, NumberStyles.Float, CultureInfo.InvariantCulture);
+            if (ulong.TryParse(n.Text, NumberStyles.None, CultureInfo.InvariantCulture, out u)) return u;
+            if (n.Text.IndexOfAny(new[] { '.', 'e', 'E', 'N', 'I' }) < 0)  // an integer a double would round
+                throw new JsonFit("integer " + Clip(n.Text) + " is beyond 64 bits (an object holds long or ulong integers)");
+            return ParseDouble(n.Text);
         }
         var list = node as List<object>;
         if (list != null) { for (int k = 0; k < list.Count; k++) list[k] = Plain(list[k]); return list; }
@@ -1572,7 +1582,8 @@ static class Json {
     }
 
     static void Real(StringBuilder sb, double d, string r) {
-        if (double.IsNaN(d)) sb.Append("NaN");
+        if (d == 0 && BitConverter.DoubleToInt64Bits(d) < 0) sb.Append("-0.0");  // "R" drops the sign
+        else if (double.IsNaN(d)) sb.Append("NaN");
         else if (double.IsPositiveInfinity(d)) sb.Append("Infinity");
         else if (double.IsNegativeInfinity(d)) sb.Append("-Infinity");
         else {

@@ -413,7 +413,7 @@ class MonoFunction:
                 args = tuple(conv(a) for conv, a in zip(self._converters, args, strict=True))
             try:
                 return [fast.pack(self.fid, timeout_ms, *args)]
-            except struct.error:
+            except (struct.error, OverflowError):  # out of range (f32 overflow): refused by name
                 args = tuple(conv(a) for conv, a in zip(self._converters, args, strict=True))
                 return [fast.pack(self.fid, timeout_ms, *args)]
         parts: list[Any] = [_CALL_HEAD.pack(self.fid, timeout_ms)]
