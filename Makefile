@@ -61,7 +61,7 @@ $(LABEXT_STAMP): | $(STAMP) $(NODE_STAMP)
 
 # mybinder.org's postBuild: everything but apt (binder/apt.txt) into the image's environment
 binder:
-	$(MAKE) EXTRAS=lab,languages,llm,dask,s3 $(STAMP) $(NODE_STAMP) labextension
+	$(MAKE) EXTRAS=lab,languages,llm,dask,s3,onnx $(STAMP) $(NODE_STAMP) labextension
 
 # the quickstart, into the default store ($FUNCTIONS_NB_STORE or ~/.functions-nb/store): the one `make lab` shows
 demo: setup
