@@ -198,6 +198,42 @@ def to_utf8(value: Any) -> bytes:
                       f"not encodable as UTF-8: {exc.reason} at index {exc.start}") from None
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: JSON text (ASCII, as json.dumps writes it) that may hold a surrogate code point.
+_ESCAPED_SURROGATE = re.compile(r"\\ud[89a-f]", re.I)
+_SURROGATE_WHY = ("holds a surrogate code point{where} (not Unicode text): a guest's UTF-16 "
+                  "strings cannot keep it apart from half of a character (two of them arrive "
+                  "as one)")
+
+
+def _surrogate_in(value: Any) -> str | None:
+    """The first str in a JSON value (keys included) holding a surrogate code point."""
+    if isinstance(value, str):
+        return value if _SURROGATE.search(value) else None
+    items = [*value.keys(), *value.values()] if isinstance(value, dict) else \
+        value if isinstance(value, (list, tuple)) else ()
+    for item in items:
+        found = _surrogate_in(item)
+        if found is not None:
+            return found
+    return None
+
+
+def _surrogate_refused(sig: Any, param: Any, value: Any, text: str) -> BadArguments:
+    found = _SURROGATE.search(text)
+    where = f" at index {found.start()}" if found and text is value else ""
+    return bad_argument(sig, param.name, param.type, value, _SURROGATE_WHY.format(where=where))
+
+
+def unicode_argument(text: str, sig: Any, param: Any) -> str:
+    """``text`` (a checked ``str`` argument) for a guest whose strings are UTF-16 or that a
+    UTF-16 host carries (V8, Pyodide): a surrogate code point is :func:`bad_argument`, since a
+    lone one and a pair written as two code points would not come back as they were."""
+    if not text.isascii() and _SURROGATE.search(text):
+        raise _surrogate_refused(sig, param, text, text)
+    return text
+
+
 def to_bytes(value: Any) -> bytes:
     if not isinstance(value, (bytes, bytearray, memoryview)):
         raise Refused(KINDS["bytes"].expected)
@@ -228,6 +264,11 @@ def to_json_text(value: Any, allow_nan: bool = False) -> str:
     if len(text) > MAX_JSON_CHARS:
         raise Refused(KINDS["json"].expected,
                       f"{len(text)} characters of JSON, at most {MAX_JSON_CHARS} are accepted")
+    if _ESCAPED_SURROGATE.search(text):  # only then can a str hold a surrogate code point
+        bad = _surrogate_in(value)
+        if bad is not None:
+            raise Refused(KINDS["json"].expected, f"the text {bad[:40]!r} " + _SURROGATE_WHY.format(
+                where="") + "; UTF-8 guests cannot hold one at all")
     if "{" in text:  # only then can a dict key have been turned into text
         bad = _key_not_text(value)
         if bad:
@@ -444,4 +485,4 @@ def answer(name: str, value: Any, bounds: tuple[int, int] | None = None) -> Any:
 __all__ = ["ARRAY_DTYPES", "F32_MAX", "INT_RANGES", "KINDS", "Refused", "ValueKind", "answer",
            "argument", "bad_answer", "bad_argument", "converter", "int_argument", "int_range",
            "json_default", "json_depth", "kind", "shown", "to_array", "to_bool", "to_bytes", "to_float",
-           "to_int", "to_json_text", "to_str", "to_utf8"]
+           "to_int", "to_json_text", "to_str", "to_utf8", "unicode_argument"]

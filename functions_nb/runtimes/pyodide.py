@@ -382,7 +382,7 @@ class PyodideFunction:
         self.memory_limit = int(memory_mb) << 20
         self.fid = fid
         self._nparams = len(signature.params)
-        self._convs = [_checked(values.argument(signature, p), p.kind) for p in signature.params]
+        self._convs = [_checked(signature, p) for p in signature.params]
         self._bytes_result = signature.result == "bytes"
         b64 = [i for i, p in enumerate(signature.params) if p.kind == "bytes"]
         result = signature.result if signature.result in ("i64", "f64", "bool", "str", "bytes",
@@ -487,12 +487,16 @@ class PyodideFunction:
             self.rt.unload(self.fid, generation)
 
 
-def _checked(check: Callable[[Any], Any], kind: str) -> Callable[[Any], str]:
-    """One argument checked with :mod:`functions_nb.values`, as JSON text."""
+def _checked(sig: Signature, param: Any) -> Callable[[Any], str]:
+    """One argument checked with :mod:`functions_nb.values`, as JSON text (text through the
+    node host is UTF-16: no surrogate code points)."""
+    check, kind = values.argument(sig, param), param.kind
     if kind == "bytes":
         return lambda v: '"' + _b64(check(v)) + '"'
-    if kind == "json":
-        return check  # values' JSON check returns the text
+    if kind == "json":  # values' JSON check returns the text
+        return check
+    if kind == "str":
+        return lambda v: json.dumps(values.unicode_argument(check(v), sig, param))
     return lambda v: json.dumps(check(v))
 
 

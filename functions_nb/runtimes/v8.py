@@ -46,7 +46,6 @@ from .. import values
 from ..config import CONSOLE_MAX_BYTES, CONSOLE_MAX_LINES
 from ..errors import (
     Aborted,
-    BadArguments,
     FunctionTimeout,
     InvocationError,
     LimitExceeded,
@@ -267,43 +266,12 @@ def _inexact_int(value: Any) -> int | None:
     return None
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-#: JSON text (ASCII, as json.dumps writes it) that may hold a surrogate code point.
-_ESCAPED_SURROGATE = re.compile(r"\\ud[89a-f]", re.I)
-
-
-def _surrogate_in(value: Any) -> str | None:
-    """The first str in a JSON value holding a surrogate code point (lone, or a pair written
-    as two code points): JavaScript strings are UTF-16, so a pair would arrive as one
-    character and a lone one could not be told from half of one."""
-    if isinstance(value, str):
-        return value if _SURROGATE.search(value) else None
-    items = [*value.keys(), *value.values()] if isinstance(value, dict) else \
-        value if isinstance(value, (list, tuple)) else ()
-    for item in items:
-        found = _surrogate_in(item)
-        if found is not None:
-            return found
-    return None
-
-
-def _surrogate_refused(sig: Signature, param: Any, value: Any, text: str) -> BadArguments:
-    i = _SURROGATE.search(text)
-    where = f" at index {i.start()}" if i else ""
-    return values.bad_argument(sig, param.name, param.type, value,
-                               f"text holding a surrogate code point{where} (not Unicode text): "
-                               "JavaScript's UTF-16 strings cannot keep it apart from a pair")
-
-
 def _encoder(sig: Signature, param: Any) -> Callable[[Any], str]:
     check = values.argument(sig, param)
     literal = _LITERALS.get(param.kind, json.dumps)  # JSON kinds: the JSON text as a string
     if param.kind == "str":
         def encode_str(value: Any) -> str:
-            text = check(value)
-            if not text.isascii() and _SURROGATE.search(text):
-                raise _surrogate_refused(sig, param, value, text)
-            return json.dumps(text)
+            return json.dumps(values.unicode_argument(check(value), sig, param))
         return encode_str
     if literal is not json.dumps:
         def encode(value: Any) -> str:
@@ -313,10 +281,6 @@ def _encoder(sig: Signature, param: Any) -> Callable[[Any], str]:
 
     def encode_json(value: Any) -> str:
         text = check(value)
-        if _ESCAPED_SURROGATE.search(text):  # only then can a str hold a surrogate
-            bad = _surrogate_in(value)
-            if bad is not None:
-                raise _surrogate_refused(sig, param, value, bad)
         if not bigint and _LONG_NUMBER.search(text):  # only then can an int be beyond 2**53
             big = _inexact_int(value if not hasattr(value, "tolist") else value.tolist())
             if big is not None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -403,10 +403,12 @@ def map_row(id: str, source: str, written: str, lo: int, hi: int, *, checked: bo
     values are refused too, unless the language does not check types at run time
     (``checked=False``: exact or an error)."""
     def expect(v: Any) -> Any:
+        if v is None:  # a null map (Go's nil map) may cross as itself
+            return Either(None)
         if not _is_json(v) or (checked and isinstance(v, list)):
             return REFUSED
         if not isinstance(v, dict):
-            return REFUSED if checked else Either(v)
+            return REFUSED if checked else Either(_tuples_as_lists(v))
         for k, x in v.items():
             if _lone_surrogate(k):
                 return REFUSED
@@ -453,6 +455,14 @@ def enum_row(id: str, source: str, written: str, variants: tuple[str, ...], *,
     edges = (*variants, "", "Purple", variants[0].lower() + "x", 0, None)
     strategy = st.one_of(st.sampled_from(variants), st.text(max_size=8))
     return Row(id, source, written, expect, edges, strategy, **kw)
+
+
+def nullable(row: Row) -> Row:
+    """``row`` for a reference type whose null crosses as None (C#'s string, arrays,
+    collections)."""
+    inner, compare = row.expect, row.compare or same
+    return replace(row, expect=lambda v: None if v is None else inner(v),
+                   compare=lambda got, want: got is None if want is None else compare(got, want))
 
 
 # -- the check --------------------------------------------------------------------------------
@@ -566,4 +576,4 @@ class Cells:
 
 __all__ = ["REFUSED", "Cells", "Either", "Matrix", "Row", "array_row", "bool_row", "bytes_row",
            "enum_row", "float_row", "int_row", "js_numbers", "json_row", "make_fixture",
-           "make_tests", "map_row", "same", "same_members", "set_row", "str_row"]
+           "make_tests", "map_row", "nullable", "same", "same_members", "set_row", "str_row"]

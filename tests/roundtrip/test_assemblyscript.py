@@ -1,0 +1,72 @@
+"""Round-trip matrix: AssemblyScript (wasm32). ``isize`` is 32-bit; no dynamic JSON value:
+lists and maps are typed (``f64[]``, ``Map<string, i64>``)."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from .matrix import (
+    REFUSED,
+    Row,
+    array_row,
+    bool_row,
+    bytes_row,
+    float_row,
+    int_row,
+    make_fixture,
+    make_tests,
+    map_row,
+    same,
+    str_row,
+)
+
+LANGUAGE = "assemblyscript"
+I64 = (-(2**63), 2**63 - 1)
+
+
+def _id(ty: str) -> str:
+    return "export function {name}(x: TYPE): TYPE {{\n  return x;\n}}\n".replace("TYPE", ty)
+
+
+INTS = [("i8", -(2**7), 2**7 - 1), ("i16", -(2**15), 2**15 - 1), ("i32", -(2**31), 2**31 - 1),
+        ("i64", *I64), ("isize", -(2**31), 2**31 - 1), ("u8", 0, 2**8 - 1),
+        ("u16", 0, 2**16 - 1), ("u32", 0, 2**32 - 1), ("u64", 0, 2**64 - 1)]
+
+
+def _f64_list(v):
+    """``f64[]``: a JSON array of numbers (exact floats) comes back as a list of floats."""
+    if not isinstance(v, list) or any(isinstance(x, bool) or not isinstance(x, (int, float))
+                                      for x in v):
+        return REFUSED
+    out = []
+    for x in v:
+        if isinstance(x, float) and x != x or x in (float("inf"), float("-inf")):
+            return REFUSED  # JSON cannot carry them
+        if isinstance(x, int) and float(x) != x:
+            return REFUSED
+        out.append(float(x))
+    return out
+
+
+LIST_EDGES = ([], [1.5, -2.0, 1e300, 0.0, -0.0, 5e-324], [1, 2], [2**53 + 1], [float("nan")],
+              [True], ["a"], None, [float(i) for i in range(10_000)])
+
+ROWS = [
+    *(int_row(ty, _id(ty), ty, lo, hi) for ty, lo, hi in INTS),
+    float_row("f32", _id("f32"), "f32", 32),
+    float_row("f64", _id("f64"), "f64", 64),
+    bool_row("bool", _id("bool"), "bool"),
+    str_row("string", _id("string"), "string"),
+    bytes_row("Uint8Array", _id("Uint8Array"), "Uint8Array"),
+    array_row("Float64Array", _id("Float64Array"), "Float64Array", "<f8"),
+    array_row("Float32Array", _id("Float32Array"), "Float32Array", "<f4"),
+    array_row("Int32Array", _id("Int32Array"), "Int32Array", "<i4"),
+    array_row("Int64Array", _id("Int64Array"), "Int64Array", "<i8"),
+    array_row("StaticArray_f64", _id("StaticArray<f64>"), "StaticArray<f64>", "<f8"),
+    Row("f64_list", _id("f64[]"), "f64[]", _f64_list, LIST_EDGES,
+        st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=20), same),
+    map_row("Map", _id("Map<string, i64>"), "Map<string, i64>", *I64),
+]
+
+matrix = make_fixture(LANGUAGE)
+test_edges, test_generated = make_tests(ROWS)

@@ -1,0 +1,47 @@
+"""Round-trip matrix: Go (wasip1). ``int``/``uint`` are 64-bit; JSON is ``encoding/json``
+into ``any``."""
+
+from __future__ import annotations
+
+from .matrix import (
+    array_row,
+    bool_row,
+    bytes_row,
+    float_row,
+    int_row,
+    json_row,
+    make_fixture,
+    make_tests,
+    map_row,
+    str_row,
+)
+
+LANGUAGE = "go"
+I64 = (-(2**63), 2**63 - 1)
+
+
+def _id(ty: str) -> str:
+    return "func {name}(x TYPE) TYPE {{\n\treturn x\n}}\n".replace("TYPE", ty)
+
+
+INTS = [("int8", -(2**7), 2**7 - 1), ("int16", -(2**15), 2**15 - 1),
+        ("int32", -(2**31), 2**31 - 1), ("int64", *I64), ("int", *I64), ("uint8", 0, 2**8 - 1),
+        ("uint16", 0, 2**16 - 1), ("uint32", 0, 2**32 - 1), ("uint64", 0, 2**64 - 1)]
+
+ROWS = [
+    *(int_row(ty, _id(ty), ty, lo, hi) for ty, lo, hi in INTS),
+    float_row("float32", _id("float32"), "float32", 32),
+    float_row("float64", _id("float64"), "float64", 64),
+    bool_row("bool", _id("bool"), "bool"),
+    str_row("string", _id("string"), "string"),
+    bytes_row("bytes", _id("[]byte"), "[]byte"),
+    array_row("float64_slice", _id("[]float64"), "[]float64", "<f8"),
+    array_row("float32_slice", _id("[]float32"), "[]float32", "<f4"),
+    array_row("int32_slice", _id("[]int32"), "[]int32", "<i4"),
+    array_row("int64_slice", _id("[]int64"), "[]int64", "<i8"),
+    json_row("json", _id("any"), "any", ints=I64, big_ints="either"),
+    map_row("map", _id("map[string]int64"), "map[string]int64", *I64),
+]
+
+matrix = make_fixture(LANGUAGE)
+test_edges, test_generated = make_tests(ROWS)

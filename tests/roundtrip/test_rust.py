@@ -1,0 +1,63 @@
+"""Round-trip matrix: Rust (wasm32). ``isize``/``usize`` are 32-bit; JSON is serde_json's
+``Value`` (integers within i64 or u64)."""
+
+from __future__ import annotations
+
+from .matrix import (
+    array_row,
+    bool_row,
+    bytes_row,
+    enum_row,
+    float_row,
+    int_row,
+    json_row,
+    make_fixture,
+    make_tests,
+    map_row,
+    set_row,
+    str_row,
+)
+
+LANGUAGE = "rust"
+I64 = (-(2**63), 2**63 - 1)
+
+
+def _id(ty: str) -> str:
+    return "fn {name}(x: TYPE) -> TYPE {{\n    x\n}}\n".replace("TYPE", ty)
+
+
+INTS = [("i8", -(2**7), 2**7 - 1), ("i16", -(2**15), 2**15 - 1), ("i32", -(2**31), 2**31 - 1),
+        ("i64", *I64), ("isize", -(2**31), 2**31 - 1), ("u8", 0, 2**8 - 1),
+        ("u16", 0, 2**16 - 1), ("u32", 0, 2**32 - 1), ("u64", 0, 2**64 - 1),
+        ("usize", 0, 2**32 - 1)]
+
+ROWS = [
+    *(int_row(ty, _id(ty), ty, lo, hi) for ty, lo, hi in INTS),
+    float_row("f32", _id("f32"), "f32", 32),
+    float_row("f64", _id("f64"), "f64", 64),
+    bool_row("bool", _id("bool"), "bool"),
+    str_row("String", _id("String"), "String"),
+    str_row("str_ref", "fn {name}(x: &str) -> String {{\n    x.to_string()\n}}\n", "&str"),
+    bytes_row("Vec_u8", _id("Vec<u8>"), "Vec<u8>"),
+    array_row("Vec_f64", _id("Vec<f64>"), "Vec<f64>", "<f8"),
+    array_row("Vec_f32", _id("Vec<f32>"), "Vec<f32>", "<f4"),
+    array_row("Vec_i32", _id("Vec<i32>"), "Vec<i32>", "<i4"),
+    array_row("Vec_i64", _id("Vec<i64>"), "Vec<i64>", "<i8"),
+    json_row("json", _id("serde_json::Value"), "serde_json::Value",
+             ints=(-(2**63), 2**64 - 1), big_ints="either"),
+    map_row("HashMap", "use std::collections::HashMap;\n\n"
+            "fn {name}(x: HashMap<String, i64>) -> HashMap<String, i64> {{\n    x\n}}\n",
+            "HashMap<String, i64>", *I64),
+    set_row("BTreeSet", "use std::collections::BTreeSet;\n\n"
+            "fn {name}(x: BTreeSet<i64>) -> BTreeSet<i64> {{\n    x\n}}\n",
+            "BTreeSet<i64>", *I64, as_list=True),
+    set_row("HashSet", "use std::collections::HashSet;\n\n"
+            "fn {name}(x: HashSet<i64>) -> HashSet<i64> {{\n    x\n}}\n",
+            "HashSet<i64>", *I64, as_list=True),
+    enum_row("enum", "enum Color {{\n    Red,\n    Green,\n    Blue,\n}}\n\n"
+                     "fn {name}(x: Color) -> Color {{\n    x\n}}\n",
+             "Color", ("Red", "Green", "Blue")),
+]
+
+matrix = make_fixture(LANGUAGE)
+test_edges, test_generated = make_tests(ROWS)
