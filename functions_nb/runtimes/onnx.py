@@ -318,6 +318,8 @@ class OnnxModel:
         return feeds, rows == {True}
 
     def batch_size(self, feeds: dict[str, Any]) -> int:
+        if self._one is not None:
+            return feeds[self._one.name].shape[0] if self._one.batched else 1
         sizes = {feeds[s.name].shape[0] for s in self.inputs if s.batched}
         if len(sizes) > 1:
             raise BadArguments(f"{self.signature}: the inputs' batch sizes differ: "
