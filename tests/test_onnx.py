@@ -133,6 +133,10 @@ def test_not_a_model_and_missing_example(fx, clf):
         fx.deploy("onnx", {"a": 1}, name="m")
     with pytest.raises(BadArguments, match="cannot read the model file"):
         fx.deploy("onnx", "/nonexistent/model.onnx", name="m")
+    with pytest.raises(BadArguments, match="does not accept the deploy flag 'toolchain'"):
+        fx.deploy("onnx", clf, name="m", example=X[:1], flags={"toolchain": "x"})
+    with pytest.raises(BadArguments, match="input_type='float16': expected one of"):
+        fx.deploy("onnx", clf, name="m", example=X[:1], flags={"input_type": "float16"})
     fresh = LogisticRegression()
     with pytest.raises(BadArguments, match="needs example="):
         fx.deploy("onnx", fresh, name="m")

@@ -84,6 +84,7 @@ class Onnx(Language):
         no model or a model above ``memory_mb``, :class:`CompileError` for a model ONNX
         Runtime cannot run."""
         started = time.perf_counter()
+        check_model_flags(flags)
         code, origin = to_onnx_bytes(model, flags, example)
         if memory_mb is not None:
             check_size(code, memory_mb)
@@ -149,6 +150,23 @@ class Onnx(Language):
     def _build(self, source: str, signature: Signature, workdir: Path,
                flags: dict[str, Any]) -> tuple[bytes, str]:
         return to_onnx_bytes(source.lstrip("\n"), flags, None)[0], ""
+
+
+#: Deploy flags of a model and what each takes.
+FLAGS = {"input_type": f"one of {', '.join(SKL_TYPES)}", "features": "a whole number >= 1",
+         "opset": "a whole number >= 1", "zipmap": "true or false"}
+
+
+def check_model_flags(flags: dict[str, Any]) -> None:
+    """Refuse a deploy flag a model does not take, or a value it cannot use."""
+    for key, value in flags.items():
+        if key not in FLAGS:
+            raise BadArguments(f"onnx does not accept the deploy flag {key!r}; it accepts: "
+                               + "; ".join(f"{k} ({v})" for k, v in FLAGS.items()))
+        ok = {"input_type": value in SKL_TYPES,
+              "zipmap": type(value) is bool}.get(key, type(value) is int and value >= 1)
+        if not ok:
+            raise BadArguments(f"onnx flag {key}={value!r:.40}: expected {FLAGS[key]}")
 
 
 def check_size(code: bytes, memory_mb: int) -> None:
