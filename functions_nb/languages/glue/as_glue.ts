@@ -87,6 +87,226 @@ function __fnb_ret_static<E>(a: StaticArray<E>): u64 {
   return __fnb_copy_out(changetype<usize>(a), <usize>a.length << alignof<E>());
 }
 
+// -- exact decimal -> f64 ---------------------------------------------------------------------
+// AssemblyScript's parseFloat misreads some 17-digit numbers (3.8882686328565023e+49 read as
+// 3.888268632856502e+38). JSON numbers are read here instead: Clinger's fast path when the
+// digits and the power of ten are both exact doubles, otherwise an estimate corrected ulp by
+// ulp by comparing the decimal with the midpoints between neighbouring doubles in big-integer
+// arithmetic (round half to even, as IEEE and Python do).
+
+const __FNB_POW10: StaticArray<f64> = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+  1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22];
+const __FNB_MAX_DIGITS = 800;
+const __FNB_LIMBS = 320;
+
+/** A non-negative big integer, little-endian 32-bit limbs, fixed capacity. */
+class __FnbBig {
+  w: StaticArray<u32> = new StaticArray<u32>(__FNB_LIMBS);
+  n: i32 = 0;
+
+  setU64(v: u64): void {
+    this.n = 0;
+    while (v) {
+      this.w[this.n++] = <u32>v;
+      v >>= 32;
+    }
+  }
+
+  mulAdd(f: u32, add: u32): void {
+    let carry: u64 = add;
+    for (let i = 0; i < this.n; i++) {
+      const t = <u64>this.w[i] * <u64>f + carry;
+      this.w[i] = <u32>t;
+      carry = t >> 32;
+    }
+    if (carry && this.n < __FNB_LIMBS) this.w[this.n++] = <u32>carry;
+  }
+
+  mulPow5(k: i32): void {
+    while (k >= 13) {
+      this.mulAdd(1220703125, 0);  // 5**13
+      k -= 13;
+    }
+    let f: u32 = 1;
+    while (k-- > 0) f *= 5;
+    if (f > 1) this.mulAdd(f, 0);
+  }
+
+  shl(bits: i32): void {
+    if (this.n == 0 || bits <= 0) return;
+    const words = bits >> 5;
+    const b = bits & 31;
+    let n = this.n + words + 1;
+    if (n > __FNB_LIMBS) n = __FNB_LIMBS;
+    for (let i = n - 1; i >= 0; i--) {
+      const src = i - words;
+      const hi: u32 = src >= 0 && src < this.n ? this.w[src] : 0;
+      const lo: u32 = src - 1 >= 0 && src - 1 < this.n ? this.w[src - 1] : 0;
+      this.w[i] = b ? (hi << <u32>b) | (lo >>> <u32>(32 - b)) : hi;
+    }
+    this.n = n;
+    while (this.n > 0 && this.w[this.n - 1] == 0) this.n--;
+  }
+
+  cmp(o: __FnbBig): i32 {
+    if (this.n != o.n) return this.n < o.n ? -1 : 1;
+    for (let i = this.n - 1; i >= 0; i--) {
+      const a = this.w[i];
+      const b = o.w[i];
+      if (a != b) return a < b ? -1 : 1;
+    }
+    return 0;
+  }
+}
+
+const __fnb_digits = new StaticArray<u8>(__FNB_MAX_DIGITS);
+let __fnb_ndigits: i32 = 0;
+let __fnb_exp10: i32 = 0;
+const __fnb_left = new __FnbBig();
+const __fnb_right = new __FnbBig();
+
+/** Sign of (digits * 10**exp10) - (m * 2**q). */
+function __fnb_cmp_decimal(m: u64, q: i32): i32 {
+  const L = __fnb_left;
+  const R = __fnb_right;
+  L.n = 0;
+  for (let i = 0; i < __fnb_ndigits; i++) {
+    if (L.n == 0) L.setU64(<u64>__fnb_digits[i]);
+    else L.mulAdd(10, <u32>__fnb_digits[i]);
+  }
+  R.setU64(m);
+  let l2: i32 = 0;
+  let r2: i32 = q;
+  if (__fnb_exp10 >= 0) {
+    L.mulPow5(__fnb_exp10);
+    l2 += __fnb_exp10;
+  } else {
+    R.mulPow5(-__fnb_exp10);
+    r2 -= __fnb_exp10;
+  }
+  if (l2 >= r2) L.shl(l2 - r2);
+  else R.shl(r2 - l2);
+  return L.cmp(R);
+}
+
+/** The double nearest to the decimal read into __fnb_digits / __fnb_exp10 (non-negative);
+ *  __fnb_dec_exact says whether it is exactly that decimal. */
+let __fnb_dec_exact = true;
+
+function __fnb_nearest(): f64 {
+  const nd = __fnb_ndigits;
+  const e10 = __fnb_exp10;
+  __fnb_dec_exact = true;
+  if (nd == 0) return 0;
+  if (nd + e10 > 310) {
+    __fnb_dec_exact = false;
+    return Infinity;
+  }
+  if (nd + e10 < -325) {
+    __fnb_dec_exact = false;
+    return 0;
+  }
+  let m19: u64 = 0;
+  const take = nd < 19 ? nd : 19;
+  for (let i = 0; i < take; i++) m19 = m19 * 10 + <u64>__fnb_digits[i];
+  if (nd <= 15 && e10 >= -22 && e10 <= 22) {  // Clinger: both factors exact, one rounding
+    const v = e10 >= 0 ? <f64>m19 * __FNB_POW10[e10] : <f64>m19 / __FNB_POW10[-e10];
+    // exact: an integer up to 2**53 is; beyond, compare; a fraction (e10 < 0 once trailing
+    // zeros are gone) is not asked about
+    __fnb_dec_exact = e10 >= 0 && (v <= 9007199254740992.0 || __fnb_cmp_exact(v));
+    return v;
+  }
+  let k = e10 + (nd - take);
+  let v = <f64>m19;
+  while (k > 22) { v *= 1e22; k -= 22; }
+  while (k < -22) { v /= 1e22; k += 22; }
+  v = k >= 0 ? v * __FNB_POW10[k] : v / __FNB_POW10[-k];
+  if (!isFinite(v)) v = f64.MAX_VALUE;
+  for (let iter = 0; iter < 4096; iter++) {
+    const bits = reinterpret<u64>(v);
+    const E = <i32>(bits >> 52);
+    if (E == 0x7FF) break;  // rounded up past the largest double: infinity
+    const F = bits & 0xFFFFFFFFFFFFF;
+    const b: u64 = E == 0 ? F : F | (<u64>1 << 52);
+    const k2: i32 = E == 0 ? -1074 : E - 1075;
+    const up = __fnb_cmp_decimal(2 * b + 1, k2 - 1);
+    if (up > 0 || (up == 0 && (b & 1))) {
+      v = reinterpret<f64>(bits + 1);
+      continue;
+    }
+    if (b > 0) {
+      const lo = F == 0 && E > 1 ? __fnb_cmp_decimal(4 * b - 1, k2 - 2)
+        : __fnb_cmp_decimal(2 * b - 1, k2 - 1);
+      if (lo < 0 || (lo == 0 && (b & 1))) {
+        v = reinterpret<f64>(bits - 1);
+        continue;
+      }
+    }
+    __fnb_dec_exact = __fnb_cmp_decimal(b, k2) == 0;
+    break;
+  }
+  if (!isFinite(v)) __fnb_dec_exact = false;
+  return v;
+}
+
+/** Whether the finite double v is exactly the decimal read. */
+function __fnb_cmp_exact(v: f64): bool {
+  const bits = reinterpret<u64>(v);
+  const E = <i32>(bits >> 52);
+  const F = bits & 0xFFFFFFFFFFFFF;
+  return __fnb_cmp_decimal(E == 0 ? F : F | (<u64>1 << 52), E == 0 ? -1074 : E - 1075) == 0;
+}
+
+/** Reads the JSON number text in [p, e) into __fnb_digits / __fnb_exp10; returns the sign. */
+function __fnb_read_decimal(p: usize, e: usize): bool {
+  let neg = false;
+  if (p < e && load<u8>(p) == 0x2D) {
+    neg = true;
+    p++;
+  }
+  let nd: i32 = 0;
+  let e10: i32 = 0;
+  let point = false;
+  while (p < e) {
+    const c = load<u8>(p);
+    if (c == 0x2E) {
+      point = true;
+      p++;
+      continue;
+    }
+    if ((c | 0x20) == 0x65) break;
+    const d = <u8>(c - 0x30);
+    if (nd < __FNB_MAX_DIGITS) {
+      if (point) e10--;
+      if (d != 0 || nd > 0) __fnb_digits[nd++] = d;
+    } else if (!point) {
+      e10++;  // digits beyond what is kept: the magnitude still counts
+    }
+    p++;
+  }
+  if (p < e) {  // exponent
+    p++;
+    let eneg = false;
+    if (p < e && (load<u8>(p) == 0x2B || load<u8>(p) == 0x2D)) {
+      eneg = load<u8>(p) == 0x2D;
+      p++;
+    }
+    let x: i32 = 0;
+    while (p < e) {
+      if (x < 100000) x = x * 10 + <i32>(load<u8>(p) - 0x30);
+      p++;
+    }
+    e10 += eneg ? -x : x;
+  }
+  while (nd > 0 && __fnb_digits[nd - 1] == 0) {
+    nd--;
+    e10++;
+  }
+  __fnb_ndigits = nd;
+  __fnb_exp10 = e10;
+  return neg;
+}
+
 // -- JSON ------------------------------------------------------------------------------------
 
 /** Reads JSON text (UTF-8) from a host buffer; the first problem is kept in `err`. */
@@ -198,9 +418,14 @@ class __FnbReader {
       this.fail("expected a number");
       return 0;
     }
-    const v = parseFloat(String.UTF8.decodeUnsafe(this.pos, <usize>n));
+    const neg = __fnb_read_decimal(this.pos, this.pos + <usize>n);
+    const v = __fnb_nearest();
+    if (!this.frac && !__fnb_dec_exact) {  // an integer a double cannot hold: refused
+      this.fail(`the integer ${String.UTF8.decodeUnsafe(this.pos, <usize>n)} has no exact f64 value`);
+      return 0;
+    }
     this.pos += <usize>n;
-    return v;
+    return neg ? -v : v;
   }
 
   /** An integer in [lo, hi] (signed types and u8..u32). */
@@ -384,7 +609,8 @@ class __FnbWriter {
   }
 
   float(v: f64): void {
-    if (isFinite(v)) this.raw(v.toString());
+    if (v == 0 && 1 / v < 0) this.raw("-0.0");  // toString() drops the sign of -0
+    else if (isFinite(v)) this.raw(v.toString());
     else this.raw(isNaN(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
   }
 
