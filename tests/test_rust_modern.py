@@ -180,3 +180,25 @@ def test_install_script_is_idempotent() -> None:
     assert proc.stdout == "" and proc.stderr == ""
     assert time.monotonic() - started < 60  # seconds, not the minutes of a first install
     assert stamp.stat().st_mtime_ns == before
+
+
+def test_json_numbers_cross_exactly_or_are_refused(fx: Functions) -> None:
+    """serde_json reads floats to the nearest double (its fast path could be one ulp off) and
+    would read an integer beyond 64 bits as a float: such an argument is refused instead."""
+    src = """use std::collections::HashMap;
+
+fn same(x: serde_json::Value) -> serde_json::Value { x }
+
+fn scaled(m: HashMap<String, f64>) -> HashMap<String, f64> { m }
+"""
+    fx.deploy("rust", src, name="same")
+    floats = [1.692562348817397e+44, 6.073225862278691e+71, 5e-324, 1.7976931348623157e308, -0.0]
+    got = fx.invoke("same", floats)
+    assert got == floats and [repr(g) for g in got] == [repr(f) for f in floats]
+    edges = [2**64 - 1, -(2**63), {"k": [2**63, "2**64 as text: 18446744073709551616"]}]
+    assert fx.invoke("same", edges) == edges
+    for wide in ([2**64], {"a": [1, -(2**63) - 1]}, 2**100):
+        with pytest.raises(BadArguments, match=r"argument 'x' holds the integer -?\d+, beyond 64 bits"):
+            fx.invoke("same", wide)
+    fx.deploy("rust", src, name="scaled")
+    assert fx.invoke("scaled", {"a": 6.073225862278691e+71}) == {"a": 6.073225862278691e+71}

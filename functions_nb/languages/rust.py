@@ -28,6 +28,7 @@ message names wasm32's 32-bit ``usize``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -91,7 +92,8 @@ edition = "2024"
 path = "lib.rs"
 [dependencies]
 serde = { version = "1", features = ["derive"] }
-serde_json = "1"
+# float_roundtrip: numbers parse to the nearest double (the default path can be one ulp off)
+serde_json = { version = "1", features = ["float_roundtrip"] }
 '''
 DEPS_CONFIG = f'''[source.crates-io]
 replace-with = "debian"
@@ -101,6 +103,8 @@ directory = "{DEBIAN_REGISTRY}"
 offline = true
 '''
 
+
+GLUE_HASH = hashlib.sha256((PRELUDE + PRELUDE_JSON + DEPS_CARGO).encode()).hexdigest()[:16]
 
 #: Bounds of an entry type parameter that any JSON value (``serde_json::Value``) meets.
 _ANY_JSON = {"PartialEq", "Eq", "Clone", "Debug", "Display", "ToString", "Serialize",
@@ -144,6 +148,12 @@ def sysroot() -> Path:
     """The sysroot passed to every build (``--sysroot``): without it rustc would pick the
     wasm32 libraries of another installed rustc (E0786)."""
     return Path(RUSTC).resolve().parents[1]
+
+
+def borrowing(source: str) -> frozenset[str]:
+    """The cell's structs and enums with lifetime parameters (``struct Person<'a>``)."""
+    return frozenset(m.group(1) for m in _ITEM.finditer(source)
+                     if re.match(r"\s*<\s*'", source[m.end():]))
 
 
 def host_linker() -> dict[str, str]:
@@ -277,6 +287,14 @@ class Rust(Language):
                     "and arithmetic); write the concrete type", name, line)
         return chosen
 
+    def code_hash(self, source: str, name: str, flags: dict[str, Any],
+                  line_offset: int = 0) -> str:
+        """As the base class, plus the prelude, the serde build and the glue generated for the
+        entry signature (a change in any of them rebuilds what was cached before)."""
+        glue = self.glue(self.parse_signature(source, name), borrowing(source))
+        return super().code_hash(source, name, {**flags, "rust_glue": [GLUE_HASH, glue]},
+                                 line_offset)
+
     # glue ------------------------------------------------------------------------
     def glue(self, sig: Signature, borrowing: frozenset[str] = frozenset()) -> str:
         """The exported wrapper of ``sig``'s function; ``borrowing``: the cell's structs and
@@ -353,9 +371,7 @@ class Rust(Language):
         prelude = PRELUDE + (PRELUDE_JSON if needs_json else "")
         (workdir / "fnb_prelude.rs").write_text(prelude)
         (workdir / "cell.rs").write_text(with_serde_derives(source, signature) if needs_json else source)
-        borrowing = frozenset(m.group(1) for m in _ITEM.finditer(source)
-                              if re.match(r"\s*<\s*'", source[m.end():]))
-        (workdir / "glue.rs").write_text(self.glue(signature, borrowing))
+        (workdir / "glue.rs").write_text(self.glue(signature, borrowing(source)))
         (workdir / "lib.rs").write_text(
             "#![allow(dead_code)]\n#[macro_use] mod fnb_prelude;\n"
             "include!(\"cell.rs\");\ninclude!(\"glue.rs\");\n")
@@ -443,8 +459,6 @@ class Rust(Language):
         (and their folder). That build runs sandboxed too, seeing ``/usr`` read-only (serde's
         build script is linked by the host's C toolchain) and only its own folder writable."""
         tc = self.toolchain()
-        import hashlib
-
         from filelock import FileLock
 
         rustflags = f"-Cembed-bitcode=yes --sysroot {sysroot()}"  # bitcode: LTO can use them

@@ -1,6 +1,38 @@
 // JSON helpers (serde_json), added to the prelude when a signature needs them.
+/// The first integer in JSON text that fits neither i64 nor u64: serde_json would read it as
+/// a float (a changed value), so the argument is refused naming it.
+fn wide_integer(b: &[u8]) -> Option<&str> {
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' { i += if b[i] == b'\\' { 2 } else { 1 }; }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                i += 1;
+                while i < b.len() && matches!(b[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-') { i += 1; }
+                let t = std::str::from_utf8(&b[start..i]).unwrap_or("");
+                if t.bytes().all(|c| c == b'-' || c.is_ascii_digit()) && t.bytes().any(|c| c.is_ascii_digit())
+                    && t.parse::<i64>().is_err() && t.parse::<u64>().is_err() { return Some(t) }
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+fn check_integers<T>(arg: &str, b: &[u8]) {
+    if let Some(t) = wide_integer(b) {
+        __bad_arg(&format!("argument '{}' holds the integer {}, beyond 64 bits: its type {} takes \
+                            integers within i64 or u64 (serde_json would make it a float)", arg, t, std::any::type_name::<T>()))
+    }
+}
 pub unsafe fn take_json<T: serde::de::DeserializeOwned>(arg: &str, ptr: *mut u8, len: usize) -> T {
-    match serde_json::from_slice(unsafe { arg_slice::<u8>(ptr, len) }) {
+    let bytes = unsafe { arg_slice::<u8>(ptr, len) };
+    check_integers::<T>(arg, bytes);
+    match serde_json::from_slice(bytes) {
         Ok(v) => v,
         Err(e) => __bad_arg(&format!("argument '{}' does not fit its type {}: {}", arg, std::any::type_name::<T>(), e)),
     }
@@ -15,6 +47,7 @@ pub fn ret_json<T: serde::Serialize>(v: &T) -> i64 {
 /// from there, so `"a\"b"` or `"\u00e9"` reach a `&str` like any other string.
 pub unsafe fn take_json_borrowed<'de, T: serde::Deserialize<'de>>(arg: &str, ptr: *mut u8, len: usize) -> T {
     let bytes: &'de [u8] = unsafe { arg_slice::<u8>(ptr, len) };
+    check_integers::<T>(arg, bytes);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = T::deserialize(lent::Lent(&mut de)).and_then(|v| de.end().map(|()| v));
     match value {
