@@ -150,6 +150,20 @@ def sysroot() -> Path:
     return Path(RUSTC).resolve().parents[1]
 
 
+def compiler_libraries() -> list[str]:
+    """rustc's own shared libraries (librustc_driver, libLLVM) beside the sysroot's lib."""
+    return sorted(str(p) for pattern in ("librustc_driver-*.so", "libLLVM.so.*")
+                  for p in (sysroot() / "lib").glob(f"*/{pattern}"))
+
+
+def compiler_env() -> dict[str, str]:
+    """The environment rustc and cargo run with: ``LD_LIBRARY_PATH`` naming the folder of
+    their libraries (the install script's RPATH finds them too; a rustc given by
+    ``FUNCTIONS_NB_RUSTC`` may have none)."""
+    folders = sorted({str(Path(p).parent) for p in compiler_libraries()})
+    return {"LD_LIBRARY_PATH": ":".join(folders)} if folders else {}
+
+
 def borrowing(source: str) -> frozenset[str]:
     """The cell's structs and enums with lifetime parameters (``struct Person<'a>``)."""
     return frozenset(m.group(1) for m in _ITEM.finditer(source)
@@ -175,12 +189,11 @@ class Rust(Language):
                     f"{RUST_HOME} with the {TARGET} standard library)")
 
     def build_sandbox(self, deps: Path | None = None) -> BuildSandbox:
-        """rustc (with the libraries it loads: its RPATH names them), its linker and sysroot,
-        the offline crate registry and the built serde (read-only); ``/proc`` holds only the
-        link to rustc."""
-        return BuildSandbox(tools=(RUSTC, LINKER),
+        """rustc (with the libraries it loads), its linker and sysroot, the offline crate
+        registry and the built serde (read-only); ``/proc`` holds only the link to rustc."""
+        return BuildSandbox(tools=(RUSTC, LINKER, *compiler_libraries()),
                             read=(str(sysroot()), DEBIAN_REGISTRY, *([str(deps)] if deps else [])),
-                            proc=RUSTC)
+                            env=compiler_env(), proc=RUSTC)
 
     def check_flags(self, flags: Mapping[str, Any]) -> None:
         """``edition`` is one of :data:`EDITIONS` (a string, or the year as an int)."""
@@ -480,8 +493,9 @@ class Rust(Language):
                 (root / "lib.rs").write_text("")
                 (root / ".cargo").mkdir(exist_ok=True)
                 (root / ".cargo" / "config.toml").write_text(DEPS_CONFIG)
-                box = BuildSandbox(tools=(CARGO, RUSTC),
-                                   read=("/usr", "/etc/ld.so.cache", str(sysroot())), proc=True)
+                box = BuildSandbox(tools=(CARGO, RUSTC, *compiler_libraries()),
+                                   read=("/usr", "/etc/ld.so.cache", str(sysroot())),
+                                   env=compiler_env(), proc=True)
                 proc = run_tool([CARGO, "build", "--release", "--target", TARGET,
                                  "--message-format=json"], cwd=root,
                                 env={"RUSTC": RUSTC, "CARGO_HOME": str(root / ".cargo-home"),
