@@ -226,25 +226,88 @@ def cell_line(exc: BaseException) -> int | None:
     return line
 
 
+def _not_text_key(value: Any, depth: int = 0) -> tuple[Any, ...]:
+    """``(key,)``: the first dict key in a result that is not a str (json.dumps would make it
+    one: ``{1: "a"}`` would come back as ``{"1": "a"}``); ``()`` when there is none."""
+    if depth > 1000:
+        return ()
+    items: Any = ()
+    if isinstance(value, dict):
+        for k in value:
+            if type(k) is not str:
+                return (k,)
+        items = value.values()
+    elif isinstance(value, (list, tuple)):
+        items = value
+    for v in items:
+        if isinstance(v, (dict, list, tuple)):
+            found = _not_text_key(v, depth + 1)
+            if found:
+                return found
+    return ()
+
+
+def _surrogate(value: Any, depth: int = 0) -> str | None:
+    """The first str in a result holding a surrogate code point (the host's JSON reader would
+    join a pair written as two of them into one character)."""
+    if isinstance(value, str):
+        return value if any("\ud800" <= c <= "\udfff" for c in value) else None
+    if depth > 1000:
+        return None
+    items = [*value.keys(), *value.values()] if isinstance(value, dict) else \
+        value if isinstance(value, (list, tuple)) else ()
+    for v in items:
+        found = _surrogate(v, depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
+def _exact_text(value: Any, text: str) -> str:
+    """``text`` (the JSON of a result) when it stands for ``value`` exactly; ValueError
+    naming what would change otherwise."""
+    if "{" in text:
+        key = _not_text_key(value)
+        if key:
+            raise ValueError(f"returned a dict with the key {key[0]!r} ({type(key[0]).__name__}): "
+                             "JSON object keys are text, it would arrive as "
+                             f"{_dumps({key[0]: 0})[1:-4]}; use str keys")
+    if "\\ud" in text:
+        bad = _surrogate(value)
+        if bad is not None:
+            raise ValueError(f"returned text holding a surrogate code point ({bad[:40]!r}), "
+                             "which is not Unicode text and cannot cross exactly")
+    return text
+
+
 def encode(value: Any, kind: str) -> str:
     """The result as JSON, checked against the return annotation (TypeError if it does not
-    fit, ValueError/RecursionError if it is not JSON)."""
+    fit, ValueError/RecursionError if it is not JSON or would not cross exactly)."""
     if kind == "json":
-        return _dumps(value)
+        return _exact_text(value, _dumps(value))
     if kind == "unit":
         return "null"
     if kind == "i64":
         if isinstance(value, int) and not isinstance(value, bool):
             return str(int(value))
     elif kind == "f64":
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float):
+            return _dumps(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            try:
+                exact = float(value) == value
+            except OverflowError:
+                exact = False
+            if not exact:
+                raise TypeError(f"returned int {value!r:.80}, which has no exact float value, "
+                                "but its return annotation is float")
             return _dumps(float(value))
     elif kind == "bool":
         if isinstance(value, bool):
             return "true" if value else "false"
     elif kind == "str":
         if isinstance(value, str):
-            return _dumps(value)
+            return _exact_text(value, _dumps(value))
     elif kind == "bytes":
         if isinstance(value, (bytes, bytearray, memoryview)):
             return '"' + base64.b64encode(value).decode() + '"'
