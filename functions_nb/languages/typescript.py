@@ -17,9 +17,14 @@ is a JSON value. ``void`` results are ``None``; ``async`` functions and returned
 awaited. Results of JSON kinds cross exactly: a ``Map`` is a dict, a ``Set`` a set, a
 ``BigInt`` an int (anywhere in the value); ``undefined`` and ``null`` are ``None`` (inside
 arrays too; object keys whose value is ``undefined`` are left out, as ``JSON.stringify`` does).
-A Python int a JavaScript number cannot hold exactly (beyond 2**53) is refused for a JSON
-parameter; ``bigint`` parameters take any int. Parameters with a default value (``name =
-"you"``) or marked optional (``name?``) may be omitted: JavaScript then uses its default.
+NaN and the infinities inside a JSON result are floats; an integral JSON number is an int up
+to 2**53 and the float it is beyond (JavaScript has one number type). A Python int a
+JavaScript number cannot hold exactly (beyond 2**53) is refused for a JSON parameter unless its
+type mentions ``bigint`` (``number | bigint``: it arrives as a BigInt); ``bigint`` parameters
+take any int. Parameters typed ``Map<...>`` / ``Set<...>`` get a Map / Set made from the dict /
+list. Text with a surrogate code point is refused (UTF-16 would join a pair). Parameters with
+a default value (``name = "you"``) or marked optional (``name?``) may be omitted: JavaScript
+then uses its default.
 The artifact is JSON: ``{"format", "entry", "js", "map"}``.
 """
 

@@ -48,6 +48,27 @@ def _f64_list(v):
     return out
 
 
+def _str_list(v):
+    """``string[]``: a JSON array of text."""
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        return REFUSED
+    if any(any("\ud800" <= c <= "\udfff" for c in x) for x in v):
+        return REFUSED
+    return v
+
+
+def _i64_list(v):
+    """``i64[]``: a JSON array of integers within i64."""
+    if not isinstance(v, list) or any(isinstance(x, bool) or not isinstance(x, int)
+                                      or not I64[0] <= x <= I64[1] for x in v):
+        return REFUSED
+    return v
+
+
+STR_LIST_EDGES = ([], [""], ["a", "é😀", "\x00", '"\\\n'], ["\ud800"], [1], None, ["x"] * 5000)
+I64_LIST_EDGES = ([], [0, -1, I64[0], I64[1]], [I64[1] + 1], [I64[0] - 1], [1.5], [True], None,
+                  list(range(5000)))
+
 LIST_EDGES = ([], [1.5, -2.0, 1e300, 0.0, -0.0, 5e-324], [1, 2], [2**53 + 1], [float("nan")],
               [True], ["a"], None, [float(i) for i in range(10_000)])
 
@@ -65,6 +86,10 @@ ROWS = [
     array_row("StaticArray_f64", _id("StaticArray<f64>"), "StaticArray<f64>", "<f8"),
     Row("f64_list", _id("f64[]"), "f64[]", _f64_list, LIST_EDGES,
         st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=20), same),
+    Row("string_list", _id("string[]"), "string[]", _str_list, STR_LIST_EDGES,
+        st.lists(st.text(max_size=10), max_size=10), same),
+    Row("i64_list", _id("i64[]"), "i64[]", _i64_list, I64_LIST_EDGES,
+        st.lists(st.integers(-(2**70), 2**70), max_size=10), same),
     map_row("Map", _id("Map<string, i64>"), "Map<string, i64>", *I64),
 ]
 
