@@ -202,3 +202,19 @@ fn scaled(m: HashMap<String, f64>) -> HashMap<String, f64> { m }
             fx.invoke("same", wide)
     fx.deploy("rust", src, name="scaled")
     assert fx.invoke("scaled", {"a": 6.073225862278691e+71}) == {"a": 6.073225862278691e+71}
+
+
+def test_entry_already_exported(fx: Functions) -> None:
+    """A file written as a wasm export (`#[unsafe(no_mangle)] pub extern "C" fn`) deploys as
+    written: the glue's export replaces the attribute's (both defined the symbol before); an
+    error further down still names its own cell line."""
+    src = '#[unsafe(no_mangle)]\npub extern "C" fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n'
+    fx.deploy("rust", src, name="add")
+    assert fx.invoke("add", 2, 3) == 5
+    src = '#[no_mangle]\n#[inline(never)]\npub extern "C" fn mul(a: i64, b: i64) -> i64 { a * b }\n'
+    fx.deploy("rust", src, name="mul", flags={"edition": "2021"})
+    assert fx.invoke("mul", -4, 5) == -20
+    src = '#[unsafe(export_name = "sub")]\nfn sub(a: i32, b: i32) -> i32 {\n    a - "b"\n}\n'
+    with pytest.raises(CompileError) as err:
+        fx.deploy("rust", src, name="sub")
+    assert err.value.line == 3 and "cell:3:" in str(err.value)

@@ -124,6 +124,9 @@ _ITEM = re.compile(r"(?m)^[ \t]*(?:pub(?:\s*\([^)]*\))?\s+)?(?:struct|enum)\s+([
 #: attributes and extern blocks, references to `static mut`, ...).
 _EDITION_2024 = re.compile(r"reserved keyword|unsafe attribute used without unsafe|extern blocks "
                            r"must be unsafe|rust-2024|rust_2024|[Ee]dition 2024|2024 edition")
+#: An attribute that exports a function under a symbol name.
+_EXPORT_ATTR = re.compile(r'#\s*\[\s*(?:unsafe\s*\(\s*)?(?:no_mangle|export_name\s*=\s*"[^"]*")'
+                          r'\s*\)?\s*\]')
 #: include_str!/include_bytes!/include! of a literal path (others: dep-info and the sandbox).
 _LITERAL_INCLUDE = re.compile(r'\binclude(_str|_bytes)?\s*!\s*[(\[{]\s*"([^"\\]*)"')
 
@@ -162,6 +165,27 @@ def compiler_env() -> dict[str, str]:
     ``FUNCTIONS_NB_RUSTC`` may have none)."""
     folders = sorted({str(Path(p).parent) for p in compiler_libraries()})
     return {"LD_LIBRARY_PATH": ":".join(folders)} if folders else {}
+
+
+def _entry_pattern(name: str) -> str:
+    """The entry function's ``fn name<...>`` up to its parameter list."""
+    return rf"(?m)\bfn\s+{re.escape(name)}\s*(?:<(?:[^<>]|<[^<>]*>)*>)?\s*(?=\()"
+
+
+def without_entry_export(source: str, name: str) -> str:
+    """``source`` with ``#[no_mangle]``/``#[export_name = ...]`` (plain or ``unsafe(...)``)
+    blanked out on the entry function: the glue exports it under its name (both would define
+    the symbol). Spaces replace the attribute, so cell lines and columns stay right."""
+    found = find_function(source, _entry_pattern(name))
+    if found is None:
+        return source
+    head = source[:found[0].start()]
+    m = re.search(r'((?:#\s*\[[^\]]*\]\s*)+)(?:pub(?:\s*\([^)]*\))?\s+)?(?:const\s+)?'
+                  r'(?:unsafe\s+)?(?:extern\s*(?:"[^"]*"\s*)?)?$', head)
+    if m is None:
+        return source
+    attrs = _EXPORT_ATTR.sub(lambda a: re.sub(r"\S", " ", a.group(0)), m.group(1))
+    return source[:m.start(1)] + attrs + source[m.end(1):]
 
 
 def borrowing(source: str) -> frozenset[str]:
@@ -225,7 +249,7 @@ class Rust(Language):
 
     # signature -----------------------------------------------------------------
     def parse_signature(self, source: str, name: str) -> Signature:
-        found = find_function(source, rf"(?m)\bfn\s+{re.escape(name)}\s*(?:<(?:[^<>]|<[^<>]*>)*>)?\s*(?=\()")
+        found = find_function(source, _entry_pattern(name))
         if found is None:
             raise self.error(
                 f"no function named `{name}` in the cell: the entry point is the function whose "
@@ -383,7 +407,8 @@ class Rust(Language):
                 raise self.outside_read_error(m.group(2), signature.name, line)
         prelude = PRELUDE + (PRELUDE_JSON if needs_json else "")
         (workdir / "fnb_prelude.rs").write_text(prelude)
-        (workdir / "cell.rs").write_text(with_serde_derives(source, signature) if needs_json else source)
+        cell = without_entry_export(source, signature.name)
+        (workdir / "cell.rs").write_text(with_serde_derives(cell, signature) if needs_json else cell)
         (workdir / "glue.rs").write_text(self.glue(signature, borrowing(source)))
         (workdir / "lib.rs").write_text(
             "#![allow(dead_code)]\n#[macro_use] mod fnb_prelude;\n"
