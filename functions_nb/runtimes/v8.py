@@ -300,8 +300,14 @@ def _json_int(text: str) -> int | float:
     return value if -_JS_SAFE <= value <= _JS_SAFE else float(text)
 
 
-def _loads(text: str | bytes) -> Any:
-    return json.loads(text, parse_int=_json_int)
+_LONG_DIGITS = re.compile(rb"\d{16}")
+
+
+def _loads(payload: bytes) -> Any:
+    """An envelope; integer literals beyond 2**53 (only where 16 digits run) as floats."""
+    if _LONG_DIGITS.search(payload):
+        return json.loads(payload, parse_int=_json_int)
+    return json.loads(payload)
 
 
 # -- source maps -------------------------------------------------------------------------
