@@ -218,3 +218,16 @@ def test_entry_already_exported(fx: Functions) -> None:
     with pytest.raises(CompileError) as err:
         fx.deploy("rust", src, name="sub")
     assert err.value.line == 3 and "cell:3:" in str(err.value)
+
+
+def test_other_flags_are_checked(fx: Functions) -> None:
+    """A misspelt flag is refused, not ignored; opt_level and overflow_checks still work."""
+    with pytest.raises(BadArguments, match=r"rust does not accept the deploy flag 'editon'; it "
+                                           r"accepts: edition .*opt_level .*overflow_checks"):
+        fx.deploy("rust", GEN_IDENT, name="next_gen", flags={"editon": "2021"})
+    with pytest.raises(BadArguments, match=r"rust has one toolchain|does not accept the deploy "
+                                           r"flag 'toolchain'"):
+        fx.deploy("rust", "fn one() -> i32 { 1 }", name="one", flags={"toolchain": "rust-1.63"})
+    src = "fn wrap(a: u8) -> u8 {\n    a + 200\n}\n"
+    fx.deploy("rust", src, name="wrap", flags={"overflow_checks": False, "opt_level": "s"})
+    assert fx.invoke("wrap", 100) == 44

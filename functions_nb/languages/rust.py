@@ -211,6 +211,8 @@ class Rust(Language):
                     "lld librust-serde-json-dev librust-serde-derive-dev, then "
                     "scripts/install-rust.sh: Debian bookworm-security's rustc-web into "
                     f"{RUST_HOME} with the {TARGET} standard library)")
+    accepted_flags = {"edition": (*EDITIONS, *map(int, EDITIONS)),
+                      "opt_level": (0, 1, 2, 3, "s", "z"), "overflow_checks": (True, False)}
 
     def build_sandbox(self, deps: Path | None = None) -> BuildSandbox:
         """rustc (with the libraries it loads), its linker and sysroot, the offline crate
@@ -220,7 +222,8 @@ class Rust(Language):
                             env=compiler_env(), proc=RUSTC)
 
     def check_flags(self, flags: Mapping[str, Any]) -> None:
-        """``edition`` is one of :data:`EDITIONS` (a string, or the year as an int)."""
+        """``edition`` is one of :data:`EDITIONS` (a string, or the year as an int); the other
+        flags as :attr:`accepted_flags` lists them."""
         if "edition" in flags and str(flags["edition"]) not in EDITIONS \
                 or isinstance(flags.get("edition"), bool):
             raise BadArguments(f"rust flag edition={flags['edition']!r} is not accepted; edition is "
