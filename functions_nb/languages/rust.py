@@ -14,7 +14,9 @@ memory allocated with ``__fnb_alloc``; every other type is JSON through serde_js
 (Debian's ``librust-serde-json-dev``), e.g. ``Vec<f64>``, ``HashMap<String, i64>``, or your
 own ``#[derive(Serialize, Deserialize)]`` structs. Strings, bytes and JSON results come
 back as one i64 packing (pointer << 32 | length), freed with ``__fnb_free`` after the host
-copies them out. ``Result<T, E: Display>`` returns ``T`` or raises with ``E``'s text.
+copies them out. ``Result<T, E: Display>`` returns ``T`` or raises with ``E``'s text. JSON
+numbers cross exactly (serde_json's ``float_roundtrip``); an integer beyond i64/u64 in a JSON
+argument, which serde_json would read as a float, is refused naming it.
 
 Signatures as people write them: lifetimes (``fn f<'a>(xs: &[&'a str]) -> HashSet<&'a str>``;
 borrowed JSON arguments borrow from the argument's buffer, strings with escapes from a copy
