@@ -205,3 +205,51 @@ def test_floats_in_json_results_stay_floats(fx, toolchain):
     value = {"a": [1.0, -0.0, 5e-324, 1e22, 0.1], "b": 7, "c": None, "d": "x", "e": {"f": 3.0}}
     _exact(fx.invoke("echo", value), value)
     _exact(fx.invoke("echo", 2.0), 2.0)
+
+
+ARGS = """const std = @import("std");
+
+const Color = enum { red, green, blue };
+
+fn totals(m: std.AutoHashMapUnmanaged(u32, std.StringHashMap(f64))) std.AutoHashMapUnmanaged(u32, f64) {
+    var out: std.AutoHashMapUnmanaged(u32, f64) = .empty;
+    var it = m.iterator();
+    while (it.next()) |e| {
+        var sum: f64 = 0;
+        var inner = e.value_ptr.iterator();
+        while (inner.next()) |x| sum += x.value_ptr.*;
+        out.put(std.heap.wasm_allocator, e.key_ptr.*, sum) catch unreachable;
+    }
+    return out;
+}
+
+fn paint(c: Color, dim: ?Color) Color {
+    return dim orelse c;
+}
+
+fn narrow(a: u1, b: i7, c: u24) i33 {
+    return @as(i33, a) + b + c;
+}
+"""
+
+
+@pytest.mark.parametrize("toolchain", [None, "zig-0.16"])
+def test_map_enum_and_odd_width_arguments(fx, toolchain):
+    """Hash-map parameters are built from a dict (std.json cannot parse them); an enum takes
+    only its tag name (std.json also took 0 or "0" as the first tag); integers of any width up
+    to 64 bits are parameters and results (the C calling convention has no u1 or i24)."""
+    flags = {"toolchain": toolchain} if toolchain else None
+    for name in ("totals", "paint", "narrow"):
+        fx.deploy("zig", ARGS, name=name, flags=flags)
+    assert fx.invoke("totals", {"1": {"a": 1.5, "b": 2.0}, "7": {}}) == {"1": 3.5, "7": 0.0}
+    with pytest.raises(BadArguments, match="does not fit its type: InvalidCharacter"):
+        fx.invoke("totals", {"x": {}})  # a key that is not a u32
+    assert fx.invoke("paint", "red", None) == "red" and fx.invoke("paint", "red", "blue") == "blue"
+    for bad in ("0", 0, "purple"):
+        with pytest.raises(BadArguments, match="does not fit its type: InvalidEnumTag"):
+            fx.invoke("paint", bad, None)
+    assert fx.invoke("narrow", 1, -64, 2**24 - 1) == 1 - 64 + 2**24 - 1
+    with pytest.raises(BadArguments, match="out of range for u1"):
+        fx.invoke("narrow", 2, 0, 0)
+    with pytest.raises(BadArguments, match="out of range for i7"):
+        fx.invoke("narrow", 0, 64, 0)

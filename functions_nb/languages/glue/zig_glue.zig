@@ -93,11 +93,22 @@ fn __fnb_kind(comptime __fnb_T: type) __fnb_Kind {
     };
 }
 
+/// The wasm-level type of a scalar: integers widened to 32 or 64 bits (the C calling
+/// convention has no u1 or i24; the host checks the declared range).
+fn __fnb_Wide(comptime __fnb_T: type) type {
+    return switch (@typeInfo(__fnb_T)) {
+        .int => |__fnb_i| if (__fnb_i.bits <= 32)
+            (if (__fnb_i.signedness == .signed) i32 else u32)
+        else if (__fnb_i.signedness == .signed) i64 else u64,
+        else => __fnb_T,
+    };
+}
+
 /// Wasm-level parameter types produced for one user parameter.
 fn __fnb_wasmParamsOf(comptime __fnb_T: type) []const type {
     return switch (__fnb_kind(__fnb_T)) {
         .allocator => &.{},
-        .scalar => &.{__fnb_T},
+        .scalar => &.{__fnb_Wide(__fnb_T)},
         .string, .json => &.{ u32, u32 }, // (ptr, len) in linear memory
         .array => &.{ u32, u32 }, // (ptr, element count), 8-byte aligned
     };
@@ -133,7 +144,7 @@ fn __fnb_WasmRet(comptime __fnb_F: type) type {
     const __fnb_P = __fnb_Payload(__fnb_F);
     if (__fnb_P == void or __fnb_P == noreturn) return void;
     return switch (__fnb_kind(__fnb_P)) {
-        .scalar => __fnb_P,
+        .scalar => __fnb_Wide(__fnb_P),
         .string, .json, .array => u64, // (ptr << 32) | byte length, 0 on error
         .allocator => @compileError("fnb: cannot return an Allocator"),
     };
@@ -275,6 +286,67 @@ fn __fnb_Result(comptime __fnb_T: type) type {
     };
 }
 
+// ---- JSON arguments ----
+// std.json parses them, except: hash maps (which it cannot parse) are built from the JSON
+// object (keys: the string, an integer's decimal text, an enum tag name), and an enum takes
+// only its tag name (std.json would also take a number or a numeric string: "0" -> the first
+// tag, a silent change).
+const __fnb_parse_options: __fnb_std.json.ParseOptions = .{
+    .ignore_unknown_fields = true,
+    .allocate = .alloc_always,
+};
+
+fn __fnb_ownParse(comptime __fnb_T: type) bool {
+    if (__fnb_isMap(__fnb_T)) return true;
+    return switch (@typeInfo(__fnb_T)) {
+        .@"enum" => !@hasDecl(__fnb_T, "jsonParse"),
+        .optional => |__fnb_o| __fnb_ownParse(__fnb_o.child),
+        else => false,
+    };
+}
+
+fn __fnb_parseArg(comptime __fnb_T: type, __fnb_a: __fnb_std.mem.Allocator, __fnb_bytes: []const u8) anyerror!__fnb_T {
+    if (comptime !__fnb_ownParse(__fnb_T)) return __fnb_std.json.parseFromSliceLeaky(__fnb_T, __fnb_a, __fnb_bytes, __fnb_parse_options);
+    const __fnb_v = try __fnb_std.json.parseFromSliceLeaky(__fnb_std.json.Value, __fnb_a, __fnb_bytes, __fnb_parse_options);
+    return __fnb_fromValue(__fnb_T, __fnb_a, __fnb_v);
+}
+
+fn __fnb_fromValue(comptime __fnb_T: type, __fnb_a: __fnb_std.mem.Allocator, __fnb_v: __fnb_std.json.Value) anyerror!__fnb_T {
+    if (comptime __fnb_isMap(__fnb_T)) {
+        if (__fnb_v != .object) return error.UnexpectedToken;
+        const __fnb_managed = comptime @hasField(__fnb_T, "allocator");
+        var __fnb_map: __fnb_T = if (__fnb_managed) __fnb_T.init(__fnb_a) else .empty;
+        const __fnb_K = @FieldType(__fnb_T.KV, "key");
+        const __fnb_V = @FieldType(__fnb_T.KV, "value");
+        var __fnb_it = __fnb_v.object.iterator();
+        while (__fnb_it.next()) |__fnb_e| {
+            const __fnb_text = __fnb_e.key_ptr.*;
+            const __fnb_key: __fnb_K = if (__fnb_K == []const u8 or __fnb_K == []u8)
+                __fnb_text
+            else switch (@typeInfo(__fnb_K)) {
+                .int => try __fnb_std.fmt.parseInt(__fnb_K, __fnb_text, 10),
+                .@"enum" => __fnb_std.meta.stringToEnum(__fnb_K, __fnb_text) orelse return error.InvalidEnumTag,
+                else => @compileError("fnb: a hash map argument needs string, integer or enum keys"),
+            };
+            const __fnb_value = try __fnb_fromValue(__fnb_V, __fnb_a, __fnb_e.value_ptr.*);
+            if (__fnb_managed) try __fnb_map.put(__fnb_key, __fnb_value) else try __fnb_map.put(__fnb_a, __fnb_key, __fnb_value);
+        }
+        return __fnb_map;
+    }
+    switch (@typeInfo(__fnb_T)) {
+        .@"enum" => if (comptime !@hasDecl(__fnb_T, "jsonParse")) {
+            if (__fnb_v != .string) return error.InvalidEnumTag;
+            return __fnb_std.meta.stringToEnum(__fnb_T, __fnb_v.string) orelse error.InvalidEnumTag;
+        },
+        .optional => |__fnb_o| if (comptime __fnb_ownParse(__fnb_o.child)) {
+            if (__fnb_v == .null) return null;
+            return try __fnb_fromValue(__fnb_o.child, __fnb_a, __fnb_v);
+        },
+        else => {},
+    }
+    return __fnb_std.json.parseFromValueLeaky(__fnb_T, __fnb_a, __fnb_v, __fnb_parse_options);
+}
+
 fn __fnb_packSlice(__fnb_s: []const u8) u64 {
     return (@as(u64, @intCast(@intFromPtr(__fnb_s.ptr))) << 32) | @as(u64, @intCast(__fnb_s.len));
 }
@@ -313,7 +385,7 @@ fn __fnb_invoke(comptime __fnb_f: anytype, __fnb_wargs: anytype) __fnb_WasmRet(@
         switch (comptime __fnb_kind(__fnb_T)) {
             .allocator => __fnb_args[__fnb_i] = __fnb_arena,
             .scalar => {
-                __fnb_args[__fnb_i] = __fnb_wargs[__fnb_wi];
+                __fnb_args[__fnb_i] = if (@typeInfo(__fnb_T) == .int) @intCast(__fnb_wargs[__fnb_wi]) else __fnb_wargs[__fnb_wi];
                 __fnb_wi += 1;
             },
             .array => {
@@ -329,10 +401,7 @@ fn __fnb_invoke(comptime __fnb_f: anytype, __fnb_wargs: anytype) __fnb_WasmRet(@
                 if (comptime __fnb_kind(__fnb_T) == .string) {
                     __fnb_args[__fnb_i] = __fnb_bytes;
                 } else {
-                    __fnb_args[__fnb_i] = __fnb_std.json.parseFromSliceLeaky(__fnb_T, __fnb_arena, __fnb_bytes, .{
-                        .ignore_unknown_fields = true,
-                        .allocate = .alloc_always,
-                    }) catch |__fnb_err| {
+                    __fnb_args[__fnb_i] = __fnb_parseArg(__fnb_T, __fnb_arena, __fnb_bytes) catch |__fnb_err| {
                         __fnb_reportError("an argument does not fit its type: ", __fnb_err);
                         return __fnb_zero(__fnb_R);
                     };
