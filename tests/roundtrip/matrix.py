@@ -525,6 +525,25 @@ class Matrix:
         return f"{where}: {type(exc).__name__} does not name the type or the value: {text}"
 
 
+#: What a result-side cell (:func:`check_result`) returns: NaN, +inf and -0.0 in a JSON map.
+NONFINITE = {"nan": NAN, "inf": INF, "neg": -0.0}
+
+
+def check_result(matrix: Matrix, name: str, source: str, want: Any,
+                 words: tuple[str, ...] = ("NaN", "nan", "Inf", "inf")) -> None:
+    """A function without arguments returning ``want`` in a JSON kind: the call returns it
+    exactly, or raises InvocationError naming it (one of ``words``); nothing else."""
+    matrix.fx.deploy(matrix.language, source, name=name)
+    where = f"[{matrix.language}/result {name}]"
+    try:
+        got = matrix.fx.invoke(name)
+    except InvocationError as exc:
+        assert any(w in str(exc) for w in words), \
+            f"{where}: InvocationError does not name the value: {exc}"
+        return
+    assert same(got, want), f"{where}: expected {show(want)}, got back {show(got)}"
+
+
 def make_fixture(language: str) -> Callable[..., Any]:
     """The module's ``matrix`` fixture: a client on a temporary store (skip when the
     language's toolchain is not usable here)."""
@@ -574,6 +593,6 @@ class Cells:
         return self.template.replace("TYPE", ty)
 
 
-__all__ = ["REFUSED", "Cells", "Either", "Matrix", "Row", "array_row", "bool_row", "bytes_row",
+__all__ = ["NONFINITE", "REFUSED", "Cells", "Either", "check_result", "Matrix", "Row", "array_row", "bool_row", "bytes_row",
            "enum_row", "float_row", "int_row", "js_numbers", "json_row", "make_fixture",
            "make_tests", "map_row", "nullable", "same", "same_members", "set_row", "str_row"]

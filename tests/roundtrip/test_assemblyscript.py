@@ -6,11 +6,13 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from .matrix import (
+    NONFINITE,
     REFUSED,
     Row,
     array_row,
     bool_row,
     bytes_row,
+    check_result,
     float_row,
     int_row,
     make_fixture,
@@ -95,3 +97,12 @@ ROWS = [
 
 matrix = make_fixture(LANGUAGE)
 test_edges, test_generated = make_tests(ROWS)
+
+
+NONFINITE_CELL = 'export function nonfinite(): Map<string, f64> {\n  const m = new Map<string, f64>();\n  m.set("nan", NaN);\n  m.set("inf", Infinity);\n  m.set("neg", -0.0);\n  return m;\n}\n'
+
+
+def test_nonfinite_floats_in_a_json_result(matrix):
+    """NaN, +inf and -0.0 inside a JSON result come back exactly, or the call fails naming
+    them (never null, a string or 0.0)."""
+    check_result(matrix, "nonfinite", NONFINITE_CELL, NONFINITE)

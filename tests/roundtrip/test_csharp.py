@@ -4,9 +4,11 @@ numbers as the host's JSON reader makes them)."""
 from __future__ import annotations
 
 from .matrix import (
+    NONFINITE,
     array_row,
     bool_row,
     bytes_row,
+    check_result,
     float_row,
     int_row,
     json_row,
@@ -49,3 +51,12 @@ ROWS = [
 
 matrix = make_fixture(LANGUAGE)
 test_edges, test_generated = make_tests(ROWS)
+
+
+NONFINITE_CELL = 'public static Dictionary<string, double> nonfinite() {\n    return new Dictionary<string, double> { { "nan", double.NaN }, { "inf", double.PositiveInfinity }, { "neg", -0.0 } };\n}\n'
+
+
+def test_nonfinite_floats_in_a_json_result(matrix):
+    """NaN, +inf and -0.0 inside a JSON result come back exactly, or the call fails naming
+    them (never null, a string or 0.0)."""
+    check_result(matrix, "nonfinite", NONFINITE_CELL, NONFINITE)

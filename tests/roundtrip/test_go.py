@@ -4,9 +4,11 @@ into ``any``."""
 from __future__ import annotations
 
 from .matrix import (
+    NONFINITE,
     array_row,
     bool_row,
     bytes_row,
+    check_result,
     float_row,
     int_row,
     json_row,
@@ -45,3 +47,12 @@ ROWS = [
 
 matrix = make_fixture(LANGUAGE)
 test_edges, test_generated = make_tests(ROWS)
+
+
+NONFINITE_CELL = 'import "math"\n\nfunc nonfinite() map[string]float64 {\n\treturn map[string]float64{"nan": math.NaN(), "inf": math.Inf(1), "neg": math.Copysign(0, -1)}\n}\n'
+
+
+def test_nonfinite_floats_in_a_json_result(matrix):
+    """NaN, +inf and -0.0 inside a JSON result come back exactly, or the call fails naming
+    them (never null, a string or 0.0)."""
+    check_result(matrix, "nonfinite", NONFINITE_CELL, NONFINITE)

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 from .matrix import (
+    NONFINITE,
     array_row,
     bool_row,
     bytes_row,
+    check_result,
     enum_row,
     float_row,
     int_row,
@@ -61,3 +63,12 @@ ROWS = [
 
 matrix = make_fixture(LANGUAGE)
 test_edges, test_generated = make_tests(ROWS)
+
+
+NONFINITE_CELL = 'use std::collections::HashMap;\n\nfn nonfinite() -> HashMap<String, f64> {\n    let mut m = HashMap::new();\n    m.insert("nan".to_string(), f64::NAN);\n    m.insert("inf".to_string(), f64::INFINITY);\n    m.insert("neg".to_string(), -0.0);\n    m\n}\n'
+
+
+def test_nonfinite_floats_in_a_json_result(matrix):
+    """NaN, +inf and -0.0 inside a JSON result come back exactly, or the call fails naming
+    them (never null, a string or 0.0)."""
+    check_result(matrix, "nonfinite", NONFINITE_CELL, NONFINITE)

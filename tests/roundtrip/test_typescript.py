@@ -9,9 +9,11 @@ import pytest
 from functions_nb.errors import InvocationError
 
 from .matrix import (
+    NONFINITE,
     array_row,
     bool_row,
     bytes_row,
+    check_result,
     enum_row,
     float_row,
     int_row,
@@ -93,3 +95,12 @@ def test_big_int_from_json_parameter_is_refused_naming_it(matrix):
     with pytest.raises(Exception) as info:
         matrix.fx.invoke("id_json", [2**53 + 1])
     assert "9007199254740993" in str(info.value) and not isinstance(info.value, InvocationError)
+
+
+NONFINITE_CELL = 'export function nonfinite(): Map<string, number> {\n  return new Map([["nan", NaN], ["inf", Infinity], ["neg", -0]]);\n}\n'
+
+
+def test_nonfinite_floats_in_a_json_result(matrix):
+    """NaN, +inf and -0.0 inside a JSON result come back exactly, or the call fails naming
+    them (never null, a string or 0.0)."""
+    check_result(matrix, "nonfinite", NONFINITE_CELL, {"nan": NONFINITE["nan"], "inf": NONFINITE["inf"], "neg": 0})

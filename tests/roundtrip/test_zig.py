@@ -4,8 +4,10 @@ no distinct byte-string type: ``[]const u8`` is text); JSON is ``std.json.Value`
 from __future__ import annotations
 
 from .matrix import (
+    NONFINITE,
     array_row,
     bool_row,
+    check_result,
     enum_row,
     float_row,
     int_row,
@@ -49,3 +51,12 @@ ROWS = [
 
 matrix = make_fixture(LANGUAGE)
 test_edges, test_generated = make_tests(ROWS)
+
+
+NONFINITE_CELL = 'const std = @import("std");\n\nconst R = struct { nan: f64, inf: f64, neg: f64 };\n\nfn nonfinite() R {\n    return .{ .nan = std.math.nan(f64), .inf = std.math.inf(f64), .neg = -0.0 };\n}\n'
+
+
+def test_nonfinite_floats_in_a_json_result(matrix):
+    """NaN, +inf and -0.0 inside a JSON result come back exactly, or the call fails naming
+    them (never null, a string or 0.0)."""
+    check_result(matrix, "nonfinite", NONFINITE_CELL, NONFINITE)
