@@ -82,6 +82,11 @@ KINDS: dict[str, ValueKind] = {k.name: k for k in (
 ARRAY_DTYPES: dict[str, str] = {k.name: k.dtype for k in KINDS.values() if k.dtype}
 
 
+def kind_of_dtype(dtype: str) -> str:
+    """The array kind whose items are numpy ``dtype`` (``"<f8"`` -> ``"f64[]"``)."""
+    return next(name for name, dt in ARRAY_DTYPES.items() if dt == dtype)
+
+
 class Refused(ValueError):
     """A value that does not fit a kind: what was expected, and why not (may be empty)."""
 
@@ -484,5 +489,6 @@ def answer(name: str, value: Any, bounds: tuple[int, int] | None = None) -> Any:
 
 __all__ = ["ARRAY_DTYPES", "F32_MAX", "INT_RANGES", "KINDS", "Refused", "ValueKind", "answer",
            "argument", "bad_answer", "bad_argument", "converter", "int_argument", "int_range",
-           "json_default", "json_depth", "kind", "shown", "to_array", "to_bool", "to_bytes", "to_float",
-           "to_int", "to_json_text", "to_str", "to_utf8", "unicode_argument"]
+           "json_default", "json_depth", "kind", "kind_of_dtype", "shown", "to_array", "to_bool",
+           "to_bytes", "to_float", "to_int", "to_json_text", "to_str", "to_utf8",
+           "unicode_argument"]

@@ -11,7 +11,8 @@ off for JavaScript) and ``strict`` (TypeScript default on). Diagnostics of both 
 
 Calling convention (parameter types as written in the signature):
 ``number`` <-> float, ``boolean`` <-> bool, ``string`` <-> str, ``bigint`` <-> int,
-``Uint8Array`` <-> bytes, ``Float64Array`` <- numpy array or list, -> numpy float64 array;
+``Uint8Array`` <-> bytes, ``Float64Array``, ``Float32Array``, ``Int32Array``,
+``BigInt64Array`` <- numpy array or list, -> numpy array of float64, float32, int32, int64;
 anything else (``any``, arrays, objects, interfaces, unions, untyped JavaScript parameters)
 is a JSON value. ``void`` results are ``None``; ``async`` functions and returned promises are
 awaited. Results of JSON kinds cross exactly: a ``Map`` is a dict, a ``Set`` a set, a
@@ -61,6 +62,9 @@ COMPILE_TIMEOUT = 120.0
 
 _SCALARS = {"number": "f64", "boolean": "bool", "string": "str", "bigint": "bigint"}
 _UNIT = {"void", "undefined", "never"}
+#: Typed arrays <-> 1-D numpy arrays of their dtype.
+_TYPED_ARRAYS = {"Float64Array": "f64[]", "Float32Array": "f32[]", "Int32Array": "i32[]",
+                 "BigInt64Array": "i64[]"}
 _ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}
 
 
@@ -217,8 +221,8 @@ def classify(ty: str) -> str:
     base = re.sub(r"<.*>$", "", t)
     if base == "Uint8Array":
         return "bytes"
-    if base == "Float64Array":
-        return "f64[]"
+    if base in _TYPED_ARRAYS:
+        return _TYPED_ARRAYS[base]
     return "json"
 
 

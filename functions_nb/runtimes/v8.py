@@ -86,8 +86,10 @@ class ValueType(IntEnum):
 
 #: Result/parameter kinds -> the letters the prelude's decoder and encoder use.
 _LETTERS = {"f64": "n", "f32": "n", "i32": "n", "u32": "n", "bool": "z", "str": "s",
-            "bytes": "b", "f64[]": "F", "json": "j", "i64": "i", "u64": "i", "bigint": "i",
-            "unit": "u"}
+            "bytes": "b", "f64[]": "F", "f32[]": "E", "i32[]": "I", "i64[]": "L", "json": "j",
+            "i64": "i", "u64": "i", "bigint": "i", "unit": "u"}
+#: Typed-array letters -> numpy dtypes of their items.
+_ARRAY_DTYPES = {"F": "<f8", "E": "<f4", "I": "<i4", "L": "<i8"}
 #: JSON parameters typed as a Map or a Set get one (from a JSON object / array).
 _COLLECTION = re.compile(r"\s*(?:readonly\s+)?(?:Readonly)?(Map|Set)\s*<")
 _BIGINT = re.compile(r"\bbigint\b")
@@ -245,7 +247,7 @@ _LITERALS: dict[str, Callable[[Any], str]] = {
     "str": json.dumps,
     "bytes": _b64_literal,
     **dict.fromkeys(("i64", "u64", "bigint"), lambda i: f"{i}n"),
-    "f64[]": lambda arr: _b64_literal(arr.tobytes()),
+    **dict.fromkeys(("f64[]", "f32[]", "i32[]", "i64[]"), lambda arr: _b64_literal(arr.tobytes())),
 }
 
 
@@ -475,10 +477,10 @@ class V8Function:
         rk = self._rk
         if "b" in env:
             data = base64.b64decode(env["b"])
-            if rk == "F":
+            if rk in _ARRAY_DTYPES:
                 import numpy as np
 
-                return np.frombuffer(data, dtype="<f8").copy()
+                return np.frombuffer(data, dtype=_ARRAY_DTYPES[rk]).copy()
             return data
         if "x" in env:
             return int(env["x"]) if rk == "i" else float(env["x"])
@@ -487,11 +489,18 @@ class V8Function:
         value = env.get("v")
         if rk == "n" and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
-        if rk == "F" and isinstance(value, list):
-            import numpy as np
-
-            return np.asarray(value, dtype="<f8")
+        if rk in _ARRAY_DTYPES and isinstance(value, list):  # a plain array returned
+            return self._array(value, _ARRAY_DTYPES[rk])
         return value
+
+    def _array(self, items: list[Any], dtype: str) -> Any:
+        """A plain JavaScript array returned for a typed-array result: the numpy array, when
+        every item fits the dtype exactly; else InvocationError naming the item."""
+        try:
+            return values.to_array(items, values.kind_of_dtype(dtype))
+        except values.Refused as exc:
+            raise InvocationError(f"{self.name} returned {values.shown(items)}, not "
+                                  f"{self.sig.result_type}: {exc.why or exc.expected}") from None
 
     def _untag(self, value: Any) -> Any:
         """The prelude's tagged form of a result holding a Map, Set or BigInt -> Python."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from functions_nb.errors import InvocationError
@@ -41,6 +42,9 @@ ROWS = [
     str_row("string", _id("string"), "string", surrogates="either"),
     bytes_row("Uint8Array", _id("Uint8Array"), "Uint8Array"),
     array_row("Float64Array", _id("Float64Array"), "Float64Array", "<f8"),
+    array_row("Float32Array", _id("Float32Array"), "Float32Array", "<f4"),
+    array_row("Int32Array", _id("Int32Array"), "Int32Array", "<i4"),
+    array_row("BigInt64Array", _id("BigInt64Array"), "BigInt64Array", "<i8"),
     json_row("json", _id("unknown"), "unknown", ints=(-SAFE, SAFE), numbers=js_numbers,
              surrogates="either"),
     # number | bigint: an int beyond 2**53 arrives as a BigInt, exactly
@@ -104,3 +108,31 @@ def test_nonfinite_floats_in_a_json_result(matrix):
     """NaN, +inf and -0.0 inside a JSON result come back exactly, or the call fails naming
     them (never null, a string or 0.0)."""
     check_result(matrix, "nonfinite", NONFINITE_CELL, {"nan": NONFINITE["nan"], "inf": NONFINITE["inf"], "neg": 0})
+
+
+@pytest.mark.parametrize(("expr", "want"), [
+    ("({a: new Float64Array([1.5, -0])})", {"a": [1.5, 0]}),
+    ("[new Int32Array([1, -2])]", [[1, -2]]),
+    ("{b: new BigInt64Array([2n ** 62n])}", {"b": [2**62]}),
+])
+def test_typed_arrays_inside_json_results_are_lists(matrix, expr, want):
+    """A typed array nested in a JSON result is the list of its items (JSON.stringify alone
+    made a dict {"0": ..., "1": ...} of it)."""
+    from .matrix import same
+
+    name = "typed_" + str(abs(hash(expr)) % 10**8)
+    matrix.fx.deploy(LANGUAGE, f"export function {name}(): any {{\n  return {expr};\n}}\n",
+                     name=name)
+    got = matrix.fx.invoke(name)
+    assert same(got, want), f"{expr} came back as {got!r}"
+
+
+def test_a_plain_array_for_a_typed_array_result(matrix):
+    matrix.fx.deploy(LANGUAGE, "export function plain(): Int32Array {\n"
+                               "  return [1, 2] as any;\n}\n", name="plain")
+    got = matrix.fx.invoke("plain")
+    assert got.dtype == np.int32 and got.tolist() == [1, 2]
+    matrix.fx.deploy(LANGUAGE, "export function plainbad(): Int32Array {\n"
+                               "  return [1.5] as any;\n}\n", name="plainbad")
+    with pytest.raises(InvocationError, match="1.5"):
+        matrix.fx.invoke("plainbad")

@@ -2,7 +2,8 @@
 // runtimes/v8.py replaces the FNB_CONFIG placeholder at the end with a JSON object:
 //   name      the function name
 //   kinds     one letter per parameter: n number, z boolean, s string, b Uint8Array (base64),
-//             F Float64Array (base64 of little-endian float64), j JSON text, i bigint (literal),
+//             F Float64Array, E Float32Array, I Int32Array, L BigInt64Array (base64 of the
+//             little-endian items), j JSON text, i bigint (literal),
 //             M JSON object made a Map, S JSON array made a Set (parameters typed Map / Set)
 //   bigs      one 0/1 per parameter: 1 when its type mentions bigint: an integer literal in its
 //             JSON beyond Number.MAX_SAFE_INTEGER becomes a BigInt, exactly
@@ -35,6 +36,9 @@
   const isView = ArrayBuffer.isView;
   const U8 = Uint8Array;
   const F64 = Float64Array;
+  // typed-array letters -> constructors (captured before the memory guard wraps them)
+  const TYPED = { F: Float64Array, E: Float32Array, I: Int32Array, L: BigInt64Array };
+  const arrayFrom = Array.from;
   const AB = ArrayBuffer;
   const fromB64 = U8.fromBase64;
   const toB64 = U8.prototype.toBase64;
@@ -284,9 +288,10 @@
           break;
         }
         case "b": args[i] = fromB64(args[i]); break;
-        case "F": {
+        case "F": case "E": case "I": case "L": {
           const u = fromB64(args[i]);
-          args[i] = new F64(u.buffer, u.byteOffset, u.byteLength / 8);
+          const T = TYPED[kinds[i]];
+          args[i] = new T(u.buffer, u.byteOffset, u.byteLength / T.BYTES_PER_ELEMENT);
           break;
         }
       }
@@ -323,6 +328,12 @@
     if (typeof x === "number" && !isFinite(x)) special = true;
     return x;
   }
+  // A typed array inside a JSON result is the list of its items (JSON.stringify alone makes
+  // {"0": ..., "1": ...} of it); a BigInt64Array's items are BigInts (the tagged form).
+  defineProperty(Object.getPrototypeOf(Int8Array.prototype), "toJSON", {
+    value: function toJSON() { return apply(arrayFrom, undefined, [this]); },
+    writable: true, configurable: true, enumerable: false,
+  });
   for (const C of [MapCtor, SetCtor]) {
     defineProperty(C.prototype, "toJSON", {
       value: function toJSON() { special = true; return {}; },
@@ -397,7 +408,7 @@
     // -> the envelope's value field for the declared result kind
     switch (rk) {
       case "u": return {};
-      case "b": case "F":
+      case "b": case "F": case "E": case "I": case "L":
         if (isView(v)) return { b: apply(toB64, new U8(v.buffer, v.byteOffset, v.byteLength), []) };
         if (v instanceof AB) return { b: apply(toB64, new U8(v), []) };
         return { v: v };
