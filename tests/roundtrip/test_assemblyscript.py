@@ -18,6 +18,7 @@ from .matrix import (
     make_fixture,
     make_tests,
     map_row,
+    nullable,
     same,
     str_row,
 )
@@ -88,6 +89,7 @@ ROWS = [
     array_row("StaticArray_f64", _id("StaticArray<f64>"), "StaticArray<f64>", "<f8"),
     Row("f64_list", _id("f64[]"), "f64[]", _f64_list, LIST_EDGES,
         st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=20), same),
+    nullable(str_row("string_or_null", _id("string | null"), "string | null")),
     Row("string_list", _id("string[]"), "string[]", _str_list, STR_LIST_EDGES,
         st.lists(st.text(max_size=10), max_size=10), same),
     Row("i64_list", _id("i64[]"), "i64[]", _i64_list, I64_LIST_EDGES,
