@@ -308,6 +308,8 @@ def test_variadic_bytes_take_the_rest_as_a_byte_slice(fx):
 
 EXACT_GO = """package exact
 
+import "encoding/json"
+
 type Reading struct {
 	Value  float64            `json:"value"`
 	Scale  float32            `json:"scale"`
@@ -324,6 +326,18 @@ func Items(xs []any) []any {
 	return xs
 }
 
+// Sum adds the numbers among xs (a number in an interface{} arrives as a json.Number).
+func Sum(xs []any) float64 {
+	total := 0.0
+	for _, x := range xs {
+		if n, ok := x.(json.Number); ok {
+			f, _ := n.Float64()
+			total += f
+		}
+	}
+	return total
+}
+
 func Totals(m map[string][]float64) map[string]float64 {
 	out := map[string]float64{}
 	for k, v := range m {
@@ -338,12 +352,13 @@ func Totals(m map[string][]float64) map[string]float64 {
 
 
 def test_json_floats_and_interface_numbers_cross_exactly(fx):
-    """encoding/json wrote a float64 2.0 as 2 and -0.0 as 0 (read back as ints) and rounded an
-    int beyond 2**53 in an interface{}: floats in typed positions now stay floats, and such an
-    int is refused naming it."""
+    """encoding/json wrote a float64 2.0 as 2 and -0.0 as 0 (read back as ints), rounded an
+    int beyond 2**53 in an interface{} and left 0 where a null met an int: floats now stay
+    floats, a number in an interface{} is a json.Number crossing as its text, and such a null
+    is refused naming where."""
     import math
 
-    for name in ("Echo", "Items", "Totals"):
+    for name in ("Echo", "Items", "Totals", "Sum"):
         fx.deploy("go", EXACT_GO, name)
     reading = {"value": 2.0, "scale": 0.5, "labels": {"a": -0.0, "b": 1e300}, "count": 3,
                "next": {"value": -0.0, "scale": 1.0, "labels": None, "count": 0}}
@@ -353,11 +368,15 @@ def test_json_floats_and_interface_numbers_cross_exactly(fx):
     assert type(got["next"]["scale"]) is float
     assert fx.invoke("Totals", {"x": [1.0, 1.0], "y": []}) == {"x": 2.0, "y": 0.0}
     assert all(type(v) is float for v in fx.invoke("Totals", {"x": [1.0], "y": []}).values())
-    # numbers in an interface{}: ints stay ints, fractions floats, beyond 2**53 refused by name
-    assert fx.invoke("Items", [1, -(2**53), 2.5, "a", None, [1, {"k": 2}]]) == \
-        [1, -(2**53), 2.5, "a", None, [1, {"k": 2}]]
-    with pytest.raises(BadArguments, match=r"argument 'xs' does not fit its type \[\]any: "
-                                           r"integer 9007199254740993 has no exact float64 value"):
-        fx.invoke("Items", [2**53 + 1])
-    with pytest.raises(BadArguments, match="integer 18446744073709551617 has no exact float64"):
-        fx.invoke("Items", [[{"deep": 2**64 + 1}]])
+    # numbers in an interface{} cross as their text: ints of any size, 2.0 and -0.0 as floats
+    items = [1, 2**53 + 1, -(2**63), 2**100, 2.0, -0.0, 2.5, "a", None, [1, {"k": 2.0}]]
+    got = fx.invoke("Items", items)
+    assert got == items and [type(x) for x in got] == [type(x) for x in items]
+    assert math.copysign(1, got[5]) < 0 and type(got[9][1]["k"]) is float
+    # ... and the function sees json.Number (what encoding/json's UseNumber gives)
+    assert fx.invoke("Sum", [1, 2.5, "x", 2**53 + 1]) == 2**53 + 4.5
+    with pytest.raises(BadArguments, match=r"argument 'r' does not fit its type Reading: "
+                                           r"null at \.count for a int, which has no null"):
+        fx.invoke("Echo", {**reading, "count": None})
+    with pytest.raises(BadArguments, match=r"null at \.labels\.a for a float64"):
+        fx.invoke("Echo", {**reading, "labels": {"a": None}})

@@ -119,14 +119,14 @@ func __fnb_bad_arg(s string) {
 
 
 #: JSON values cross exactly (added to the glue when a parameter or the result is JSON):
-#: encoding/json writes a float64 2.0 as ``2`` and -0.0 as ``0`` (read back as ints), and reads
-#: a number into an ``interface{}`` as a float64, rounding an int beyond 2**53. Results are
-#: marshalled through a mirror of their type whose float fields (float64/float32 in structs,
-#: slices, arrays, maps, pointers) write themselves as floats (``2.0``, ``-0.0``; NaN and
-#: infinities stay refused); a bare number inside an ``interface{}`` is written as
-#: encoding/json does (a whole float64 as an int: Go cannot tell a JSON 1 from 1.0 there).
-#: Arguments are decoded with UseNumber and each number in an interface position becomes the
-#: float64 it is exactly, or the call is refused naming it.
+#: encoding/json writes a float64 2.0 as ``2`` and -0.0 as ``0`` (read back as ints), reads a
+#: number into an ``interface{}`` as a float64 (rounding an int beyond 2**53, and 2.0 comes
+#: back as 2), and leaves a zero where a JSON null meets an int. Results are marshalled through
+#: a mirror of their type whose floats (float64/float32 anywhere: structs, slices, arrays, maps,
+#: pointers, interfaces; recursive types held in an interface{}) write themselves as floats
+#: (``2.0``, ``-0.0``; NaN and infinities stay refused). Arguments are decoded with UseNumber
+#: (a number in an interface{} is a ``json.Number`` holding its text, written back as that
+#: text), and a null where the type has none is refused naming where.
 GLUE_JSON = '''
 type __fnb_f64 float64
 
@@ -248,9 +248,6 @@ func __fnb_convert(v reflect.Value, p *__fnb_plan) reflect.Value {
 			return v
 		}
 		inner := v.Elem()
-		if k := inner.Kind(); k == reflect.Float64 || k == reflect.Float32 {
-			return v // a number in an interface{}: written as encoding/json does (2.0 as 2)
-		}
 		c := __fnb_convert(inner, __fnb_planOf(inner.Type()))
 		if !c.Type().Implements(t) {
 			return v
@@ -315,140 +312,132 @@ func __fnb_marshal(r any) ([]byte, error) {
 	return json.Marshal(r)
 }
 
-// __fnb_unmarshal decodes with UseNumber, then gives every number in an interface position
-// the float64 that holds it exactly (what encoding/json would give), or fails naming it.
+// __fnb_unmarshal decodes with UseNumber: a number in an interface{} position is a json.Number
+// holding its text, so an int of any size and a float such as 2.0 cross exactly (and are
+// written back as that text). A null where the type has no null (an int in a struct field,
+// a map value, a slice item) is refused naming where (encoding/json would leave a zero there).
 func __fnb_unmarshal(data []byte, dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	if err := dec.Decode(dst); err != nil {
 		return err
 	}
-	v := reflect.ValueOf(dst).Elem()
-	holds, ok := __fnb_holdsAny[v.Type()]
-	if !ok {
-		holds = __fnb_hasInterface(v.Type(), map[reflect.Type]bool{})
-		__fnb_holdsAny[v.Type()] = holds
-	}
-	if !holds { // no interface{} anywhere in the type: nothing was decoded as a json.Number
+	if !bytes.Contains(data, []byte("null")) {
 		return nil
 	}
-	_, err := __fnb_numbers(v, 0)
-	return err
+	var tree any
+	dec = json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&tree); err != nil {
+		return err
+	}
+	return __fnb_nulls(tree, reflect.TypeOf(dst).Elem(), "")
 }
 
-var __fnb_holdsAny = map[reflect.Type]bool{}
-
-func __fnb_hasInterface(t reflect.Type, seen map[reflect.Type]bool) bool {
-	if seen[t] {
-		return false
-	}
-	seen[t] = true
+func __fnb_nullable(t reflect.Type) bool {
 	switch t.Kind() {
-	case reflect.Interface:
+	case reflect.Pointer, reflect.Interface, reflect.Map, reflect.Slice:
 		return true
-	case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
-		return __fnb_hasInterface(t.Elem(), seen)
-	case reflect.Struct:
-		for i := 0; i < t.NumField(); i++ {
-			if t.Field(i).IsExported() && __fnb_hasInterface(t.Field(i).Type, seen) {
-				return true
-			}
-		}
 	}
-	return false
+	return t.Implements(__fnb_unmarshaler) || reflect.PointerTo(t).Implements(__fnb_unmarshaler)
 }
 
-func __fnb_exactFloat(n json.Number) (float64, error) {
-	text := string(n)
-	if !strings.ContainsAny(text, ".eE") {
-		i, ok := new(big.Int).SetString(text, 10)
-		if ok {
-			f, acc := new(big.Float).SetInt(i).Float64()
-			if acc != big.Exact {
-				return 0, errors.New("integer " + text + " has no exact float64 value " +
-					"(a number in an interface{} is a float64; declare an int64/uint64 to take it)")
+var __fnb_unmarshaler = reflect.TypeOf((*json.Unmarshaler)(nil)).Elem()
+
+func __fnb_nulls(node any, t reflect.Type, at string) error {
+	if node == nil {
+		if __fnb_nullable(t) {
+			return nil
+		}
+		where := ""
+		if at != "" {
+			where = " at " + at
+		}
+		return errors.New("null" + where + " for a " + t.String() + ", which has no null")
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Implements(__fnb_unmarshaler) || reflect.PointerTo(t).Implements(__fnb_unmarshaler) {
+		return nil
+	}
+	switch x := node.(type) {
+	case []any:
+		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
+			for i, item := range x {
+				if err := __fnb_nulls(item, t.Elem(), at+"["+strconv.Itoa(i)+"]"); err != nil {
+					return err
+				}
 			}
-			return f, nil
+		}
+	case map[string]any:
+		switch t.Kind() {
+		case reflect.Map:
+			for k, v := range x {
+				if err := __fnb_nulls(v, t.Elem(), at+"."+k); err != nil {
+					return err
+				}
+			}
+		case reflect.Struct:
+			fields := __fnb_jsonFields(t)
+			for k, v := range x {
+				ft, ok := fields[k]
+				if !ok {
+					for name, f := range fields {
+						if strings.EqualFold(name, k) {
+							ft, ok = f, true
+							break
+						}
+					}
+				}
+				if ok {
+					if err := __fnb_nulls(v, ft, at+"."+k); err != nil {
+						return err
+					}
+				}
+			}
 		}
 	}
-	return strconv.ParseFloat(text, 64)
+	return nil
 }
 
-// __fnb_numbers returns the value with json.Numbers replaced (changed: a new value to set).
-func __fnb_numbers(v reflect.Value, depth int) (reflect.Value, error) {
-	if depth > 10000 {
-		return v, nil
-	}
-	switch v.Kind() {
-	case reflect.Interface:
-		if v.IsNil() {
-			return v, nil
+// __fnb_jsonFields: JSON name -> field type, as encoding/json names them (tags, embedding).
+func __fnb_jsonFields(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
 		}
-		inner := v.Elem()
-		if n, ok := inner.Interface().(json.Number); ok {
-			f, err := __fnb_exactFloat(n)
-			if err != nil {
-				return v, err
+		if f.Anonymous && name == "" {
+			e := f.Type
+			if e.Kind() == reflect.Pointer {
+				e = e.Elem()
 			}
-			out := reflect.New(v.Type()).Elem()
-			out.Set(reflect.ValueOf(f))
-			return out, nil
-		}
-		if k := inner.Kind(); k == reflect.Slice || k == reflect.Map || k == reflect.Pointer {
-			c, err := __fnb_numbers(inner, depth+1)
-			if err != nil {
-				return v, err
-			}
-			out := reflect.New(v.Type()).Elem()
-			out.Set(c)
-			return out, nil
-		}
-	case reflect.Pointer:
-		if !v.IsNil() {
-			if c, err := __fnb_numbers(v.Elem(), depth+1); err != nil {
-				return v, err
-			} else if v.Elem().CanSet() {
-				v.Elem().Set(c)
-			}
-		}
-	case reflect.Slice, reflect.Array:
-		for i := 0; i < v.Len(); i++ {
-			c, err := __fnb_numbers(v.Index(i), depth+1)
-			if err != nil {
-				return v, err
-			}
-			if v.Index(i).CanSet() {
-				v.Index(i).Set(c)
-			}
-		}
-	case reflect.Map:
-		for it := v.MapRange(); it.Next(); {
-			c, err := __fnb_numbers(it.Value(), depth+1)
-			if err != nil {
-				return v, err
-			}
-			v.SetMapIndex(it.Key(), c)
-		}
-	case reflect.Struct:
-		for i := 0; i < v.NumField(); i++ {
-			if !v.Type().Field(i).IsExported() {
+			if e.Kind() == reflect.Struct {
+				for k, v := range __fnb_jsonFields(e) {
+					if _, taken := out[k]; !taken {
+						out[k] = v
+					}
+				}
 				continue
 			}
-			c, err := __fnb_numbers(v.Field(i), depth+1)
-			if err != nil {
-				return v, err
-			}
-			if v.Field(i).CanSet() {
-				v.Field(i).Set(c)
-			}
 		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = f.Type
 	}
-	return v, nil
+	return out
 }
 '''
 
 
-JSON_IMPORTS = ("bytes", "encoding", "encoding/json", "errors", "math", "math/big", "reflect",
+JSON_IMPORTS = ("bytes", "encoding", "encoding/json", "errors", "math", "reflect",
                 "strconv", "strings")
 
 
