@@ -578,3 +578,17 @@ def test_values_cross_exactly_or_are_refused(cs):
     with pytest.raises(BadArguments, match=r"argument 'x' expects float.*out of range for f32"):
         cs.invoke("Single", 1e308)
     assert cs.invoke("Single", 1.5) == 1.5
+
+
+def test_json_as_deep_as_arguments_may_be_comes_back(cs):
+    src = ("public class Node { public Node next; }\n"
+           "public static object Deep(object x) { return x; }\n"
+           "public static Node Loop() { var n = new Node(); n.next = n; return n; }\n")
+    cs.deploy("csharp", src, name="Deep")
+    value: list = []
+    for _ in range(99):  # 100 levels: the most an argument may have (values.MAX_JSON_DEPTH)
+        value = [value]
+    assert cs.invoke("Deep", value) == value
+    cs.deploy("csharp", src, name="Loop")
+    with pytest.raises(InvocationError, match="nested more than 200 levels deep \\(a cycle\\?\\)"):
+        cs.invoke("Loop")

@@ -1505,7 +1505,7 @@ static class Json {
     }
 
     static void Write(StringBuilder sb, object v, int depth) {
-        if (depth > 64) throw new InvalidOperationException("the result is nested more than 64 levels deep (a cycle?)");
+        if (depth > 200) throw new InvalidOperationException("the result is nested more than 200 levels deep (a cycle?)");  // as deep as arguments may be
         var inv = CultureInfo.InvariantCulture;
         if (v == null) { sb.Append("null"); return; }
         if (v is string) { Quote(sb, (string)v); return; }
