@@ -4,6 +4,7 @@ arguments whose strings carry escapes."""
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import time
@@ -231,3 +232,35 @@ def test_other_flags_are_checked(fx: Functions) -> None:
     src = "fn wrap(a: u8) -> u8 {\n    a + 200\n}\n"
     fx.deploy("rust", src, name="wrap", flags={"overflow_checks": False, "opt_level": "s"})
     assert fx.invoke("wrap", 100) == 44
+
+
+def test_nonfinite_floats_in_json_results(fx: Functions) -> None:
+    """NaN and the infinities inside a JSON result come back as themselves (serde_json alone
+    writes them as null), in structs, enums, options, tuples, maps and lists, f32 too."""
+    src = """use std::collections::BTreeMap;
+
+struct Stats { mean: f64, spread: Option<f32>, hist: Vec<f64> }
+enum Shape { Circle(f64), Rect { w: f64, h: f32 } }
+
+fn edges() -> (Stats, Vec<Shape>, BTreeMap<String, f64>) {
+    let s = Stats { mean: f64::NAN, spread: Some(f32::NEG_INFINITY), hist: vec![1.5, f64::INFINITY, -0.0] };
+    let mut m = BTreeMap::new();
+    m.insert("nan".to_string(), f64::NAN);
+    m.insert("max".to_string(), f64::MAX);
+    (s, vec![Shape::Circle(f64::INFINITY), Shape::Rect { w: -f64::INFINITY, h: f32::NAN }], m)
+}
+"""
+    fx.deploy("rust", src, name="edges")
+    stats, shapes, m = fx.invoke("edges")
+    assert math.isnan(stats["mean"]) and stats["spread"] == -math.inf
+    assert stats["hist"][:2] == [1.5, math.inf] and math.copysign(1, stats["hist"][2]) == -1
+    assert shapes[0] == {"Circle": math.inf} and shapes[1]["Rect"]["w"] == -math.inf
+    assert math.isnan(shapes[1]["Rect"]["h"])
+    assert math.isnan(m["nan"]) and m["max"] == 1.7976931348623157e308
+
+
+def test_text_in_json_results_is_left_alone(fx: Functions) -> None:
+    """Words such as inf and nan inside strings of a JSON result are text, not numbers."""
+    fx.deploy("rust", 'fn words() -> Vec<String> {\n    ["x inf y", "nan", "-inf", "a\\" inf"]'
+                      '.iter().map(|s| s.to_string()).collect()\n}\n', name="words")
+    assert fx.invoke("words") == ["x inf y", "nan", "-inf", 'a" inf']

@@ -94,8 +94,9 @@ edition = "2024"
 path = "lib.rs"
 [dependencies]
 serde = { version = "1", features = ["derive"] }
-# float_roundtrip: numbers parse to the nearest double (the default path can be one ulp off)
-serde_json = { version = "1", features = ["float_roundtrip"] }
+# float_roundtrip: numbers parse to the nearest double (the default path can be one ulp off);
+# raw_value: the glue writes NaN and the infinities as bare tokens (serde_json writes null)
+serde_json = { version = "1", features = ["float_roundtrip", "raw_value"] }
 '''
 DEPS_CONFIG = f'''[source.crates-io]
 replace-with = "debian"

@@ -596,13 +596,19 @@ def _take_host_exception() -> BaseException | None:
     return exc
 
 
+#: A JSON string (kept as it is) or a bare inf/nan outside strings.
+_NONFINITE = re.compile(rb'"(?:[^"\\]|\\.)*"|(?<![\w.])(-?)(inf|nan)(?![\w"])')
+
+
 def _fix_nonfinite(data: bytes) -> bytes:
-    """Zig's JSON writer emits bare inf/nan; Python's json reads Infinity/NaN."""
-    if b"inf" in data or b"nan" in data:
-        data = re.sub(rb"(?<![\"\w])-inf(?![\"\w])", b"-Infinity", data)
-        data = re.sub(rb"(?<![\"\w-])inf(?![\"\w])", b"Infinity", data)
-        data = re.sub(rb"(?<![\"\w])nan(?![\"\w])", b"NaN", data)
-    return data
+    """Zig's JSON writer emits bare inf/nan; Python's json reads Infinity/NaN. Text inside
+    strings is left alone ("x inf y" stays as it is)."""
+    def token(m: re.Match[bytes]) -> bytes:
+        if m.group(2) is None:  # a string
+            return m.group(0)
+        return m.group(1) + b"Infinity" if m.group(2) == b"inf" else b"NaN"
+
+    return _NONFINITE.sub(token, data) if b"inf" in data or b"nan" in data else data
 
 
 def _trap_reason(text: str) -> str:

@@ -38,7 +38,109 @@ pub unsafe fn take_json<T: serde::de::DeserializeOwned>(arg: &str, ptr: *mut u8,
     }
 }
 pub fn ret_json<T: serde::Serialize>(v: &T) -> i64 {
-    match serde_json::to_vec(v) { Ok(b) => ret_bytes(b), Err(e) => { __fail(&format!("result is not JSON-serializable: {}", e)); 0 } }
+    let mut out = Vec::with_capacity(128);
+    match serde::Serialize::serialize(v, exact::Exact(&mut serde_json::Serializer::new(&mut out))) {
+        Ok(()) => ret_bytes(out),
+        Err(e) => { __fail(&format!("result is not JSON-serializable: {}", e)); 0 }
+    }
+}
+
+/// serde_json writes NaN and the infinities as `null` (a changed value); results go through
+/// this `Serializer`, which forwards everything to serde_json's but writes those floats as the
+/// bare tokens `NaN`, `Infinity`, `-Infinity` (which the host's JSON reader takes), at any depth.
+/// A bare token is written through serde_json's raw-value path (feature `raw_value`).
+mod exact {
+    use serde::ser::{Serialize, SerializeMap, SerializeSeq, SerializeStruct, SerializeStructVariant,
+                     SerializeTuple, SerializeTupleStruct, SerializeTupleVariant, Serializer};
+    pub struct Exact<S>(pub S);
+    struct Value<'a, T: ?Sized>(&'a T);
+    impl<T: ?Sized + Serialize> Serialize for Value<'_, T> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> { self.0.serialize(Exact(s)) }
+    }
+    const RAW: &str = "$serde_json::private::RawValue";
+    fn bare<S: Serializer>(s: S, v: f64) -> Result<S::Ok, S::Error> {
+        let token = if v.is_nan() { "NaN" } else if v > 0.0 { "Infinity" } else { "-Infinity" };
+        let mut raw = s.serialize_struct(RAW, 1)?;
+        raw.serialize_field(RAW, token)?;
+        raw.end()
+    }
+    macro_rules! plain {
+        ($($method:ident: $t:ty)*) => { $(
+            fn $method(self, v: $t) -> Result<S::Ok, S::Error> { self.0.$method(v) }
+        )* };
+    }
+    impl<S: Serializer> Serializer for Exact<S> {
+        type Ok = S::Ok;
+        type Error = S::Error;
+        type SerializeSeq = Exact<S::SerializeSeq>;
+        type SerializeTuple = Exact<S::SerializeTuple>;
+        type SerializeTupleStruct = Exact<S::SerializeTupleStruct>;
+        type SerializeTupleVariant = Exact<S::SerializeTupleVariant>;
+        type SerializeMap = Exact<S::SerializeMap>;
+        type SerializeStruct = Exact<S::SerializeStruct>;
+        type SerializeStructVariant = Exact<S::SerializeStructVariant>;
+        plain!(serialize_bool: bool serialize_i8: i8 serialize_i16: i16 serialize_i32: i32
+               serialize_i64: i64 serialize_i128: i128 serialize_u8: u8 serialize_u16: u16
+               serialize_u32: u32 serialize_u64: u64 serialize_u128: u128 serialize_char: char
+               serialize_str: &str serialize_bytes: &[u8] serialize_unit_struct: &'static str);
+        fn serialize_f32(self, v: f32) -> Result<S::Ok, S::Error> {
+            if v.is_finite() { self.0.serialize_f32(v) } else { bare(self.0, v as f64) } }
+        fn serialize_f64(self, v: f64) -> Result<S::Ok, S::Error> {
+            if v.is_finite() { self.0.serialize_f64(v) } else { bare(self.0, v) } }
+        fn serialize_none(self) -> Result<S::Ok, S::Error> { self.0.serialize_none() }
+        fn serialize_unit(self) -> Result<S::Ok, S::Error> { self.0.serialize_unit() }
+        fn serialize_some<T: ?Sized + Serialize>(self, v: &T) -> Result<S::Ok, S::Error> { self.0.serialize_some(&Value(v)) }
+        fn serialize_unit_variant(self, name: &'static str, i: u32, variant: &'static str) -> Result<S::Ok, S::Error> {
+            self.0.serialize_unit_variant(name, i, variant) }
+        fn serialize_newtype_struct<T: ?Sized + Serialize>(self, name: &'static str, v: &T) -> Result<S::Ok, S::Error> {
+            self.0.serialize_newtype_struct(name, &Value(v)) }
+        fn serialize_newtype_variant<T: ?Sized + Serialize>(self, name: &'static str, i: u32, variant: &'static str, v: &T) -> Result<S::Ok, S::Error> {
+            self.0.serialize_newtype_variant(name, i, variant, &Value(v)) }
+        fn serialize_seq(self, len: Option<usize>) -> Result<Self::SerializeSeq, S::Error> { self.0.serialize_seq(len).map(Exact) }
+        fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple, S::Error> { self.0.serialize_tuple(len).map(Exact) }
+        fn serialize_tuple_struct(self, name: &'static str, len: usize) -> Result<Self::SerializeTupleStruct, S::Error> {
+            self.0.serialize_tuple_struct(name, len).map(Exact) }
+        fn serialize_tuple_variant(self, name: &'static str, i: u32, variant: &'static str, len: usize) -> Result<Self::SerializeTupleVariant, S::Error> {
+            self.0.serialize_tuple_variant(name, i, variant, len).map(Exact) }
+        fn serialize_map(self, len: Option<usize>) -> Result<Self::SerializeMap, S::Error> { self.0.serialize_map(len).map(Exact) }
+        fn serialize_struct(self, name: &'static str, len: usize) -> Result<Self::SerializeStruct, S::Error> {
+            self.0.serialize_struct(name, len).map(Exact) }
+        fn serialize_struct_variant(self, name: &'static str, i: u32, variant: &'static str, len: usize) -> Result<Self::SerializeStructVariant, S::Error> {
+            self.0.serialize_struct_variant(name, i, variant, len).map(Exact) }
+        fn is_human_readable(&self) -> bool { self.0.is_human_readable() }
+    }
+    macro_rules! compound {
+        ($($trait:ident: $method:ident)*) => { $(
+            impl<S: $trait> $trait for Exact<S> {
+                type Ok = S::Ok;
+                type Error = S::Error;
+                fn $method<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), S::Error> { self.0.$method(&Value(v)) }
+                fn end(self) -> Result<S::Ok, S::Error> { self.0.end() }
+            }
+        )* };
+    }
+    compound!(SerializeSeq: serialize_element SerializeTuple: serialize_element
+              SerializeTupleStruct: serialize_field SerializeTupleVariant: serialize_field);
+    impl<S: SerializeMap> SerializeMap for Exact<S> {
+        type Ok = S::Ok;
+        type Error = S::Error;
+        fn serialize_key<T: ?Sized + Serialize>(&mut self, k: &T) -> Result<(), S::Error> { self.0.serialize_key(&Value(k)) }
+        fn serialize_value<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), S::Error> { self.0.serialize_value(&Value(v)) }
+        fn end(self) -> Result<S::Ok, S::Error> { self.0.end() }
+    }
+    macro_rules! fields {
+        ($($trait:ident)*) => { $(
+            impl<S: $trait> $trait for Exact<S> {
+                type Ok = S::Ok;
+                type Error = S::Error;
+                fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, v: &T) -> Result<(), S::Error> {
+                    self.0.serialize_field(key, &Value(v)) }
+                fn skip_field(&mut self, key: &'static str) -> Result<(), S::Error> { self.0.skip_field(key) }
+                fn end(self) -> Result<S::Ok, S::Error> { self.0.end() }
+            }
+        )* };
+    }
+    fields!(SerializeStruct SerializeStructVariant);
 }
 /// A JSON argument whose type borrows (`&[&str]`, a struct with `&'a str` fields): it borrows
 /// from the argument's buffer, which lives until the wrapper returns. serde_json lends a
