@@ -592,3 +592,11 @@ def test_json_as_deep_as_arguments_may_be_comes_back(cs):
     cs.deploy("csharp", src, name="Loop")
     with pytest.raises(InvocationError, match="nested more than 200 levels deep \\(a cycle\\?\\)"):
         cs.invoke("Loop")
+
+
+def test_an_integer_a_double_field_cannot_hold_is_refused(cs):
+    cs.deploy("csharp", EXACT_CS, name="Doubles")
+    assert cs.invoke("Doubles", [2**53, -(2**62), 3, 2**70]) == [2.0**53, -(2.0**62), 3.0, 2.0**70]
+    for big in (2**53 + 1, -(2**63) + 1, 2**64 - 1, 2**70 + 1):
+        with pytest.raises(BadArguments, match=rf"integer {big} has no exact double value"):
+            cs.invoke("Doubles", [1.5, big])

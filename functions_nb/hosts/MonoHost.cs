@@ -1432,6 +1432,7 @@ static class Json {
         var inv = CultureInfo.InvariantCulture;
         string s = n.Text;
         try {
+            if (t == typeof(double) || t == typeof(float)) ExactInteger(s, t);
             if (t == typeof(double)) return ParseDouble(s);
             if (t == typeof(float)) { float f = float.Parse(s, NumberStyles.Float, inv); return f == 0 && s.StartsWith("-") ? -f : f; }
             if (t == typeof(decimal)) return decimal.Parse(s, NumberStyles.Float, inv);
@@ -1444,6 +1445,33 @@ static class Json {
             throw new JsonFit("expected " + Name(t) + ", got " + s);
         } catch (InvalidCastException) {
             throw new JsonFit("expected " + Name(t) + ", got " + s);
+        }
+    }
+
+    /// An integer written in JSON for a double/float must be one a double holds exactly (as for
+    /// a scalar argument): 2**53 + 1 would round silently.
+    static void ExactInteger(string s, Type t) {
+        if (s.IndexOfAny(new[] { '.', 'e', 'E', 'N', 'I' }) >= 0) return;  // written as a float
+        var inv = CultureInfo.InvariantCulture;
+        decimal want;
+        if (!decimal.TryParse(s, NumberStyles.AllowLeadingSign, inv, out want))  // beyond 28 digits
+            throw new JsonFit("integer " + Clip(s) + " is too large for a " + Name(t) + " (pass it as a float)");
+        if (Exactly(double.Parse(s, NumberStyles.Float, inv)) != want)
+            throw new JsonFit("integer " + Clip(s) + " has no exact " + Name(t) + " value");
+    }
+
+    /// The exact value of a whole double as a decimal (null beyond decimal's range).
+    static decimal? Exactly(double d) {
+        long bits = BitConverter.DoubleToInt64Bits(d);
+        int exp = (int)((bits >> 52) & 0x7FF) - 1075;
+        long mant = (bits & 0xFFFFFFFFFFFFFL) | (exp == -1075 ? 0 : 1L << 52);
+        if (exp <= 0) return (decimal)(long)d;  // below 2**53: a long holds it
+        try {
+            decimal v = mant;
+            for (int k = 0; k < exp; k++) v *= 2;
+            return bits < 0 ? -v : v;
+        } catch (OverflowException) {
+            return null;
         }
     }
 
