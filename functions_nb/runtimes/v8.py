@@ -280,11 +280,20 @@ def _encoder(sig: Signature, param: Any) -> Callable[[Any], str]:
             return literal(check(value))
         return encode
     bigint = _takes_bigint(param)
+    pairs = _param_letter(param) == "M"
 
     def encode_json(value: Any) -> str:
-        text = check(value)
+        sent = value
+        if pairs and isinstance(value, dict):  # a Map keeps its keys' types: sent as pairs
+            sent = [[k, v] for k, v in value.items()]
+            try:
+                text = values.to_json_text(sent)
+            except values.Refused as exc:
+                raise values.bad_argument(sig, param.name, param.type, value, exc.why) from None
+        else:
+            text = check(value)
         if not bigint and _LONG_NUMBER.search(text):  # only then can an int be beyond 2**53
-            big = _inexact_int(value if not hasattr(value, "tolist") else value.tolist())
+            big = _inexact_int(sent if not hasattr(sent, "tolist") else sent.tolist())
             if big is not None:
                 raise values.bad_argument(
                     sig, param.name, param.type, value,

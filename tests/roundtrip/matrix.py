@@ -398,13 +398,26 @@ MAP_EDGES = ({}, {"a": 1}, {"": 0, "é😀": -1, "\x00": 2**31 - 1, "k" * 1000: 
 
 
 def map_row(id: str, source: str, written: str, lo: int, hi: int, *, checked: bool = True,
-            **kw: Any) -> Row:
+            any_keys: bool = False, **kw: Any) -> Row:
     """A map from text to integers in lo..hi. Keys that are not text are refused; other
     values are refused too, unless the language does not check types at run time
-    (``checked=False``: exact or an error)."""
+    (``checked=False``: exact or an error). ``any_keys``: the map keeps its keys' types
+    (JavaScript's Map: numbers within 2**53, text, None, bools), and a list of pairs is a map."""
     def expect(v: Any) -> Any:
         if v is None:  # a null map (Go's nil map) may cross as itself
             return Either(None)
+        if any_keys and isinstance(v, dict):
+            if all(k is None or isinstance(k, (bool, str)) or (isinstance(k, (int, float))
+                   and abs(k) <= 2**53) for k in v) and not any(
+                       isinstance(k, str) and _lone_surrogate(k) for k in v):
+                v = {k: x for k, x in v.items()}
+                return v if all(isinstance(x, int) and not isinstance(x, bool) and lo <= x <= hi
+                                for x in v.values()) else Either(v)
+            return REFUSED
+        if any_keys and isinstance(v, list) and all(
+                isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[0], str)
+                for p in v):
+            return Either(dict(v))
         if not _is_json(v) or (checked and isinstance(v, list)):
             return REFUSED
         if not isinstance(v, dict):

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from functions_nb.errors import InvocationError
+from functions_nb.errors import BadArguments, InvocationError
 
 from .matrix import (
     NONFINITE,
@@ -54,7 +54,7 @@ ROWS = [
              surrogates="either"),
     map_row("Map", "export function {name}(x: Map<string, number>): Map<string, number> {{\n"
                    "  if (!(x instanceof Map)) throw new TypeError('expected Map<string, number>');\n"
-                   "  return x;\n}}\n", "Map<string, number>", -SAFE, SAFE, checked=False),
+                   "  return x;\n}}\n", "Map<string, number>", -SAFE, SAFE, checked=False, any_keys=True),
     set_row("Set", "export function {name}(x: Set<number>): Set<number> {{\n"
                    "  if (!(x instanceof Set)) throw new TypeError('expected Set<number>');\n"
                    "  return x;\n}}\n", "Set<number>", -SAFE, SAFE, checked=False),
@@ -136,3 +136,28 @@ def test_a_plain_array_for_a_typed_array_result(matrix):
                                "  return [1.5] as any;\n}\n", name="plainbad")
     with pytest.raises(InvocationError, match="1.5"):
         matrix.fx.invoke("plainbad")
+
+
+@pytest.mark.parametrize("value", [
+    {1: "a", 2.5: "b", "1": "c", None: "e"},
+    {False: "x", "false": "y"},
+    {-(2**53): 0, "": 1},
+    {},
+])
+def test_map_parameter_keys_keep_their_types(matrix, value):
+    """A dict for a Map parameter arrives as a Map whose keys are the dict's keys (numbers stay
+    numbers), and comes back as the same dict."""
+    from .matrix import same
+
+    matrix.fx.deploy(LANGUAGE, "export function mapkeys(m: Map<any, string>): Map<any, string> {\n"
+                               "  if (!(m instanceof Map)) throw new TypeError('not a Map');\n"
+                               "  return m;\n}\n", name="mapkeys")
+    got = matrix.fx.invoke("mapkeys", value)
+    assert same(got, value) and [type(k) for k in got] == [type(k) for k in value], got
+
+
+def test_map_parameter_key_beyond_2_53_is_refused(matrix):
+    matrix.fx.deploy(LANGUAGE, "export function mapnum(m: Map<number, number>): number {\n"
+                               "  return m.size;\n}\n", name="mapnum")
+    with pytest.raises(BadArguments, match="9007199254740993"):
+        matrix.fx.invoke("mapnum", {2**53 + 1: 1})

@@ -4,7 +4,8 @@
 //   kinds     one letter per parameter: n number, z boolean, s string, b Uint8Array (base64),
 //             F Float64Array, E Float32Array, I Int32Array, L BigInt64Array (base64 of the
 //             little-endian items), j JSON text, i bigint (literal),
-//             M JSON object made a Map, S JSON array made a Set (parameters typed Map / Set)
+//             M JSON array of [key, value] pairs made a Map, S JSON array made a Set
+//             (parameters typed Map / Set)
 //   bigs      one 0/1 per parameter: 1 when its type mentions bigint: an integer literal in its
 //             JSON beyond Number.MAX_SAFE_INTEGER becomes a BigInt, exactly
 //   result    the same letters for the result, or u (void)
@@ -277,9 +278,10 @@
     for (let i = 0; i < n; i++) {
       switch (kinds[i]) {
         case "j": args[i] = parseArg(i, args[i]); break;
-        case "M": {
+        case "M": {  // a dict arrives as its [key, value] pairs: keys keep their types
           const o = parseArg(i, args[i]);
-          args[i] = o !== null && typeof o === "object" && !isArray(o) ? new MapCtor(entriesOfObject(o)) : o;
+          args[i] = isArray(o) ? new MapCtor(o)
+            : o !== null && typeof o === "object" ? new MapCtor(entriesOfObject(o)) : o;
           break;
         }
         case "S": {
