@@ -220,8 +220,16 @@ class Functions:
 
         if timeout is not None:
             timeout = self.ceilings.check_timeout(timeout)
+        fn = array = None
+        if type(inputs).__module__ == "numpy":  # a model's rows: mapped as one array
+            from .model_map import check_array, mappable
+
+            fn = self._get(target)
+            if fn.info.runtime == "onnx" and mappable(fn.code, inputs):
+                check_array(fn, inputs)
+                array = inputs
         try:
-            items = list(inputs)
+            items = array if array is not None else list(inputs)
         except TypeError as exc:
             raise BadArguments(f"map needs an iterable of inputs: {exc}") from None
         if self.cluster is not None:
@@ -229,7 +237,7 @@ class Functions:
                                raise_errors=raise_errors, chunk_size=chunk_size, map_id=map_id)
         map_id = check_map_id(map_id)
         show = len(items) >= 100 if progress is None else progress
-        fn = self._get(target)
+        fn = fn or self._get(target)
         run = self._run
         bind = fn.info.signature.bind  # variadics and omitted defaults, as in invoke
         out = MapResults(map_id=map_id)
@@ -239,6 +247,12 @@ class Functions:
 
             bar = progress_bar(total=len(items), desc=f"{target}", unit="call")
         try:
+            if array is not None:  # one record per batched run; items made when read
+                from .model_map import map_array
+
+                return map_array(self.executor, fn, array, map_id=map_id, timeout=timeout,
+                                 raise_errors=raise_errors,
+                                 done=bar.update if bar is not None else None)
             if fn.info.runtime == "onnx":  # a model: rows coalesced into batched runs
                 from .model_map import map_model
 

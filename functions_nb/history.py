@@ -79,6 +79,25 @@ def _changed() -> None:
     _generation = next(_changes)
 
 
+#: Language -> ``"module:function"`` turning that language's record input and output into
+#: what is written (ONNX models: shapes and a summary, not whole arrays); imported on first use.
+RECORD_SUMMARIES = {"onnx": "functions_nb.runtimes.onnx:record_summary"}
+_summaries: dict[str, Callable[[Any], Any]] = {}
+
+
+def _recorded(value: Any, language: str | None) -> str | None:
+    """A record's input or output as written: its language's summary, as truncated JSON."""
+    if language in RECORD_SUMMARIES and value is not None:
+        summary = _summaries.get(language)  # type: ignore[arg-type]
+        if summary is None:
+            import importlib
+
+            module, _, attr = RECORD_SUMMARIES[language].partition(":")  # type: ignore[index]
+            summary = _summaries[language] = getattr(importlib.import_module(module), attr)  # type: ignore[index]
+        value = summary(value)
+    return _truncate_json(value)
+
+
 def _truncate_json(value: Any) -> str | None:
     if value is None:
         return None
@@ -171,8 +190,10 @@ def _parquet(recs: list[ExecutionRecord]) -> bytes:
         "queue_ms": pa.array(f["queue_ms"], pa.float64()),
         "duration_ms": pa.array(f["duration_ms"], pa.float64()),
         "cold": pa.array(f["cold"], pa.bool_()),
-        "input": pa.array([_truncate_json(v) for v in f["input"]], pa.string()),
-        "output": pa.array([_truncate_json(v) for v in f["output"]], pa.string()),
+        "input": pa.array([_recorded(v, lang) for v, lang in zip(f["input"], f["language"],
+                                                                  strict=True)], pa.string()),
+        "output": pa.array([_recorded(v, lang) for v, lang in zip(f["output"], f["language"],
+                                                                   strict=True)], pa.string()),
         "console": console,
         "memory_bytes": pa.array(f["memory_bytes"], pa.int64()),
         "fuel": pa.array(f["fuel"], pa.int64()),
@@ -189,7 +210,7 @@ def _jsonl(recs: list[ExecutionRecord]) -> bytes:
     """Records -> newline-delimited JSON (the ``executions`` columns; ``started_at`` as the
     timestamp text DuckDB reads, to the microsecond like the Parquet files), with the
     standard library only: what a few records cost without importing pyarrow and pandas."""
-    host, pid, encode, truncate = _HOST, os.getpid(), _encode, _truncate_json
+    host, pid, encode, truncate = _HOST, os.getpid(), _encode, _recorded
     lines = []
     last_second, prefix = None, ""
     for (id_, function, version, language, tier, attempt, status, error_kind, error_message,
@@ -203,7 +224,7 @@ def _jsonl(recs: list[ExecutionRecord]) -> bytes:
             "tier": tier, "attempt": attempt, "status": status, "error_kind": error_kind,
             "error_message": error_message, "started_at": f"{prefix}.{micros:06d}",
             "queue_ms": queue_ms, "duration_ms": duration_ms, "cold": cold,
-            "input": truncate(input_), "output": truncate(output),
+            "input": truncate(input_, language), "output": truncate(output, language),
             "console": [{"level": level, "message": message, "ts": ts}
                         for level, message, ts in console] if console else [],
             "memory_bytes": memory_bytes, "fuel": fuel, "cascade_id": cascade_id,

@@ -160,7 +160,7 @@ def run_chunk(start: int, payload: bytes, *, spec: dict[str, Any], factory: Fact
         from .model_map import map_model
 
         out = map_model(fx.executor, fn, items, start=start, map_id=map_id, timeout=timeout)
-        for r in out:
+        for r in out.errors.values() if isinstance(out, MapResults) else out:
             if isinstance(r, BaseException):
                 r.__traceback__ = None
         return pickle.dumps((_PROCESS, out), protocol=pickle.HIGHEST_PROTOCOL)
@@ -342,7 +342,9 @@ def map_chunks(client: Any, factory: Factory, store_url: str,
       inputs each); ``progress`` shows a bar over completed chunks (default: 100+ inputs).
     * ``map_id`` (default ``map-<random>``): input ``i`` runs as execution ``map_id-i``.
     """
-    items = inputs if isinstance(inputs, list) else list(inputs)
+    # a numpy array stays one (a model's chunks are arrays: one session run per batch)
+    items = inputs if isinstance(inputs, list) or type(inputs).__module__ == "numpy" \
+        else list(inputs)
     job = ClusterMap(client, factory, store_url, storage_options, target, items,
                      timeout=timeout, chunk_size=chunk_size, retries=retries, map_id=map_id,
                      options=options)

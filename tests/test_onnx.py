@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -314,10 +315,17 @@ def test_map_batches_equal_per_row_results(iris, clf):
         assert res[i]["label"] == alone["label"]
         np.testing.assert_allclose(res[i]["probabilities"], alone["probabilities"], rtol=1e-12)
     assert [r["label"] for r in res] == clf.predict(X).tolist()
+    iris.flush()  # an array of 150 rows: one session run, one record
+    rows = iris.sql(f"SELECT count(*) AS n, min(status) AS s, "
+                    f"sum(CAST(json_extract(input, '$[0].rows') AS INTEGER)) AS r "
+                    f"FROM executions WHERE {res.where}")
+    assert rows.n[0] == 1 and rows.s[0] == "ok" and rows.r[0] == len(X)
+    # a list of rows keeps one record per input
+    listed = iris.map("iris", list(X[:20]), progress=False)
+    assert [r["label"] for r in listed] == [r["label"] for r in res[:20]]
     iris.flush()
-    rows = iris.sql(f"SELECT count(DISTINCT id) AS n, min(status) AS s FROM executions "
-                    f"WHERE {res.where}")
-    assert rows.n[0] == len(X) and rows.s[0] == "ok"
+    n = iris.sql(f"SELECT count(DISTINCT id) AS n FROM executions WHERE {listed.where}").n[0]
+    assert n == 20
 
 
 def test_map_mixed_inputs_fail_alone(iris):
@@ -362,8 +370,19 @@ def test_history_records_version_input_and_output(iris):
     rows = iris.sql("SELECT version, status, input, output, duration_ms FROM executions "
                     "WHERE function = 'iris' ORDER BY started_at")
     assert list(rows.version) == [1, 1] and set(rows.status) == {"ok"}
-    assert '"shape": [100, 4]' in rows.input[0]  # a large input: dtype, shape and head
-    assert '"label"' in rows.output[1] and "probabilities" in rows.output[1]
+    # a model's record: the input's dtype and shape, an output summary, not the arrays
+    assert json.loads(rows.input[0]) == [{"array": "float64", "shape": [100, 4]}]
+    assert json.loads(rows.input[1]) == [{"array": "float64", "shape": [4],
+                                          "values": X[0].tolist()}]
+    big = json.loads(rows.output[0])
+    assert big["label"] == {"array": "int64", "shape": [100]}
+    assert big["probabilities"] == {"array": "float64", "shape": [100, 3]}
+    want = iris.invoke("iris", X[:16])
+    assert big["classifier"]["label"] == want["label"].tolist()
+    assert big["classifier"]["top_probability"] == want["probabilities"].max(axis=1).tolist()
+    one = json.loads(rows.output[1])
+    assert one["classifier"] == {"label": int(want["label"][0]),
+                                 "top_probability": float(want["probabilities"][0].max())}
     assert (rows.duration_ms > 0).all()
 
 

@@ -214,6 +214,91 @@ def _shape_text(shape: tuple[int | None, ...]) -> str:
     return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"
 
 
+# -- what the history keeps of a model call ------------------------------------------------
+
+#: An array of at most this many elements is recorded with its values; a classifier's
+#: labels and top probabilities are recorded for at most this many rows.
+SUMMARY_VALUES = 16
+_DTYPE_NAMES: dict[Any, str] = {}
+_ARRAYS: tuple[type, ...] = ()
+
+
+def array_summary(arr: Any, rows: int | None = None) -> dict[str, Any]:
+    """A record's view of ``arr``: ``{"array": dtype, "shape": [...]}``, its ``values``
+    when it has at most :data:`SUMMARY_VALUES` elements, ``rows`` when given."""
+    dtype = arr.dtype
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:  # numpy works a dtype's name out in Python (µs): once per dtype
+        name = _DTYPE_NAMES[dtype] = dtype.name
+    out: dict[str, Any] = {"array": name, "shape": list(arr.shape)}
+    if rows is not None:
+        out["rows"] = rows
+    if arr.size <= SUMMARY_VALUES:
+        out["values"] = arr.tolist()
+    return out
+
+
+def output_summary(value: Any) -> Any:
+    """A record's view of a model's outputs: each array summarized (by output name); for a
+    classifier (one integer or text output, one float output with one more dimension:
+    labels and probabilities) also ``classifier``: the ``label`` and ``top_probability`` of
+    its first :data:`SUMMARY_VALUES` rows."""
+    arrays = _arrays()
+    if isinstance(value, arrays):
+        return array_summary(value)
+    if type(value) is not dict:
+        return value
+    out: dict[str, Any] = {}
+    for key, v in value.items():
+        if not isinstance(v, arrays):
+            return value
+        out[key] = array_summary(v)
+    if len(out) != 2:
+        return out
+    label, prob = value.values()
+    if label.dtype.kind == "f":
+        label, prob = prob, label
+    if label.dtype.kind in "iubOU" and prob.dtype.kind == "f" and \
+            prob.ndim == label.ndim + 1 and prob.shape[:-1] == label.shape:
+        k = SUMMARY_VALUES
+        if label.ndim == 0:
+            top: Any = max(prob.tolist()) if prob.size else None
+            labels: Any = label.item()
+        elif label.ndim == 1:
+            top = [max(r) if r else None for r in prob[:k].tolist()]
+            labels = label[:k].tolist()
+        else:
+            return out
+        out["classifier"] = {"label": labels, "top_probability": top}
+    return out
+
+
+def record_summary(value: Any) -> Any:
+    """What a model call's history record keeps of its input (the argument tuple) or output:
+    arrays as dtype and shape (and their values when small), a classifier's result as its
+    label(s) and top probability; values that are no arrays (a refused list, a summary a
+    batched map recorded already) as they are. The history calls this when it writes the
+    records of language ``onnx`` (see :data:`functions_nb.history.RECORD_SUMMARIES`)."""
+    arrays = _arrays()
+    if type(value) is tuple:
+        out = list(value)
+        for i, v in enumerate(out):
+            if isinstance(v, arrays):
+                out[i] = array_summary(v)
+        return out
+    return output_summary(value)
+
+
+def _arrays() -> tuple[type, ...]:
+    """numpy's array and scalar types (what a model takes and gives)."""
+    global _ARRAYS
+    if not _ARRAYS:
+        import numpy as np
+
+        _ARRAYS = (np.ndarray, np.generic)
+    return _ARRAYS
+
+
 # -- the watchdog: one thread stops runs at their deadline -------------------------------
 
 class Watchdog:
@@ -291,6 +376,18 @@ class OnnxModel:
         self.model_bytes = model_bytes
         self.static_bytes = static_bytes
         self.row_bytes = row_bytes
+        # worked out once: what the hot path compares a one-input call's array with
+        one = self._one
+        self._dtype = np.dtype(one.dtype) if one is not None else None
+        self._name = one.name if one is not None else ""
+        self._shape = one.shape if one is not None else ()
+        #: A batched input's shape past the batch dimension, when all of it is fixed.
+        self._tail: tuple[int, ...] | None = None
+        if one is not None and one.batched and None not in one.shape[1:]:
+            self._tail = one.shape[1:]  # type: ignore[assignment]
+        room = memory_mb * _MIB - model_bytes - static_bytes
+        #: Most rows a run may take within ``memory_mb`` (check_memory says why when above).
+        self.max_rows = (room // row_bytes if row_bytes else math.inf) if room >= 0 else -1
         self._first = True
         self._closed = False
 
@@ -301,11 +398,8 @@ class OnnxModel:
             self.signature.check_arity(args)
         if self._one is not None:  # one input, given as an array of its dtype and rank
             value = args[0]
-            spec = self._one
-            if type(value) is self._ndarray and value.dtype == spec.dtype and \
-                    value.ndim == len(spec.shape) and all(
-                    w is None or w == g for w, g in zip(spec.shape, value.shape, strict=True)):
-                return {spec.name: value}, False
+            if self._fits(value):
+                return {self._name: value}, False
         feeds = {}
         rows = set()
         sig = self.signature
@@ -316,6 +410,17 @@ class OnnxModel:
         if len(rows) > 1:
             raise BadArguments(f"{sig}: give every input as one row or every input as a batch")
         return feeds, rows == {True}
+
+    def _fits(self, value: Any) -> bool:
+        """``value`` is an array of the one input's exact dtype and shape (no check left)."""
+        if type(value) is not self._ndarray:
+            return False
+        if value.dtype is not self._dtype and value.dtype != self._dtype:
+            return False
+        if self._tail is not None:
+            return value.shape[1:] == self._tail and value.ndim == len(self._shape)
+        return value.ndim == len(self._shape) and all(
+            w is None or w == g for w, g in zip(self._shape, value.shape, strict=True))
 
     def batch_size(self, feeds: dict[str, Any]) -> int:
         if self._one is not None:
@@ -340,6 +445,15 @@ class OnnxModel:
     def call(self, args: tuple, ctx: CallContext) -> Any:
         if self._closed:
             raise InvocationError(f"{self.signature.name}: this model was unloaded")
+        if self._tail is not None and len(args) == 1:  # the hot path: one batch array
+            value = args[0]
+            if type(value) is self._ndarray and value.shape[1:] == self._tail and \
+                    value.ndim == len(self._shape) and (value.dtype is self._dtype
+                                                        or value.dtype == self._dtype):
+                outs = self.run({self._name: value}, ctx, value.shape[0])
+                if len(outs) == 1:
+                    return outs[0]
+                return dict(zip(self.output_names, outs, strict=True))
         feeds, row = self.feeds(args)
         outs = self.run(feeds, ctx)
         if row:
@@ -348,9 +462,13 @@ class OnnxModel:
             return outs[0]
         return dict(zip(self.output_names, outs, strict=True))
 
-    def run(self, feeds: dict[str, Any], ctx: CallContext) -> list[Any]:
-        """One session run over checked ``feeds``, stopped at ``ctx.deadline``."""
-        self.check_memory(self.batch_size(feeds))
+    def run(self, feeds: dict[str, Any], ctx: CallContext, rows: int | None = None) -> list[Any]:
+        """One session run over checked ``feeds`` (``rows``: their batch size, when known),
+        stopped at ``ctx.deadline``."""
+        if rows is None:
+            rows = self.batch_size(feeds)
+        if rows > self.max_rows:
+            self.check_memory(rows)
         try:
             options = self._options.pop()
         except IndexError:
@@ -616,5 +734,6 @@ def runtime() -> OnnxRuntime:
     return _runtime
 
 
-__all__ = ["ELEMENT_DTYPES", "OnnxModel", "OnnxRuntime", "TensorSpec", "inspect_model",
-           "result_type", "runtime", "to_tensor"]
+__all__ = ["ELEMENT_DTYPES", "OnnxModel", "OnnxRuntime", "TensorSpec", "array_summary",
+           "inspect_model", "output_summary", "record_summary", "result_type", "runtime",
+           "to_tensor"]
