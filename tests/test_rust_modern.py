@@ -10,6 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from functions_nb import BadArguments, CompileError, Functions
@@ -257,6 +258,10 @@ fn edges() -> (Stats, Vec<Shape>, BTreeMap<String, f64>) {
     assert shapes[0] == {"Circle": math.inf} and shapes[1]["Rect"]["w"] == -math.inf
     assert math.isnan(shapes[1]["Rect"]["h"])
     assert math.isnan(m["nan"]) and m["max"] == 1.7976931348623157e308
+    # an f32 inside JSON is the same float as an f32 result (its exact value, not "0.1")
+    fx.deploy("rust", "fn tenth() -> f32 { 0.1 }", name="tenth")
+    fx.deploy("rust", "fn tenths() -> Vec<Option<f32>> { vec![Some(0.1), None] }", name="tenths")
+    assert fx.invoke("tenths") == [fx.invoke("tenth"), None] == [float(np.float32(0.1)), None]
 
 
 def test_text_in_json_results_is_left_alone(fx: Functions) -> None:

@@ -47,8 +47,8 @@ pub fn ret_json<T: serde::Serialize>(v: &T) -> i64 {
 
 /// serde_json writes NaN and the infinities as `null` (a changed value); results go through
 /// this `Serializer`, which forwards everything to serde_json's but writes those floats as the
-/// bare tokens `NaN`, `Infinity`, `-Infinity` (which the host's JSON reader takes), at any depth.
-/// A bare token is written through serde_json's raw-value path (feature `raw_value`).
+/// bare tokens `NaN`, `Infinity`, `-Infinity` (which the host's JSON reader takes), at any depth,
+/// and an f32 as its exact double. A bare token is written through serde_json's raw-value path (feature `raw_value`).
 mod exact {
     use serde::ser::{Serialize, SerializeMap, SerializeSeq, SerializeStruct, SerializeStructVariant,
                      SerializeTuple, SerializeTupleStruct, SerializeTupleVariant, Serializer};
@@ -83,8 +83,10 @@ mod exact {
                serialize_i64: i64 serialize_i128: i128 serialize_u8: u8 serialize_u16: u16
                serialize_u32: u32 serialize_u64: u64 serialize_u128: u128 serialize_char: char
                serialize_str: &str serialize_bytes: &[u8] serialize_unit_struct: &'static str);
+        // an f32 as the double it is (0.1f32 is 0.10000000149011612, as an f32 result is;
+        // serde_json's shortest f32 text "0.1" would read back as another value)
         fn serialize_f32(self, v: f32) -> Result<S::Ok, S::Error> {
-            if v.is_finite() { self.0.serialize_f32(v) } else { bare(self.0, v as f64) } }
+            if v.is_finite() { self.0.serialize_f64(v as f64) } else { bare(self.0, v as f64) } }
         fn serialize_f64(self, v: f64) -> Result<S::Ok, S::Error> {
             if v.is_finite() { self.0.serialize_f64(v) } else { bare(self.0, v) } }
         fn serialize_none(self) -> Result<S::Ok, S::Error> { self.0.serialize_none() }
