@@ -3,6 +3,8 @@ into ``any``."""
 
 from __future__ import annotations
 
+import pytest
+
 from .matrix import (
     NONFINITE,
     array_row,
@@ -17,6 +19,10 @@ from .matrix import (
     map_row,
     str_row,
 )
+
+#: 40-50 s on a busy 2-core machine (each refused or failing call costs a fresh Go instance):
+#: ``make quick`` leaves it out, ``make test`` runs it.
+pytestmark = pytest.mark.slow
 
 LANGUAGE = "go"
 I64 = (-(2**63), 2**63 - 1)
