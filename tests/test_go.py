@@ -380,3 +380,8 @@ def test_json_floats_and_interface_numbers_cross_exactly(fx):
         fx.invoke("Echo", {**reading, "count": None})
     with pytest.raises(BadArguments, match=r"null at \.labels\.a for a float64"):
         fx.invoke("Echo", {**reading, "labels": {"a": None}})
+    # an integer a float64 cannot hold exactly is refused (encoding/json rounded it)
+    assert fx.invoke("Totals", {"x": [2**53, 2**70]}) == {"x": 2.0**53 + 2.0**70}
+    with pytest.raises(BadArguments, match=r"integer 9007199254740993 at \.x\[1\] has no exact "
+                                           r"float64 value"):
+        fx.invoke("Totals", {"x": [1, 2**53 + 1]})

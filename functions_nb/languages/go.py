@@ -315,14 +315,21 @@ func __fnb_marshal(r any) ([]byte, error) {
 // __fnb_unmarshal decodes with UseNumber: a number in an interface{} position is a json.Number
 // holding its text, so an int of any size and a float such as 2.0 cross exactly (and are
 // written back as that text). A null where the type has no null (an int in a struct field,
-// a map value, a slice item) is refused naming where (encoding/json would leave a zero there).
+// a map value, a slice item) is refused naming where (encoding/json would leave a zero there),
+// and so is an integer a float64/float32 cannot hold exactly (encoding/json rounds it).
 func __fnb_unmarshal(data []byte, dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	if err := dec.Decode(dst); err != nil {
 		return err
 	}
-	if !bytes.Contains(data, []byte("null")) {
+	t := reflect.TypeOf(dst).Elem()
+	floats, ok := __fnb_floatTypes[t]
+	if !ok {
+		floats = __fnb_hasFloat(t, map[reflect.Type]bool{})
+		__fnb_floatTypes[t] = floats
+	}
+	if !floats && !bytes.Contains(data, []byte("null")) {
 		return nil
 	}
 	var tree any
@@ -331,7 +338,29 @@ func __fnb_unmarshal(data []byte, dst any) error {
 	if err := dec.Decode(&tree); err != nil {
 		return err
 	}
-	return __fnb_nulls(tree, reflect.TypeOf(dst).Elem(), "")
+	return __fnb_nulls(tree, t, "")
+}
+
+var __fnb_floatTypes = map[reflect.Type]bool{}
+
+func __fnb_hasFloat(t reflect.Type, seen map[reflect.Type]bool) bool {
+	if seen[t] {
+		return false
+	}
+	seen[t] = true
+	switch t.Kind() {
+	case reflect.Float32, reflect.Float64:
+		return true
+	case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
+		return __fnb_hasFloat(t.Elem(), seen)
+	case reflect.Struct:
+		for i := 0; i < t.NumField(); i++ {
+			if __fnb_hasFloat(t.Field(i).Type, seen) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func __fnb_nullable(t reflect.Type) bool {
@@ -362,6 +391,19 @@ func __fnb_nulls(node any, t reflect.Type, at string) error {
 		return nil
 	}
 	switch x := node.(type) {
+	case json.Number:
+		k, text := t.Kind(), string(x)
+		if (k == reflect.Float64 || k == reflect.Float32) && !strings.ContainsAny(text, ".eE") {
+			if i, ok := new(big.Int).SetString(text, 10); ok {
+				if _, acc := new(big.Float).SetInt(i).Float64(); acc != big.Exact {
+					where := ""
+					if at != "" {
+						where = " at " + at
+					}
+					return errors.New("integer " + text + where + " has no exact " + t.String() + " value")
+				}
+			}
+		}
 	case []any:
 		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
 			for i, item := range x {
@@ -437,7 +479,7 @@ func __fnb_jsonFields(t reflect.Type) map[string]reflect.Type {
 '''
 
 
-JSON_IMPORTS = ("bytes", "encoding", "encoding/json", "errors", "math", "reflect",
+JSON_IMPORTS = ("bytes", "encoding", "encoding/json", "errors", "math", "math/big", "reflect",
                 "strconv", "strings")
 
 
