@@ -18,6 +18,7 @@ the module's temporary store.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -36,8 +37,8 @@ from functions_nb.languages import get_language, names
 #: The depth of JSON nesting the README documents (values.MAX_JSON_DEPTH, restated: the
 #: matrix is the spec, not a copy of the code).
 JSON_DEPTH = 100
-#: Examples per generated-values test (per row).
-EXAMPLES = 40
+#: Examples per generated-values test (per row); ``FNB_MATRIX_EXAMPLES`` for a longer hunt.
+EXAMPLES = int(os.environ.get("FNB_MATRIX_EXAMPLES", "40"))
 F32_MAX = float.fromhex("0x1.fffffep+127")
 _F32_OVERFLOW = float(2**128 - 2**103)  # the smallest magnitude that rounds to inf in f32
 NAN, INF = float("nan"), float("inf")
