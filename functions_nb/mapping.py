@@ -348,7 +348,7 @@ def map_chunks(client: Any, factory: Factory, store_url: str,
     job = ClusterMap(client, factory, store_url, storage_options, target, items,
                      timeout=timeout, chunk_size=chunk_size, retries=retries, map_id=map_id,
                      options=options)
-    if not items:
+    if not len(items):
         return job.results
     show = len(items) >= 100 if progress is None else progress
     bar = None

@@ -1,5 +1,6 @@
 """fx.map of a model on a Dask LocalCluster: each worker batches its chunks with its own
-session cache; results in order, one record per input, from both worker processes."""
+session cache; results in order, one record per input, from both worker processes; an
+array is shipped in array chunks, one record per session run."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def test_map_a_model_on_a_cluster(store):
                                   dashboard_address=":0") as cluster, \
             distributed.Client(cluster, set_as_default=False) as client:
         fx = Functions(store=store, cluster=client)
+        fx.history.list_ttl = 0  # each query lists the files the workers wrote just before
         try:
             fx.deploy("onnx", clf, name="iris", example=X[:1])
             res = fx.map("iris", rows, progress=False, chunk_size=100)
@@ -48,5 +50,15 @@ def test_map_a_model_on_a_cluster(store):
             # every worker that ran chunks made its own session, once (not once per chunk)
             assert {int(p) for p in rec.pids} <= set(created)
             assert all(created[int(p)] == 1 for p in rec.pids)
+            # an array crosses in array chunks: one record per chunk's session run
+            table = np.tile(X, (4, 1))
+            res = fx.map("iris", table, progress=False, chunk_size=100, map_id="arr")
+            assert not res.errors and [r["label"] for r in res] == clf.predict(table).tolist()
+            runs = fx.sql("SELECT id, CAST(json_extract(input, '$[0].rows') AS INTEGER) AS n "
+                          "FROM executions WHERE starts_with(id, 'arr-') ORDER BY id")
+            assert sorted(runs.id) == sorted(f"arr-{i}" for i in range(0, 600, 100))
+            assert set(runs.n) == {100}
+            with pytest.raises(BadArguments, match="row 0: .*dimension 1 must be 4"):
+                fx.map("iris", table[:, :3], progress=False, chunk_size=100)
         finally:
             fx.close()
