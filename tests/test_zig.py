@@ -253,3 +253,22 @@ def test_map_enum_and_odd_width_arguments(fx, toolchain):
         fx.invoke("narrow", 2, 0, 0)
     with pytest.raises(BadArguments, match="out of range for i7"):
         fx.invoke("narrow", 0, 64, 0)
+
+
+@pytest.mark.parametrize("toolchain", [None, "zig-0.16"])
+def test_json_numbers_cross_exactly_or_are_refused(fx, toolchain):
+    """As scalar arguments: a float (2.0) is no integer, and an integer must be one the float
+    type holds exactly (std.json took 2.0 as 2 and rounded 2**53 + 1)."""
+    src = ("const P = struct { a: f64, b: i64, c: ?[]const f32 = null };\n\n"
+           "fn ident(x: P) P {\n    return x;\n}\n")
+    fx.deploy("zig", src, name="ident", flags={"toolchain": toolchain} if toolchain else None)
+    got = fx.invoke("ident", {"a": 2**53, "b": -(2**63), "c": [1, 0.5]})
+    assert got == {"a": 2.0**53, "b": -(2**63), "c": [1.0, 0.5]} and type(got["a"]) is float
+    assert fx.invoke("ident", {"a": 2**70, "b": 0})["a"] == 2.0**70
+    cases = [({"a": 2**53 + 1, "b": 0}, "integer 9007199254740993 has no exact f64 value"),
+             ({"a": 1.5, "b": 2.0}, r"the float 2e0 is no integer \(i64 declared\)"),
+             ({"a": 0, "b": 0, "c": [2**60 + 1]}, "integer 1152921504606846977 has no exact f32"),
+             ({"a": 2**200, "b": 0}, "is beyond 128 bits: pass it as a float for f64")]
+    for value, message in cases:
+        with pytest.raises(BadArguments, match=message):
+            fx.invoke("ident", value)

@@ -306,9 +306,69 @@ fn __fnb_ownParse(comptime __fnb_T: type) bool {
 }
 
 fn __fnb_parseArg(comptime __fnb_T: type, __fnb_a: __fnb_std.mem.Allocator, __fnb_bytes: []const u8) anyerror!__fnb_T {
-    if (comptime !__fnb_ownParse(__fnb_T)) return __fnb_std.json.parseFromSliceLeaky(__fnb_T, __fnb_a, __fnb_bytes, __fnb_parse_options);
     const __fnb_v = try __fnb_std.json.parseFromSliceLeaky(__fnb_std.json.Value, __fnb_a, __fnb_bytes, __fnb_parse_options);
+    try __fnb_checkNumbers(__fnb_T, __fnb_a, __fnb_v);
     return __fnb_fromValue(__fnb_T, __fnb_a, __fnb_v);
+}
+
+/// Why the last argument was refused, when an error name alone would not say (error.NotExact).
+var __fnb_detail: []const u8 = "";
+
+fn __fnb_notExact(__fnb_a: __fnb_std.mem.Allocator, comptime __fnb_T: type, __fnb_text: []const u8, comptime __fnb_why: []const u8) anyerror {
+    __fnb_detail = __fnb_std.fmt.allocPrint(__fnb_a, __fnb_why, .{ __fnb_text, @typeName(__fnb_T) }) catch "a number does not fit its type";
+    return error.NotExact;
+}
+
+/// Numbers cross exactly or are refused, as scalar arguments do: a float (2.0) is no integer
+/// (std.json would take it), and an integer must be one the float type holds exactly
+/// (std.json would round 2**53 + 1).
+fn __fnb_checkNumbers(comptime __fnb_T: type, __fnb_a: __fnb_std.mem.Allocator, __fnb_v: __fnb_std.json.Value) anyerror!void {
+    if (__fnb_T == __fnb_std.json.Value) return;
+    if (comptime __fnb_isMap(__fnb_T)) {
+        if (__fnb_v == .object) {
+            var __fnb_it = __fnb_v.object.iterator();
+            while (__fnb_it.next()) |__fnb_e| try __fnb_checkNumbers(@FieldType(__fnb_T.KV, "value"), __fnb_a, __fnb_e.value_ptr.*);
+        }
+        return;
+    }
+    switch (@typeInfo(__fnb_T)) {
+        .int => if (__fnb_v == .float) {
+            return __fnb_notExact(__fnb_a, __fnb_T, __fnb_std.fmt.allocPrint(__fnb_a, "{e}", .{__fnb_v.float}) catch "a float", "the float {s} is no integer ({s} declared)");
+        },
+        .float => switch (__fnb_v) {
+            .integer => |__fnb_i| {
+                const __fnb_f: f64 = @floatFromInt(__fnb_i);
+                if (__fnb_f >= 9.223372036854775807e18 or @as(i64, @intFromFloat(__fnb_f)) != __fnb_i)
+                    return __fnb_notExact(__fnb_a, __fnb_T, __fnb_std.fmt.allocPrint(__fnb_a, "{d}", .{__fnb_i}) catch "an integer", "integer {s} has no exact {s} value");
+            },
+            .number_string => |__fnb_s| if (__fnb_std.mem.indexOfAny(u8, __fnb_s, ".eE") == null) {
+                const __fnb_n = __fnb_std.fmt.parseInt(i128, __fnb_s, 10) catch return __fnb_notExact(__fnb_a, __fnb_T, __fnb_s, "integer {s} is beyond 128 bits: pass it as a float for {s}");
+                const __fnb_f: f64 = @floatFromInt(__fnb_n);
+                if (@abs(__fnb_f) >= 1.7e38 or @as(i128, @intFromFloat(__fnb_f)) != __fnb_n)
+                    return __fnb_notExact(__fnb_a, __fnb_T, __fnb_s, "integer {s} has no exact {s} value");
+            },
+            else => {},
+        },
+        .optional => |__fnb_o| if (__fnb_v != .null) try __fnb_checkNumbers(__fnb_o.child, __fnb_a, __fnb_v),
+        .pointer => |__fnb_p| switch (__fnb_p.size) {
+            .one => try __fnb_checkNumbers(__fnb_p.child, __fnb_a, __fnb_v),
+            .slice => if (__fnb_p.child != u8 and __fnb_v == .array) {
+                for (__fnb_v.array.items) |__fnb_x| try __fnb_checkNumbers(__fnb_p.child, __fnb_a, __fnb_x);
+            },
+            else => {},
+        },
+        .array => |__fnb_arr| if (__fnb_arr.child != u8 and __fnb_v == .array) {
+            for (__fnb_v.array.items) |__fnb_x| try __fnb_checkNumbers(__fnb_arr.child, __fnb_a, __fnb_x);
+        },
+        .@"struct" => if (comptime !@hasDecl(__fnb_T, "jsonParse")) {
+            if (__fnb_v == .object) {
+                inline for (comptime __fnb_std.meta.fieldNames(__fnb_T)) |__fnb_n| {
+                    if (__fnb_v.object.get(__fnb_n)) |__fnb_x| try __fnb_checkNumbers(@FieldType(__fnb_T, __fnb_n), __fnb_a, __fnb_x);
+                }
+            }
+        },
+        else => {},
+    }
 }
 
 fn __fnb_fromValue(comptime __fnb_T: type, __fnb_a: __fnb_std.mem.Allocator, __fnb_v: __fnb_std.json.Value) anyerror!__fnb_T {
@@ -402,7 +462,9 @@ fn __fnb_invoke(comptime __fnb_f: anytype, __fnb_wargs: anytype) __fnb_WasmRet(@
                     __fnb_args[__fnb_i] = __fnb_bytes;
                 } else {
                     __fnb_args[__fnb_i] = __fnb_parseArg(__fnb_T, __fnb_arena, __fnb_bytes) catch |__fnb_err| {
-                        __fnb_reportError("an argument does not fit its type: ", __fnb_err);
+                        if (__fnb_err == error.NotExact) {
+                            __fnb_host.bad_arg(@intCast(@intFromPtr(__fnb_detail.ptr)), @intCast(__fnb_detail.len));
+                        } else __fnb_reportError("an argument does not fit its type: ", __fnb_err);
                         return __fnb_zero(__fnb_R);
                     };
                 }
