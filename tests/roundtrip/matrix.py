@@ -21,7 +21,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -98,7 +98,9 @@ def same(got: Any, want: Any) -> bool:
     if isinstance(want, (list, tuple)):
         return len(got) == len(want) and all(same(g, w) for g, w in zip(got, want, strict=True))
     if isinstance(want, dict):
-        return got.keys() == want.keys() and all(same(got[k], want[k]) for k in want)
+        key_types = {k: type(k) for k in got}  # 1, 1.0 and True are one key: compare types
+        return (got.keys() == want.keys() and all(key_types[k] is type(k) for k in want)
+                and all(same(got[k], want[k]) for k in want))
     if isinstance(want, (set, frozenset)):
         return got == want and all(type(x) in {type(y) for y in want} for x in got)
     return got == want
@@ -597,17 +599,7 @@ def make_tests(rows: list[Row]) -> tuple[Callable[..., None], Callable[..., None
     return test_edges, test_generated
 
 
-@dataclass
-class Cells:
-    """Helper for language modules: identity cells from a template with ``TYPE``."""
-
-    template: str
-    extra: dict[str, str] = field(default_factory=dict)
-
-    def __call__(self, ty: str) -> str:
-        return self.template.replace("TYPE", ty)
-
-
-__all__ = ["NONFINITE", "REFUSED", "Cells", "Either", "check_result", "Matrix", "Row", "array_row", "bool_row", "bytes_row",
-           "enum_row", "float_row", "int_row", "js_numbers", "json_row", "make_fixture",
-           "make_tests", "map_row", "nullable", "same", "same_members", "set_row", "str_row"]
+__all__ = ["NONFINITE", "REFUSED", "Either", "Matrix", "Row", "array_row", "bool_row",
+           "bytes_row", "check_result", "enum_row", "float_row", "int_row", "js_numbers",
+           "json_row", "make_fixture", "make_tests", "map_row", "nullable", "same",
+           "same_members", "set_row", "str_row"]
