@@ -381,6 +381,10 @@ class OnnxModel:
         self._dtype = np.dtype(one.dtype) if one is not None else None
         self._name = one.name if one is not None else ""
         self._shape = one.shape if one is not None else ()
+        self._rank = len(self._shape)
+        names = self.output_names
+        self._pair = (names[0], names[1]) if len(names) == 2 else None
+        self._watch, self._done = runtime.watchdog.watch, runtime.watchdog.done
         #: A batched input's shape past the batch dimension, when all of it is fixed.
         self._tail: tuple[int, ...] | None = None
         if one is not None and one.batched and None not in one.shape[1:]:
@@ -443,17 +447,40 @@ class OnnxModel:
 
     # running --------------------------------------------------------------------------
     def call(self, args: tuple, ctx: CallContext) -> Any:
-        if self._closed:
-            raise InvocationError(f"{self.signature.name}: this model was unloaded")
-        if self._tail is not None and len(args) == 1:  # the hot path: one batch array
+        if self._tail is not None and len(args) == 1 and not self._closed:
+            # the hot path: one batch array of the input's dtype and shape (the checks of
+            # feeds() and run(), with what they compare worked out once at load)
             value = args[0]
             if type(value) is self._ndarray and value.shape[1:] == self._tail and \
-                    value.ndim == len(self._shape) and (value.dtype is self._dtype
-                                                        or value.dtype == self._dtype):
-                outs = self.run({self._name: value}, ctx, value.shape[0])
+                    value.ndim == self._rank and (value.dtype is self._dtype
+                                                  or value.dtype == self._dtype):
+                rows = value.shape[0]
+                if rows > self.max_rows:
+                    self.check_memory(rows)
+                pool = self._options
+                try:
+                    options = pool.pop()
+                except IndexError:
+                    options = self._new_options()
+                key = self._watch(ctx, options)
+                if self._first:
+                    ctx.cold, self._first = True, False
+                try:
+                    outs = self._run(self.output_names, {self._name: value}, options)
+                except Exception as exc:  # noqa: BLE001 - translated once, in _error
+                    raise self._error(exc, ctx) from None
+                finally:
+                    self._done(key)
+                if not options.terminate:  # stopped just after it finished: not reusable
+                    pool.append(options)
+                pair = self._pair
+                if pair is not None:  # e.g. a classifier's labels and probabilities
+                    return {pair[0]: outs[0], pair[1]: outs[1]}
                 if len(outs) == 1:
                     return outs[0]
                 return dict(zip(self.output_names, outs, strict=True))
+        if self._closed:
+            raise InvocationError(f"{self.signature.name}: this model was unloaded")
         feeds, row = self.feeds(args)
         outs = self.run(feeds, ctx)
         if row:
@@ -461,6 +488,11 @@ class OnnxModel:
         if len(outs) == 1:
             return outs[0]
         return dict(zip(self.output_names, outs, strict=True))
+
+    def _new_options(self) -> Any:
+        options = self.runtime.ort.RunOptions()
+        options.log_severity_level = 4
+        return options
 
     def run(self, feeds: dict[str, Any], ctx: CallContext, rows: int | None = None) -> list[Any]:
         """One session run over checked ``feeds`` (``rows``: their batch size, when known),
@@ -472,8 +504,7 @@ class OnnxModel:
         try:
             options = self._options.pop()
         except IndexError:
-            options = self.runtime.ort.RunOptions()
-            options.log_severity_level = 4
+            options = self._new_options()
         watchdog = self.runtime.watchdog
         key = watchdog.watch(ctx, options)
         ctx.cold, self._first = self._first, False
