@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -136,11 +137,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="func", description="functions-nb command line")
-    p.add_argument("--store", default=None,
-                   help="fsspec URL of the store (default: $FUNCTIONS_NB_STORE or ~/.functions-nb/store)")
-    sub = p.add_subparsers(dest="command", required=True)
+def _add_deploy(sub: Any) -> None:
     d = sub.add_parser("deploy", help="compile and deploy a source file")
     d.add_argument("file")
     d.add_argument("--lang", help="language (default: from the file extension)")
@@ -154,30 +151,56 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--edition", default=None,
                    help="language edition, where it has them (rust: 2024, the default, or 2021)")
     d.set_defaults(func=cmd_deploy)
+
+
+def _add_invoke(sub: Any) -> None:
     i = sub.add_parser("invoke", help="invoke NAME[@VERSION] with a JSON array of arguments")
     i.add_argument("name")
     i.add_argument("args_json", nargs="?", default="[]", metavar="ARGS_JSON")
     i.add_argument("--timeout", type=float, default=None)
     i.set_defaults(func=cmd_invoke)
+
+
+def _add_ls(sub: Any) -> None:
     sub.add_parser("ls", help="list deployed functions").set_defaults(func=cmd_ls)
+
+
+def _add_logs(sub: Any) -> None:
     lg = sub.add_parser("logs", help="recent executions of a function")
     lg.add_argument("name", nargs="?")
     lg.add_argument("--limit", type=int, default=20)
     lg.set_defaults(func=cmd_logs)
+
+
+def _add_sql(sub: Any) -> None:
     q = sub.add_parser("sql", help="DuckDB SQL over the executions table")
     q.add_argument("query")
     q.set_defaults(func=cmd_sql)
+
+
+def _add_versions(sub: Any) -> None:
     v = sub.add_parser("versions", help="versions of a function with hash, size, created time")
     v.add_argument("name")
     v.set_defaults(func=cmd_versions)
+
+
+def _add_rollback(sub: Any) -> None:
     rb = sub.add_parser("rollback", help="point latest at NAME@VERSION")
     rb.add_argument("target")
     rb.set_defaults(func=cmd_rollback)
+
+
+def _add_rm(sub: Any) -> None:
     rm = sub.add_parser("rm", help="delete NAME@VERSION, or every version of NAME")
     rm.add_argument("target")
     rm.set_defaults(func=cmd_rm)
-    for cmd, fn, text in (("migrate", cmd_migrate, "copy functions from one store to another"),
-                          ("cleanup", cmd_cleanup, "delete from --from what --to holds verified")):
+
+
+def _add_pair(cmd: str) -> Callable[[Any], None]:
+    fn, text = {"migrate": (cmd_migrate, "copy functions from one store to another"),
+                "cleanup": (cmd_cleanup, "delete from --from what --to holds verified")}[cmd]
+
+    def add(sub: Any) -> None:
         m = sub.add_parser(cmd, help=text)
         m.add_argument("--from", dest="from_", required=True, metavar="URL")
         m.add_argument("--to", required=True, metavar="URL")
@@ -185,15 +208,56 @@ def build_parser() -> argparse.ArgumentParser:
         if cmd == "cleanup":
             m.add_argument("--dry-run", action="store_true")
         m.set_defaults(func=fn)
+    return add
+
+
+def _add_doctor(sub: Any) -> None:
     dr = sub.add_parser("doctor", help="check language toolchains")
     dr.add_argument("--json", action="store_true")
     dr.set_defaults(func=cmd_doctor)
+
+
+def _add_human(sub: Any) -> None:
     cli_human.add_parser(sub).set_defaults(func=lambda a: cli_human.run(a, _fx))
+
+
+#: Each subcommand's parser, added in this order (``func --help`` lists them so).
+SUBCOMMANDS: dict[str, Callable[[Any], None]] = {
+    "deploy": _add_deploy, "invoke": _add_invoke, "ls": _add_ls, "logs": _add_logs,
+    "sql": _add_sql, "versions": _add_versions, "rollback": _add_rollback, "rm": _add_rm,
+    "migrate": _add_pair("migrate"), "cleanup": _add_pair("cleanup"), "doctor": _add_doctor,
+    "human": _add_human}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """``func``'s parser; ``only``: just that subcommand's (a command line names one, and
+    building all of them is a tenth of a short ``func invoke``)."""
+    p = argparse.ArgumentParser(prog="func", description="functions-nb command line")
+    p.add_argument("--store", default=None,
+                   help="fsspec URL of the store (default: $FUNCTIONS_NB_STORE or ~/.functions-nb/store)")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, add in SUBCOMMANDS.items():
+        if only is None or name == only:
+            add(sub)
     return p
 
 
+def _command_of(argv: list[str]) -> str | None:
+    """The subcommand a command line names, if it is a known one and no help comes before it."""
+    words = iter(argv)
+    for word in words:
+        if word in ("-h", "--help"):
+            return None
+        if word == "--store":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word if word in SUBCOMMANDS else None
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(only=_command_of(argv)).parse_args(argv)
     try:
         return args.func(args)
     except FunctionsError as exc:

@@ -195,3 +195,16 @@ def test_large_batches_write_parquet_small_ones_json_lines(store):
     assert fx.sql("SELECT count(*) n FROM executions").n[0] == PARQUET_MIN_ROWS + 1
     fx.close()
 
+
+
+def test_cli_builds_only_the_named_subcommand():
+    from functions_nb.cli import SUBCOMMANDS, _command_of, build_parser
+
+    assert _command_of(["--store", "/x", "invoke", "add", "[2, 3]"]) == "invoke"
+    assert _command_of(["--store=/x", "human", "ls"]) == "human"
+    assert _command_of(["-h", "invoke"]) is None and _command_of(["nosuch"]) is None
+    only = build_parser(only="invoke")
+    assert only.parse_args(["--store", "/x", "invoke", "add"]).func.__name__ == "cmd_invoke"
+    listed = build_parser().format_help()
+    assert all(name in listed for name in SUBCOMMANDS)
+    assert "deploy" not in only.format_help()
