@@ -31,8 +31,12 @@ def test_models_notebook(store, monkeypatch):
         pairs = set(zip(rows.tier, rows.status, strict=True))
         assert {("code", "ok"), ("generative", "skipped"), ("human", "pending"),
                 ("human", "ok")} <= pairs
-        # %invoke, one batch of 5, two refused calls, 60 mapped rows, the cascade's code attempt
-        assert (rows.tier == "code").sum() == 1 + 1 + 2 + 60 + 1
+        # %invoke, one batch of 5, two refused calls, the map's one session run of 60 rows,
+        # the cascade's code attempt
+        assert (rows.tier == "code").sum() == 1 + 1 + 2 + 1 + 1
+        mapped = fx.sql("SELECT CAST(json_extract(input, '$[0].rows') AS INTEGER) AS n "
+                        "FROM executions WHERE function = 'iris' AND input LIKE '%\"rows\"%'")
+        assert list(mapped.n) == [60]
         (task,) = fx.human.ls(status=None)
         assert task["status"] == "answered" and task["who"] == "ana"
     finally:
