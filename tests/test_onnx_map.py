@@ -150,3 +150,23 @@ def test_a_row_that_fails_the_run_fails_alone(iris):
     assert ids["g-70"] == "error" and {ids[f"g-{i}"] for i in range(64, 90) if i != 70} == {"ok"}
     with pytest.raises(BadArguments, match="out of data bounds"):
         iris.map("pick", idx, progress=False, raise_errors=True)
+
+
+def test_a_busy_loop_records_summaries_in_parquet_too(iris):
+    from functions_nb.history import PARQUET_MIN_ROWS
+
+    row = X[3:4]
+    # a flush of PARQUET_MIN_ROWS records or more is written as Parquet; twice as many, so
+    # that one background flush in the middle still leaves such a batch
+    for _ in range(2 * PARQUET_MIN_ROWS):
+        iris.invoke("iris", row)
+    iris.flush()
+    files = list(iris.history.store.fs.find(iris.history.store.root))
+    assert any(f.endswith(".parquet") for f in files)
+    rows = iris.sql("SELECT DISTINCT input, output FROM executions WHERE function = 'iris'")
+    assert len(rows) == 1
+    assert json.loads(rows.input[0]) == [{"array": "float64", "shape": [1, 4],
+                                          "values": row.tolist()}]
+    want = iris.invoke("iris", row)
+    assert json.loads(rows.output[0])["classifier"] == {
+        "label": want["label"].tolist(), "top_probability": [float(want["probabilities"].max())]}
