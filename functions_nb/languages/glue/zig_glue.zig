@@ -349,6 +349,11 @@ fn __fnb_checkNumbers(comptime __fnb_T: type, __fnb_a: __fnb_std.mem.Allocator, 
             },
             else => {},
         },
+        .@"enum" => if (comptime !@hasDecl(__fnb_T, "jsonParse")) {
+            // only a tag name (std.json would also take 0 or "0" as the first tag)
+            if (__fnb_v != .string) return __fnb_notExact(__fnb_a, __fnb_T, @tagName(__fnb_v), "a JSON {s} is no tag name of {s}");
+            if (__fnb_std.meta.stringToEnum(__fnb_T, __fnb_v.string) == null) return __fnb_notExact(__fnb_a, __fnb_T, __fnb_v.string, "\"{s}\" is no tag of {s}");
+        },
         .optional => |__fnb_o| if (__fnb_v != .null) try __fnb_checkNumbers(__fnb_o.child, __fnb_a, __fnb_v),
         .pointer => |__fnb_p| switch (__fnb_p.size) {
             .one => try __fnb_checkNumbers(__fnb_p.child, __fnb_a, __fnb_v),
