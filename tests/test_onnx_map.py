@@ -61,10 +61,10 @@ def test_one_record_per_run_with_shapes_and_summaries(iris, clf):
     for first, text in zip((0, 64, 128), rows.output, strict=True):
         out = json.loads(text)
         want = clf.predict_proba(X[first:first + 16])
-        assert out["classifier"]["label"] == clf.predict(X[first:first + 16]).tolist()
-        np.testing.assert_allclose(out["classifier"]["top_probability"], want.max(axis=1),
-                                   rtol=1e-6)
-        assert out["probabilities"]["shape"][1] == 3
+        assert out["label"] == clf.predict(X[first:first + 16]).tolist()
+        np.testing.assert_allclose(out["top_probability"], want.max(axis=1), rtol=1e-6)
+        rows_in_run = inputs[first // 64][0]["rows"]
+        assert out["shapes"] == {"label": [rows_in_run], "probabilities": [rows_in_run, 3]}
     assert (rows.duration_ms > 0).all()
 
 
@@ -165,8 +165,8 @@ def test_a_busy_loop_records_summaries_in_parquet_too(iris):
     assert any(f.endswith(".parquet") for f in files)
     rows = iris.sql("SELECT DISTINCT input, output FROM executions WHERE function = 'iris'")
     assert len(rows) == 1
-    assert json.loads(rows.input[0]) == [{"array": "float64", "shape": [1, 4],
-                                          "values": row.tolist()}]
+    assert json.loads(rows.input[0]) == [{"array": "float64", "shape": [1, 4]}]
     want = iris.invoke("iris", row)
-    assert json.loads(rows.output[0])["classifier"] == {
-        "label": want["label"].tolist(), "top_probability": [float(want["probabilities"].max())]}
+    assert json.loads(rows.output[0]) == {
+        "label": want["label"].tolist(), "top_probability": [float(want["probabilities"].max())],
+        "shapes": {"label": [1], "probabilities": [1, 3]}}

@@ -220,12 +220,14 @@ def _shape_text(shape: tuple[int | None, ...]) -> str:
 #: labels and top probabilities are recorded for at most this many rows.
 SUMMARY_VALUES = 16
 _DTYPE_NAMES: dict[Any, str] = {}
+#: (dtype, shape) -> a one-array input's summary (made once per shape; never changed).
+_INPUTS: dict[tuple[Any, tuple[int, ...]], tuple[dict[str, Any]]] = {}
 _ARRAYS: tuple[type, ...] = ()
 
 
-def array_summary(arr: Any, rows: int | None = None) -> dict[str, Any]:
-    """A record's view of ``arr``: ``{"array": dtype, "shape": [...]}``, its ``values``
-    when it has at most :data:`SUMMARY_VALUES` elements, ``rows`` when given."""
+def array_summary(arr: Any, rows: int | None = None, values: bool = True) -> dict[str, Any]:
+    """A record's view of ``arr``: ``{"array": dtype, "shape": [...]}``, ``rows`` when
+    given, and (``values``) its values when it has at most :data:`SUMMARY_VALUES` elements."""
     dtype = arr.dtype
     name = _DTYPE_NAMES.get(dtype)
     if name is None:  # numpy works a dtype's name out in Python (µs): once per dtype
@@ -233,59 +235,69 @@ def array_summary(arr: Any, rows: int | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"array": name, "shape": list(arr.shape)}
     if rows is not None:
         out["rows"] = rows
-    if arr.size <= SUMMARY_VALUES:
+    if values and arr.size <= SUMMARY_VALUES:
         out["values"] = arr.tolist()
     return out
 
 
 def output_summary(value: Any) -> Any:
-    """A record's view of a model's outputs: each array summarized (by output name); for a
+    """A record's view of a model's outputs: one output as :func:`array_summary`; for a
     classifier (one integer or text output, one float output with one more dimension:
-    labels and probabilities) also ``classifier``: the ``label`` and ``top_probability`` of
-    its first :data:`SUMMARY_VALUES` rows."""
+    labels and probabilities) the ``label`` and ``top_probability`` of its first
+    :data:`SUMMARY_VALUES` rows and each output's shape (``shapes``); other outputs each
+    as :func:`array_summary`, by name."""
     arrays = _arrays()
     if isinstance(value, arrays):
         return array_summary(value)
     if type(value) is not dict:
         return value
-    out: dict[str, Any] = {}
-    for key, v in value.items():
+    for v in value.values():
         if not isinstance(v, arrays):
-            return value
-        out[key] = array_summary(v)
-    if len(out) != 2:
-        return out
-    label, prob = value.values()
-    if label.dtype.kind == "f":
-        label, prob = prob, label
-    if label.dtype.kind in "iubOU" and prob.dtype.kind == "f" and \
-            prob.ndim == label.ndim + 1 and prob.shape[:-1] == label.shape:
-        k = SUMMARY_VALUES
-        if label.ndim == 0:
-            top: Any = max(prob.tolist()) if prob.size else None
-            labels: Any = label.item()
-        elif label.ndim == 1:
-            top = [max(r) if r else None for r in prob[:k].tolist()]
-            labels = label[:k].tolist()
-        else:
-            return out
-        out["classifier"] = {"label": labels, "top_probability": top}
-    return out
+            return value  # e.g. a summary a batched map recorded already
+    if len(value) == 2:
+        label, prob = value.values()
+        if label.dtype.kind == "f":
+            label, prob = prob, label
+        if label.dtype.kind in "iubOU" and prob.dtype.kind == "f" and \
+                prob.ndim == label.ndim + 1 and prob.shape[:-1] == label.shape:
+            k = SUMMARY_VALUES
+            if label.ndim == 0:
+                labels: Any = label.item()
+                top: Any = max(prob.tolist()) if prob.size else None
+            elif label.ndim == 1:
+                if len(label) > k:
+                    label, prob = label[:k], prob[:k]
+                labels = label.tolist()
+                top = [max(r) if r else None for r in prob.tolist()]
+            else:
+                labels = None
+            if labels is not None:
+                (k0, v0), (k1, v1) = value.items()
+                return {"label": labels, "top_probability": top,
+                        "shapes": {k0: list(v0.shape), k1: list(v1.shape)}}
+    return {key: array_summary(v) for key, v in value.items()}
 
 
 def record_summary(value: Any) -> Any:
-    """What a model call's history record keeps of its input (the argument tuple) or output:
-    arrays as dtype and shape (and their values when small), a classifier's result as its
-    label(s) and top probability; values that are no arrays (a refused list, a summary a
-    batched map recorded already) as they are. The history calls this when it writes the
-    records of language ``onnx`` (see :data:`functions_nb.history.RECORD_SUMMARIES`)."""
+    """What a model call's history record keeps of its input (the argument tuple: each
+    array's dtype and shape) or its output (:func:`output_summary`); values that hold no
+    arrays (a refused list, a summary a batched map recorded already) as they are. The
+    history calls this when it writes the records of language ``onnx`` (see
+    :data:`functions_nb.history.RECORD_SUMMARIES`) and encodes what it returns."""
     arrays = _arrays()
     if type(value) is tuple:
-        out = list(value)
-        for i, v in enumerate(out):
-            if isinstance(v, arrays):
-                out[i] = array_summary(v)
-        return out
+        if len(value) == 1 and type(value[0]) is arrays[0]:  # one array: the usual call
+            arr = value[0]
+            key = (arr.dtype, arr.shape)
+            summary = _INPUTS.get(key)
+            if summary is None:
+                if len(_INPUTS) > 256:
+                    _INPUTS.clear()
+                summary = _INPUTS[key] = (array_summary(arr, values=False),)
+            return summary
+        if not any(isinstance(v, arrays) for v in value):
+            return value
+        return [array_summary(v, values=False) if isinstance(v, arrays) else v for v in value]
     return output_summary(value)
 
 
