@@ -271,6 +271,8 @@ class AssemblyScript(Language):
     #: AssemblyScript files are ``.ts`` too; ``.as.ts`` tells them from TypeScript.
     extensions = (".as.ts",)
     install_hint = NODE_INSTALL_HINT
+    #: ``runtime``: AssemblyScript's memory runtime (default incremental); ``opt_level`` 0-3.
+    accepted_flags = {"runtime": RUNTIMES, "opt_level": (0, 1, 2, 3, "0", "1", "2", "3")}
 
     def wasm_glue(self) -> WasmGlue:
         """AssemblyScript's ``env`` imports (abort, trace, seed, console)."""

@@ -234,6 +234,7 @@ class Generative(Language):
     runtime = "prompt"
     extension = ".prompt"
     install_hint = INSTALL_HINT
+    accepted_flags: dict[str, tuple[Any, ...]] = {}
 
     def _discover(self) -> Toolchain:
         try:

@@ -158,6 +158,7 @@ class Python(Language):
     runtime = "pyodide"
     extension = ".py"
     install_hint = NODE_INSTALL_HINT
+    accepted_flags: dict[str, tuple[Any, ...]] = {}
 
     def _discover(self) -> Toolchain:
         node = host.node_binary()

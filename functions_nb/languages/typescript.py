@@ -243,6 +243,9 @@ class TypeScript(Language):
     install_hint = NODE_INSTALL_HINT
     #: Parameters and results carry TypeScript types (JavaScript: every value is JSON).
     typed = True
+    #: ``typecheck``: run ``tsc --noEmit`` (default: TypeScript yes, JavaScript no);
+    #: ``strict``: tsc's strict mode (same defaults).
+    accepted_flags = {"typecheck": (True, False), "strict": (True, False)}
 
     # toolchain -----------------------------------------------------------------------
     def _discover(self) -> Toolchain:
