@@ -21,6 +21,8 @@ LABEXT_STAMP := labextension/node_modules/.built-$(LABEXT_HASH)
 LABEXT_LINK  := $(VENV)/share/jupyter/labextensions/functions-nb
 
 setup: toolchains $(STAMP) $(NODE_STAMP) labextension
+	@# serde for Rust's JSON-typed cells, built once per rustc here rather than at a first deploy
+	@$(PY) -c "from functions_nb.languages import get_language; get_language('rust').prepare()"
 
 toolchains:
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \

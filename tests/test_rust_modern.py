@@ -4,6 +4,7 @@ arguments whose strings carry escapes."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import subprocess
@@ -269,3 +270,15 @@ def test_text_in_json_results_is_left_alone(fx: Functions) -> None:
     fx.deploy("rust", 'fn words() -> Vec<String> {\n    ["x inf y", "nan", "-inf", "a\\" inf"]'
                       '.iter().map(|s| s.to_string()).collect()\n}\n', name="words")
     assert fx.invoke("words") == ["x inf y", "nan", "-inf", 'a" inf']
+
+
+def test_prepare_builds_serde_once_for_make_setup() -> None:
+    """``make setup`` builds serde for the installed rustc (what a first JSON-typed cell would
+    otherwise wait for); a second call only finds it."""
+    from functions_nb.languages import get_language
+
+    rust = get_language("rust")
+    folder = rust.prepare()
+    externs = json.loads((folder / "externs.json").read_text())
+    assert set(externs) == {"serde", "serde_json"} and all(Path(p).exists() for p in externs.values())
+    assert rust.prepare() == folder

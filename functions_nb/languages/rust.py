@@ -233,6 +233,13 @@ class Rust(Language):
                                f"one of: {', '.join(EDITIONS)} (default {EDITIONS[0]})")
         super().check_flags(flags)
 
+    def prepare(self) -> Path:
+        """Build serde/serde_json for this toolchain now (``make setup`` calls this), so the
+        first cell with JSON-typed parameters does not wait for it; returns their folder.
+        Built once per toolchain: later calls only check."""
+        self.require_toolchain()
+        return self._deps_args("setup")[1]
+
     def _discover(self) -> Toolchain:
         if not Path(RUSTC).exists():
             return Toolchain(self.name, False, install=self.install_hint, detail=f"{RUSTC} not found")
