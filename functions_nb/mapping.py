@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .errors import BadArguments, FunctionsError
+from .map_results import MapResults
 
 #: What builds a worker's client from ``Functions`` keyword arguments (the ``Functions`` class).
 Factory = Callable[..., Any]
@@ -70,26 +71,6 @@ _workers_lock = threading.Lock()
 #: This process, as chunk results name it: a worker restarted by its nanny is another process
 #: (its predecessor's buffered records died with it), even at the same address and pid.
 _PROCESS = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
-
-
-class MapResults(list):
-    """The results of a map in input order (a ``list``); ``map_id`` names its executions:
-    input ``i`` ran as execution ``f"{map_id}-{i}"``."""
-
-    def __init__(self, items: Iterable[Any] = (), map_id: str = "") -> None:
-        super().__init__(items)
-        self.map_id = map_id
-
-    @property
-    def errors(self) -> dict[int, BaseException]:
-        """Index -> exception of every input that failed."""
-        return {i: r for i, r in enumerate(self) if isinstance(r, BaseException)}
-
-    @property
-    def where(self) -> str:
-        """SQL condition selecting this map's executions, e.g.
-        ``fx.sql(f"SELECT count(DISTINCT id) FROM executions WHERE {res.where}")``."""
-        return f"starts_with(id, '{self.map_id}-')"
 
 
 def new_map_id() -> str:

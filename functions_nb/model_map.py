@@ -46,7 +46,7 @@ from .errors import (
     error_status,
 )
 from .executor import Executor, LoadedFunction
-from .mapping import MapResults
+from .map_results import MapResults
 from .models import ExecutionRecord
 from .runtimes.base import CallContext
 from .runtimes.onnx import array_summary, output_summary
