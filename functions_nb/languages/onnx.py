@@ -281,6 +281,7 @@ def _from_sklearn(model: Any, flags: dict[str, Any], example: Any) -> bytes:
 
 def _from_torch(model: Any, flags: dict[str, Any], example: Any) -> bytes:
     import io
+    import warnings
 
     import torch
 
@@ -290,9 +291,15 @@ def _from_torch(model: Any, flags: dict[str, Any], example: Any) -> bytes:
     buf = io.BytesIO()
     model.eval()
     try:
-        torch.onnx.export(model, (x,), buf, input_names=["input"], output_names=["output"],
-                          dynamic_axes={"input": {0: "N"}, "output": {0: "N"}},
-                          opset_version=flags.get("opset") or 17, dynamo=False)
+        with warnings.catch_warnings():
+            # the TorchScript exporter (dynamo=False: the torch.export one needs onnxscript)
+            # warns that it is deprecated, on every deploy; its model is the same ONNX
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+            warnings.filterwarnings("ignore", category=DeprecationWarning,
+                                    message=r".*legacy TorchScript-based ONNX export")
+            torch.onnx.export(model, (x,), buf, input_names=["input"], output_names=["output"],
+                              dynamic_axes={"input": {0: "N"}, "output": {0: "N"}},
+                              opset_version=flags.get("opset") or 17, dynamo=False)
     except Exception as exc:  # noqa: BLE001 - the exporter's many errors
         raise CompileError(f"torch.onnx.export failed: {type(exc).__name__}: {exc}",
                            language="onnx") from None
