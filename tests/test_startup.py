@@ -208,3 +208,24 @@ def test_cli_builds_only_the_named_subcommand():
     listed = build_parser().format_help()
     assert all(name in listed for name in SUBCOMMANDS)
     assert "deploy" not in only.format_help()
+
+
+def test_func_command_exits_quickly_yet_flushes_and_keeps_exit_codes(store):
+    """``func`` (the console script) skips the interpreter's teardown but still runs the exit
+    handlers: the history record of its call is written; exit codes are main()'s."""
+    from pathlib import Path
+
+    func = str(Path(sys.executable).with_name("func"))
+    fx = deployed(store)
+    proc = subprocess.run([func, "--store", store, "invoke", "add", "[2, 3]"],
+                          capture_output=True, text=True, timeout=300)
+    assert (proc.returncode, proc.stdout) == (0, "5\n")
+    assert fx.sql("SELECT count(*) AS n FROM executions WHERE function = 'add'").n[0] == 1
+    bad = subprocess.run([func, "--store", store, "invoke", "nope"], capture_output=True,
+                         text=True, timeout=300)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: FunctionNotFound")
+    usage = subprocess.run([func, "nosuch"], capture_output=True, text=True, timeout=300)
+    assert usage.returncode == 2 and "invalid choice: 'nosuch'" in usage.stderr
+    helped = subprocess.run([func, "--help"], capture_output=True, text=True, timeout=300)
+    assert helped.returncode == 0 and "invoke" in helped.stdout
+    fx.close()
