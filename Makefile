@@ -84,7 +84,7 @@ quick: setup
 	$(PY) -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
 
 bench: setup
-	$(PY) benchmarks/run.py
+	$(PY) -m benchmarks.run
 
 lint: setup
 	$(PY) -m ruff check functions_nb tests benchmarks

@@ -200,13 +200,13 @@ def main() -> int:
         from benchmarks.startup import run_all as startup_rows
 
         results += startup_rows()
-        from benchmarks.distributed import run_all as distributed_rows
+        from benchmarks.cluster import run_all as distributed_rows
 
         results += distributed_rows()
         from benchmarks.s3 import run_all as s3_rows
 
         results += s3_rows()
-        from benchmarks.onnx import run_all as onnx_rows
+        from benchmarks.models import run_all as onnx_rows
 
         results += onnx_rows()
     out = ROOT / "bench-results.json"

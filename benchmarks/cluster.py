@@ -218,7 +218,7 @@ def run_all() -> list[dict]:
     rows = []
     for name in ("bench_map_inprocess", "bench_dask_2w_vs_1w", "bench_dask_map_vs_client_map"):
         code = (f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); "
-                f"from benchmarks.distributed import {name}\n"
+                f"from benchmarks.cluster import {name}\n"
                 f"if __name__ == '__main__': print('\\n' + json.dumps({name}()))")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              check=True)
