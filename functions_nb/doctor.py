@@ -4,7 +4,6 @@ what confines their compilers (the build sandbox) and what isolates functions in
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from . import languages, runtimes
@@ -23,7 +22,7 @@ def doctor() -> list[dict[str, Any]]:
     for name in languages.names():
         lang = languages.get_language(name)
         tc = lang.toolchain(refresh=True)
-        row = asdict(tc)
+        row = tc._asdict()
         if tc.usable:
             row["install"] = ""
         row["runtime"] = lang.runtime

@@ -59,6 +59,10 @@ COMPACT_LOCK_STALE = 600.0
 #: Arrays longer than this are recorded as dtype, shape and their first elements.
 ARRAY_HEAD = 64
 #: A flush of at least this many records (of one day) writes Parquet; smaller ones JSON lines.
+#: Retention (deleting old day folders) waits until a process has lived this many flush
+#: intervals (30 s by default): kernels, servers and workers do it, one-call processes not.
+RETENTION_AFTER = 30
+
 PARQUET_MIN_ROWS = 1000
 #: Seconds a query trusts its last listing of the store for files other processes wrote
 #: (files this process writes are seen by the next query at once).
@@ -297,16 +301,18 @@ class History:
         return self.store.path("history")
 
     def _loop(self) -> None:
-        # Retention runs once the process has lived a flush interval: a short-lived process
-        # (the CLI, a script's single invoke) does not list the store for it.
+        # Retention runs once the process has lived RETENTION_AFTER flush intervals: a
+        # short-lived process (the CLI, a script's single invoke) does not list the store
+        # for it (listing brings in fsspec and asyncio).
         cleaned = False
+        clean_at = time.monotonic() + RETENTION_AFTER * self.flush_interval
         next_compact = time.monotonic() + COMPACT_EVERY / 10
         while not self._stop.wait(self.flush_interval):
             try:
                 self.flush()
             except Exception:  # noqa: BLE001 - keep the records for the next attempt
                 pass
-            if not cleaned:
+            if not cleaned and time.monotonic() >= clean_at:
                 cleaned = True
                 try:
                     self.cleanup()

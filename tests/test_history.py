@@ -62,7 +62,7 @@ def test_retention_removes_old_days(fx):
     assert fx.sql("select count(*) n from executions").n[0] == 1
 
 
-def test_retention_runs_once_the_process_lived_a_flush_interval(tmp_path):
+def test_retention_runs_once_the_process_lived_long_enough(tmp_path):
     old = tmp_path / "store" / "history" / "date=2020-01-01"
     old.mkdir(parents=True)
     (old / "x.jsonl").write_bytes(b"")

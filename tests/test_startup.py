@@ -229,3 +229,21 @@ def test_func_command_exits_quickly_yet_flushes_and_keeps_exit_codes(store):
     helped = subprocess.run([func, "--help"], capture_output=True, text=True, timeout=300)
     assert helped.returncode == 0 and "invoke" in helped.stdout
     fx.close()
+
+
+def test_a_go_call_loads_its_glue_but_not_the_build_machinery(store):
+    """A Go module imports WASI, so its language's glue is loaded, but not the compilers'
+    sandbox, subprocess or dataclasses (a fresh process's first Go call was ~45 ms, most of
+    it importing the build machinery). The child keeps its history's retention pass (which
+    lists the store through fsspec, with asyncio) from starting while a first compile of
+    the module keeps it alive past one flush interval."""
+    fx = Functions(store=store)
+    fx.deploy("go", "func Twice(x int32) int32 {\n\treturn x + x\n}\n", name="Twice")
+    fx.close()
+    code = REPORT_AT_EXIT + (
+        "import sys\nfrom functions_nb import Functions\n"
+        "fx = Functions(store=sys.argv[1], flush_interval=3600)\n"  # no retention listing
+        "assert fx.invoke('Twice', 21) == 42\n")
+    mods = loaded(run_python(code, store))
+    assert "functions_nb.languages.go" in mods
+    assert not mods & {"functions_nb.runtimes.host.sandbox", "subprocess", "dataclasses"}

@@ -6,23 +6,23 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import signal
-import subprocess
 import threading
 import time
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..config import cache_dir
 from ..errors import BadArguments, CompileError, ToolchainMissing
 from ..models import Artifact, Signature
 from ..runtimes.base import Console, Guest, HostImport, WasmGlue  # noqa: F401 - the glue contract
-from ..runtimes.host import sandbox
+
+if TYPE_CHECKING:  # the build machinery loads with the first build, not with the registry
+    import subprocess
+
+    from ..runtimes.host import sandbox
 
 #: Bump when generated glue or the build sandbox changes, so cached artifacts are rebuilt
 #: (3: builds run sandboxed; an artifact built before could hold what a build may not read;
@@ -30,8 +30,7 @@ from ..runtimes.host import sandbox
 GLUE_VERSION = "4"
 
 
-@dataclass(frozen=True)
-class Toolchain:
+class Toolchain(NamedTuple):
     """Result of a toolchain check (what ``func doctor`` prints)."""
 
     language: str
@@ -145,7 +144,10 @@ class Language(ABC):
         if cached is not None:
             code, warnings = cached
         else:
-            workdir = cache_dir() / "build" / self.name / f"{key[:16]}-{uuid.uuid4().hex[:8]}"
+            import shutil
+            import subprocess
+
+            workdir = cache_dir() / "build" / self.name / f"{key[:16]}-{os.urandom(4).hex()}"
             workdir.mkdir(parents=True)
             try:
                 # Blank lines first, so compiler line numbers are the notebook cell's own.
@@ -204,8 +206,7 @@ OUTSIDE = "builds only see the cell's directory and the toolchain"
 CLEAN_ENV = "builds run with a clean environment"
 
 
-@dataclass(frozen=True)
-class BuildSandbox:
+class BuildSandbox(NamedTuple):
     """What a language's compiler may use besides the cell's build directory (each language
     declares its own in :meth:`Language.build_sandbox`; :func:`run_tool` adds the build
     directory, a clean environment, no network and the limits).
@@ -222,7 +223,7 @@ class BuildSandbox:
     tools: tuple[str, ...] = ()
     read: tuple[str, ...] = ()
     write: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = MappingProxyType({})
     proc: bool | str = False
     memory_mb: int = 4096
     cpu_s: int = 600
@@ -234,6 +235,8 @@ class BuildSandbox:
     def profile(self, name: str, cwd: str | None, env: Mapping[str, str] | None = None
                 ) -> sandbox.SandboxProfile:
         """The sandbox profile of one build in ``cwd`` (writable; also HOME and TMPDIR)."""
+        from ..runtimes.host import sandbox
+
         binds, links = sandbox.library_binds(*self.tools)
         writable = [(os.path.realpath(p), p) for p in (*([cwd] if cwd else []), *self.write)
                     if os.path.isdir(p)]
@@ -255,6 +258,8 @@ class BuildSandbox:
 
 def build_layers() -> dict[str, Any]:
     """Which sandbox layers builds get on this machine (probed once per process)."""
+    from ..runtimes.host import sandbox
+
     probe = sandbox.SandboxProfile("build", root_ro=True, no_processes=False, proc=False,
                                    devices=("null",))
     return sandbox.probe(probe, ["/bin/sh", "-c", "exit 0"])
@@ -280,6 +285,10 @@ def run_tool(cmd: list[str], cwd: Path | None = None, env: Mapping[str, str] | N
     network, rlimits, ``timeout`` (then :class:`subprocess.TimeoutExpired`), at most
     ``max_output`` bytes of each stream kept. Without bubblewrap here, the limits and the
     clean environment still apply (``func doctor`` says so)."""
+    import subprocess
+
+    from ..runtimes.host import sandbox
+
     box = sandbox_ or BuildSandbox(tools=(cmd[0],))
     profile = box.profile(name, str(cwd) if cwd else None, env)
     run = sandbox.launch(profile, cmd, layers=build_layers())
@@ -308,6 +317,8 @@ def run_tool(cmd: list[str], cwd: Path | None = None, env: Mapping[str, str] | N
 def _limit_signal(returncode: int, box: BuildSandbox) -> str | None:
     """Which limit a build's exit status means (killed by a signal, directly or as
     bubblewrap reports it: 128 + signal), or None."""
+    import signal
+
     sig = -returncode if returncode < 0 else returncode - 128 if returncode > 128 else 0
     limits = {int(signal.SIGXCPU): f"CPU time limit ({box.cpu_s} s)",
               int(signal.SIGKILL): f"CPU time limit ({box.cpu_s} s) or was killed",
@@ -342,6 +353,8 @@ class _Capped:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    import subprocess
+
     from ..runtimes.host.process import kill_group
 
     kill_group(proc)  # never signals a reaped pid (it may be another process's by now)
@@ -370,10 +383,12 @@ def _artifact_cache_get(key: str) -> tuple[bytes, str] | None:
 
 
 def _artifact_cache_put(key: str, code: bytes, warnings: str, replace: bool = False) -> None:
+    import shutil
+
     path = _artifact_path(key)
     if replace:
         shutil.rmtree(path, ignore_errors=True)
-    tmp = path.with_name(f"{key}.tmp-{uuid.uuid4().hex}")
+    tmp = path.with_name(f"{key}.tmp-{os.urandom(16).hex()}")
     tmp.mkdir(parents=True)
     (tmp / "code").write_bytes(code)
     (tmp / "warnings.txt").write_text(warnings)
