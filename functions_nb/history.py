@@ -58,11 +58,10 @@ COMPACT_MIN_FILES = 20
 COMPACT_LOCK_STALE = 600.0
 #: Arrays longer than this are recorded as dtype, shape and their first elements.
 ARRAY_HEAD = 64
-#: A flush of at least this many records (of one day) writes Parquet; smaller ones JSON lines.
 #: Retention (deleting old day folders) waits until a process has lived this many flush
 #: intervals (30 s by default): kernels, servers and workers do it, one-call processes not.
 RETENTION_AFTER = 30
-
+#: A flush of at least this many records (of one day) writes Parquet; smaller ones JSON lines.
 PARQUET_MIN_ROWS = 1000
 #: Seconds a query trusts its last listing of the store for files other processes wrote
 #: (files this process writes are seen by the next query at once).
