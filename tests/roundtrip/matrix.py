@@ -133,6 +133,19 @@ def _int_edges(lo: int | None, hi: int | None) -> list[Any]:
     return out
 
 
+def signed(bits: int) -> tuple[int, int]:
+    """The range of a signed integer type of ``bits`` bits."""
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+def unsigned(bits: int) -> tuple[int, int]:
+    """The range of an unsigned integer type of ``bits`` bits."""
+    return 0, 2**bits - 1
+
+
+I64 = signed(64)
+
+
 def int_row(id: str, source: str, written: str, lo: int | None, hi: int | None,
             **kw: Any) -> Row:
     """An integer of range lo..hi (None: unbounded, JavaScript's BigInt)."""
@@ -546,6 +559,17 @@ class Matrix:
 NONFINITE = {"nan": NAN, "inf": INF, "neg": -0.0}
 
 
+def nonfinite_test(cell: str, want: Any = NONFINITE) -> Callable[..., None]:
+    """A module's ``test_nonfinite_floats_in_a_json_result`` for ``cell``, whose function
+    ``nonfinite`` returns NaN, +inf and -0.0 inside a JSON kind (``want``: what must come back)."""
+    def test_nonfinite_floats_in_a_json_result(matrix: Matrix) -> None:
+        """NaN, +inf and -0.0 inside a JSON result come back exactly, or the call fails naming
+        them (never null, a string or 0.0)."""
+        check_result(matrix, "nonfinite", cell, want)
+
+    return test_nonfinite_floats_in_a_json_result
+
+
 def check_result(matrix: Matrix, name: str, source: str, want: Any,
                  words: tuple[str, ...] = ("NaN", "nan", "Inf", "inf")) -> None:
     """A function without arguments returning ``want`` in a JSON kind: the call returns it
@@ -599,7 +623,7 @@ def make_tests(rows: list[Row]) -> tuple[Callable[..., None], Callable[..., None
     return test_edges, test_generated
 
 
-__all__ = ["NONFINITE", "REFUSED", "Either", "Matrix", "Row", "array_row", "bool_row",
+__all__ = ["I64", "NONFINITE", "REFUSED", "Either", "Matrix", "Row", "array_row", "bool_row",
            "bytes_row", "check_result", "enum_row", "float_row", "int_row", "js_numbers",
-           "json_row", "make_fixture", "make_tests", "map_row", "nullable", "same",
-           "same_members", "set_row", "str_row"]
+           "json_row", "make_fixture", "make_tests", "map_row", "nonfinite_test", "nullable",
+           "same", "same_members", "set_row", "signed", "str_row", "unsigned"]

@@ -10,16 +10,15 @@ import pytest
 from functions_nb.errors import InvocationError
 
 from .matrix import (
-    NONFINITE,
     bool_row,
     bytes_row,
-    check_result,
     float_row,
     int_row,
     json_row,
     make_fixture,
     make_tests,
     map_row,
+    nonfinite_test,
     same,
     str_row,
 )
@@ -82,8 +81,4 @@ def test_results_json_holds_cross_exactly(matrix, body, want):
 
 NONFINITE_CELL = 'def nonfinite() -> dict:\n    return {"nan": float("nan"), "inf": float("inf"), "neg": -0.0}\n'
 
-
-def test_nonfinite_floats_in_a_json_result(matrix):
-    """NaN, +inf and -0.0 inside a JSON result come back exactly, or the call fails naming
-    them (never null, a string or 0.0)."""
-    check_result(matrix, "nonfinite", NONFINITE_CELL, NONFINITE)
+test_nonfinite_floats_in_a_json_result = nonfinite_test(NONFINITE_CELL)

@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 from .matrix import (
-    NONFINITE,
+    I64,
     array_row,
     bool_row,
     bytes_row,
-    check_result,
     enum_row,
     float_row,
     int_row,
@@ -16,22 +15,24 @@ from .matrix import (
     make_fixture,
     make_tests,
     map_row,
+    nonfinite_test,
     set_row,
+    signed,
     str_row,
+    unsigned,
 )
 
 LANGUAGE = "rust"
-I64 = (-(2**63), 2**63 - 1)
 
 
 def _id(ty: str) -> str:
     return "fn {name}(x: TYPE) -> TYPE {{\n    x\n}}\n".replace("TYPE", ty)
 
 
-INTS = [("i8", -(2**7), 2**7 - 1), ("i16", -(2**15), 2**15 - 1), ("i32", -(2**31), 2**31 - 1),
-        ("i64", *I64), ("isize", -(2**31), 2**31 - 1), ("u8", 0, 2**8 - 1),
-        ("u16", 0, 2**16 - 1), ("u32", 0, 2**32 - 1), ("u64", 0, 2**64 - 1),
-        ("usize", 0, 2**32 - 1)]
+INTS = [("i8", *signed(8)), ("i16", *signed(16)), ("i32", *signed(32)),
+        ("i64", *I64), ("isize", *signed(32)), ("u8", *unsigned(8)),
+        ("u16", *unsigned(16)), ("u32", *unsigned(32)), ("u64", *unsigned(64)),
+        ("usize", *unsigned(32))]
 
 ROWS = [
     *(int_row(ty, _id(ty), ty, lo, hi) for ty, lo, hi in INTS),
@@ -67,8 +68,4 @@ test_edges, test_generated = make_tests(ROWS)
 
 NONFINITE_CELL = 'use std::collections::HashMap;\n\nfn nonfinite() -> HashMap<String, f64> {\n    let mut m = HashMap::new();\n    m.insert("nan".to_string(), f64::NAN);\n    m.insert("inf".to_string(), f64::INFINITY);\n    m.insert("neg".to_string(), -0.0);\n    m\n}\n'
 
-
-def test_nonfinite_floats_in_a_json_result(matrix):
-    """NaN, +inf and -0.0 inside a JSON result come back exactly, or the call fails naming
-    them (never null, a string or 0.0)."""
-    check_result(matrix, "nonfinite", NONFINITE_CELL, NONFINITE)
+test_nonfinite_floats_in_a_json_result = nonfinite_test(NONFINITE_CELL)

@@ -14,7 +14,6 @@ from .matrix import (
     array_row,
     bool_row,
     bytes_row,
-    check_result,
     enum_row,
     float_row,
     int_row,
@@ -23,6 +22,8 @@ from .matrix import (
     make_fixture,
     make_tests,
     map_row,
+    nonfinite_test,
+    same,
     set_row,
     str_row,
 )
@@ -75,8 +76,6 @@ test_edges, test_generated = make_tests(ROWS)
 def test_nonfinite_numbers_in_json_results_cross_exactly(matrix, expr, want):
     """NaN and the infinities inside a JSON result are floats in Python (JSON.stringify alone
     would make them null)."""
-    from .matrix import same
-
     name = "nonfinite_" + str(abs(hash(expr)) % 10**8)
     matrix.fx.deploy(LANGUAGE, f"export function {name}(): any {{\n  return {expr};\n}}\n",
                      name=name)
@@ -103,11 +102,7 @@ def test_big_int_from_json_parameter_is_refused_naming_it(matrix):
 
 NONFINITE_CELL = 'export function nonfinite(): Map<string, number> {\n  return new Map([["nan", NaN], ["inf", Infinity], ["neg", -0]]);\n}\n'
 
-
-def test_nonfinite_floats_in_a_json_result(matrix):
-    """NaN, +inf and -0.0 inside a JSON result come back exactly, or the call fails naming
-    them (never null, a string or 0.0)."""
-    check_result(matrix, "nonfinite", NONFINITE_CELL, {"nan": NONFINITE["nan"], "inf": NONFINITE["inf"], "neg": 0})
+test_nonfinite_floats_in_a_json_result = nonfinite_test(NONFINITE_CELL, {"nan": NONFINITE["nan"], "inf": NONFINITE["inf"], "neg": 0})
 
 
 @pytest.mark.parametrize(("expr", "want"), [
@@ -118,7 +113,6 @@ def test_nonfinite_floats_in_a_json_result(matrix):
 def test_typed_arrays_inside_json_results_are_lists(matrix, expr, want):
     """A typed array nested in a JSON result is the list of its items (JSON.stringify alone
     made a dict {"0": ..., "1": ...} of it)."""
-    from .matrix import same
 
     name = "typed_" + str(abs(hash(expr)) % 10**8)
     matrix.fx.deploy(LANGUAGE, f"export function {name}(): any {{\n  return {expr};\n}}\n",
@@ -147,7 +141,6 @@ def test_a_plain_array_for_a_typed_array_result(matrix):
 def test_map_parameter_keys_keep_their_types(matrix, value):
     """A dict for a Map parameter arrives as a Map whose keys are the dict's keys (numbers stay
     numbers), and comes back as the same dict."""
-    from .matrix import same
 
     matrix.fx.deploy(LANGUAGE, "export function mapkeys(m: Map<any, string>): Map<any, string> {\n"
                                "  if (!(m instanceof Map)) throw new TypeError('not a Map');\n"
