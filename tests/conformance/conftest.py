@@ -12,8 +12,9 @@ import pytest
 from functions_nb import BreakerConfig, Functions
 from functions_nb.languages import get_language, names
 
+from ..exact import same
 from .cells import LANGUAGES, cells
-from .spec import ATTEMPTS, CASES, KINDS, Cells, default_values, same
+from .spec import ATTEMPTS, CASES, KINDS, Cells, default_values
 
 #: Set while collecting, before any host process starts, so every host this test process
 #: starts could inherit it: a function must never see it.

@@ -12,9 +12,7 @@ the deployed name); the contract of each entry is written beside its field.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -107,22 +105,3 @@ def default_values() -> dict[str, tuple]:
 
 
 KINDS = tuple(default_values())
-
-
-def same(got: Any, want: Any) -> bool:
-    """``got`` is exactly ``want``: same type, same value (NaN is NaN, -0.0 is not 0.0)."""
-    if isinstance(want, np.ndarray):
-        return (isinstance(got, np.ndarray) and got.dtype == want.dtype
-                and got.shape == want.shape and np.array_equal(got, want, equal_nan=True)
-                and np.array_equal(np.signbit(got), np.signbit(want)))
-    if type(got) is not type(want):
-        return False
-    if isinstance(want, float):
-        if math.isnan(want):
-            return math.isnan(got)
-        return got == want and math.copysign(1, got) == math.copysign(1, want)
-    if isinstance(want, list):
-        return len(got) == len(want) and all(same(g, w) for g, w in zip(got, want, strict=True))
-    if isinstance(want, dict):
-        return got.keys() == want.keys() and all(same(got[k], want[k]) for k in want)
-    return got == want

@@ -18,9 +18,10 @@ import pytest
 
 from functions_nb import CompileError, FunctionTimeout, InvocationError, LimitExceeded
 
+from ..exact import same
 from .cells import LANGUAGES, cells
 from .conftest import SECRET_ENV, SECRET_VALUE, Subject, known_keys
-from .spec import ATTEMPTS, KINDS, VICTIM_SECRET, default_values, same
+from .spec import ATTEMPTS, KINDS, VICTIM_SECRET, default_values
 
 pytestmark = pytest.mark.conformance
 

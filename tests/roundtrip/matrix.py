@@ -34,6 +34,8 @@ from functions_nb import BreakerConfig, Functions
 from functions_nb.errors import BadArguments, CompileError, InvocationError
 from functions_nb.languages import get_language, names
 
+from ..exact import same
+
 #: The depth of JSON nesting the README documents (values.MAX_JSON_DEPTH, restated: the
 #: matrix is the spec, not a copy of the code).
 JSON_DEPTH = 100
@@ -81,30 +83,6 @@ class Row:
 
 
 # -- equality ---------------------------------------------------------------------------------
-
-def same(got: Any, want: Any) -> bool:
-    """``got`` is exactly ``want``: same type, same value (NaN is NaN, -0.0 is not 0.0, numpy
-    dtype and shape kept)."""
-    if isinstance(want, np.ndarray):
-        return (isinstance(got, np.ndarray) and got.dtype == want.dtype
-                and got.shape == want.shape and np.array_equal(got, want, equal_nan=True)
-                and (want.dtype.kind != "f" or np.array_equal(np.signbit(got), np.signbit(want))))
-    if type(got) is not type(want):
-        return False
-    if isinstance(want, float):
-        if math.isnan(want):
-            return math.isnan(got)
-        return got == want and math.copysign(1, got) == math.copysign(1, want)
-    if isinstance(want, (list, tuple)):
-        return len(got) == len(want) and all(same(g, w) for g, w in zip(got, want, strict=True))
-    if isinstance(want, dict):
-        key_types = {k: type(k) for k in got}  # 1, 1.0 and True are one key: compare types
-        return (got.keys() == want.keys() and all(key_types[k] is type(k) for k in want)
-                and all(same(got[k], want[k]) for k in want))
-    if isinstance(want, (set, frozenset)):
-        return got == want and all(type(x) in {type(y) for y in want} for x in got)
-    return got == want
-
 
 def same_members(got: Any, want: Any) -> bool:
     """A set result as a JSON array (Rust ``HashSet``): a list of exactly ``want``'s members."""
