@@ -103,15 +103,16 @@ def spawn_ms(cmd: list[str], env: dict[str, str]) -> float:
     return ms
 
 
-def side_by_side(ours: list[str], peer: list[str], env: dict[str, str],
-                 rounds: int) -> tuple[list[float], list[float]]:
-    for cmd in (ours, peer):  # warm-up: byte-compile, fill the module cache
+def side_by_side(*cmds: list[str], env: dict[str, str], rounds: int) -> list[list[float]]:
+    """Each command's wall times over ``rounds`` interleaved rounds (after one warm-up run
+    each: byte-compile, fill the module cache), in the order given."""
+    for cmd in cmds:
         spawn_ms(cmd, env)
-    mine, base = [], []
+    times: list[list[float]] = [[] for _ in cmds]
     for _ in range(rounds):
-        mine.append(spawn_ms(ours, env))
-        base.append(spawn_ms(peer, env))
-    return mine, base
+        for cmd, out in zip(cmds, times, strict=True):
+            out.append(spawn_ms(cmd, env))
+    return times
 
 
 def row(name: str, mine: list[float], base: list[float], goal: float | None, note: str,
@@ -154,15 +155,9 @@ def bench_cold_process(store: str, tmp: Path, env: dict[str, str], rounds: int) 
         import extism  # noqa: F401 - the peer must be installed (the bench extra)
 
         plugin = build_extism_plugin(tmp)
-        peer = [sys.executable, "-c", COLD_EXTISM, str(plugin)]
-        engine = [sys.executable, "-c", "import wasmtime"]
-        for cmd in (ours, peer, engine):  # warm-up: byte-compile, fill the module cache
-            spawn_ms(cmd, env)
-        mine, base, floor = [], [], []
-        for _ in range(rounds):
-            mine.append(spawn_ms(ours, env))
-            base.append(spawn_ms(peer, env))
-            floor.append(spawn_ms(engine, env))
+        mine, base, floor = side_by_side(ours, [sys.executable, "-c", COLD_EXTISM, str(plugin)],
+                                         [sys.executable, "-c", "import wasmtime"],
+                                         env=env, rounds=rounds)
     except (ImportError, RuntimeError) as exc:
         return {"name": name, "value": None, "unit": "ms", "baseline": None, "ratio": None,
                 "goal": f"<= {goal}", "met": False,
@@ -185,7 +180,8 @@ def bench_cli(store: str, tmp: Path, env: dict[str, str], rounds: int, code: byt
     func = Path(sys.executable).with_name("func")
     cli = [str(func)] if func.exists() else [sys.executable, "-m", "functions_nb.cli"]
     mine, base = side_by_side([*cli, "--store", store, "invoke", "add", "[2, 3]"],
-                              [sys.executable, "-c", RAW_PRECOMPILED, str(cwasm)], env, rounds)
+                              [sys.executable, "-c", RAW_PRECOMPILED, str(cwasm)], env=env,
+                              rounds=rounds)
     return row("cli_invoke_vs_raw", mine, base, 1.5,
                "whole process: `func invoke add '[2, 3]'` (history on) vs python -c that "
                "deserializes the precompiled module with wasmtime-py, instantiates and calls it")
@@ -194,9 +190,9 @@ def bench_cli(store: str, tmp: Path, env: dict[str, str], rounds: int, code: byt
 def bench_import(env: dict[str, str], rounds: int) -> list[dict]:
     wasmtime_cmd = [sys.executable, "-c", "import wasmtime"]
     mine, base = side_by_side([sys.executable, "-c", "import functions_nb"], wasmtime_cmd,
-                              env, rounds)
+                              env=env, rounds=rounds)
     sdk, base2 = side_by_side([sys.executable, "-c", "from functions_nb import Functions"],
-                              wasmtime_cmd, env, rounds)
+                              wasmtime_cmd, env=env, rounds=rounds)
     rows = [row("import_vs_wasmtime", mine, base, 1.3,
                 "whole process: python -c 'import functions_nb' vs python -c 'import wasmtime'")]
     return [*rows, row("import_sdk_vs_wasmtime", sdk, base2, None,
