@@ -303,16 +303,15 @@ class History:
         # Retention runs once the process has lived RETENTION_AFTER flush intervals: a
         # short-lived process (the CLI, a script's single invoke) does not list the store
         # for it (listing brings in fsspec and asyncio).
-        cleaned = False
-        clean_at = time.monotonic() + RETENTION_AFTER * self.flush_interval
+        clean_at: float | None = time.monotonic() + RETENTION_AFTER * self.flush_interval
         next_compact = time.monotonic() + COMPACT_EVERY / 10
         while not self._stop.wait(self.flush_interval):
             try:
                 self.flush()
             except Exception:  # noqa: BLE001 - keep the records for the next attempt
                 pass
-            if not cleaned and time.monotonic() >= clean_at:
-                cleaned = True
+            if clean_at is not None and time.monotonic() >= clean_at:
+                clean_at = None
                 try:
                     self.cleanup()
                 except Exception:  # noqa: BLE001 - retention must never stop recording

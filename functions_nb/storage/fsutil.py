@@ -29,7 +29,6 @@ class LocalFolder:
     Anything else (``ls``, ``glob``, ``rm``, …) is fsspec's, through attribute access.
     """
 
-    local = True
     protocol = ("file", "local")
 
     def __init__(self) -> None:
