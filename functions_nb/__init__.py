@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         CascadeExhaustedError,
         CircuitOpen,
         CompileError,
+        DependencyError,
         FunctionNotFound,
         FunctionsError,
         FunctionTimeout,
@@ -42,7 +43,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Functions", "FunctionHandle", "BreakerConfig", "doctor", "Execution", "FunctionInfo",
-    "Signature", "FunctionsError", "CompileError", "ToolchainMissing", "FunctionNotFound",
+    "Signature", "FunctionsError", "CompileError", "DependencyError", "ToolchainMissing", "FunctionNotFound",
     "BadArguments", "InvocationError", "FunctionTimeout", "LimitExceeded", "Aborted",
     "CircuitOpen", "QueueFull", "StorageError", "CascadeExhaustedError", "load_ipython_extension",
 ]
@@ -53,9 +54,9 @@ _EXPORTS = {
     "Functions": ".client", "FunctionHandle": ".client", "BreakerConfig": ".config",
     "doctor": ".doctor", "Execution": ".models", "FunctionInfo": ".models",
     "Signature": ".models",
-    **dict.fromkeys(["FunctionsError", "CompileError", "ToolchainMissing", "FunctionNotFound",
-                     "BadArguments", "InvocationError", "FunctionTimeout", "LimitExceeded",
-                     "Aborted", "CircuitOpen", "QueueFull", "StorageError",
+    **dict.fromkeys(["FunctionsError", "CompileError", "DependencyError", "ToolchainMissing",
+                     "FunctionNotFound", "BadArguments", "InvocationError", "FunctionTimeout",
+                     "LimitExceeded", "Aborted", "CircuitOpen", "QueueFull", "StorageError",
                      "CascadeExhaustedError"], ".errors"),
 }
 

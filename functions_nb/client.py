@@ -21,7 +21,7 @@ from .config import (
     Ceilings,
     default_store_url,
 )
-from .errors import BadArguments, FunctionsError, StorageError, error_status
+from .errors import BadArguments, FunctionNotFound, FunctionsError, StorageError, error_status
 from .executor import Executor
 from .history import History
 from .loader import Loader
@@ -157,7 +157,14 @@ class Functions:
         if model:  # a model object, converted and checked first; its bytes are the artifact
             artifact = lang.convert(source, name, flags, example, memory_mb)  # type: ignore[attr-defined]
             source = artifact.source
+        deps = None
+        if not model and lang.ecosystem:  # declared dependencies: pinned, from the store
+            from .dependencies import combine, prepare
+
+            deps = prepare(lang, source, flags, name, self.store, self._latest_lock(name))
         code_hash = lang.code_hash(source, name, flags, line_offset)
+        if deps is not None:
+            code_hash = combine(code_hash, deps)
         content_hash = hashlib.sha256(json.dumps(
             [code_hash, float(timeout), int(memory_mb), options], sort_keys=True,
             default=repr).encode()).hexdigest()[:32]
@@ -169,7 +176,8 @@ class Functions:
                     self.loader.invalidate(name)
                 return existing
         if artifact is None:
-            artifact = lang.compile(source, name, flags, line_offset=line_offset, force=force)
+            artifact = lang.compile(source, name, flags, line_offset=line_offset, force=force,
+                                    deps=deps)
         info = self.store.put_version(name, artifact, content_hash=content_hash,
                                       timeout=timeout, memory_mb=memory_mb, options=options)
         self.loader.invalidate(name)
@@ -428,9 +436,17 @@ class Functions:
         name, version = parse_target(target)
         return self.store.get_info(name, version)
 
+    def _latest_lock(self, name: str) -> dict[str, Any] | None:
+        """The dependency lock of ``name``'s latest version (None: no version, or none)."""
+        try:
+            return self.store.get_info(name).dependencies
+        except FunctionNotFound:
+            return None
+
     def versions(self, name: str, detail: bool = False) -> list[Any]:
         """Version numbers of ``name``; with ``detail``, dicts with hash, size, language,
-        created time and which one is latest."""
+        created time, the pinned ``dependencies`` (ecosystem, name, version, file, sha256)
+        and which one is latest."""
         if detail:
             return self.store.version_table(check_name(name))
         return self.store.versions(check_name(name))

@@ -4,6 +4,7 @@
 
     FunctionsError
     ├── CompileError            compiler output with cell line numbers (.line, .column)
+    │   └── DependencyError     a declared dependency cannot be used (names it and says why)
     ├── ToolchainMissing        a language's toolchain is not installed (says how to install it)
     ├── FunctionNotFound        unknown name or version (also a ``LookupError``)
     ├── BadArguments            caller passed arguments that do not fit the signature (also ``TypeError``)
@@ -53,6 +54,14 @@ class CompileError(FunctionsError):
         where = f" (cell line {self.line})" if self.line else ""
         head = f"CompileError: {self.language} function {self.name!r} did not compile{where}"
         return [head, "", *str(self).splitlines()]
+
+
+class DependencyError(CompileError):
+    """A dependency the cell declares cannot be used: not found, no version matches, not
+    allowed (an sdist, compiled code the runtime lacks, an install script), or its registry
+    did not answer. The message names the package and says why."""
+
+    kind = "dependency_error"
 
 
 class ToolchainMissing(FunctionsError):

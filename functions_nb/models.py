@@ -258,12 +258,13 @@ class Artifact(Record):
     they differ."""
 
     __slots__ = ("language", "runtime", "source", "code", "signature", "toolchain", "flags",
-                 "compile_ms", "warnings", "line_map")
+                 "compile_ms", "warnings", "line_map", "dependencies")
 
     def __init__(self, language: str, runtime: str, source: str, code: bytes,
                  signature: Signature, toolchain: dict[str, str], flags: dict[str, Any],
                  compile_ms: float, warnings: str = "",
-                 line_map: dict[str, Any] | None = None) -> None:
+                 line_map: dict[str, Any] | None = None,
+                 dependencies: dict[str, Any] | None = None) -> None:
         self.language = language
         self.runtime = runtime
         self.source = source
@@ -274,6 +275,8 @@ class Artifact(Record):
         self.compile_ms = compile_ms
         self.warnings = warnings
         self.line_map = {} if line_map is None else line_map
+        #: The lock of the cell's declared dependencies (``dependencies.Lock.to_dict()``).
+        self.dependencies = dependencies
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 
@@ -281,19 +284,21 @@ class Artifact(Record):
 class FunctionInfo(Record):
     """One deployed version of a function (the version's metadata as stored; treat as
     immutable). ``options`` are the deploy-time options (``cascade`` defaults,
-    ``description``, tier options such as model and prompt); ``cached`` is True when deploy
-    found an identical version and compiled nothing."""
+    ``description``, tier options such as model and prompt); ``dependencies`` the lock of the
+    packages it was built with (:class:`functions_nb.dependencies.Lock` as a dict) or None;
+    ``cached`` is True when deploy found an identical version and compiled nothing."""
 
     __slots__ = ("name", "version", "language", "runtime", "signature", "content_hash",
                  "code_sha256", "code_size", "created_at", "timeout", "memory_mb", "toolchain",
-                 "flags", "compile_ms", "source", "warnings", "line_map", "options", "cached")
+                 "flags", "compile_ms", "source", "warnings", "line_map", "options",
+                 "dependencies", "cached")
 
     def __init__(self, name: str, version: int, language: str, runtime: str,
                  signature: Signature, content_hash: str, code_sha256: str, code_size: int,
                  created_at: str, timeout: float, memory_mb: int, toolchain: dict[str, str],
                  flags: dict[str, Any], compile_ms: float, source: str, warnings: str = "",
                  line_map: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
-                 cached: bool = False) -> None:
+                 dependencies: dict[str, Any] | None = None, cached: bool = False) -> None:
         self.name = name
         self.version = version
         self.language = language
@@ -312,6 +317,7 @@ class FunctionInfo(Record):
         self.warnings = warnings
         self.line_map = {} if line_map is None else line_map
         self.options = {} if options is None else options
+        self.dependencies = dependencies
         self.cached = cached
 
     def __reduce__(self) -> tuple[Any, ...]:

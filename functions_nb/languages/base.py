@@ -15,13 +15,14 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..config import cache_dir
-from ..errors import BadArguments, CompileError, ToolchainMissing
+from ..errors import BadArguments, CompileError, DependencyError, ToolchainMissing
 from ..models import Artifact, Signature
 from ..runtimes.base import Console, Guest, HostImport, WasmGlue  # noqa: F401 - the glue contract
 
 if TYPE_CHECKING:  # the build machinery loads with the first build, not with the registry
     import subprocess
 
+    from ..dependencies import Resolved
     from ..runtimes.host import sandbox
 
 #: Bump when generated glue or the build sandbox changes, so cached artifacts are rebuilt
@@ -57,6 +58,9 @@ class Language(ABC):
     #: is refused naming them (:meth:`check_flags`). ``None``: the language declares nothing
     #: and its flags are not checked here, except ``toolchain``, which it refuses.
     accepted_flags: dict[str, tuple[Any, ...]] | None = None
+    #: The registry a function's declared dependencies come from (``pypi``, ``npm``,
+    #: ``crates``, ``go``; see :mod:`functions_nb.dependencies`), "" when it has none.
+    ecosystem: str = ""
 
     def __init__(self) -> None:
         self._toolchain: Toolchain | None = None
@@ -130,15 +134,24 @@ class Language(ABC):
                           sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
+    def declared_dependencies(self, source: str, flags: dict[str, Any]) -> tuple[str, ...]:
+        """The dependencies the cell declares in the language's own convention, each as text
+        (``"python-dateutil>=2.8"``, ``"zod"``, ``"regex = \"1\""``); none by default."""
+        return ()
+
     def compile(self, source: str, name: str, flags: dict[str, Any] | None = None,
-                line_offset: int = 0, force: bool = False) -> Artifact:
-        """Compile a cell. Compiled code is cached locally by :meth:`code_hash`
-        (``force`` recompiles)."""
+                line_offset: int = 0, force: bool = False, deps: Resolved | None = None
+                ) -> Artifact:
+        """Compile a cell. Compiled code is cached locally by :meth:`code_hash` and the lock
+        of ``deps`` (``force`` recompiles). ``deps``: the declared dependencies, resolved
+        (:func:`functions_nb.dependencies.prepare`); the build sees only their files."""
+        from ..dependencies import combine
+
         flags = dict(flags or {})
         self.check_flags(flags)
         tc = self.require_toolchain(flags)
         signature = self.parse_signature(source, name)
-        key = self.code_hash(source, name, flags, line_offset)
+        key = combine(self.code_hash(source, name, flags, line_offset), deps)
         cached = None if force else _artifact_cache_get(key)
         started = time.perf_counter()
         if cached is not None:
@@ -151,7 +164,10 @@ class Language(ABC):
             workdir.mkdir(parents=True)
             try:
                 # Blank lines first, so compiler line numbers are the notebook cell's own.
-                code, warnings = self._build("\n" * line_offset + source, signature, workdir, flags)
+                cell = "\n" * line_offset + source
+                code, warnings = (self._build_with_deps(cell, signature, workdir, flags, deps)
+                                  if deps is not None else
+                                  self._build(cell, signature, workdir, flags))
             except subprocess.TimeoutExpired as exc:
                 raise self.error(f"the {self.name} compiler did not finish within "
                                  f"{exc.timeout:g} s", name) from None
@@ -161,7 +177,15 @@ class Language(ABC):
         return Artifact(
             language=self.name, runtime=self.runtime, source=source, code=code,
             signature=signature, toolchain={self.name: tc.version}, flags=flags,
-            compile_ms=(time.perf_counter() - started) * 1000, warnings=warnings)
+            compile_ms=(time.perf_counter() - started) * 1000, warnings=warnings,
+            dependencies=deps.lock.to_dict() if deps is not None else None)
+
+    def _build_with_deps(self, source: str, signature: Signature, workdir: Path,
+                         flags: dict[str, Any], deps: Resolved) -> tuple[bytes, str]:
+        """:meth:`_build` with the files of resolved dependencies (a language with an
+        :attr:`ecosystem` overrides it)."""
+        raise DependencyError(f"{self.name} functions cannot have dependencies",
+                              language=self.name, name=signature.name)
 
     def wasm_glue(self) -> WasmGlue:
         """Host imports and trap explanation this language's WASM modules need (none)."""

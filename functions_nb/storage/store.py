@@ -152,7 +152,7 @@ class FunctionStore:
                 timeout=float(timeout), memory_mb=int(memory_mb), toolchain=artifact.toolchain,
                 flags=artifact.flags, compile_ms=round(artifact.compile_ms, 3),
                 source=artifact.source, warnings=artifact.warnings, line_map=artifact.line_map,
-                options=dict(options or {}))
+                options=dict(options or {}), dependencies=artifact.dependencies)
             meta = json.dumps(info.to_dict(), indent=1).encode()
             if create_exclusive(self.fs, self._fn(name, "versions", f"{version}.json"), meta):
                 break
@@ -253,7 +253,7 @@ class FunctionStore:
         return [{"name": name, "version": v, "latest": v == latest,
                  "language": i.language, "content_hash": i.content_hash,
                  "code_sha256": i.code_sha256, "size": i.code_size, "created_at": i.created_at,
-                 "store": self.url}
+                 "dependencies": _packages(i.dependencies), "store": self.url}
                 for v in versions for i in [self.get_info(name, v)]]
 
     @guarded
@@ -320,3 +320,11 @@ def _now_iso() -> str:
     import datetime as _dt  # deploys only: not on the invoke path
 
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
+
+
+def _packages(lock: dict[str, Any] | None) -> list[dict[str, str]]:
+    """A version's pinned packages (name, version, file, sha256) for its row in a table."""
+    if not lock:
+        return []
+    return [{"ecosystem": lock["ecosystem"], "name": p["name"], "version": p["version"],
+             "file": p["file"], "sha256": p["sha256"]} for p in lock["packages"]]
