@@ -34,13 +34,10 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ..config import cache_dir
 from ..errors import DependencyError, StorageError
-
-if TYPE_CHECKING:
-    from ..languages.base import Language
 
 #: Ecosystem -> the module holding its resolver (``resolver()`` returns it).
 ECOSYSTEMS = {
@@ -109,6 +106,15 @@ class Resolver(Protocol):
         ...
 
 
+class Declaring(Protocol):
+    """What :func:`prepare` needs of a language (:class:`~functions_nb.languages.base.Language`)."""
+
+    name: str
+    ecosystem: str
+
+    def declared_dependencies(self, source: str, flags: dict[str, Any]) -> tuple[str, ...]: ...
+
+
 class Resolved(NamedTuple):
     """A lock and where its files are on this machine (``files[i]`` is ``lock.packages[i]``)."""
 
@@ -134,7 +140,7 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def prepare(lang: Language, source: str, flags: dict[str, Any], name: str, store: Any,
+def prepare(lang: Declaring, source: str, flags: dict[str, Any], name: str, store: Any,
             previous: dict[str, Any] | None = None) -> Resolved | None:
     """The dependencies of one deploy of ``source`` as ``name`` (None when it declares none).
 
@@ -178,6 +184,15 @@ def materialize(packages: Iterable[Package], store: Any) -> list[Path]:
     return out
 
 
+def pinned(lock: dict[str, Any] | None) -> list[dict[str, str]]:
+    """A version's pinned packages as table rows (ecosystem, name, version, file, sha256):
+    what ``fx.versions(name, detail=True)`` and the sidebar show."""
+    if not lock:
+        return []
+    return [{"ecosystem": lock["ecosystem"], "name": p["name"], "version": p["version"],
+             "file": p["file"], "sha256": p["sha256"]} for p in lock["packages"]]
+
+
 def combine(code_hash: str, resolved: Resolved | None) -> str:
     """``code_hash`` with the lock folded in (a deploy whose lock changed is a new version)."""
     if resolved is None:
@@ -186,4 +201,4 @@ def combine(code_hash: str, resolved: Resolved | None) -> str:
 
 
 __all__ = ["ECOSYSTEMS", "DependencyError", "Fetched", "Lock", "Package", "Resolved",
-           "Resolver", "combine", "materialize", "prepare", "resolver"]
+           "Resolver", "combine", "materialize", "pinned", "prepare", "resolver"]

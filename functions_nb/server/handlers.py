@@ -33,6 +33,7 @@ from jupyter_server.utils import url_path_join
 from .. import history_sql
 from ..breaker import TransitionLog
 from ..config import MAX_LINE_OFFSET
+from ..dependencies import pinned
 from ..errors import (
     BadArguments,
     CircuitOpen,
@@ -573,6 +574,7 @@ class SummaryHandler(BaseHandler):
             functions.append({
                 **info_dict(info, short=True),
                 "versions": len(fx.versions(info.name)),
+                "dependencies": [f"{p['name']} {p['version']}" for p in pinned(info.dependencies)],
                 "breaker": breakers.get(f"{info.name}@{info.version}", "closed"),
                 "breaker_last": recorded.get(info.name),
                 "last_error": ({**errors[info.name], "at": iso(errors[info.name]["at"])}

@@ -205,6 +205,9 @@ def openapi(server_url: str = "/functions-nb/api") -> dict[str, Any]:
                     "name": {"type": "string"}, "version": {"type": "integer"},
                     "language": {"type": "string"}, "signature": {"type": "string"},
                     "versions": {"type": "integer"},
+                    "dependencies": {"type": "array", "items": {"type": "string"},
+                                     "description": "the latest version's pinned packages, "
+                                                    "each 'name version'"},
                     "breaker": {"type": "string", "description": "this server's breaker of the "
                                 "latest version (kernels keep their own: see breaker_last)"},
                     "breaker_last": _TRANSITION,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..dependencies import pinned
 from ..errors import FunctionNotFound, StorageError
 from ..models import Artifact, FunctionInfo
 from .store import FunctionStore
@@ -175,6 +176,8 @@ def migrate(source: FunctionStore, target: FunctionStore, name: str | None = Non
     for n, v in _progress(items, f"migrate → {target.url}", progress):
         try:
             info = source.get_info(n, v)
+            for package in pinned(info.dependencies):  # a redeploy there needs the files too
+                target.put_blob(source.get_blob(package["sha256"]))
             copied = target.copy_version(info, source.get_blob(info.code_sha256))
             if not target.verify(info):
                 raise StorageError(f"{info.target}: verification failed in {target.url}")

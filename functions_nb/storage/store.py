@@ -30,6 +30,7 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ..dependencies import pinned
 from ..errors import FunctionNotFound, FunctionsError, StorageError
 from ..models import VERSION_RE, Artifact, FunctionInfo, check_name
 from .fsutil import create_exclusive, file_exists, open_fs, read_or_none, write_atomic
@@ -253,7 +254,7 @@ class FunctionStore:
         return [{"name": name, "version": v, "latest": v == latest,
                  "language": i.language, "content_hash": i.content_hash,
                  "code_sha256": i.code_sha256, "size": i.code_size, "created_at": i.created_at,
-                 "dependencies": _packages(i.dependencies), "store": self.url}
+                 "dependencies": pinned(i.dependencies), "store": self.url}
                 for v in versions for i in [self.get_info(name, v)]]
 
     @guarded
@@ -321,10 +322,3 @@ def _now_iso() -> str:
 
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
 
-
-def _packages(lock: dict[str, Any] | None) -> list[dict[str, str]]:
-    """A version's pinned packages (name, version, file, sha256) for its row in a table."""
-    if not lock:
-        return []
-    return [{"ecosystem": lock["ecosystem"], "name": p["name"], "version": p["version"],
-             "file": p["file"], "sha256": p["sha256"]} for p in lock["packages"]]

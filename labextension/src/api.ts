@@ -41,6 +41,8 @@ export interface IFunctionRow {
   language: string;
   signature: string;
   versions: number;
+  /** the latest version's pinned packages, each "name version" */
+  dependencies?: string[];
   /** the server's own breaker of the latest version */
   breaker: string;
   breaker_last?: IBreakerTransition | null;

@@ -38,6 +38,7 @@ const RECENT = 20;
 
 /** What a detail field counts (functions_nb/history_queries.py), shown on hover. */
 const HINTS: Record<string, string> = {
+  dependencies: 'packages pinned when this version was deployed (name version), from the store, never re-resolved',
   calls: 'calls that ended (not skipped tiers, not pending human tasks), caller mistakes excluded; rejected calls count. Errors: calls not ok',
   caller_errors: "bad arguments, unknown function or version: the function did not run; not the function's errors",
   latency: 'over the calls that ran (all tiers), not the rejected ones',
@@ -578,6 +579,9 @@ export class FunctionsPanel extends Widget {
     };
     item('version', 'version', `v${fn.version} of ${fn.versions ?? 1}`, h('span', { class: 'fnb-muted' }, ` · ${fn.language}`));
     item('signature', 'signature', h('span', { class: 'fnb-mono' }, fn.signature || fn.name));
+    if (fn.dependencies && fn.dependencies.length) {
+      item('dependencies', 'packages', h('span', { class: 'fnb-mono' }, fn.dependencies.join(', ')));
+    }
     item(
       'calls',
       'calls',
