@@ -38,7 +38,7 @@ import re
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import NODE_INSTALL_HINT, node_modules
 from ..models import Param, Signature
@@ -55,6 +55,9 @@ from .base import (
     split_top_level,
 )
 
+if TYPE_CHECKING:
+    from ..dependencies import Resolved
+
 ARTIFACT_FORMAT = "fnb-v8/1"
 GLUE_DIR = Path(__file__).parent / "glue"
 ENV_DTS = GLUE_DIR / "ts_env.d.ts"
@@ -66,6 +69,10 @@ _UNIT = {"void", "undefined", "never"}
 _TYPED_ARRAYS = {"Float64Array": "f64[]", "Float32Array": "f32[]", "Int32Array": "i32[]",
                  "BigInt64Array": "i64[]"}
 _ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}
+#: esbuild's options when the cell has npm packages: ``platform=neutral`` reads no package
+#: field by default, so ESM ``module`` first, then CommonJS ``main``; code that branches on
+#: ``process.env.NODE_ENV`` (there is no ``process`` in V8) gets its production branch.
+DEPS_ESBUILD_ARGS = ("--main-fields=module,main", '--define:process.env.NODE_ENV="production"')
 
 
 # -- toolchain ---------------------------------------------------------------------------
@@ -247,6 +254,9 @@ class TypeScript(Language):
     #: ``strict``: tsc's strict mode (same defaults).
     accepted_flags = {"typecheck": (True, False), "strict": (True, False)}
 
+    #: Bare imports are npm packages (:mod:`functions_nb.dependencies.npm`).
+    ecosystem = "npm"
+
     # toolchain -----------------------------------------------------------------------
     def _discover(self) -> Toolchain:
         esbuild = esbuild_path()
@@ -347,8 +357,36 @@ class TypeScript(Language):
         return Param(pname, classify(ptype), ptype, has_default=optional)
 
     # build -----------------------------------------------------------------------------
+    def declared_dependencies(self, source: str, flags: dict[str, Any]) -> tuple[str, ...]:
+        """The npm packages the cell imports (bare specifiers, Node's built-ins left out) and
+        those its ``// @dependencies`` header names, with the header's versions
+        (:func:`functions_nb.dependencies.npm.declare`)."""
+        from ..dependencies import npm
+
+        plain = mask(source, strings=False)  # comments blanked: a header line must be one
+        header = "\n".join(m.group(0) for m in npm.HEADER.finditer(source)
+                           if plain[source.index("//", m.start())] == " ")
+        return npm.declare(_imports(source), header)
+
+    def _build_with_deps(self, source: str, signature: Signature, workdir: Path,
+                         flags: dict[str, Any], deps: Resolved) -> tuple[bytes, str]:
+        """The locked npm packages extracted into ``workdir/node_modules`` (no install script
+        runs), then the same bundle: esbuild resolves bare imports there and nowhere else."""
+        from ..dependencies import npm
+
+        self._check_imports(source, signature.name)
+        try:
+            npm.install(deps, workdir)
+        except OSError as exc:
+            raise self.error(f"cannot unpack the npm packages: {exc}", signature.name) from None
+        return self._bundle(source, signature, workdir, flags, DEPS_ESBUILD_ARGS)
+
     def _build(self, source: str, signature: Signature, workdir: Path,
                flags: dict[str, Any]) -> tuple[bytes, str]:
+        return self._bundle(source, signature, workdir, flags)
+
+    def _bundle(self, source: str, signature: Signature, workdir: Path, flags: dict[str, Any],
+                extra: tuple[str, ...] = ()) -> tuple[bytes, str]:
         esbuild = esbuild_path()
         assert esbuild is not None  # require_toolchain checked it
         cell = f"cell{self.extension}"
@@ -357,7 +395,7 @@ class TypeScript(Language):
         proc = run_tool([str(esbuild), cell, "--bundle", "--format=iife", "--global-name=__fnb_cell",
                          "--platform=neutral", "--target=esnext", "--sourcemap=external",
                          "--sources-content=false", "--charset=utf8", "--outfile=out.js",
-                         "--metafile=meta.json", "--log-level=warning", "--color=false"],
+                         "--metafile=meta.json", "--log-level=warning", "--color=false", *extra],
                         cwd=workdir, timeout=COMPILE_TIMEOUT, name="esbuild",
                         sandbox_=BuildSandbox(tools=(str(esbuild),)))
         errors, warnings = _esbuild_diagnostics(proc.stderr)
@@ -428,8 +466,23 @@ class TypeScript(Language):
             return
         errors = _tsc_diagnostics(proc.stdout + proc.stderr)
         text = "\n".join(e[0] for e in errors) or (proc.stdout + proc.stderr).strip()
+        text = text.replace(f"{workdir}/", "")
+        untyped = sorted({m.split("/")[0] if not m.startswith("@") else "/".join(m.split("/")[:2])
+                          for m in re.findall(r"TS7016: Could not find a declaration file for "
+                                              r"module '([^']+)'", text)})
+        if untyped:
+            text = re.sub(r"(?m)^\s*Try `npm i --save-dev .*\n?", "", text).rstrip()
+            types = " ".join(f"@types/{_types_name(m)}" for m in untyped)
+            text += (f"\nhint: {', '.join(untyped)} ships no types: name its type package in the "
+                     f"cell's header (// @dependencies {types}) if it exists, or deploy with "
+                     "flags={'strict': False}")
         first = errors[0] if errors else ("", None, None)
         raise self.error(text, name, first[1], first[2])
+
+
+def _types_name(package: str) -> str:
+    """The DefinitelyTyped name of a package (``@scope/pkg`` -> ``scope__pkg``)."""
+    return package[1:].replace("/", "__") if package.startswith("@") else package
 
 
 class JavaScript(TypeScript):
@@ -446,6 +499,18 @@ _ESCAPE = re.compile(r"\\u\{?([0-9a-fA-F]{1,6})\}?|\\x([0-9a-fA-F]{2})")
 #: Module specifiers in static and dynamic imports, re-exports and require().
 _IMPORT = re.compile(r"""(?:\bfrom\s*|\bimport\s*(?:\(\s*)?|\brequire\s*\(\s*)"""
                      r"""(?P<q>["'`])(?P<spec>[^"'`\n]*)(?P=q)""")
+
+
+def _imports(source: str) -> list[str]:
+    """The module specifiers the cell imports (static and dynamic imports, re-exports,
+    require()), not counting text inside comments or string literals."""
+    code = mask(source)
+    found = []
+    for m in _IMPORT.finditer(mask(source, strings=False)):
+        if code[m.start()] != source[m.start()]:  # the keyword is inside a string
+            continue
+        found.append(_ESCAPE.sub(lambda e: chr(int(e.group(1) or e.group(2), 16)), m.group("spec")))
+    return found
 
 
 def _esbuild_diagnostics(stderr: str) -> tuple[list[Diagnostic], list[Diagnostic]]:

@@ -1,0 +1,362 @@
+"""npm packages for TypeScript/JavaScript cells: declared, resolved, fetched, installed.
+
+Declaration (:func:`declare`): every bare import of the cell (``import { z } from "zod"``,
+``import chunk from "lodash-es/chunk"``, ``require("x")``) names a package; Node's built-in
+modules (``fs``, ``node:fs``) are not packages and stay refused by the build. An optional
+header comment pins versions or adds packages the cell does not import (type packages)::
+
+    // @dependencies zod@3.23.8 lodash-es@^4.17.21 @types/lodash-es@4.17.12
+
+A package without a version there is taken at its ``latest`` tag on the first deploy, and the
+lock keeps it (the core reuses a lock while the declarations are unchanged).
+
+Resolution (:class:`NpmResolver`, outside the build sandbox, with network): npm itself
+computes the tree from the registry's metadata (``npm install --package-lock-only
+--ignore-scripts``: exact npm semantics for ranges, peer and optional dependencies and
+nesting, and nothing is installed, so no package code or install script runs). Each tarball
+of the lock is then fetched here and checked against the lock's ``integrity`` (the
+registry's SRI hash); a package that is a native addon is refused, named. The lock's
+``extra`` is the install layout (``{"node_modules/a": "a@1.0.0", ...}``).
+
+Installation (:func:`install`, at build time): the tarballs are extracted into the build
+directory's ``node_modules`` by this module (regular files and folders only, paths checked),
+so the bundler in its sandbox sees exactly the locked packages and nothing else.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import urlparse
+
+from ..errors import DependencyError
+from . import Fetched, Package, Resolved, sha256
+from .http import get
+
+#: Node's built-in modules (``require("module").builtinModules``, Node 20): a bare import of
+#: one of them (or anything ``node:``) is not a package.
+BUILTINS = frozenset("""assert async_hooks buffer child_process cluster console constants crypto
+dgram diagnostics_channel dns domain events fs http http2 https inspector module net os path
+perf_hooks process punycode querystring readline repl stream string_decoder sys timers tls
+trace_events tty url util v8 vm wasi worker_threads zlib""".split())
+#: A package name as npm accepts it (legacy names may have capitals), scoped or not.
+_NAME = re.compile(r"(?:@[A-Za-z0-9][\w.~-]*/)?[A-Za-z0-9][\w.~-]*")
+#: A version or range of the registry (``3.23.8``, ``^4.17``, ``>=1.2<2``, ``1.x``, a tag).
+_SPEC = re.compile(r"[\w.^~<>=|*+-]+")
+#: The header comment: ``// @dependencies name@range name ...``.
+HEADER = re.compile(r"^[ \t]*//[ \t]*@dependencies\b(.*)$", re.M)
+#: An install path of the layout: nested ``node_modules/<name>`` segments.
+_LAYOUT_PATH = re.compile(r"(?:node_modules/(?:@[^/]+/)?[^/@][^/]*/)*node_modules/(?:@[^/]+/)?[^/@][^/]*")
+#: How long npm has to resolve a tree.
+NPM_TIMEOUT = 300.0
+#: The most a function's packages may unpack to.
+MAX_UNPACKED = 1 << 30
+#: What makes a package a native addon: files, install-script tools, runtime loaders.
+_NATIVE_TOOLS = re.compile(r"\b(node-gyp|prebuild-install|node-pre-gyp|cmake-js|node-gyp-build)\b")
+_NATIVE_LOADERS = ("bindings", "node-gyp-build", "prebuild-install", "@mapbox/node-pre-gyp",
+                   "node-pre-gyp", "nan", "node-addon-api")
+
+
+# -- declarations ----------------------------------------------------------------------------
+
+def package_of(specifier: str) -> str | None:
+    """The package a module specifier names (``lodash/chunk`` -> ``lodash``,
+    ``@scope/pkg/sub`` -> ``@scope/pkg``), or None for relative and absolute paths, URLs and
+    Node's built-in modules."""
+    if not specifier or specifier.startswith((".", "/", "\\", "node:")) or ":" in specifier:
+        return None
+    parts = specifier.split("/")
+    name = "/".join(parts[:2]) if specifier.startswith("@") else parts[0]
+    return None if name in BUILTINS else name
+
+
+def check_name(name: str, what: str = "package") -> str:
+    """``name`` if npm could serve it, else :class:`DependencyError` saying why."""
+    if len(name) > 214 or not _NAME.fullmatch(name) or name.lower() in ("node_modules",
+                                                                        "favicon.ico"):
+        raise DependencyError(f"{what} {name!r} is not a valid npm package name")
+    return name
+
+
+def header_entries(source: str) -> dict[str, str]:
+    """The ``// @dependencies`` entries of ``source``: name -> version range ("" for none)."""
+    out: dict[str, str] = {}
+    for m in HEADER.finditer(source):
+        for item in re.split(r"[\s,]+", m.group(1).strip()):
+            if not item:
+                continue
+            at = item.find("@", 1)
+            name, spec = (item[:at], item[at + 1:]) if at > 0 else (item, "")
+            check_name(name, "// @dependencies entry")
+            if at > 0 and not _SPEC.fullmatch(spec):
+                raise DependencyError(
+                    f"// @dependencies entry {item!r}: {spec!r} is not a registry version or "
+                    "range (git, file, URL and alias dependencies are not supported)")
+            if out.get(name, spec) != spec:
+                raise DependencyError(f"// @dependencies names {name} twice, as {name}@{out[name]} "
+                                      f"and {item}")
+            out[name] = spec
+    return out
+
+
+def declare(imports: Iterable[str], source: str) -> tuple[str, ...]:
+    """The cell's declarations, sorted: ``name@range`` for header entries with a version,
+    ``name`` for the rest (imported packages, header entries without a version)."""
+    header = header_entries(source)
+    names = dict(header)
+    for spec in imports:
+        pkg = package_of(spec)
+        if pkg is not None:
+            names.setdefault(check_name(pkg, f"import {spec!r}:"), "")
+    return tuple(f"{n}@{s}" if s else n for n, s in sorted(names.items()))
+
+
+def split(declared: str) -> tuple[str, str]:
+    """``"zod@3.23.8"`` -> ``("zod", "3.23.8")``; ``"zod"`` -> ``("zod", "latest")``."""
+    at = declared.find("@", 1)
+    return (declared[:at], declared[at + 1:]) if at > 0 else (declared, "latest")
+
+
+# -- resolution ------------------------------------------------------------------------------
+
+def registry() -> str:
+    """The registry npm uses here (``npm_config_registry``, else npm's own configuration)."""
+    return os.environ.get("npm_config_registry") or os.environ.get("NPM_CONFIG_REGISTRY") or \
+        "https://registry.npmjs.org/"
+
+
+class NpmResolver:
+    """npm packages: the tree from npm's lock-only resolution, tarballs fetched and checked
+    here, native addons refused."""
+
+    ecosystem = "npm"
+
+    def resolve(self, declared: tuple[str, ...], *, language: str, name: str
+                ) -> tuple[list[Fetched], str]:
+        wanted = dict(split(d) for d in declared)
+        for pkg, spec in wanted.items():
+            check_name(pkg)
+            if not _SPEC.fullmatch(spec):
+                raise DependencyError(f"{pkg}@{spec}: not a registry version or range",
+                                      language=language, name=name)
+        entries = _npm_lock(wanted, language, name)
+        fetched: dict[str, Fetched] = {}
+        layout: dict[str, str] = {}
+        for path, entry in sorted(entries.items()):
+            if not path or entry.get("link") or entry.get("inBundle"):
+                continue  # the root; workspaces; shipped inside their parent's tarball
+            if entry.get("optional") and (entry.get("os") or entry.get("cpu")):
+                continue  # a platform's prebuilt binary: of no use in V8
+            pkg = entry.get("name") or path.rsplit("node_modules/", 1)[-1]
+            version = str(entry.get("version", ""))
+            key = f"{pkg}@{version}"
+            if key not in fetched:
+                fetched[key] = _fetch(pkg, version, entry, language, name)
+            layout[path] = key
+        return list(fetched.values()), json.dumps(layout, indent=0, sort_keys=True)
+
+
+def _npm_lock(wanted: dict[str, str], language: str, name: str) -> dict[str, dict[str, Any]]:
+    """npm's resolution of ``wanted`` (lock-only: nothing installed, no script run): the
+    ``packages`` of its ``package-lock.json``."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise DependencyError("resolving npm dependencies needs npm (it comes with Node.js)",
+                              language=language, name=name)
+    with tempfile.TemporaryDirectory(prefix="fnb-npm-") as tmp:
+        manifest = {"name": "fnb-function", "version": "0.0.0", "private": True,
+                    "dependencies": wanted}
+        Path(tmp, "package.json").write_text(json.dumps(manifest))
+        cmd = [npm, "install", "--package-lock-only", "--ignore-scripts", "--no-audit",
+               "--no-fund", "--no-update-notifier", "--lockfile-version=3", "--loglevel=error",
+               "--omit-lockfile-registry-resolved=false"]
+        try:
+            proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True,  # noqa: S603
+                                  timeout=NPM_TIMEOUT, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise DependencyError(f"npm did not resolve {', '.join(wanted)} within "
+                                  f"{NPM_TIMEOUT:g} s (registry {registry()})",
+                                  language=language, name=name) from None
+        if proc.returncode != 0:
+            raise DependencyError(_npm_error(proc.stderr + proc.stdout, wanted),
+                                  language=language, name=name)
+        lock = json.loads(Path(tmp, "package-lock.json").read_text())
+    return lock.get("packages", {})
+
+
+def _npm_error(output: str, wanted: dict[str, str]) -> str:
+    """npm's failure as one message that names the package."""
+    lines = [re.sub(r"^npm (?:error|ERR!)\s?", "", line) for line in output.splitlines()
+             if line.startswith(("npm error", "npm ERR!"))]
+    lines = [line for line in lines if line.strip() and not line.startswith(
+        ("A complete log", "Log files were not written"))]
+    text = "\n".join(lines[:12]) or output.strip()[-2000:]
+    m = re.search(r"'((?:@[^/'\s]+/)?[^@'\s]+)@([^'\s]*)' is not in this registry", text)
+    if m:
+        return f"{m.group(1)}: no such package (or version {m.group(2)}) in the npm registry " \
+               f"{registry()}\n{text}"
+    m = re.search(r"No matching version found for ((?:@[^/\s]+/)?[^@\s]+)@(\S+?)\.?$", text, re.M)
+    if m:
+        return f"{m.group(1)}: no version matches {m.group(2)} in the npm registry\n{text}"
+    return f"npm could not resolve {', '.join(f'{n}@{s}' for n, s in wanted.items())} " \
+           f"(registry {registry()}):\n{text}"
+
+
+def _fetch(pkg: str, version: str, entry: dict[str, Any], language: str, name: str) -> Fetched:
+    """The tarball of one lock entry, checked against its ``integrity``; refused when it
+    does not come from a registry or is a native addon."""
+    integrity = entry.get("integrity", "")
+    url = entry.get("resolved") or tarball_url(pkg, version)
+    if urlparse(url).scheme not in ("https", "http") or not integrity:
+        raise DependencyError(f"{pkg}@{version}: not a registry package (resolved to "
+                              f"{url or 'nothing'}); only registry packages can be pinned",
+                              language=language, name=name)
+    data = get(url, f"{pkg}@{version}")
+    checked = check_integrity(data, integrity)
+    if checked is None:
+        raise DependencyError(f"{pkg}@{version}: the tarball from {url} does not match the "
+                              f"registry's integrity {integrity[:40]}...", language=language,
+                              name=name)
+    reason = native_addon(data)
+    if reason:
+        raise DependencyError(
+            f"{pkg}@{version} is a native addon ({reason}): it needs its install script to "
+            "compile machine code, and functions run in V8 without Node, which cannot load it; "
+            "use a pure JavaScript package", language=language, name=name)
+    file = PurePosixPath(urlparse(url).path).name
+    if not re.fullmatch(r"[\w.+-]+\.tgz", file):
+        file = f"{pkg.replace('@', '').replace('/', '-')}-{version}.tgz"
+    return Fetched(Package(pkg, version, file, sha256(data), checked), data)
+
+
+def tarball_url(pkg: str, version: str) -> str:
+    """Where the registry serves ``pkg@version``'s tarball (npm's own convention, used when a
+    lock leaves the address out)."""
+    base = PurePosixPath(pkg).name
+    return f"{registry().rstrip('/')}/{pkg}/-/{base}-{version}.tgz"
+
+
+def check_integrity(data: bytes, integrity: str) -> str | None:
+    """The strongest SRI hash of ``integrity`` (``sha512-<base64>`` ...) if ``data`` has it,
+    else None (also when ``integrity`` names no hash known here)."""
+    order = {"sha1": 0, "sha256": 1, "sha384": 2, "sha512": 3}
+    best = None
+    for token in integrity.split():
+        alg, _, digest = token.partition("-")
+        if alg in order and (best is None or order[alg] > order[best[0]]):
+            best = (alg, digest.split("?")[0], token)
+    if best is None:
+        return None
+    actual = base64.b64encode(hashlib.new(best[0], data).digest()).decode()
+    return best[2] if actual == best[1] else None
+
+
+def _members(data: bytes) -> tarfile.TarFile:
+    try:
+        return tarfile.open(fileobj=io.BytesIO(data), mode="r:*")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise DependencyError(f"not a readable npm tarball: {exc}") from None
+
+
+def _strip(member: str) -> str:
+    """A tarball member's path inside its package (npm drops the first folder, ``package/``)."""
+    parts = PurePosixPath(member).parts
+    return "/".join(parts[1:])
+
+
+def native_addon(data: bytes) -> str:
+    """Why the tarball ``data`` is a native addon ("" when it is not)."""
+    with _members(data) as tar:
+        manifest: dict[str, Any] = {}
+        for member in tar:
+            inner = _strip(member.name)
+            if inner == "binding.gyp":
+                return "it has a binding.gyp"
+            if inner == "package.json" and member.isfile() and not manifest:
+                handle = tar.extractfile(member)
+                try:
+                    manifest = json.loads(handle.read(1 << 22)) if handle else {}
+                except ValueError:
+                    manifest = {}
+    if not isinstance(manifest, dict):
+        return ""
+    if manifest.get("gypfile"):
+        return '"gypfile": true in its package.json'
+    scripts = manifest.get("scripts") or {}
+    for hook in ("preinstall", "install", "postinstall"):
+        text = scripts.get(hook) if isinstance(scripts, dict) else None
+        if isinstance(text, str) and _NATIVE_TOOLS.search(text):
+            return f"its {hook} script runs {_NATIVE_TOOLS.search(text).group(1)}"
+    deps = manifest.get("dependencies") or {}
+    loaders = [d for d in _NATIVE_LOADERS if isinstance(deps, dict) and d in deps]
+    return f"it loads compiled code through {loaders[0]}" if loaders else ""
+
+
+# -- installation ----------------------------------------------------------------------------
+
+def install(resolved: Resolved, workdir: Path) -> list[str]:
+    """Extract the locked packages into ``workdir/node_modules`` as npm lays them out; returns
+    the install paths. Only regular files and folders are written (as npm does), every path
+    checked to stay inside its package's folder."""
+    try:
+        layout = json.loads(resolved.lock.extra or "{}")
+    except ValueError:
+        raise DependencyError("the npm lock's layout is not JSON") from None
+    files = {f"{p.name}@{p.version}": f for p, f in zip(resolved.lock.packages, resolved.files,
+                                                        strict=True)}
+    budget = [MAX_UNPACKED]
+    for path in sorted(layout):  # parents before what nests inside them
+        key = layout[path]
+        if not isinstance(path, str) or not _LAYOUT_PATH.fullmatch(path) or \
+                any(part in ("", ".", "..") for part in path.split("/")):
+            raise DependencyError(f"the npm lock's layout has an invalid path {path!r}")
+        if key not in files:
+            raise DependencyError(f"the npm lock's layout names {key}, which it does not pin")
+        _extract(files[key].read_bytes(), workdir / path, key, budget)
+    return sorted(layout)
+
+
+def _extract(data: bytes, target: Path, key: str, budget: list[int]) -> None:
+    root = os.path.realpath(target)
+    with _members(data) as tar:
+        for member in tar:
+            inner = _strip(member.name)
+            if not inner or not (member.isfile() or member.isdir()):
+                continue  # links and devices are skipped, as npm skips them
+            parts = inner.split("/")
+            if inner.startswith("/") or any(p in ("..", ".") for p in parts):
+                raise DependencyError(f"{key}: its tarball has an unsafe path {member.name!r}")
+            dest = os.path.join(root, *parts)
+            if member.isdir():
+                os.makedirs(dest, exist_ok=True)
+                continue
+            budget[0] -= member.size
+            if budget[0] < 0:
+                raise DependencyError(f"{key}: the packages unpack to more than "
+                                      f"{MAX_UNPACKED >> 20} MiB")
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            handle = tar.extractfile(member)
+            if handle is None:
+                continue
+            with open(dest, "wb") as out:
+                shutil.copyfileobj(handle, out)
+            os.chmod(dest, 0o755 if member.mode & 0o111 else 0o644)
+
+
+def resolver() -> NpmResolver:
+    return NpmResolver()
+
+
+__all__ = ["BUILTINS", "HEADER", "NpmResolver", "check_integrity", "declare", "header_entries",
+           "install", "native_addon", "package_of", "registry", "resolver", "split"]
