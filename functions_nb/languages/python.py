@@ -24,15 +24,24 @@ import json
 import re
 import sys
 import zipfile
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import NODE_INSTALL_HINT
 from ..errors import ToolchainMissing
 from ..models import Param, Signature
 from ..runtimes import pyodide as host
 from .base import Language, Toolchain
+
+if TYPE_CHECKING:
+    from ..dependencies import Resolved
+
+#: Top-level modules of the function's declared dependencies while its build checks imports
+#: (set by :meth:`Python._build_with_deps`).
+_DEPENDENCY_MODULES: ContextVar[frozenset[str]] = ContextVar("dependency_modules",
+                                                             default=frozenset())
 
 #: Built into the interpreter without a ``PyInit_`` export of their own.
 CORE_MODULES = frozenset({"sys", "builtins", "marshal", "_warnings", "_frozen_importlib",
@@ -247,7 +256,7 @@ class Python(Language):
                              "(arguments are passed positionally)", name, line, col)
 
     def _check_imports(self, imports: list[list[Any]], name: str) -> None:
-        available = available_modules()
+        available = available_modules() | _DEPENDENCY_MODULES.get()
         for module, line, col, level in imports:
             where = f"cell:{line}:{col}:"
             if level:
@@ -264,6 +273,37 @@ class Python(Language):
             else:
                 continue
             raise self.error(f"{where} ModuleNotFoundError: {why}", name, line, col)
+
+    # dependencies (PEP 723; functions_nb/dependencies/pypi.py) ------------------------------
+    ecosystem = "pypi"
+
+    def declared_dependencies(self, source: str, flags: dict[str, Any]) -> tuple[str, ...]:
+        """The cell's PEP 723 ``dependencies`` and the runtime they are resolved for."""
+        from ..dependencies import pypi
+
+        return pypi.declared(source, self._dependency_runtime(source, flags))
+
+    def _dependency_runtime(self, source: str, flags: dict[str, Any]) -> str:
+        """The Python runtime a deploy of ``source`` with ``flags`` runs in (its packages are
+        resolved for that interpreter): ``pyodide`` or ``wasi``."""
+        return "wasi" if flags.get("runtime") in ("wasi", "wasi-python") else "pyodide"
+
+    def _build_with_deps(self, source: str, signature: Signature, workdir: Path,
+                         flags: dict[str, Any], deps: Resolved) -> tuple[bytes, str]:
+        """The usual build, the wheels' modules importable, and their files in the artifact
+        (``"files"``: path -> base64, for this function's interpreter only). The wheels are
+        only read here (zip entries, each path checked); nothing in them runs."""
+        from ..dependencies import pypi
+
+        files = pypi.function_files(deps.files)
+        token = _DEPENDENCY_MODULES.set(pypi.top_level_modules(files))
+        try:
+            code, warnings = self._build(source, signature, workdir, flags)
+        finally:
+            _DEPENDENCY_MODULES.reset(token)
+        artifact = json.loads(code)
+        artifact["files"] = pypi.encode_files(files)
+        return json.dumps(artifact).encode(), warnings
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
