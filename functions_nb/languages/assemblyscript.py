@@ -261,6 +261,26 @@ def _kind(ty: str) -> tuple[str, tuple[int, int] | None]:
         return "json", None
 
 
+#: What an AssemblyScript cell can import.
+NO_PACKAGES = ("AssemblyScript functions use its standard library only (~lib/...); packages from "
+               "the npm registry are not resolved for them (TypeScript functions can use them)")
+_FROM = re.compile(r"""\b(?:import|export)\b[^;'"]*?\bfrom\s*(['"])([^'"]+)\1|\bimport\s*(['"])([^'"]+)\3""")
+
+
+def packages(source: str) -> list[tuple[str, int]]:
+    """Imported modules that are neither relative nor the standard library, with cell lines
+    (comments skipped)."""
+    from .typescript import mask
+
+    code = mask(source, strings=False)
+    found = []
+    for m in _FROM.finditer(code):
+        target = m.group(2) or m.group(4)
+        if not target.startswith((".", "~lib/", "/")):
+            found.append((target, code.count("\n", 0, m.start()) + 1))
+    return found
+
+
 _ENTRY = r"(?m)^[ \t]*(?:export[ \t]+)?function[ \t]+{name}[ \t]*(?:<[^>(]*>)?[ \t]*(?=\()"
 
 
@@ -300,6 +320,7 @@ class AssemblyScript(Language):
 
     # signature ---------------------------------------------------------------------------
     def parse_signature(self, source: str, name: str) -> Signature:
+        self.refuse_packages(packages(source), name, NO_PACKAGES)
         found = find_function(source, _ENTRY.format(name=re.escape(name)))
         if found is None:
             raise self.error(

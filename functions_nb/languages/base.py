@@ -207,6 +207,15 @@ class Language(ABC):
         return self.error(f"{where}error: the build cannot read {path}: {OUTSIDE}", name, line,
                           column)
 
+    def refuse_packages(self, imports: list[tuple[str, int]], name: str, offer: str) -> None:
+        """Refuse the first of ``imports`` (package, cell line) when the language has no
+        registry here: :class:`DependencyError` saying what its functions can use (``offer``)."""
+        if imports:
+            package, line = imports[0]
+            raise DependencyError(
+                f"cell:{line}: error: {package!r} is not available: {offer}",
+                language=self.name, name=name, line=line)
+
     def env_read_error(self, var: str, name: str, line: int | None = None,
                        column: int | None = None) -> CompileError:
         """The build tried to read the environment variable ``var``."""

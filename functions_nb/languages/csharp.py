@@ -241,6 +241,26 @@ def top_level_items(masked: str) -> list[tuple[int, int, str]]:
     return items
 
 
+#: What a C# cell can use (no NuGet registry is reachable here).
+NO_PACKAGES = ("C# functions use the .NET base class library only (System.*, Microsoft.*, "
+               "Mono.*); no NuGet registry is reachable here, so packages cannot be added")
+_BCL_ROOTS = frozenset({"System", "Microsoft", "Mono"})
+
+
+def packages(source: str) -> list[tuple[str, int]]:
+    """Namespaces of ``using`` directives that neither the base class library nor the cell
+    itself (its ``namespace`` declarations) provides, with their cell lines."""
+    masked = mask(source)
+    own = {m.group(1).split(".")[0] for m in re.finditer(r"\bnamespace\s+([\w.]+)", masked)}
+    found = []
+    for start, end, what in top_level_items(masked):
+        m = re.fullmatch(r"(?:global\s+)?using\s+(?:static\s+)?(?:\w+\s*=\s*)?([\w.]+)"
+                         r"(?:<[^;]*>)?\s*;", masked[start:end].strip())
+        if what == "using" and m and m.group(1).split(".")[0] not in _BCL_ROOTS | own:
+            found.append((m.group(1), masked.count("\n", 0, start) + 1))
+    return found
+
+
 def implicit_usings(source: str) -> str:
     """The ``using`` directives of a current .NET project's implicit global usings that the
     cell lacks, on one line to put before its first line that is not a preprocessor directive
@@ -363,6 +383,7 @@ class CSharp(Language):
 
     # signature -----------------------------------------------------------------
     def parse_signature(self, source: str, name: str) -> Signature:
+        self.refuse_packages(packages(source), name, NO_PACKAGES)
         masked = mask(source)
         mods = "|".join(_MODIFIERS)
         pattern = rf"(?P<mods>(?:\b(?:{mods})\s+)*)(?P<ret>{_TYPE_RE})\s+{re.escape(name)}\s*(?=\()"

@@ -119,6 +119,23 @@ def classify(ty: str) -> tuple[str, tuple[int, int] | None]:
     return "json", None
 
 
+#: What a Zig cell can import (there is no Zig package registry here).
+NO_PACKAGES = ("Zig functions use the standard library only (@import(\"std\")); no Zig package "
+               "registry is reachable here, and a cell is one file")
+_IMPORT = re.compile(r'@import\(\s*"([^"]*)"\s*\)')
+
+
+def packages(source: str) -> list[tuple[str, int]]:
+    """``@import`` targets other than ``std``/``builtin``/``root``, with their cell lines
+    (comments skipped; Zig has only ``//`` comments)."""
+    found = []
+    for number, line in enumerate(source.splitlines(), 1):
+        code = line.split("//", 1)[0]
+        found += [(m.group(1), number) for m in _IMPORT.finditer(code)
+                  if m.group(1) not in ("std", "builtin", "root")]
+    return found
+
+
 class Zig(Language):
     name = "zig"
     runtime = "wasm"
@@ -182,6 +199,7 @@ class Zig(Language):
         return Toolchain(self.name, True, first_version_line(proc.stdout), zig, self.install_hint)
 
     def parse_signature(self, source: str, name: str) -> Signature:
+        self.refuse_packages(packages(source), name, NO_PACKAGES)
         found = find_function(source, rf"(?m)\bfn\s+{re.escape(name)}\s*(?=\()")
         if found is None:
             raise self.error(
