@@ -17,6 +17,7 @@ _KINDS = {
     "mono": "functions_nb.runtimes.mono",
     "prompt": "functions_nb.runtimes.prompt",
     "onnx": "functions_nb.runtimes.onnx",
+    "wasi-python": "functions_nb.runtimes.wasi_python",
 }
 
 

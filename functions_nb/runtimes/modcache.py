@@ -63,14 +63,19 @@ class Seal(NamedTuple):
 
     def seal(self, key: str, data: bytes) -> bytes:
         """``data`` in an envelope recording its key, engine, configuration, size and hash."""
-        header: dict[str, object] = {
-            "key": key, "engine": self.engine, "config": self.config, "size": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(), "signer": self.signer}
-        header["mac"] = self._mac(header)
-        return MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + data
+        return self.head(key, len(data), hashlib.sha256(data).hexdigest()) + data
 
-    def open(self, key: str, envelope: bytes) -> bytes:
-        """The bytes sealed in ``envelope`` for ``key``, or :class:`Unverified`."""
+    def head(self, key: str, size: int, sha256: str) -> bytes:
+        """The envelope's start (magic and sealed header line) for bytes of ``size`` and hash."""
+        header: dict[str, object] = {
+            "key": key, "engine": self.engine, "config": self.config, "size": size,
+            "sha256": sha256, "signer": self.signer}
+        header["mac"] = self._mac(header)
+        return MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n"
+
+    def open_head(self, key: str, envelope: bytes) -> tuple[dict[str, object], int]:
+        """The verified header of ``envelope`` for ``key`` and where its bytes start, or
+        :class:`Unverified` (the bytes themselves are not checked here)."""
         if not envelope.startswith(MAGIC):
             raise Unverified("it has no seal (not written by this version of functions-nb)")
         end = envelope.find(b"\n", len(MAGIC), len(MAGIC) + _HEADER_MAX)
@@ -86,7 +91,17 @@ class Seal(NamedTuple):
         for field, want in (("key", key), ("engine", self.engine), ("config", self.config)):
             if header.get(field) != want:
                 raise Unverified(f"it was made for {field} {header.get(field)!r}, not {want!r}")
-        data = envelope[end + 1:]
+        return header, end + 1
+
+    def identity_mac(self, name: str, identity: list[int], sha256: str) -> str:
+        """The MAC sealing that the file ``name`` with ``identity`` held bytes of ``sha256``."""
+        text = json.dumps([name, identity, sha256]).encode()
+        return hmac.new(self.secret, b"functions-nb identity " + text, "sha256").hexdigest()
+
+    def open(self, key: str, envelope: bytes) -> bytes:
+        """The bytes sealed in ``envelope`` for ``key``, or :class:`Unverified`."""
+        header, start = self.open_head(key, envelope)
+        data = envelope[start:]
         if len(data) != header.get("size"):
             raise Unverified(f"it holds {len(data)} bytes, {header.get('size')} were recorded")
         if hashlib.sha256(data).hexdigest() != header.get("sha256"):
@@ -153,6 +168,144 @@ class PrecompiledCache(Generic[T]):
             return None
 
 
+class SealedFile(Generic[T]):
+    """Precompiled code too large to read and hash at every start (hundreds of MB): the
+    serialized bytes in a file of their own, which ``load_file(path)`` maps (e.g. wasmtime's
+    ``Module.deserialize_file``), beside ``<file>.seal``: the envelope's sealed header line,
+    then a line sealing the file's identity (device, inode, size, modification and change
+    times) once its bytes were hashed and found to match. A process finding the same identity
+    loads without hashing; any write to or replacement of the file changes its change time, so
+    its bytes are hashed again before use (and refused, and rebuilt, when they do not match).
+    The shared cache holds the ordinary envelope. ``build(path)`` writes the serialized bytes
+    to ``path`` (e.g. a compiler in a child process)."""
+
+    def __init__(self, cache: PrecompiledCache[T], *, build: Callable[[Path], None],
+                 load_file: Callable[[Path], T]) -> None:
+        self.cache = cache
+        self.build = build
+        self.load_file = load_file
+
+    def get(self, key: str, shared: ModuleCache | None = None) -> T:
+        cache, seal = self.cache, self.cache.seal
+        name = cache.name(key)
+        path = cache.folder() / name
+        sealed = path.with_name(name + ".seal")
+        try:
+            found = self._local(key, path, sealed)
+        except Unverified as exc:
+            cache.refused += 1
+            warnings.warn(f"precompiled module {path} refused: {exc}; making it again",
+                          ModuleCacheWarning, stacklevel=2)
+            path.unlink(missing_ok=True)
+            sealed.unlink(missing_ok=True)
+            found = None
+        if found is not None:
+            if shared is not None and not shared.exists(name):  # share what this machine has
+                head, _ = _read_seal(sealed)
+                shared.put(name, head + path.read_bytes())
+            return found
+        envelope = shared.get(name) if shared is not None else None
+        if envelope is not None:
+            try:
+                data = seal.open(key, envelope)
+            except Unverified as exc:
+                cache.refused += 1
+                warnings.warn(f"precompiled module the store's modcache/{name} refused: {exc}; "
+                              "making it again", ModuleCacheWarning, stacklevel=2)
+            else:
+                head = envelope[:len(envelope) - len(data)]
+                del envelope
+                _write_local(path, data)
+                del data
+                return self._sealed(path, sealed, head, name)
+        tmp = path.with_name(f"{name}.tmp-{os.urandom(16).hex()}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.build(tmp)
+            size, digest = _file_digest(tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        head = seal.head(key, size, digest)
+        obj = self._sealed(path, sealed, head, name)
+        if shared is not None:
+            shared.put(name, head + path.read_bytes())
+        return obj
+
+    def _local(self, key: str, path: Path, sealed: Path) -> T | None:
+        """The local entry, loaded when its seal verifies; None when there is none."""
+        try:
+            head, identity_line = _read_seal(sealed)
+        except FileNotFoundError:
+            return None
+        header, _ = self.cache.seal.open_head(key, head)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            st = os.fstat(fd)
+            identity = _identity(st)
+            seal = self.cache.seal
+            name = path.name
+            sha = str(header.get("sha256"))
+            if not (isinstance(identity_line, dict) and identity_line.get("identity") == identity
+                    and hmac.compare_digest(str(identity_line.get("mac")),
+                                            seal.identity_mac(name, identity, sha))):
+                size, digest = _file_digest(path, fd)
+                if size != header.get("size") or digest != sha:
+                    raise Unverified("its bytes do not match their recorded size and SHA-256")
+                _write_seal(sealed, head, name, identity, seal)
+            # the descriptor we checked, not the name, which may have been replaced since
+            proc = Path(f"/proc/self/fd/{fd}")
+            return self.load_file(proc if proc.exists() else path)
+        finally:
+            os.close(fd)
+
+    def _sealed(self, path: Path, sealed: Path, head: bytes, name: str) -> T:
+        """Seal the identity of ``path`` (just written and hashed) and load it."""
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            _write_seal(sealed, head, name, _identity(os.fstat(fd)), self.cache.seal)
+            proc = Path(f"/proc/self/fd/{fd}")
+            return self.load_file(proc if proc.exists() else path)
+        finally:
+            os.close(fd)
+
+
+def _identity(st: os.stat_result) -> list[int]:
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _file_digest(path: Path, fd: int | None = None) -> tuple[int, str]:
+    h = hashlib.sha256()
+    size = 0
+    with open(path if fd is None else os.dup(fd), "rb", buffering=0) as f:
+        f.seek(0)
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+            size += len(chunk)
+    return size, h.hexdigest()
+
+
+def _read_seal(sealed: Path) -> tuple[bytes, object]:
+    """(the envelope's head, the identity line's object or None) of a ``.seal`` file."""
+    text = sealed.read_bytes()[:2 * _HEADER_MAX]
+    end = text.find(b"\n", len(MAGIC))
+    head, rest = text[:end + 1], text[end + 1:]
+    try:
+        identity = json.loads(rest) if rest.strip() else None
+    except ValueError:
+        identity = None
+    return head, identity
+
+
+def _write_seal(sealed: Path, head: bytes, name: str, identity: list[int], seal: Seal) -> None:
+    sha = json.loads(head[len(MAGIC):])["sha256"]
+    line = {"identity": identity, "mac": seal.identity_mac(name, identity, sha)}
+    _write_local(sealed, head + json.dumps(line).encode() + b"\n")
+
+
 def _write_local(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.tmp-{os.urandom(16).hex()}")
@@ -160,4 +313,5 @@ def _write_local(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["MAGIC", "ModuleCacheWarning", "PrecompiledCache", "Seal", "Unverified"]
+__all__ = ["MAGIC", "ModuleCacheWarning", "PrecompiledCache", "Seal", "SealedFile",
+           "Unverified"]

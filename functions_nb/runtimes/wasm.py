@@ -337,20 +337,7 @@ class WasmFunction:
         inst.alloc_ref = _func_ref(exports, "__fnb_alloc")
         inst.free_ref = _func_ref(exports, "__fnb_free")
 
-        def on_deadline(_ctx: Any, _data: Any, delta: Any, kind: Any) -> int:
-            call = inst.ctx
-            if call is not None:
-                if call.aborted:
-                    return _error("fnb: aborted")
-                if time.monotonic() >= call.deadline:
-                    call.timed_out = True
-                    return _error("fnb: timeout")
-            delta[0] = 1
-            kind[0] = 0  # continue
-            return 0
-
-        callback = _DeadlineCB(on_deadline)
-        _b.wasmtime_store_epoch_deadline_callback(store.ptr(), callback, None, _noop_finalizer)
+        callback = watch_deadline(store, inst)
         inst._keep = (instance, func, exports, callback)
         for init_name in ("_initialize", "__fnb_init"):  # WASI reactor start-up, our own
             init = _func_ref(exports, init_name)
@@ -563,6 +550,29 @@ class WasmFunction:
             if size + 65536 > self.memory_limit and "unreachable" in reason:
                 return LimitExceeded(f"{self.export}: memory limit of {limit_mb} MB exceeded")
         return InvocationError(f"{self.export} trapped: {reason}")
+
+
+def watch_deadline(store: wasmtime.Store, inst: Any) -> Any:
+    """Install the epoch-deadline callback of ``store``, whose current call is ``inst.ctx``
+    (None between calls): each tick it traps an aborted call or one past its deadline
+    (setting ``timed_out``), else extends the deadline by one tick. Returns the callback,
+    which the caller keeps alive as long as the store."""
+
+    def on_deadline(_ctx: Any, _data: Any, delta: Any, kind: Any) -> int:
+        call = inst.ctx
+        if call is not None:
+            if call.aborted:
+                return _error("fnb: aborted")
+            if time.monotonic() >= call.deadline:
+                call.timed_out = True
+                return _error("fnb: timeout")
+        delta[0] = 1
+        kind[0] = 0  # continue
+        return 0
+
+    callback = _DeadlineCB(on_deadline)
+    _b.wasmtime_store_epoch_deadline_callback(store.ptr(), callback, None, _noop_finalizer)
+    return callback
 
 
 #: Arrays at least this large are copied by two threads (memmove releases the GIL).

