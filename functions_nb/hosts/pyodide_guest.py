@@ -410,9 +410,15 @@ class Guest:
         except BaseException as exc:  # noqa: BLE001 - reported to the caller, never raised to JS
             return self.failure(HOST_ERROR, None, f"{type(exc).__name__}: {exc}")
 
-    def load(self, name: str, source: str, b64: list[int], kind: str) -> str:
+    def load(self, name: str, source: str, b64: list[int], kind: str,
+             site: str | None = None) -> str:
         """Run the cell as the module ``cell`` (in sys.modules: dataclasses, pickle and string
-        annotations look the defining module up there) and keep its function ``name``."""
+        annotations look the defining module up there) and keep its function ``name``.
+        ``site``: the folder holding the function's dependencies (written by the host), put
+        on ``sys.path`` after the standard library (no bytecode is written there)."""
+        if site and site not in sys.path:
+            sys.path.append(site)
+            sys.dont_write_bytecode = True
         module = types.ModuleType("cell")
         ns = module.__dict__
         ns["__builtins__"] = builtins

@@ -12,7 +12,8 @@
 //
 // Instances: LOAD_INSTANCE (own op) restores a fresh interpreter for a function from the
 // snapshot (the snapshot holds the interpreter, common stdlib modules and the compiled guest,
-// functions_nb/hosts/pyodide_guest.py); LOAD runs the cell in it; CALL calls it; UNLOAD drops
+// functions_nb/hosts/pyodide_guest.py) and writes the function's dependency files (its
+// pure-Python wheels' contents) into that interpreter's own file system; LOAD runs the cell in it; CALL calls it; UNLOAD drops
 // it. Functions share no Python state: not globals, builtins, modules, files nor heap. At most
 // --instances live at once (the least recently used goes; its next call loads it again). An
 // instance that traps (a fatal Pyodide error) fails its own call (status CRASHED) and is
@@ -303,6 +304,7 @@ class Instance {
     this.files = null; // during a request: Map(node created -> bytes counted)
     this.fileBytes = 0;
     this.filesOver = false;
+    this.installing = false;
     this.used = 0;
     this.setLimit(limit);
     memories.add(new WeakRef(memory));
@@ -325,6 +327,7 @@ class Instance {
       return node;
     };
     const grew = (node, size) => {
+      if (inst.installing) return; // the function's own packages, written by the host
       if (inst.files === null) throw new FS.ErrnoError(EROFS); // outside its requests
       const counted = inst.files.get(node);
       if (counted === undefined) throw new FS.ErrnoError(EROFS); // it existed before the call
@@ -359,6 +362,34 @@ class Instance {
       }
       return unlink.call(this, parent, name);
     };
+  }
+
+  // The function's dependency files (relative path -> base64), written under `site` before
+  // its cell runs: read-only to it (they exist before its requests) and not counted against
+  // its memory limit. A path that is not plain and relative is refused (nothing is written
+  // outside `site`).
+  install(site, files) {
+    const { FS } = this.M;
+    const entries = Object.entries(files);
+    for (const [path, data] of entries) {
+      const parts = path.split("/");
+      if (typeof data !== "string" || path.startsWith("/") || path.includes("\\") ||
+          path.includes("\0") || parts.some((p) => p === "" || p === "." || p === "..")) {
+        throw new Error(`refused dependency file path ${JSON.stringify(path.slice(0, 100))}`);
+      }
+    }
+    this.installing = true;
+    try {
+      FS.mkdirTree(site);
+      for (const [path, data] of entries) {
+        const full = `${site}/${path}`;
+        FS.mkdirTree(full.slice(0, full.lastIndexOf("/")));
+        FS.writeFile(full, Buffer.from(data, "base64"));
+      }
+    } finally {
+      this.installing = false;
+    }
+    return entries.length;
   }
 
   openFiles() {
@@ -553,10 +584,11 @@ async function worker() {
         }
         reply(id, out.status, out.body);
       } else if (op === Op.LOAD_INSTANCE) {
-        const { fid, limit } = JSON.parse(body.toString("utf8"));
+        const { fid, limit, site, files } = JSON.parse(body.toString("utf8"));
         instances.delete(fid);
         const t = performance.now();
         const inst = await take(limit);
+        if (files) inst.install(site, files); // a refused path: the instance is not kept
         instances.set(fid, inst);
         reply(id, Status.OK, JSON.stringify({ ms: performance.now() - t, heap: inst.M.HEAP8.length, base: inst.base }));
       } else if (op === Op.UNLOAD) {

@@ -9,12 +9,14 @@ holds the interpreter, common stdlib modules and the guest program (``hosts/pyod
 So functions share no Python state: one cannot read or change another's globals, code,
 modules, builtins or files. An instance that crashes fails its own call only.
 
-Calling convention: the artifact is the cell's source (JSON: entry name + source). At its first
-call the function's instance is created (``LOAD_INSTANCE``; not charged to the call) and the
-cell's top level runs in it (``LOAD``; charged). Arguments are checked here with
-:mod:`functions_nb.values` and sent as JSON (bytes as base64); the result comes back as JSON,
-checked in the guest against the return annotation. stdout -> console ``log``, stderr ->
-``error``, ``logging`` -> its level.
+Calling convention: the artifact is the cell's source (JSON: entry name + source, and
+``files``: its declared dependencies' files, see ``functions_nb/dependencies/pypi.py``). At its
+first call the function's instance is created (``LOAD_INSTANCE``; not charged to the call; the
+host writes the dependency files into that instance's own file system at :data:`SITE`, so
+only this function can import them) and the cell's top level runs in it (``LOAD``; charged).
+Arguments are checked here with :mod:`functions_nb.values` and sent as JSON (bytes as
+base64); the result comes back as JSON, checked in the guest against the return annotation.
+stdout -> console ``log``, stderr -> ``error``, ``logging`` -> its level.
 
 Limits: time -- at the deadline or on abort the watchdog sends CANCEL and the host's main
 thread interrupts Python (KeyboardInterrupt; ``time.sleep`` sleeps in slices); code that does
@@ -71,6 +73,10 @@ GRACE = 0.5
 START_TIMEOUT = 120.0
 HEAP_MB = int(os.environ.get("FUNCTIONS_NB_PYODIDE_HEAP_MB", "4096"))
 INSTANCES = int(os.environ.get("FUNCTIONS_NB_PYODIDE_INSTANCES", "32"))
+#: Where a function's dependency files (``"files"`` in its artifact: the contents of its
+#: pure-Python wheels) are in its interpreter's file system; on its ``sys.path`` after the
+#: standard library's folders.
+SITE = "/function/site-packages"
 #: Modules functions may not import: JavaScript/host access, raw memory, package loading
 #: (a clear message; what holds is the host's refusal of JavaScript after set-up).
 BLOCKED_MODULES = ("js", "pyodide_js", "pyodide", "_pyodide", "_pyodide_core", "micropip",
@@ -374,7 +380,11 @@ class PyodideFunction:
         try:
             art = json.loads(code)
             source, entry = art["source"], art["entry"]
-        except (ValueError, KeyError, TypeError) as exc:
+            files = art.get("files") or {}
+            if not isinstance(files, dict) or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+                raise TypeError("'files' is not a map of paths to base64 text")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InvocationError(f"{name}: not a Python function artifact ({exc})") from None
         self.rt = rt
         self.sig = signature
@@ -388,8 +398,10 @@ class PyodideFunction:
         result = signature.result if signature.result in ("i64", "f64", "bool", "str", "bytes",
                                                           "unit") else "json"
         self._prefix = U32.pack(fid)
-        self._new_body = json.dumps({"fid": fid, "limit": self.memory_limit}).encode()
-        self._load_body = self._prefix + json.dumps([entry, source, b64, result]).encode()
+        site = SITE if files else None  # its dependencies, in its own interpreter only
+        self._new_body = json.dumps({"fid": fid, "limit": self.memory_limit, "site": site,
+                                     "files": files or None}).encode()
+        self._load_body = self._prefix + json.dumps([entry, source, b64, result, site]).encode()
         self._generation = 0  # host generation this function is loaded into (0: none)
 
     # the call path ---------------------------------------------------------------------------

