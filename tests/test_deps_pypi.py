@@ -160,6 +160,7 @@ def test_hostile_or_invalid_declarations_are_refused_before_any_registry(block, 
             fx.deploy("python", f"# /// script\n{block}\n# ///\ndef f(a: int) -> int:\n"
                       "    return a\n", name="f")
         assert says in str(info.value)
+        assert (info.value.language, info.value.name) == ("python", "f")
         assert fx.list() == []
     finally:
         fx.close()
@@ -264,12 +265,15 @@ def test_the_simple_index_in_html_is_read_as_well():
 
 def test_transitive_requirements_and_extras_come_from_the_wheels_metadata():
     """requests[socks]: its Requires-Dist (urllib3, idna, certifi, charset-normalizer) and the
-    extra's PySocks, all pure wheels, each pinned with its hash."""
+    extra's PySocks, all pure wheels, each pinned with its hash; a declaration whose marker
+    does not hold for the interpreter (Python 3.1x) is left out."""
     _usable()
-    fetched, extra = pypi.resolver().resolve(("runtime: pyodide", "requests[socks]>=2.30"),
-                                             language="python", name="f")
+    fetched, extra = pypi.resolver().resolve(
+        ("runtime: pyodide", "requests[socks]>=2.30", "tomli; python_version < '3.11'"),
+        language="python", name="f")
     names = {f.package.name for f in fetched}
     assert {"requests", "urllib3", "idna", "certifi", "charset-normalizer", "pysocks"} <= names
+    assert "tomli" not in names
     for f in fetched:
         assert f.package.file.endswith("-none-any.whl")
         assert f.package.registry_hash == f"sha256:{f.package.sha256}"

@@ -147,7 +147,11 @@ def prepare(lang: Declaring, source: str, flags: dict[str, Any], name: str, stor
     ``previous`` is the lock of the function's latest version (``FunctionInfo.dependencies``):
     reused as it is when the cell declares the same dependencies. ``store`` holds the files
     (``put_blob``/``get_blob``)."""
-    declared = tuple(lang.declared_dependencies(source, flags))
+    try:
+        declared = tuple(lang.declared_dependencies(source, flags))
+    except DependencyError as exc:  # a declaration refused: say whose
+        exc.language, exc.name = exc.language or lang.name, exc.name or name
+        raise
     if not declared:
         return None
     ecosystem = lang.ecosystem

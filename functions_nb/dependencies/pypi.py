@@ -35,6 +35,7 @@ import os
 import re
 import tomllib
 import zipfile
+import zlib
 from collections import deque
 from collections.abc import Iterable
 from functools import lru_cache
@@ -328,7 +329,8 @@ class Resolution:
         for _ in range(MAX_ROUNDS):
             chosen: dict[str, Chosen] = {}
             extras: dict[str, set[str]] = {}
-            queue = deque((r, "the cell") for r in reqs)
+            queue = deque((r, "the cell") for r in reqs
+                          if r.marker is None or r.marker.evaluate(self.target.environment()))
             restart = False
             while queue:
                 req, who = queue.popleft()
@@ -548,7 +550,10 @@ def wheel_files(path: Path) -> dict[str, bytes]:
             if total > MAX_FILES_BYTES:
                 raise DependencyError(f"{filename}: more than {MAX_FILES_BYTES >> 20} MiB of "
                                       "files")
-            out[name] = zf.read(info)
+            try:
+                out[name] = zf.read(info)
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as exc:
+                raise DependencyError(f"{filename}: {name} cannot be read ({exc})") from None
     return out
 
 
