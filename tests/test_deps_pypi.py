@@ -126,6 +126,16 @@ def test_a_package_with_compiled_code_only_is_refused_naming_it(deployed):
     assert "dump" not in [f.name for f in fx.list()]
 
 
+def test_a_transitive_package_with_compiled_code_is_named_with_who_required_it():
+    _usable()
+    with pytest.raises(DependencyError) as info:
+        pypi.resolver().resolve(("runtime: pyodide", "pydantic>=2"), language="python",
+                                name="f")
+    assert str(info.value).startswith("pydantic-core (required by pydantic 2.")
+    assert "has compiled code" in str(info.value)
+    assert (info.value.language, info.value.name) == ("python", "f")
+
+
 def test_numpy_on_pyodide_points_at_the_runtime_that_ships_it():
     _usable()
     if not (pypi.wasi_home() / "MANIFEST").is_file():

@@ -353,7 +353,7 @@ class Resolution:
                 if len(chosen) >= MAX_PACKAGES:
                     raise DependencyError(f"{req.name}: the dependencies need more than "
                                           f"{MAX_PACKAGES} packages")
-                pick = self._wheel(self._best(canon, req.name, spec, asked))
+                pick = self._wheel(self._best(canon, req.name, spec, asked, who))
                 chosen[canon] = pick
                 queue.extend(self._requires(pick, {""} | extras[canon]))
             if not restart:
@@ -395,8 +395,10 @@ class Resolution:
         return self._pages[canon]
 
     def _best(self, canon: str, shown: str, spec: SpecifierSet,
-              asked: list[tuple[SpecifierSet, str]]) -> Candidate:
-        """The newest version matching ``spec`` that has a pure-Python wheel for the target."""
+              asked: list[tuple[SpecifierSet, str]], who: str) -> Candidate:
+        """The newest version matching ``spec`` that has a pure-Python wheel for the target
+        (``who`` asked for it: named in errors when it is not the cell)."""
+        by = "" if who == "the cell" else f" (required by {who})"
         versions: dict[Version, list[IndexFile]] = {}
         for f in self.page(canon, shown):
             version = _file_version(f.filename, canon)
@@ -415,7 +417,7 @@ class Resolution:
         matching = sorted(spec.filter(versions), reverse=True)
         if not matching:
             newest = ", ".join(map(str, sorted(versions, reverse=True)[:5]))
-            raise DependencyError(f"{shown}: no release matches {_describe({canon: asked})} "
+            raise DependencyError(f"{shown}{by}: no release matches {_describe({canon: asked})} "
                                   f"(newest: {newest})")
         for version in matching:
             wheels = [f for f in versions[version] if self.target.compatible(f.filename)]
@@ -425,7 +427,7 @@ class Resolution:
         kinds = sorted({"source distributions" if not f.filename.endswith(".whl")
                         else "platform-specific wheels" for f in versions[newest]})
         raise DependencyError(
-            f"{shown}: has compiled code (no pure-Python wheel of any release matching "
+            f"{shown}{by}: has compiled code (no pure-Python wheel of any release matching "
             f"{spec or 'any version'}; {shown} {newest} has only {' and '.join(kinds)}). "
             f"Functions use pure-Python wheels only; {_ships(self.target.runtime)}"
             + _hint(canon, self.target.runtime))
