@@ -31,6 +31,12 @@ def doctor() -> list[dict[str, Any]]:
         row["isolation"] = isolation[lang.runtime]
         row["build"] = build
         row["choices"] = lang.toolchain_choices()
+        for choice in row["choices"]:  # a flag choosing another runtime (python --runtime wasi)
+            kind = choice.get("runtime")
+            if kind:
+                if kind not in isolation:
+                    isolation[kind] = runtimes.isolation(kind).to_dict()
+                choice["isolation"] = isolation[kind]
         rows.append(row)
     for name in languages.PLANNED:
         rows.append({"language": name, "usable": False, "version": "", "path": "",
@@ -58,10 +64,14 @@ def format_report(rows: list[dict[str, Any]]) -> str:
         lines.append(f"builds: {build['summary']}")
     seen: dict[str, dict[str, Any]] = {r["runtime"]: r["isolation"] for r in rows
                                        if r.get("isolation")}
+    seen.update({c["runtime"]: c["isolation"] for r in rows for c in r.get("choices", ())
+                 if c.get("isolation")})
     if seen:
         lines.append("isolation:")
         kind_width = max(map(len, seen))
         for kind, iso in seen.items():
-            used = ", ".join(r["language"] for r in rows if r.get("runtime") == kind)
+            used = ", ".join([r["language"] for r in rows if r.get("runtime") == kind]
+                             + [f"{r['language']} --{c['flag']} {c['value']}" for r in rows
+                                for c in r.get("choices", ()) if c.get("runtime") == kind])
             lines.append(f"    {kind:<{kind_width}}  ({used}) {iso['summary']}")
     return "\n".join(lines)

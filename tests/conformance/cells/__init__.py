@@ -7,7 +7,9 @@ import importlib
 from ..spec import Cells
 
 LANGUAGES = ("rust", "go", "zig", "assemblyscript", "typescript", "javascript", "python",
-             "csharp")
+             "python_wasi", "csharp")
+#: Subjects that are a language deployed with flags: subject -> (language, deploy flags).
+DEPLOYED_AS = {"python_wasi": ("python", {"runtime": "wasi"})}
 
 
 def cells(language: str) -> Cells:
