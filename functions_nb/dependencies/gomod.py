@@ -38,6 +38,7 @@ from pathlib import Path
 
 from ..errors import DependencyError
 from . import Fetched, Package, sha256
+from .http import MAX_BYTES
 
 #: The proxy when ``$GOPROXY`` is not set (no ``direct``: no version-control checkouts).
 DEFAULT_PROXY = "https://proxy.golang.org"
@@ -246,6 +247,8 @@ def _collect(download: Path, sums: dict[tuple[str, str], str]) -> list[Fetched]:
         path = download / escape(module) / "@v" / file
         if not path.is_file():  # a checksum go.sum keeps for a module the build does not load
             continue
+        if path.stat().st_size > MAX_BYTES:
+            raise DependencyError(f"{module}@{base}: {file} is larger than {MAX_BYTES >> 20} MiB")
         data = path.read_bytes()
         expected = sums[(module, version)]
         try:

@@ -17,6 +17,12 @@ last parameter (``divisors ...int``) takes the rest of the positional arguments,
 as its element type, and crosses as the slice would (``...byte`` as bytes; by name it takes a
 list, or bytes for ``...byte``).
 
+Dependencies: an import of a module path (``import "github.com/google/uuid"``) declares a
+module from the Go module proxy; a header ``// require <module> <version>`` pins its version
+(:meth:`Go.declared_dependencies`). They are resolved and pinned by ``go.sum`` outside the
+sandbox (:mod:`functions_nb.dependencies.gomod`) and built offline from the lock's files
+(:meth:`Go._build_with_deps`).
+
 Sandbox: the module only gets WASI with no preopened directories, no environment, no
 arguments and no sockets; stdout/stderr go to the console; sleeping obeys the time limit.
 A precompiled module (wasmtime ``serialize``) is cached locally and in the store, so only
