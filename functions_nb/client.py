@@ -203,6 +203,8 @@ class Functions:
         if timeout is not None:
             timeout = self.ceilings.check_timeout(timeout)
         fn = self._get(target)
+        if fn.direct and not options:  # positional arguments, code tier only: run as given
+            return self._run(fn, args, timeout)
         sig = fn.info.signature
         args = sig.bind(args, _arguments(sig, options)) if options else sig.bind(args)
         if not options and not fn.info.options.get("cascade") and fn.info.runtime != "prompt":

@@ -27,11 +27,19 @@ from .errors import (
 from .models import Execution, ExecutionRecord, FunctionInfo
 from .runtimes.base import CallContext, LoadedCode
 
+#: Execution ids made at a time.
+ID_BLOCK = 1024
+_time = time.time
+_perf = time.perf_counter
+#: ``tuple.__new__(ExecutionRecord, fields)``: the record without the NamedTuple's own
+#: ``__new__`` (a Python function taking every field by keyword).
+_record_tuple = tuple.__new__
+
 
 class LoadedFunction:
     """A function version ready to run (what the loader caches)."""
 
-    __slots__ = ("info", "code", "breaker", "name", "version", "language", "timeout")
+    __slots__ = ("info", "code", "breaker", "name", "version", "language", "timeout", "direct")
 
     def __init__(self, info: FunctionInfo, code: LoadedCode, breaker: CircuitBreaker) -> None:
         self.info = info
@@ -41,6 +49,11 @@ class LoadedFunction:
         self.version = info.version
         self.language = info.language
         self.timeout = info.timeout
+        sig = info.signature
+        #: A call with positional arguments only runs the code tier with them as given: no
+        #: defaults or variadic parameter to bind, no cascade, not prompt-only.
+        self.direct = (info.runtime != "prompt" and not info.options.get("cascade")
+                       and not any(p.has_default or p.variadic for p in sig.params))
 
     def __repr__(self) -> str:
         return f"LoadedFunction({self.info.target})"
@@ -59,8 +72,12 @@ class Executor:
         self._running = 0
         self._waiting = 0
         self._active: dict[str, tuple[CallContext, LoadedFunction, float]] = {}
-        self._counter = itertools.count(1)
         self._prefix = f"{os.getpid():x}-{int(time.time() * 1000) & 0xFFFFFF:06x}-"
+        #: Execution ids not used yet, the next one last: made a block at a time (text
+        #: formatting right after a runtime call costs a µs; a list's pop does not).
+        self._ids: list[str] = []
+        self._blocks = itertools.count(1, ID_BLOCK)
+        self._ids_lock = threading.Lock()
         self.rejected = 0
 
     # admission -------------------------------------------------------------------
@@ -99,8 +116,19 @@ class Executor:
 
     # execution ---------------------------------------------------------------------
     def new_id(self) -> str:
-        """A fresh execution id (unique across processes)."""
-        return f"{self._prefix}{next(self._counter):x}"
+        """A fresh execution id (unique across processes): the prefix and a hex counter."""
+        try:
+            return self._ids.pop()
+        except IndexError:
+            return self._more_ids()
+
+    def _more_ids(self) -> str:
+        """The next block of ids: the first returned, the rest kept for :meth:`new_id`."""
+        with self._ids_lock:
+            if not self._ids:  # else another thread made a block meanwhile
+                start, prefix = next(self._blocks), self._prefix
+                self._ids = [f"{prefix}{i:x}" for i in range(start + ID_BLOCK - 1, start - 1, -1)]
+            return self._ids.pop()
 
     def run(self, fn: LoadedFunction, args: tuple, timeout: float | None = None, *,
             detail: bool = False, tier: str = "code", attempt: int = 1,
@@ -108,23 +136,33 @@ class Executor:
         """Run ``fn(*args)``; returns the value (or an :class:`Execution` when ``detail``).
         ``exec_id`` (from :meth:`new_id`) lets a caller abort it before it starts; cascade
         attempts pass their tier, attempt number and cascade id for the record."""
+        # the hot path: locals, no helper calls while a slot is free and the breaker closed
         if exec_id is None:
-            exec_id = f"{self._prefix}{next(self._counter):x}"
+            try:
+                exec_id = self._ids.pop()
+            except IndexError:
+                exec_id = self._more_ids()
         ctx = CallContext(exec_id, fn.timeout if timeout is None else timeout)
-        started = time.time()
+        started = _time()
         breaker = fn.breaker
+        active = self._active
+        lock = self._lock
         try:
             if breaker.state is not CLOSED:
                 breaker.before_call()
-            self._active[exec_id] = (ctx, fn, started)
-            queue_ms = self._admit(ctx)
+            active[exec_id] = (ctx, fn, started)
+            with lock:
+                free = self._running < self.max_concurrency and not self._waiting
+                if free:
+                    self._running += 1
+            queue_ms = 0.0 if free else self._admit(ctx)
         except (CircuitOpen, QueueFull, Aborted, FunctionTimeout) as err:
-            self._active.pop(exec_id, None)
+            active.pop(exec_id, None)
             # everything but an open breaker happened while waiting for a slot
-            queue_ms = 0.0 if isinstance(err, CircuitOpen) else (time.time() - started) * 1000
+            queue_ms = 0.0 if isinstance(err, CircuitOpen) else (_time() - started) * 1000
             return self._finish(fn, ctx, args, started, queue_ms, 0.0, err, detail,
                                 tier, attempt, cascade_id)
-        t0 = time.perf_counter()
+        t0 = _perf()
         try:
             value = fn.code.call(args, ctx)
         except FunctionsError as err:
@@ -137,18 +175,23 @@ class Executor:
         else:
             error = None
         finally:
-            duration_ms = (time.perf_counter() - t0) * 1000
-            self._release()
-            del self._active[exec_id]
+            duration_ms = (_perf() - t0) * 1000
+            with lock:
+                self._running -= 1
+                if self._waiting:
+                    self._cond.notify()
+            del active[exec_id]
         if error is None:
-            breaker.on_success()
+            if breaker.failures or breaker.state is not CLOSED:
+                breaker.on_success()  # closed with no failures: nothing to reset
             if ctx._partial or ctx.dropped:
                 ctx.finish_console()
-            if self._record is not None:  # positional: keywords cost ~1 µs on this hot path
-                self._record(ExecutionRecord(
+            record = self._record
+            if record is not None:  # the tuple made directly: ExecutionRecord() is a call more
+                record(_record_tuple(ExecutionRecord, (
                     exec_id, fn.name, fn.version, fn.language, tier, attempt, "ok", None, None,
                     started, queue_ms, duration_ms, ctx.cold, args, value, ctx.console or None,
-                    ctx.memory_bytes, None, cascade_id))
+                    ctx.memory_bytes, None, cascade_id)))
             if detail:
                 return Execution(exec_id, fn.name, fn.version, fn.language, "ok", value, None,
                                  started, queue_ms, duration_ms, ctx.cold, ctx.console,

@@ -316,45 +316,55 @@ def _arrays() -> tuple[type, ...]:
 class Watchdog:
     """Terminates ONNX Runtime runs at their deadline, or when their call is aborted.
 
-    :meth:`watch` and :meth:`done` are a dict insert and pop (no lock: the calls stay cheap);
-    while any call runs, the thread looks every :data:`ABORT_POLL` seconds or at the earliest
-    deadline it has seen, whichever comes first, so a run stops within ``ABORT_POLL`` of its
-    limit; with nothing running it sleeps until the next :meth:`watch`."""
+    A run is watched by its ``RunOptions`` (one call at a time uses one): :attr:`active` maps
+    it to the call's context. :meth:`watch` and :meth:`done` are a dict insert and delete (no
+    lock: the calls stay cheap; the hot path does them inline, calling :meth:`wake` when
+    :meth:`awake` is False). While any call runs, the thread looks every :data:`ABORT_POLL`
+    seconds or at the earliest deadline it has seen, whichever comes first, so a run stops
+    within ``ABORT_POLL`` of its limit; with nothing running it sleeps until the next
+    :meth:`wake`. It sets ``terminate`` only after the context's ``timed_out`` or
+    ``aborted``, so a call that sees neither set and still finds its run terminated was hit
+    by a flag meant for the options' previous call (see :meth:`OnnxModel._rerun`)."""
 
     def __init__(self) -> None:
-        self._active: dict[int, tuple[CallContext, Any]] = {}
-        self._ids = itertools.count()
+        self.active: dict[Any, CallContext] = {}
         self._wake = threading.Event()
+        #: Whether the thread is looking at running calls (else :meth:`wake` it).
+        self.awake = self._wake.is_set
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
 
-    def watch(self, ctx: CallContext, run_options: Any) -> int:
-        key = next(self._ids)
-        self._active[key] = (ctx, run_options)
-        if not self._wake.is_set():
-            self._wake.set()
-            if self._thread is None:
-                with self._start:
-                    if self._thread is None:
-                        self._thread = threading.Thread(target=self._loop, daemon=True,
-                                                        name="onnx-watchdog")
-                        self._thread.start()
-        return key
+    def watch(self, ctx: CallContext, run_options: Any) -> Any:
+        """Watch a run with ``run_options`` for ``ctx``; returns the key for :meth:`done`."""
+        self.active[run_options] = ctx
+        if not self.awake():
+            self.wake()
+        return run_options
 
-    def done(self, key: int) -> None:
-        self._active.pop(key, None)
+    def wake(self) -> None:
+        """Make the thread look at :attr:`active` (started on first use)."""
+        self._wake.set()
+        if self._thread is None:
+            with self._start:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._loop, daemon=True,
+                                                    name="onnx-watchdog")
+                    self._thread.start()
+
+    def done(self, key: Any) -> None:
+        self.active.pop(key, None)
 
     def _loop(self) -> None:
         while True:
             self._wake.wait()
-            if not self._active:
+            if not self.active:
                 self._wake.clear()
-                if not self._active:  # nothing came in between: sleep until watch()
+                if not self.active:  # nothing came in between: sleep until wake()
                     continue
                 self._wake.set()
             now = time.monotonic()
             nearest = now + ABORT_POLL
-            for ctx, options in list(self._active.values()):
+            for options, ctx in list(self.active.items()):
                 if ctx.deadline <= now:
                     ctx.timed_out = True
                     options.terminate = True
@@ -396,7 +406,8 @@ class OnnxModel:
         self._rank = len(self._shape)
         names = self.output_names
         self._pair = (names[0], names[1]) if len(names) == 2 else None
-        self._watch, self._done = runtime.watchdog.watch, runtime.watchdog.done
+        watchdog = runtime.watchdog
+        self._watching, self._awake, self._wake = watchdog.active, watchdog.awake, watchdog.wake
         #: A batched input's shape past the batch dimension, when all of it is fixed.
         self._tail: tuple[int, ...] | None = None
         if one is not None and one.batched and None not in one.shape[1:]:
@@ -459,38 +470,43 @@ class OnnxModel:
 
     # running --------------------------------------------------------------------------
     def call(self, args: tuple, ctx: CallContext) -> Any:
-        if self._tail is not None and len(args) == 1 and not self._closed:
+        if self._tail is not None and len(args) == 1:
             # the hot path: one batch array of the input's dtype and shape (the checks of
-            # feeds() and run(), with what they compare worked out once at load)
+            # feeds() and run(), with what they compare worked out once at load; the watch
+            # of Watchdog.watch/done inline)
             value = args[0]
-            if type(value) is self._ndarray and value.shape[1:] == self._tail and \
-                    value.ndim == self._rank and (value.dtype is self._dtype
-                                                  or value.dtype == self._dtype):
-                rows = value.shape[0]
-                if rows > self.max_rows:
-                    self.check_memory(rows)
-                pool = self._options
-                try:
-                    options = pool.pop()
-                except IndexError:
-                    options = self._new_options()
-                key = self._watch(ctx, options)
-                if self._first:
-                    ctx.cold, self._first = True, False
-                try:
-                    outs = self._run(self.output_names, {self._name: value}, options)
-                except Exception as exc:  # noqa: BLE001 - translated once, in _error
-                    raise self._error(exc, ctx) from None
-                finally:
-                    self._done(key)
-                if not options.terminate:  # stopped just after it finished: not reusable
-                    pool.append(options)
-                pair = self._pair
-                if pair is not None:  # e.g. a classifier's labels and probabilities
-                    return {pair[0]: outs[0], pair[1]: outs[1]}
-                if len(outs) == 1:
-                    return outs[0]
-                return dict(zip(self.output_names, outs, strict=True))
+            if type(value) is self._ndarray:
+                shape = value.shape
+                if shape[1:] == self._tail and len(shape) == self._rank and not self._closed \
+                        and (value.dtype is self._dtype or value.dtype == self._dtype):
+                    if shape[0] > self.max_rows:
+                        self.check_memory(shape[0])
+                    pool = self._options
+                    try:
+                        options = pool.pop()
+                    except IndexError:
+                        options = self._new_options()
+                    watching = self._watching
+                    watching[options] = ctx
+                    if not self._awake():
+                        self._wake()
+                    if self._first:
+                        ctx.cold, self._first = True, False
+                    feeds = {self._name: value}
+                    try:
+                        outs = self._run(self.output_names, feeds, options)
+                    except Exception as exc:  # noqa: BLE001 - translated once, in _error
+                        outs = self._rerun(exc, ctx, options, feeds)
+                    finally:
+                        del watching[options]
+                    if not (ctx.timed_out or ctx.aborted):  # else its flag may be set
+                        pool.append(options)
+                    pair = self._pair
+                    if pair is not None:  # e.g. a classifier's labels and probabilities
+                        return {pair[0]: outs[0], pair[1]: outs[1]}
+                    if len(outs) == 1:
+                        return outs[0]
+                    return dict(zip(self.output_names, outs, strict=True))
         if self._closed:
             raise InvocationError(f"{self.signature.name}: this model was unloaded")
         feeds, row = self.feeds(args)
@@ -523,12 +539,27 @@ class OnnxModel:
         try:
             outs = self._run(self.output_names, feeds, options)
         except Exception as exc:  # noqa: BLE001 - ONNX Runtime's errors, translated once
-            raise self._error(exc, ctx) from None
+            outs = self._rerun(exc, ctx, options, feeds)
         finally:
             watchdog.done(key)
-        if not options.terminate:  # stopped just after it finished: not reusable
+        if not (ctx.timed_out or ctx.aborted):  # else its terminate flag may be set
             self._options.append(options)
         return outs
+
+    def _rerun(self, exc: Exception, ctx: CallContext, options: Any,
+               feeds: dict[str, Any]) -> list[Any]:
+        """After a failed run: when a terminate flag stopped it that this call did not ask
+        for (neither timed out nor aborted: the watchdog stopped the options' previous call
+        as it ended), run again with the flag cleared; else raise ``exc`` translated."""
+        for _ in range(3):
+            if ctx.timed_out or ctx.aborted or "terminate flag" not in str(exc):
+                break
+            options.terminate = False
+            try:
+                return self._run(self.output_names, feeds, options)
+            except Exception as again:  # noqa: BLE001 - translated below
+                exc = again
+        raise self._error(exc, ctx) from None
 
     def _error(self, exc: Exception, ctx: CallContext) -> Exception:
         """ONNX Runtime's exception as ours (the one place it is translated)."""
