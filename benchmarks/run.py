@@ -209,6 +209,9 @@ def main() -> int:
         from benchmarks.models import run_all as onnx_rows
 
         results += onnx_rows()
+        from benchmarks.python_wasi import run_all as wasi_python_rows
+
+        results += wasi_python_rows(str(Path(tmp) / "wasi-python-store"))
     out = ROOT / "bench-results.json"
     out.write_text(json.dumps(results, indent=1) + "\n")
     for r in results:

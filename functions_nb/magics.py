@@ -163,6 +163,9 @@ class FunctionsMagics(Magics):
     @argument("--edition", default=None,
               help="language edition, where the language has them (rust: 2024, the default, "
                    "or 2021)")
+    @argument("--runtime", default=None,
+              help="python: pyodide or wasi (numpy, pandas, SciPy, scikit-learn); default: "
+                   "chosen from the cell's imports")
     @cell_magic
     def function(self, line: str, cell: str) -> None:
         """Compile the cell and deploy it as a new version of NAME.
@@ -171,8 +174,10 @@ class FunctionsMagics(Magics):
         Compile errors show the compiler's output with cell line numbers.
         """
         opts = parse_argstring(self.function, line)
-        # --toolchain/--edition become deploy flags only when given (else the default applies)
-        flags = {k: v for k in ("toolchain", "edition") if (v := getattr(opts, k)) is not None}
+        # --toolchain/--edition/--runtime become deploy flags only when given (else the default
+        # applies)
+        flags = {k: v for k in ("toolchain", "edition", "runtime")
+                 if (v := getattr(opts, k)) is not None}
         box: dict[str, Any] = {}
 
         def work() -> None:

