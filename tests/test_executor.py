@@ -11,6 +11,7 @@ import time
 import pytest
 
 from functions_nb import Functions, QueueFull
+from functions_nb.executor import ID_BLOCK, Executor
 
 from .conftest import ADD_RS, SPIN_RS
 
@@ -89,3 +90,31 @@ def test_precompiled_module_shared_through_store(store, tmp_path):
     out = subprocess.run([sys.executable, "-c", PROBE, store], env=env, capture_output=True,
                          text=True, check=True).stdout.split()
     assert out == ["ok", "0"]  # no compile: deserialized from the store's module cache
+
+
+def test_execution_ids_unique_and_in_order_across_blocks_and_threads():
+    """Ids come from blocks made ahead: the prefix and a counter, in order within a thread,
+    never repeated by threads taking them at once (a block refilled under contention)."""
+    ex = Executor()
+    n = ID_BLOCK * 2 + 5
+    ids = [ex.new_id() for _ in range(n)]
+    prefix = ids[0].rsplit("-", 1)[0] + "-"
+    assert all(i.startswith(prefix) for i in ids)
+    assert [int(i.rsplit("-", 1)[1], 16) for i in ids] == list(range(1, n + 1))
+    taken: list[list[str]] = [[] for _ in range(4)]
+
+    def take(out: list[str]) -> None:
+        for _ in range(ID_BLOCK + 100):
+            out.append(ex.new_id())
+
+    threads = [threading.Thread(target=take, args=(out,)) for out in taken]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    every = [i for out in taken for i in out]
+    assert len(set(every)) == len(every) == 4 * (ID_BLOCK + 100)
+    assert not set(every) & set(ids)
+    for out in taken:  # each thread saw its ids in increasing order
+        counters = [int(i.rsplit("-", 1)[1], 16) for i in out]
+        assert counters == sorted(counters)

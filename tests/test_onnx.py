@@ -81,6 +81,26 @@ def slow_model() -> onnx.ModelProto:
     return h.make_model(graph, opset_imports=opset())
 
 
+def slow_batched_model(width: int = 64) -> onnx.ModelProto:
+    """x [N, width] through a Loop of 10**9 ``tanh(x @ W)``: a batched input of fixed row
+    shape (the call's hot path) that runs until something stops it."""
+    body = h.make_graph(
+        [h.make_node("MatMul", ["x_in", "W"], ["y0"]), h.make_node("Tanh", ["y0"], ["x_out"]),
+         h.make_node("Identity", ["cond_in"], ["cond_out"])], "body",
+        [h.make_tensor_value_info("i", T.INT64, []), h.make_tensor_value_info("cond_in", T.BOOL, []),
+         h.make_tensor_value_info("x_in", T.FLOAT, ["N", width])],
+        [h.make_tensor_value_info("cond_out", T.BOOL, []),
+         h.make_tensor_value_info("x_out", T.FLOAT, ["N", width])])
+    graph = h.make_graph(
+        [h.make_node("Constant", [], ["M"], value=h.make_tensor("m", T.INT64, [], [10**9])),
+         h.make_node("Constant", [], ["c"], value=h.make_tensor("cc", T.BOOL, [], [True])),
+         h.make_node("Loop", ["M", "c", "x"], ["y"], body=body)], "slow_rows",
+        [h.make_tensor_value_info("x", T.FLOAT, ["N", width])],
+        [h.make_tensor_value_info("y", T.FLOAT, ["N", width])],
+        [onnx.numpy_helper.from_array(np.eye(width, dtype=np.float32) * 0.5, "W")])
+    return h.make_model(graph, opset_imports=opset())
+
+
 def blob_path(fx: Functions, info) -> Path:
     return Path(fx.store.url.removeprefix("file://")) / "blobs" / info.code_sha256
 
@@ -285,6 +305,40 @@ def test_slow_model_aborted(fx):
     running, ex = abort_while_running(fx, "slow", np.eye(256, dtype=np.float32))
     assert running["function"] == "slow"
     assert ex.status == "aborted", ex.error
+
+
+def test_batched_slow_model_stopped_and_aborted(fx):
+    """The one-array hot path keeps the time limit and abort, and its RunOptions stay usable."""
+    fx.deploy("onnx", slow_batched_model(), name="slow_rows", timeout=0.5)
+    x = np.ones((2, 64), np.float32)
+    t0 = time.monotonic()
+    ex = fx.run("slow_rows", x)
+    assert ex.status == "timeout" and isinstance(ex.error, FunctionTimeout), ex.error
+    assert 0.4 < time.monotonic() - t0 < 15
+    running, ex = abort_while_running(fx, "slow_rows", x)
+    assert running["function"] == "slow_rows" and ex.status == "aborted", ex.error
+    fx.deploy("onnx", scale_model(3.0), name="triple")
+    ones = np.ones((2, 3), np.float32)
+    for _ in range(3):  # the options pool after stopped runs: every call completes
+        assert fx.invoke("triple", ones).tolist() == [[3.0] * 3] * 2
+
+
+def test_run_options_left_terminated_do_not_stop_the_next_call(iris, clf):
+    """The watchdog may set the flag of a call that has just ended (it saw the deadline as
+    the run returned): the options' next call runs all the same."""
+    first = iris.invoke("iris", X[:3])
+    model = iris._get("iris").code
+    assert model._options  # a RunOptions kept for reuse
+    for options in model._options:
+        options.terminate = True
+    again = iris.invoke("iris", X[:3])  # the hot path
+    assert again["label"].tolist() == first["label"].tolist() == clf.predict(X[:3]).tolist()
+    for options in model._options:
+        options.terminate = True
+    listed = iris.invoke("iris", X[:3].tolist())  # the checked path (a list)
+    assert listed["label"].tolist() == first["label"].tolist()
+    assert not any(options.terminate for options in model._options)
+    assert iris.run("iris", X[:1]).status == "ok"
 
 
 def test_model_larger_than_memory_limit_refused(fx):
