@@ -234,6 +234,8 @@ def test_a_build_without_the_lock_cannot_use_the_module(fx):
 
 
 def test_the_build_checks_each_file_against_go_sum(fx):
+    """A lock whose go.sum does not match a file, or whose entries are not module files of a
+    cell's go.mod, does not build (the store is trusted, and still checked)."""
     info = fx.deploy("go", UUID_GO, name="uuid_info")
     lock = Lock.from_dict(info.dependencies)
     zip_ = next(p for p in lock.packages if p.file.endswith(".zip"))
@@ -246,6 +248,11 @@ def test_the_build_checks_each_file_against_go_sum(fx):
     with pytest.raises(DependencyError, match="not allowed"):
         get_language("go").compile(UUID_GO, "uuid_info", force=True, deps=Resolved(
             hostile, tuple(materialize(lock.packages, fx.store))))
+    replaced = lock._replace(extra=lock.extra.replace(
+        "-- go.sum --", "replace github.com/google/uuid => /etc\n-- go.sum --"))
+    with pytest.raises(DependencyError, match="'replace' directive"):
+        get_language("go").compile(UUID_GO, "uuid_info", force=True, deps=Resolved(
+            replaced, tuple(materialize(lock.packages, fx.store))))
 
 
 @pytest.mark.slow  # a cold Go build (the standard library too) in the second machine's cache

@@ -157,7 +157,15 @@ def lock_files(extra: str) -> dict[str, str]:
     if set(out) != {"go.mod", "go.sum"}:
         raise DependencyError("the stored Go lock does not hold exactly go.mod and go.sum "
                               f"(it holds {', '.join(sorted(out)) or 'nothing'})")
+    for line in out["go.mod"].splitlines():  # only what go mod tidy writes for a cell
+        directive = line.split(None, 1)[0] if line.strip() else ""
+        if directive and directive not in _GOMOD_DIRECTIVES and not line[:1].isspace():
+            raise DependencyError(f"the stored Go lock's go.mod has a {directive!r} directive "
+                                  "(a cell's go.mod has only module, go, toolchain and require)")
     return out
+
+
+_GOMOD_DIRECTIVES = {"module", "go", "toolchain", "require", ")", "//"}
 
 
 def cache_path(package: Package) -> str:
