@@ -26,6 +26,13 @@ type chosen from their bounds (``serde_json::Value`` for ``PartialEq``/``Clone``
 structs and enums that cross get serde's derives added when they lack them (on the item's
 line, so cell lines stay right). Built with overflow checks on: an overflow panics, and the
 message names wasm32's 32-bit ``usize``.
+
+Crates from crates.io: the cell declares them as a cargo script does, in front matter at its
+top (RFC 3503: a ``---`` fence, optionally ``---cargo``, a ``[dependencies]`` table, a closing
+fence with as many dashes). ``functions_nb.dependencies.crates`` resolves them with cargo
+into a Cargo.lock and fetches every ``.crate`` (outside the build sandbox); the build unpacks
+them into a directory source and runs ``cargo build --frozen`` in the sandbox, the cell being
+the crate's library with the same prelude and glue as any Rust cell.
 """
 
 from __future__ import annotations
@@ -35,12 +42,14 @@ import json
 import os
 import platform
 import re
+import tarfile
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..config import cache_dir
-from ..errors import BadArguments
+from ..errors import BadArguments, DependencyError
 from ..models import Param, Signature
 from .base import (
     BuildSandbox,
@@ -54,6 +63,9 @@ from .base import (
     run_tool,
     split_top_level,
 )
+
+if TYPE_CHECKING:
+    from ..dependencies import Resolved
 
 #: Where ``scripts/install-rust.sh`` puts the compiler (``usr/bin/rustc``, its libraries in
 #: ``usr/lib/<multiarch>``, the sysroot ``usr`` with the wasm32 standard library).
@@ -206,6 +218,304 @@ def host_linker() -> dict[str, str]:
     return {f"CARGO_TARGET_{triple.upper().replace('-', '_')}_LINKER": gcc} if Path(gcc).exists() else {}
 
 
+# -- crates from crates.io: front matter, manifest, directory source -------------------------
+
+#: An opening or closing front matter fence: 3+ dashes, an infostring, trailing blanks.
+_FENCE = re.compile(r"(-{3,})[ \t]*([^\s,]*)[ \t]*")
+#: A crate name as crates.io takes them.
+_CRATE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+#: A version requirement (``1``, ``^1.2``, ``>=0.4, <0.6``, ``=1.0.3``, ``*``).
+_VERSION_REQ = re.compile(r"[0-9A-Za-z.*^~<>=, +-]{1,100}")
+#: A feature of a dependency (``derive``, ``std``, ``serde/std``).
+_FEATURE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_+./-]{0,63}")
+#: The most crates a cell declares.
+MAX_DECLARED = 64
+#: Keys of a dependency's table read here, in the order the canonical text writes them.
+_SPEC_KEYS = ("version", "default-features", "features", "package")
+#: Keys cargo knows that a function's dependency cannot have, and why.
+_REFUSED_KEYS = {
+    "path": "a path dependency would build files from outside the cell",
+    "git": "git dependencies are not reachable from here",
+    "branch": "git dependencies are not reachable from here",
+    "tag": "git dependencies are not reachable from here",
+    "rev": "git dependencies are not reachable from here",
+    "registry": "crates come from crates.io (cargo's own configuration can mirror it)",
+    "registry-index": "crates come from crates.io (cargo's own configuration can mirror it)",
+    "workspace": "a cell is not part of a workspace",
+    "optional": "nothing would enable an optional dependency",
+}
+#: The crates the glue uses under their own names (JSON-typed parameters and results).
+GLUE_CRATES = {"serde": ("1", ("derive",)),
+               "serde_json": ("1", ("float_roundtrip", "raw_value"))}
+#: The Cargo feature that builds the glue's crates (when the cell needs JSON).
+JSON_FEATURE = "fnb-json"
+#: Bump when the build of a cell with crates changes (its manifest, the directory source).
+CRATES_BUILD = "1"
+#: The package a cell with crates becomes (the name of the plain build's crate too).
+CELL_CRATE = "fnb_cell"
+
+
+class FrontMatter(NamedTuple):
+    """A cell's cargo-script front matter: its TOML text and the cell lines of its fences
+    (``start`` includes a shebang line before it)."""
+
+    body: str
+    start: int
+    opens: int
+    closes: int
+
+
+def front_matter(source: str) -> FrontMatter | None:
+    """The front matter at the top of ``source`` (after an optional shebang and blank lines),
+    as cargo scripts write it, or None. A fence that opens and never closes, an infostring
+    other than ``cargo``, or a line inside starting with the fence's dashes is refused."""
+    lines = source.split("\n")
+    i = 1 if lines[0].startswith("#!") and not lines[0].startswith("#![") else 0
+    start = i
+    while i < len(lines) and not lines[i].strip():
+        i += 1
+    m = _FENCE.fullmatch(lines[i].rstrip("\r")) if i < len(lines) else None
+    if m is None:
+        return None
+    dashes, info = m.groups()
+    if info not in ("", "cargo"):
+        raise _declaration_error(f"the front matter's infostring is `{info}`: cargo scripts "
+                                 "write `---` or `---cargo`", i + 1)
+    for j in range(i + 1, len(lines)):
+        text = lines[j].rstrip("\r")
+        if not text.startswith(dashes):
+            continue
+        if re.fullmatch(re.escape(dashes) + r"[ \t]*", text):
+            return FrontMatter("\n".join(lines[i + 1:j]), start + 1, i + 1, j + 1)
+        raise _declaration_error(f"this line starts with the front matter's fence `{dashes}` "
+                                 f"(opened at line {i + 1}); a longer fence escapes it", j + 1)
+    raise _declaration_error(f"the front matter opened by `{dashes}` has no closing `{dashes}`",
+                             i + 1)
+
+
+def without_front_matter(source: str) -> str:
+    """``source`` with its front matter (and a shebang before it) as blank lines: rustc sees
+    Rust only, and cell line numbers stay right."""
+    fm = front_matter(source)
+    if fm is None:
+        return source
+    lines = source.split("\n")
+    return "\n".join([""] * fm.closes + lines[fm.closes:])
+
+
+def _declaration_error(message: str, line: int | None = None) -> DependencyError:
+    where = f"cell:{line}: " if line else ""
+    return DependencyError(f"{where}error: {message}", language="rust", line=line)
+
+
+def declarations(source: str) -> tuple[str, ...]:
+    """The crates the cell's front matter declares, one canonical ``name = spec`` line each,
+    sorted by name (the text :func:`cargo_manifest` builds on, and what a redeploy compares)."""
+    fm = front_matter(source)
+    if fm is None:
+        return ()
+    try:
+        doc = tomllib.loads(fm.body + "\n")  # an error names a line, not "end of document"
+    except tomllib.TOMLDecodeError as exc:
+        text = re.sub(r"\(at line (\d+)", lambda m: f"(at cell line {int(m.group(1)) + fm.opens}",
+                      str(exc))
+        line = re.search(r"at cell line (\d+)", text)
+        raise _declaration_error(f"the front matter is not valid TOML: {text}",
+                                 int(line.group(1)) if line else fm.opens) from None
+    other = sorted(set(doc) - {"dependencies"})
+    if other:
+        raise _declaration_error(
+            f"the front matter has [{', '.join(other)}]: a function reads only its "
+            "[dependencies] (the edition is a deploy flag, the build profile is the "
+            "function's)", fm.opens)
+    table = doc.get("dependencies", {})
+    if not isinstance(table, dict):
+        raise _declaration_error("`dependencies` must be a table", fm.opens)
+    return _canonical(table, fm.opens)
+
+
+def _canonical(table: dict[str, Any], line: int | None) -> tuple[str, ...]:
+    """``table`` (crate -> spec) checked and written canonically (see :func:`declarations`)."""
+    if len(table) > MAX_DECLARED:
+        raise _declaration_error(f"{len(table)} crates declared; at most {MAX_DECLARED}", line)
+    out = []
+    for crate, spec in sorted(table.items()):
+        if not _CRATE_NAME.fullmatch(crate) or crate.replace("-", "_") in (CELL_CRATE, "fnb_prelude"):
+            raise _declaration_error(f"`{crate}` is not a crate name a function can depend on",
+                                     line)
+        if isinstance(spec, str):
+            spec = {"version": spec}
+        if not isinstance(spec, dict):
+            raise _declaration_error(f"crate `{crate}`: write a version (`{crate} = \"1\"`) or a "
+                                     f"table (`{crate} = {{ version = \"1\", features = [...] }}`)",
+                                     line)
+        spec = {("default-features" if k == "default_features" else k): v for k, v in spec.items()}
+        for key in spec:
+            if key in _REFUSED_KEYS:
+                raise _declaration_error(f"crate `{crate}`: `{key}` is not allowed: "
+                                         f"{_REFUSED_KEYS[key]}", line)
+            if key not in _SPEC_KEYS:
+                raise _declaration_error(f"crate `{crate}`: `{key}` is not read here; a dependency "
+                                         f"takes {', '.join(_SPEC_KEYS)}", line)
+        version = spec.get("version")
+        if not isinstance(version, str) or not _VERSION_REQ.fullmatch(version):
+            raise _declaration_error(f"crate `{crate}`: needs a version requirement (such as "
+                                     f"\"1\" or \"^0.4.2\"), got {version!r}", line)
+        features = spec.get("features", [])
+        if not isinstance(features, list) or not all(
+                isinstance(f, str) and _FEATURE.fullmatch(f) for f in features):
+            raise _declaration_error(f"crate `{crate}`: features must be a list of feature "
+                                     f"names, got {features!r}", line)
+        if not isinstance(spec.get("default-features", True), bool):
+            raise _declaration_error(f"crate `{crate}`: default-features is true or false", line)
+        package = spec.get("package", crate)
+        if not isinstance(package, str) or not _CRATE_NAME.fullmatch(package):
+            raise _declaration_error(f"crate `{crate}`: package must be a crate name", line)
+        if (crate in GLUE_CRATES or package in GLUE_CRATES) and package != crate:
+            raise _declaration_error(f"crate `{crate}`: {package if package in GLUE_CRATES else crate}"
+                                     " is used by the glue under its own name: declare it "
+                                     "without renaming", line)
+        out.append(f"{crate} = {json.dumps(version) if spec.keys() == {'version'} else _inline(spec)}")
+    return tuple(out)
+
+
+def _inline(spec: dict[str, Any]) -> str:
+    """A dependency's spec as an inline TOML table (keys in :data:`_SPEC_KEYS` order)."""
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, list):
+            return "[" + ", ".join(map(value, v)) + "]"
+        return json.dumps(v)  # checked ASCII text: a TOML basic string
+    return "{ " + ", ".join(f"{k} = {value(spec[k])}" for k in _SPEC_KEYS if k in spec) + " }"
+
+
+def cargo_manifest(declared: tuple[str, ...], flags: Mapping[str, Any] | None = None) -> str:
+    """The Cargo.toml of a cell with crates: its ``declared`` dependencies (checked again), the
+    glue's serde/serde_json (added to the cell's own declaration of them, else optional behind
+    :data:`JSON_FEATURE`), and a release profile like the plain build's flags. The resolver
+    locks it with default ``flags``; the build uses the deploy's (the lock fits both)."""
+    flags = flags or {}
+    try:
+        table = tomllib.loads("\n".join(declared))
+    except tomllib.TOMLDecodeError as exc:
+        raise _declaration_error(f"the declared dependencies are not TOML: {exc}") from None
+    deps = {line.partition(" = ")[0]: line for line in _canonical(table, None)}
+    optional = []
+    for crate, (version, features) in GLUE_CRATES.items():
+        if crate in deps:  # the cell's own: the glue's features added
+            spec = tomllib.loads(deps[crate])[crate]
+            spec["features"] = sorted({*spec.get("features", []), *features})
+            deps[crate] = f"{crate} = {_inline(spec)}"
+        else:
+            optional.append(f"dep:{crate}")
+            deps[crate] = (f"{crate} = {{ version = \"{version}\", features = "
+                           f"{json.dumps(list(features))}, optional = true }}")
+    opt = flags.get("opt_level", 2)
+    return "\n".join([
+        "[package]", f'name = "{CELL_CRATE}"', 'version = "0.1.0"',
+        f'edition = "{flags.get("edition", EDITIONS[0])}"', "publish = false", 'resolver = "3"',
+        "", "[lib]", 'path = "lib.rs"', 'crate-type = ["cdylib"]',
+        "", "[dependencies]", *deps.values(),
+        "", "[features]", f"{JSON_FEATURE} = {json.dumps(optional)}",
+        "", "[profile.release]", f"opt-level = {json.dumps(opt)}", 'panic = "abort"',
+        'strip = "symbols"', "overflow-checks = false",
+        # integer overflow panics in the cell (as in its plain build), not inside the crates
+        "", f"[profile.release.package.{CELL_CRATE}]",
+        f"overflow-checks = {'true' if flags.get('overflow_checks', True) else 'false'}", ""])
+
+
+#: The most a ``.crate`` file may unpack to.
+MAX_UNPACKED = 512 << 20
+
+
+def unpack_crate(path: Path, name: str, version: str, checksum: str, into: Path) -> None:
+    """Unpack ``path`` (a ``.crate``: a gzipped tar of ``<name>-<version>/``) into ``into``
+    as a crate of a cargo directory source (``.cargo-checksum.json`` naming ``checksum``, the
+    lock's). Members outside that folder, links out of it and devices are refused."""
+    if not _CRATE_NAME.fullmatch(name) or not re.fullmatch(r"[0-9A-Za-z.+-]{1,64}", version):
+        raise DependencyError(f"crate {name!r} {version!r}: not a crate name and version")
+    top = f"{name}-{version}"
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            members = tar.getmembers()
+            for m in members:
+                if m.name != top and not m.name.startswith(top + "/"):
+                    raise DependencyError(f"crate {name} {version}: {path.name} holds "
+                                          f"{m.name!r}, outside {top}/")
+            if sum(m.size for m in members) > MAX_UNPACKED:
+                raise DependencyError(f"crate {name} {version}: unpacks to more than "
+                                      f"{MAX_UNPACKED >> 20} MiB")
+            tar.extractall(into, members, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise DependencyError(f"crate {name} {version}: {path.name} cannot be unpacked: {exc}"
+                              ) from None
+    (into / top / ".cargo-checksum.json").write_text(
+        json.dumps({"files": {}, "package": checksum}))
+
+
+def vendor(deps: Resolved) -> Path:
+    """The directory source of ``deps``' crates (``<cache>/rust-vendor/<lock>/crates``),
+    unpacked once per lock from the verified local copies of its files."""
+    from filelock import FileLock
+
+    from ..dependencies import sha256
+
+    root = cache_dir() / "rust-vendor" / deps.lock.digest()[:24]
+    crates = root / "crates"
+    if (root / "complete").exists():
+        return crates
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root / ".lock")):
+        if (root / "complete").exists():
+            return crates
+        import shutil
+
+        shutil.rmtree(crates, ignore_errors=True)  # an unpacking that stopped half-way
+        tmp = root / f".tmp-{os.urandom(6).hex()}"
+        tmp.mkdir()
+        for pkg, path in zip(deps.lock.packages, deps.files, strict=True):
+            if sha256(path.read_bytes()) != pkg.sha256:
+                raise DependencyError(f"crate {pkg.name} {pkg.version}: {path} does not match "
+                                      "its lock's sha256")
+            unpack_crate(path, pkg.name, pkg.version, pkg.sha256, tmp)
+        os.replace(tmp, crates)
+        (root / "complete").write_text("")
+    return crates
+
+
+def _source_replacement(lock_text: str, vendored: Path) -> str:
+    """``.cargo/config.toml`` pointing every registry of the lock at ``vendored``, offline."""
+    doc = tomllib.loads(lock_text) if lock_text else {}
+    sources = sorted({p["source"] for p in doc.get("package", []) if "source" in p})
+    out = []
+    for i, source in enumerate(sources):
+        if source == "registry+https://github.com/rust-lang/crates.io-index":
+            out += ["[source.crates-io]", 'replace-with = "vendored"']
+        else:
+            kind, _, url = source.partition("+")
+            out += [f"[source.lock-{i}]", f"registry = {json.dumps(source if kind == 'sparse' else url)}",
+                    'replace-with = "vendored"']
+    return "\n".join([*out, "[source.vendored]", f"directory = {json.dumps(str(vendored))}",
+                      "[net]", "offline = true", ""])
+
+
+def _cargo_stderr(stderr: str, workdir: Path) -> str:
+    """cargo's own error text (from its first ``error:``), the build folder named "the cell"."""
+    text = stderr[stderr.find("error"):] if "error" in stderr else stderr
+    return text.replace(str(workdir), "<the cell>").strip()[-4000:]
+
+
+def _package_of(package_id: str) -> str:
+    """``name version`` of a cargo package id (``registry+…#name@1.2.3`` or the older
+    ``name 1.2.3 (registry+…)``)."""
+    if "#" in package_id:
+        tail = package_id.rsplit("#", 1)[1]
+        name, _, version = tail.partition("@")
+        return f"{name} {version}".strip()
+    return " ".join(package_id.split()[:2])
+
+
 class Rust(Language):
     name = "rust"
     runtime = "wasm"
@@ -216,6 +526,12 @@ class Rust(Language):
                     f"{RUST_HOME} with the {TARGET} standard library)")
     accepted_flags = {"edition": (*EDITIONS, *map(int, EDITIONS)),
                       "opt_level": (0, 1, 2, 3, "s", "z"), "overflow_checks": (True, False)}
+    ecosystem = "crates"
+
+    def declared_dependencies(self, source: str, flags: dict[str, Any]) -> tuple[str, ...]:
+        """The crates of the cell's front matter (``---`` / ``[dependencies]`` / ``---``), one
+        canonical ``name = { version = ... }`` line each (:func:`declarations`)."""
+        return declarations(source)
 
     def build_sandbox(self, deps: Path | None = None) -> BuildSandbox:
         """rustc (with the libraries it loads), its linker and sysroot, the offline crate
@@ -262,6 +578,7 @@ class Rust(Language):
 
     # signature -----------------------------------------------------------------
     def parse_signature(self, source: str, name: str) -> Signature:
+        source = without_front_matter(source)
         found = find_function(source, _entry_pattern(name))
         if found is None:
             raise self.error(
@@ -342,7 +659,8 @@ class Rust(Language):
         """As the base class, plus the prelude, the serde build and the glue generated for the
         entry signature (a change in any of them rebuilds what was cached before)."""
         glue = self.glue(self.parse_signature(source, name), borrowing(source))
-        return super().code_hash(source, name, {**flags, "rust_glue": [GLUE_HASH, glue]},
+        crates = [CRATES_BUILD] if declarations(source) else []  # plain cells' hashes unchanged
+        return super().code_hash(source, name, {**flags, "rust_glue": [GLUE_HASH, glue, *crates]},
                                  line_offset)
 
     # glue ------------------------------------------------------------------------
@@ -410,8 +728,9 @@ class Rust(Language):
                 + f"    {body}\n}}\n")
 
     # build -------------------------------------------------------------------------
-    def _build(self, source: str, signature: Signature, workdir: Path,
-               flags: dict[str, Any]) -> tuple[bytes, str]:
+    def _write_crate(self, source: str, signature: Signature, workdir: Path) -> bool:
+        """The cell's crate in ``workdir`` (``lib.rs`` pulling in the prelude, the cell and the
+        glue), the same for both builds; returns whether it needs serde (JSON kinds)."""
         needs_json = any(p.kind == "json" for p in signature.params) or signature.result == "json" \
             or "serde" in source
         for m in _LITERAL_INCLUDE.finditer(source):  # early, with the line (dep-info has none)
@@ -426,6 +745,12 @@ class Rust(Language):
         (workdir / "lib.rs").write_text(
             "#![allow(dead_code)]\n#[macro_use] mod fnb_prelude;\n"
             "include!(\"cell.rs\");\ninclude!(\"glue.rs\");\n")
+        return needs_json
+
+    def _build(self, source: str, signature: Signature, workdir: Path,
+               flags: dict[str, Any]) -> tuple[bytes, str]:
+        source = without_front_matter(source)
+        needs_json = self._write_crate(source, signature, workdir)
         cmd = [RUSTC, "--edition", str(flags.get("edition", EDITIONS[0])), "--crate-type", "cdylib",
                "--crate-name", "fnb_cell", "--target", TARGET, "--sysroot", str(sysroot()),
                "-C", f"linker={LINKER}", "-C", f"opt-level={flags.get('opt_level', 2)}",
@@ -439,25 +764,114 @@ class Rust(Language):
             cmd += deps_args
         proc = run_tool(cmd, cwd=workdir, sandbox_=self.build_sandbox(deps), name=self.name)
         errors, warnings = self._diagnostics(proc.stderr)
-        self._check_reads(source, workdir, errors, signature.name)
+        self._check_reads(source, workdir, errors, signature.name, workdir / "out.d")
         if proc.returncode != 0 or not (workdir / "out.wasm").exists():
-            first = errors[0] if errors else None
-            text = "\n".join(e[0] for e in errors) or proc.stderr.strip()
-            if "edition" not in flags and _EDITION_2024.search(text):
-                text += (f"\n(the cell is built as Rust edition {EDITIONS[0]}; code written for "
-                         "edition 2021 can keep it: `--edition 2021` in %%function and func "
-                         "deploy, flags={\"edition\": \"2021\"} in fx.deploy)")
-            raise self.error(text, signature.name, first[1] if first else None,
-                             first[2] if first else None)
+            self._fail(errors, proc.stderr, flags, signature.name)
         return (workdir / "out.wasm").read_bytes(), "\n".join(w[0] for w in warnings)
 
+    def _fail(self, errors: list[tuple[str, int | None, int | None]], stderr: str,
+              flags: dict[str, Any], name: str) -> None:
+        """Raise the build's errors (the first one's cell line), saying when the edition
+        explains them."""
+        first = errors[0] if errors else None
+        text = "\n".join(e[0] for e in errors) or stderr.strip()
+        if "edition" not in flags and _EDITION_2024.search(text):
+            text += (f"\n(the cell is built as Rust edition {EDITIONS[0]}; code written for "
+                     "edition 2021 can keep it: `--edition 2021` in %%function and func "
+                     "deploy, flags={\"edition\": \"2021\"} in fx.deploy)")
+        raise self.error(text, name, first[1] if first else None, first[2] if first else None)
+
+    def _build_with_deps(self, source: str, signature: Signature, workdir: Path,
+                         flags: dict[str, Any], deps: Resolved) -> tuple[bytes, str]:
+        """The cell as the library of a cargo package whose dependencies are the lock's crates,
+        unpacked into a directory source: ``cargo build --frozen`` (no network, the lock as it
+        is) for wasm32 in the build sandbox, build scripts and proc macros included. Crates
+        built for one lock are kept for the next build with it (``<cache>/rust-target``)."""
+        from filelock import FileLock
+
+        if deps.lock.ecosystem != self.ecosystem:
+            raise DependencyError(f"a {deps.lock.ecosystem} lock cannot build a Rust cell",
+                                  language=self.name, name=signature.name)
+        source = without_front_matter(source)
+        needs_json = self._write_crate(source, signature, workdir)
+        vendored = vendor(deps)
+        (workdir / "Cargo.toml").write_text(cargo_manifest(deps.lock.declared, flags))
+        (workdir / "Cargo.lock").write_text(deps.lock.extra)
+        (workdir / ".cargo").mkdir()
+        (workdir / ".cargo" / "config.toml").write_text(
+            _source_replacement(deps.lock.extra, vendored))
+        tc = self.toolchain()
+        key = hashlib.sha256(json.dumps([tc.version, str(sysroot()), deps.lock.digest()])
+                             .encode()).hexdigest()[:24]
+        target = cache_dir() / "rust-target" / key
+        target.mkdir(parents=True, exist_ok=True)
+        box = BuildSandbox(tools=(CARGO, RUSTC, LINKER, *compiler_libraries()),
+                           read=("/usr", "/etc/ld.so.cache", str(sysroot()), str(vendored)),
+                           write=(str(target),), env=compiler_env(), proc=True)
+        env = {"RUSTC": RUSTC, "CARGO_HOME": str(workdir / ".cargo-home"),
+               "CARGO_TARGET_DIR": str(target),
+               "RUSTFLAGS": f"--sysroot {sysroot()} -C target-feature=+simd128",
+               f"CARGO_TARGET_{TARGET.upper().replace('-', '_')}_LINKER": LINKER,
+               **host_linker()}
+        cmd = [CARGO, "build", "--frozen", "--release", "--target", TARGET,
+               "--message-format=json", *(["--features", JSON_FEATURE] if needs_json else [])]
+        with FileLock(str(target / ".fnb-lock")):  # one build at a time reads its wasm out
+            dep_info = target / TARGET / "release" / "deps" / f"{CELL_CRATE}.d"
+            dep_info.unlink(missing_ok=True)  # another cell's, from the last build here
+            proc = run_tool(cmd, cwd=workdir, env=env, timeout=900, sandbox_=box,
+                            name=self.name)
+            cell, crates, wasm = self._cargo_messages(proc.stdout)
+            code = wasm.read_bytes() if wasm is not None and proc.returncode == 0 else None
+            errors, warnings = self._diagnostics("\n".join(cell))
+            self._check_reads(source, workdir, errors, signature.name, dep_info, target)
+        if code is None:
+            if not errors and crates:
+                crate, texts = next(iter(crates.items()))
+                raise self.error(f"crate {crate} does not build for {TARGET}:\n"
+                                 + "\n".join(texts), signature.name)
+            if not errors:
+                raise self.error("cargo could not build the cell's crates:\n"
+                                 + _cargo_stderr(proc.stderr, workdir), signature.name)
+            self._fail(errors, proc.stderr, flags, signature.name)
+        return code, "\n".join(w[0] for w in warnings)
+
+    @staticmethod
+    def _cargo_messages(stdout: str) -> tuple[list[str], dict[str, list[str]], Path | None]:
+        """cargo's JSON messages -> (the cell crate's diagnostics as rustc JSON lines, each
+        dependency's errors by ``name version``, the cell's wasm)."""
+        cell: list[str] = []
+        crates: dict[str, list[str]] = {}
+        wasm = None
+        for line in stdout.splitlines():
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(msg, dict):
+                continue
+            ours = msg.get("target", {}).get("name") == CELL_CRATE or \
+                f"#{CELL_CRATE}@" in msg.get("package_id", "") or \
+                msg.get("package_id", "").startswith(f"{CELL_CRATE} ")
+            if msg.get("reason") == "compiler-message":
+                if ours:
+                    cell.append(json.dumps(msg["message"]))
+                elif msg["message"].get("level") == "error" and msg["message"].get("rendered"):
+                    crates.setdefault(_package_of(msg["package_id"]), []).append(
+                        msg["message"]["rendered"].rstrip())
+            elif msg.get("reason") == "compiler-artifact" and ours:
+                wasm = next((Path(f) for f in msg.get("filenames", []) if f.endswith(".wasm")),
+                            None)
+        return cell, crates, wasm
+
     def _check_reads(self, source: str, workdir: Path,
-                     errors: list[tuple[str, int | None, int | None]], name: str) -> None:
+                     errors: list[tuple[str, int | None, int | None]], name: str,
+                     dep_info_file: Path, outputs: Path | None = None) -> None:
         """Refuse a cell that read the environment (``env!``/``option_env!``, as rustc's
         dep-info records them, or its error for an unset one) or a file outside its build
-        directory (dep-info, or the error for one the sandbox hides)."""
+        directory (dep-info, or the error for one the sandbox hides). ``outputs``: where the
+        build writes besides its directory (the dep-info's targets there are no reads)."""
         try:
-            dep_info = (workdir / "out.d").read_text()
+            dep_info = dep_info_file.read_text()
         except OSError:
             dep_info = ""
         for var in re.findall(r"(?m)^# env-dep:([^=\n]*)", dep_info):
@@ -470,7 +884,9 @@ class Rust(Language):
             m = re.search(r"couldn't read (?:`([^`\n]+)`|(.+?)): [^:\n]*\(os error \d+\)", text)
             if m and outside(m.group(1) or m.group(2), workdir):
                 raise self.outside_read_error(m.group(1) or m.group(2), name, line, col)
-        for dep in re.findall(r"(?m)^([^#\s][^:\n]*):", dep_info):
+        for dep, inputs in re.findall(r"(?m)^([^#\s][^:\n]*):(.*)$", dep_info):
+            if outputs is not None and inputs.strip() and not outside(dep, outputs):
+                continue  # what the build wrote (cargo's target folder), not read
             if outside(dep, workdir):
                 raise self.outside_read_error(dep, name, literal_line(source, dep))
 
