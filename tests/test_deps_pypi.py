@@ -82,6 +82,26 @@ def test_a_function_imports_its_declared_pure_python_package(deployed):
     assert fx.invoke("nice", 1234567) == f"1,234,567 (humanize {pkg['version']})"
 
 
+def test_package_data_crosses_byte_for_byte(deployed):
+    """humanize's French catalogue (a binary .mo file in the wheel) is found and read."""
+    fx, _, info = deployed
+    cell = NICE.split("import importlib.metadata")[0] + textwrap.dedent("""\
+        import datetime
+
+        import humanize
+
+
+        def heures(h: int) -> str:
+            humanize.i18n.activate("fr_FR")
+            try:
+                return humanize.naturaldelta(datetime.timedelta(hours=h))
+            finally:
+                humanize.i18n.deactivate()
+        """)
+    assert fx.deploy("python", cell, name="heures").dependencies == info.dependencies
+    assert fx.invoke("heures", 3) == "3 heures"
+
+
 def test_the_lock_is_in_the_versions_metadata(deployed):
     fx, _, info = deployed
     lock = fx.info("nice").dependencies
@@ -204,6 +224,15 @@ def _wheel(files: dict[str, str]) -> bytes:
         for name, text in files.items():
             zf.writestr(name, text)
     return out.getvalue()
+
+
+def test_an_index_address_with_credentials_or_not_http_is_refused(monkeypatch):
+    for url, says in (("https://me:secret@index.example/simple", "with credentials"),
+                      ("file:///srv/simple", "got file scheme")):
+        monkeypatch.setenv("PIP_INDEX_URL", url)
+        with pytest.raises(DependencyError, match=says) as info:
+            pypi.index_url()
+        assert "secret" not in str(info.value)
 
 
 def test_a_wheel_holding_a_path_outside_its_folder_is_refused(tmp_path):

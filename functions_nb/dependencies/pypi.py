@@ -42,7 +42,7 @@ from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import urldefrag, urljoin
+from urllib.parse import urldefrag, urljoin, urlsplit
 
 from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
@@ -240,8 +240,15 @@ def requirement(text: str) -> Requirement:
 # -- the index -------------------------------------------------------------------------------
 
 def index_url() -> str:
-    """The simple index packages come from (``PIP_INDEX_URL``, PyPI's by default)."""
-    return (os.environ.get("PIP_INDEX_URL") or DEFAULT_INDEX).rstrip("/")
+    """The simple index packages come from (``PIP_INDEX_URL``, PyPI's by default); one with
+    credentials in it is refused (they would show in messages and locks)."""
+    url = (os.environ.get("PIP_INDEX_URL") or DEFAULT_INDEX).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or parts.username or parts.password:
+        raise DependencyError("PIP_INDEX_URL must be an http(s) address without credentials "
+                              f"(got {parts.scheme or 'no'} scheme"
+                              + (", with credentials)" if parts.username else ")"))
+    return url
 
 
 class IndexFile(NamedTuple):
