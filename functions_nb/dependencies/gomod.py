@@ -30,13 +30,23 @@ import base64
 import hashlib
 import io
 import os
-import re
 import subprocess
 import tempfile
 import zipfile
 from pathlib import Path
 
 from ..errors import DependencyError
+from ..languages.go import (
+    GO_DIRECTIVE,
+    cache_path,
+    check_path,
+    check_version,
+    escape,
+    go_binary,
+    is_module_import,
+    lock_files,
+    lock_text,
+)
 from . import Fetched, Package, sha256
 from .http import MAX_BYTES
 
@@ -50,49 +60,6 @@ PASSED = ("GONOSUMDB", "GONOSUMCHECK", "GOPRIVATE", "GONOPROXY", "GOINSECURE", "
           "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy", "SSL_CERT_FILE",
           "SSL_CERT_DIR")
 
-_ELEMENT = re.compile(r"[A-Za-z0-9_.~+-]+")
-#: A canonical semantic version (pseudo-versions and ``+incompatible`` included).
-_VERSION = re.compile(r"v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-                      r"(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+incompatible)?")
-_FILE = re.compile(r"(v[0-9A-Za-z.+-]+)\.(zip|mod)")
-
-
-def is_module_import(path: str) -> bool:
-    """Whether an import path names a module outside the standard library (its first
-    element has a dot, the go command's own rule)."""
-    return "." in path.split("/", 1)[0]
-
-
-def check_path(path: str, what: str = "import path") -> str:
-    """``path`` if it is a module import path the go command would accept, else
-    :class:`DependencyError` saying why (no ``..``, no absolute or local paths, no
-    characters outside Go's set, a domain-like first element)."""
-    shown = repr(path[:80])
-    if not path or len(path) > 300:
-        raise DependencyError(f"{what} {shown}: empty or longer than 300 characters")
-    if path.startswith(("/", "./", "../")) or path in (".", ".."):
-        raise DependencyError(f"{what} {shown}: a local path; a Go cell imports module paths "
-                              "such as github.com/google/uuid")
-    elements = path.split("/")
-    for element in elements:
-        if not _ELEMENT.fullmatch(element) or element in (".", "..") or element.endswith("."):
-            raise DependencyError(f"{what} {shown}: element {element[:40]!r} is not allowed "
-                                  "(letters, digits and -._~+ only, no '..', no empty element)")
-    first = elements[0]
-    if "." not in first or first.startswith(("-", ".")) or first.lower() != first:
-        raise DependencyError(f"{what} {shown}: the first element must be a lower-case domain "
-                              "name such as github.com")
-    return path
-
-
-def check_version(version: str, path: str) -> str:
-    """``version`` if it is a canonical semantic version (``v1.6.0``, a pseudo-version)."""
-    if not _VERSION.fullmatch(version):
-        raise DependencyError(f"{path}: version {version[:60]!r} is not a semantic version such "
-                              "as v1.6.0 (branches, 'latest' and ranges are not pins)")
-    return version
-
-
 def split_declared(declared: tuple[str, ...]) -> tuple[list[str], list[tuple[str, str]]]:
     """The declarations as (import paths, (module, version) requirements), each checked."""
     imports, requires = [], []
@@ -103,12 +70,6 @@ def split_declared(declared: tuple[str, ...]) -> tuple[list[str], list[tuple[str
         else:
             imports.append(check_path(path))
     return imports, requires
-
-
-def escape(path: str) -> str:
-    """A module path as the proxy and the module cache spell it (``!`` before a lower-cased
-    capital: ``github.com/BurntSushi`` -> ``github.com/!burnt!sushi``)."""
-    return re.sub(r"[A-Z]", lambda m: "!" + m.group(0).lower(), path)
 
 
 def h1(files: list[tuple[str, bytes]]) -> str:
@@ -138,54 +99,12 @@ def parse_sum(text: str) -> dict[tuple[str, str], str]:
     return out
 
 
-def lock_text(gomod: str, gosum: str) -> str:
-    """The lock's ``extra``: ``go.mod`` and ``go.sum`` as a txtar archive."""
-    return f"-- go.mod --\n{gomod.rstrip()}\n-- go.sum --\n{gosum.rstrip()}\n"
-
-
-def lock_files(extra: str) -> dict[str, str]:
-    """The files of a lock's ``extra`` (``go.mod``, ``go.sum``)."""
-    files: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for line in extra.splitlines():
-        m = re.fullmatch(r"-- (\S+) --", line)
-        if m:
-            current = files.setdefault(m.group(1), [])
-        elif current is not None:
-            current.append(line)
-    out = {name: "\n".join(lines) + "\n" for name, lines in files.items()}
-    if set(out) != {"go.mod", "go.sum"}:
-        raise DependencyError("the stored Go lock does not hold exactly go.mod and go.sum "
-                              f"(it holds {', '.join(sorted(out)) or 'nothing'})")
-    for line in out["go.mod"].splitlines():  # only what go mod tidy writes for a cell
-        directive = line.split(None, 1)[0] if line.strip() else ""
-        if directive and directive not in _GOMOD_DIRECTIVES and not line[:1].isspace():
-            raise DependencyError(f"the stored Go lock's go.mod has a {directive!r} directive "
-                                  "(a cell's go.mod has only module, go, toolchain and require)")
-    return out
-
-
-_GOMOD_DIRECTIVES = {"module", "go", "toolchain", "require", ")", "//"}
-
-
-def cache_path(package: Package) -> str:
-    """Where ``package``'s file lives in a module cache's ``cache/download`` (and on a proxy):
-    ``<escaped module>/@v/<version>.zip``; refuses a lock entry that is not a module file."""
-    check_path(package.name, "module path")
-    m = _FILE.fullmatch(package.file)
-    if not m or m.group(1) != check_version(package.version, package.name):
-        raise DependencyError(f"{package.name}: {package.file!r} is not a module file of "
-                              f"{package.version}")
-    return f"{escape(package.name)}/@v/{package.file}"
-
-
 def go_environment(home: Path) -> dict[str, str]:
     """The go command's environment for a resolution in ``home`` (empty caches there; the
     proxy and checksum database from ``$GOPROXY``/``$GOSUMDB``; no version control). Its
     ``HOME`` is a folder of the local cache that outlives the resolution: the go command's
     telemetry may still write there after it exits."""
     from ..config import cache_dir
-    from ..languages.go import go_binary
 
     go = go_binary() or "go"
     config = cache_dir() / "go" / "resolver-home"
@@ -209,7 +128,6 @@ class GoResolver:
     def resolve(self, declared: tuple[str, ...], *, language: str, name: str
                 ) -> tuple[list[Fetched], str]:
         from ..config import cache_dir
-        from ..languages.go import GO_DIRECTIVE, go_binary
 
         imports, requires = split_declared(declared)
         go = go_binary()

