@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from functions_nb import CompileError, FunctionNotFound, Functions
+from functions_nb import CompileError, FunctionNotFound, Functions, InvocationError
 from functions_nb.config import cache_dir
 from functions_nb.dependencies import Lock, Resolved, gomod, materialize
 from functions_nb.errors import DependencyError
@@ -146,7 +146,7 @@ def test_h1_is_go_s_hash():
 def test_deploy_invoke_and_the_lock(fx, monkeypatch):
     info = fx.deploy("go", UUID_GO, name="uuid_info")
     assert fx.invoke("uuid_info", UUID_IN, "example.com") == expected(UUID_IN, "example.com")
-    with pytest.raises(Exception, match="invalid UUID"):
+    with pytest.raises(InvocationError, match="invalid UUID"):
         fx.invoke("uuid_info", "not-a-uuid", "x")
 
     lock = Lock.from_dict(fx.info("uuid_info").dependencies)
