@@ -55,7 +55,7 @@ class CallContext:
         self.timed_out = False
         self.console: list[tuple[str, str, float]] = []
         self._bytes = 0
-        self._partial: dict[int, str] = {}
+        self._partial: dict[int, str] | None = None  # made by the first partial line
         self.fail_msg: str | None = None
         self.panic_msg: str | None = None
         self.oom_size: int | None = None
@@ -67,16 +67,19 @@ class CallContext:
     def log(self, code: int, text: str) -> None:
         """Add console output. ``code`` indexes :data:`LEVELS`; negative: no newline yet."""
         level = abs(code) if -len(LEVELS) < code < len(LEVELS) else 1
+        partial = self._partial
         if code < 0:
-            text = self._partial.pop(level, "") + text
+            if partial is None:
+                partial = self._partial = {}
+            text = partial.pop(level, "") + text
             if "\n" not in text:
-                self._partial[level] = text
+                partial[level] = text
                 return
             text, _, rest = text.rpartition("\n")
             if rest:
-                self._partial[level] = rest
-        elif level in self._partial:
-            text = self._partial.pop(level) + text
+                partial[level] = rest
+        elif partial and level in partial:
+            text = partial.pop(level) + text
         for line in text.split("\n") if "\n" in text else (text,):
             self._append(LEVELS[level], line)
 
@@ -89,9 +92,10 @@ class CallContext:
 
     def finish_console(self) -> None:
         """Flush partial lines and note truncation."""
-        for level, text in sorted(self._partial.items()):
-            self._append(LEVELS[level], text)
-        self._partial.clear()
+        if self._partial:
+            for level, text in sorted(self._partial.items()):
+                self._append(LEVELS[level], text)
+            self._partial.clear()
         if self.dropped:
             self.console.append(("warn", f"[console truncated: {self.dropped} more lines dropped]",
                                  time.time()))

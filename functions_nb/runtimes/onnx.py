@@ -319,7 +319,7 @@ class Watchdog:
     A run is watched by its ``RunOptions`` (one call at a time uses one): :attr:`active` maps
     it to the call's context. :meth:`watch` and :meth:`done` are a dict insert and delete (no
     lock: the calls stay cheap; the hot path does them inline, calling :meth:`wake` when
-    :meth:`awake` is False). While any call runs, the thread looks every :data:`ABORT_POLL`
+    :attr:`idle`). While any call runs, the thread looks every :data:`ABORT_POLL`
     seconds or at the earliest deadline it has seen, whichever comes first, so a run stops
     within ``ABORT_POLL`` of its limit; with nothing running it sleeps until the next
     :meth:`wake`. It sets ``terminate`` only after the context's ``timed_out`` or
@@ -329,20 +329,22 @@ class Watchdog:
     def __init__(self) -> None:
         self.active: dict[Any, CallContext] = {}
         self._wake = threading.Event()
-        #: Whether the thread is looking at running calls (else :meth:`wake` it).
-        self.awake = self._wake.is_set
+        #: The thread sleeps until :meth:`wake` (set before it looks at :attr:`active` a last
+        #: time, so a call that watches and then finds it False is seen).
+        self.idle = True
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
 
     def watch(self, ctx: CallContext, run_options: Any) -> Any:
         """Watch a run with ``run_options`` for ``ctx``; returns the key for :meth:`done`."""
         self.active[run_options] = ctx
-        if not self.awake():
+        if self.idle:
             self.wake()
         return run_options
 
     def wake(self) -> None:
         """Make the thread look at :attr:`active` (started on first use)."""
+        self.idle = False
         self._wake.set()
         if self._thread is None:
             with self._start:
@@ -358,9 +360,11 @@ class Watchdog:
         while True:
             self._wake.wait()
             if not self.active:
+                self.idle = True
                 self._wake.clear()
                 if not self.active:  # nothing came in between: sleep until wake()
                     continue
+                self.idle = False
                 self._wake.set()
             now = time.monotonic()
             nearest = now + ABORT_POLL
@@ -406,8 +410,7 @@ class OnnxModel:
         self._rank = len(self._shape)
         names = self.output_names
         self._pair = (names[0], names[1]) if len(names) == 2 else None
-        watchdog = runtime.watchdog
-        self._watching, self._awake, self._wake = watchdog.active, watchdog.awake, watchdog.wake
+        self._watchdog = runtime.watchdog
         #: A batched input's shape past the batch dimension, when all of it is fixed.
         self._tail: tuple[int, ...] | None = None
         if one is not None and one.batched and None not in one.shape[1:]:
@@ -471,42 +474,40 @@ class OnnxModel:
     # running --------------------------------------------------------------------------
     def call(self, args: tuple, ctx: CallContext) -> Any:
         if self._tail is not None and len(args) == 1:
-            # the hot path: one batch array of the input's dtype and shape (the checks of
-            # feeds() and run(), with what they compare worked out once at load; the watch
-            # of Watchdog.watch/done inline)
+            # the hot path: one batch array of the input's dtype and rank, at most max_rows
+            # rows, runs as it is: ONNX Runtime checks its dimensions against the model's
+            # (fixed past the batch one), and when it refuses them, _recover gives the checked
+            # path's answer (the watch of Watchdog.watch/done inline)
             value = args[0]
-            if type(value) is self._ndarray:
-                shape = value.shape
-                if shape[1:] == self._tail and len(shape) == self._rank and not self._closed \
-                        and (value.dtype is self._dtype or value.dtype == self._dtype):
-                    if shape[0] > self.max_rows:
-                        self.check_memory(shape[0])
-                    pool = self._options
-                    try:
-                        options = pool.pop()
-                    except IndexError:
-                        options = self._new_options()
-                    watching = self._watching
-                    watching[options] = ctx
-                    if not self._awake():
-                        self._wake()
-                    if self._first:
-                        ctx.cold, self._first = True, False
-                    feeds = {self._name: value}
-                    try:
-                        outs = self._run(self.output_names, feeds, options)
-                    except Exception as exc:  # noqa: BLE001 - translated once, in _error
-                        outs = self._rerun(exc, ctx, options, feeds)
-                    finally:
-                        del watching[options]
-                    if not (ctx.timed_out or ctx.aborted):  # else its flag may be set
-                        pool.append(options)
-                    pair = self._pair
-                    if pair is not None:  # e.g. a classifier's labels and probabilities
-                        return {pair[0]: outs[0], pair[1]: outs[1]}
-                    if len(outs) == 1:
-                        return outs[0]
-                    return dict(zip(self.output_names, outs, strict=True))
+            if type(value) is self._ndarray and value.dtype is self._dtype and \
+                    value.ndim == self._rank and len(value) <= self.max_rows and not self._closed:
+                pool = self._options
+                try:
+                    options = pool.pop()
+                except IndexError:
+                    options = self._new_options()
+                watchdog = self._watchdog
+                watching = watchdog.active
+                watching[options] = ctx
+                if watchdog.idle:
+                    watchdog.wake()
+                if self._first:
+                    ctx.cold, self._first = True, False
+                feeds = {self._name: value}
+                try:
+                    outs = self._run(self.output_names, feeds, options)
+                except Exception as exc:  # noqa: BLE001 - translated once, in _error
+                    outs = self._recover(exc, ctx, options, feeds, args)
+                finally:
+                    del watching[options]
+                if not (ctx.timed_out or ctx.aborted):  # else its flag may be set
+                    pool.append(options)
+                pair = self._pair
+                if pair is not None:  # e.g. a classifier's labels and probabilities
+                    return {pair[0]: outs[0], pair[1]: outs[1]}
+                if len(outs) == 1:
+                    return outs[0]
+                return dict(zip(self.output_names, outs, strict=True))
         if self._closed:
             raise InvocationError(f"{self.signature.name}: this model was unloaded")
         feeds, row = self.feeds(args)
@@ -545,6 +546,15 @@ class OnnxModel:
         if not (ctx.timed_out or ctx.aborted):  # else its terminate flag may be set
             self._options.append(options)
         return outs
+
+    def _recover(self, exc: Exception, ctx: CallContext, options: Any, feeds: dict[str, Any],
+                 args: tuple) -> list[Any]:
+        """After a failed run of the hot path: an input ONNX Runtime refused gets the
+        checked path's error (:meth:`feeds` raises BadArguments naming the input, the
+        expected and the given shape); else as :meth:`_rerun`."""
+        if type(exc).__name__ == "InvalidArgument" and not (ctx.timed_out or ctx.aborted):
+            self.feeds(args)
+        return self._rerun(exc, ctx, options, feeds)
 
     def _rerun(self, exc: Exception, ctx: CallContext, options: Any,
                feeds: dict[str, Any]) -> list[Any]:
