@@ -303,6 +303,88 @@ def test_the_simple_index_in_html_is_read_as_well():
     assert sdist.url == "https://index.example/simple/demo/demo-0.9.tar.gz" and sdist.yanked
 
 
+def _project_wheel(name: str, version: str, requires: tuple[str, ...] = (),
+                   extra_files: dict[str, str] | None = None) -> bytes:
+    meta = "".join(f"Requires-Dist: {r}\n" for r in requires)
+    return _wheel({f"{name}/__init__.py": f"VERSION = {version!r}\n",
+                   f"{name}-{version}.dist-info/METADATA":
+                       f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{meta}",
+                   **(extra_files or {})})
+
+
+@pytest.fixture
+def local_index(tmp_path, monkeypatch):
+    """A PEP 503 (HTML) simple index served on loopback from a folder this test fills:
+    ``add(name, version, data, sha256=None)`` publishes a file (its page lists the sha256
+    given, the file's own by default)."""
+    import functools
+    import hashlib
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    root = tmp_path / "index"
+    pages: dict[str, list[str]] = {}
+
+    def add(filename: str, data: bytes, sha: str | None = None) -> None:
+        project = filename.split("-")[0].replace("_", "-")
+        (root / "files").mkdir(parents=True, exist_ok=True)
+        (root / "files" / filename).write_bytes(data)
+        pages.setdefault(project, []).append(
+            f'<a href="../../files/{filename}#sha256={sha or hashlib.sha256(data).hexdigest()}"'
+            f">{filename}</a>")
+        (root / "simple" / project).mkdir(parents=True, exist_ok=True)
+        (root / "simple" / project / "index.html").write_text(
+            "<html><body>" + "".join(pages[project]) + "</body></html>")
+
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None  # type: ignore[method-assign]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{server.server_port}/simple/")
+    yield add
+    server.shutdown()
+    server.server_close()
+
+
+def test_resolution_backtracks_to_an_older_release_of_the_package_that_conflicts(local_index):
+    """alpha 2.0 wants beta<1, the cell wants beta>=2: alpha 1.0 (beta>=1) is used."""
+    _usable()
+    local_index("alpha-1.0-py3-none-any.whl", _project_wheel("alpha", "1.0", ("beta>=1",)))
+    local_index("alpha-2.0-py3-none-any.whl", _project_wheel("alpha", "2.0", ("beta<1",)))
+    for version in ("0.5", "2.0"):
+        local_index(f"beta-{version}-py3-none-any.whl", _project_wheel("beta", version))
+    fetched, _ = pypi.resolver().resolve(("runtime: pyodide", "alpha", "beta>=2"),
+                                         language="python", name="f")
+    assert sorted((f.package.name, f.package.version) for f in fetched) == [
+        ("alpha", "1.0"), ("beta", "2.0")]
+    with pytest.raises(DependencyError, match=r"beta: no release matches beta>=3 from the cell"):
+        pypi.resolver().resolve(("runtime: pyodide", "alpha", "beta>=3"), language="python",
+                                name="f")
+
+
+def test_a_file_that_does_not_match_the_indexs_hash_is_refused(local_index):
+    _usable()
+    local_index("delta-1.0-py3-none-any.whl", _project_wheel("delta", "1.0"), sha="0" * 64)
+    with pytest.raises(DependencyError, match="delta 1.0: delta-1.0-py3-none-any.whl does not "
+                                              "match the index's sha256"):
+        pypi.resolver().resolve(("runtime: pyodide", "delta"), language="python", name="f")
+
+
+def test_a_published_wheel_with_an_escaping_path_never_deploys(local_index, tmp_path):
+    _usable()
+    local_index("sly-1.0-py3-none-any.whl",
+                _project_wheel("sly", "1.0", extra_files={"../../outside.py": "x = 1\n"}))
+    fx = Functions(store=str(tmp_path / "store"), history=False)
+    try:
+        with pytest.raises(DependencyError, match="not a plain relative path"):
+            fx.deploy("python", '# /// script\n# dependencies = ["sly"]\n# ///\nimport sly\n'
+                      "def f(a: int) -> int:\n    return a\n", name="f")
+        assert fx.list() == []
+    finally:
+        fx.close()
+
+
 def test_transitive_requirements_and_extras_come_from_the_wheels_metadata():
     """requests[socks]: its Requires-Dist (urllib3, idna, certifi, charset-normalizer) and the
     extra's PySocks, all pure wheels, each pinned with its hash; a declaration whose marker

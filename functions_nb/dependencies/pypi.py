@@ -68,8 +68,10 @@ MAX_REQUIREMENT = 300
 MAX_PACKAGES = 128
 #: The most a function's dependency files may take, uncompressed (all wheels together).
 MAX_FILES_BYTES = 64 << 20
-#: Resolution restarts when a later requirement rules out a version already chosen.
-MAX_ROUNDS = 16
+#: Resolution restarts when a later requirement rules out a version already chosen, or
+#: when no release meets every requirement (then the package that asked last is tried at an
+#: older release): at most this often.
+MAX_ROUNDS = 32
 #: Files of a wheel's ``.dist-info`` an interpreter has no use for.
 DROPPED_DIST_INFO = frozenset({"RECORD", "RECORD.jws", "RECORD.p7s", "INSTALLER", "REQUESTED",
                                "direct_url.json"})
@@ -289,6 +291,10 @@ def parse_index(body: bytes, page: str) -> list[IndexFile]:
     return files
 
 
+class _NoMatch(DependencyError):
+    """No release of a package meets its requirements (resolution may backtrack)."""
+
+
 class Candidate(NamedTuple):
     name: str
     version: Version
@@ -312,6 +318,8 @@ class Resolution:
         self.python = Version(tgt.python)
         self._pages: dict[str, list[IndexFile]] = {}
         self._wheels: dict[str, Chosen] = {}
+        #: "name version" of a chosen package (who asked, in requirements) -> (name, version)
+        self._who: dict[str, tuple[str, Version]] = {}
 
     def run(self, reqs: list[Requirement]) -> list[Chosen]:
         """Every wheel ``reqs`` need, transitive ones included, in resolution order."""
@@ -344,7 +352,14 @@ class Resolution:
                 if len(chosen) >= MAX_PACKAGES:
                     raise DependencyError(f"{req.name}: the dependencies need more than "
                                           f"{MAX_PACKAGES} packages")
-                pick = self._wheel(self._best(canon, req.name, spec, asked, who))
+                try:
+                    candidate = self._best(canon, req.name, spec, asked, who)
+                except _NoMatch:
+                    if not self._backtrack(wanted, asked):
+                        raise
+                    restart = True
+                    break
+                pick = self._wheel(candidate)
                 chosen[canon] = pick
                 queue.extend(self._requires(pick, {""} | extras[canon]))
             if not restart:
@@ -352,10 +367,25 @@ class Resolution:
         raise DependencyError("the dependencies could not be resolved: requirements keep "
                               f"ruling out chosen versions ({_describe(wanted)})")
 
+    def _backtrack(self, wanted: dict[str, list[tuple[SpecifierSet, str]]],
+                   asked: list[tuple[SpecifierSet, str]]) -> bool:
+        """Rule out the release of the package that asked last among ``asked`` and forget
+        what it required (False when only the cell asked: nothing to try)."""
+        culprit = next((w for _, w in reversed(asked) if w in self._who), None)
+        if culprit is None:
+            return False
+        canon, version = self._who[culprit]
+        for entries in wanted.values():
+            entries[:] = [(s, w) for s, w in entries if w != culprit]
+        wanted.setdefault(canon, []).append((SpecifierSet(f"!={version}"),
+                                             f"backtracking ({culprit} could not be used)"))
+        return True
+
     def _requires(self, pick: Chosen, extras: Iterable[str]) -> list[tuple[Requirement, str]]:
         """``pick``'s requirements whose markers hold here for one of ``extras``."""
         extras = list(extras)
         who = f"{pick.candidate.name} {pick.candidate.version}"
+        self._who[who] = (canonicalize_name(pick.candidate.name), pick.candidate.version)
         out = []
         for req in pick.requires:
             if req.marker is None:
@@ -408,7 +438,7 @@ class Resolution:
         matching = sorted(spec.filter(versions), reverse=True)
         if not matching:
             newest = ", ".join(map(str, sorted(versions, reverse=True)[:5]))
-            raise DependencyError(f"{shown}{by}: no release matches {_describe({canon: asked})} "
+            raise _NoMatch(f"{shown}{by}: no release matches {_describe({canon: asked})} "
                                   f"(newest: {newest})")
         for version in matching:
             wheels = [f for f in versions[version] if self.target.compatible(f.filename)]
