@@ -405,6 +405,7 @@ def cargo_manifest(declared: tuple[str, ...], flags: Mapping[str, Any] | None = 
     for crate, (version, features) in GLUE_CRATES.items():
         if crate in deps:  # the cell's own: the glue's features added
             spec = tomllib.loads(deps[crate])[crate]
+            spec = {"version": spec} if isinstance(spec, str) else spec
             spec["features"] = sorted({*spec.get("features", []), *features})
             deps[crate] = f"{crate} = {_inline(spec)}"
         else:
