@@ -277,14 +277,14 @@ def parse_index(body: bytes, page: str) -> list[IndexFile]:
     if text.lstrip().startswith("{"):
         for f in json.loads(text).get("files", []):
             files.append(IndexFile(f.get("filename", ""), urljoin(page, f.get("url", "")),
-                                   (f.get("hashes") or {}).get("sha256", ""),
+                                   str((f.get("hashes") or {}).get("sha256", "")).lower(),
                                    f.get("requires-python") or "", bool(f.get("yanked"))))
         return files
     parser = _Links()
     parser.feed(text)
     for attrs, name in parser.links:
         url, fragment = urldefrag(urljoin(page, attrs.get("href") or ""))
-        digest = fragment[len("sha256="):] if fragment.startswith("sha256=") else ""
+        digest = fragment[len("sha256="):].lower() if fragment.startswith("sha256=") else ""
         files.append(IndexFile(name or url.rsplit("/", 1)[-1], url, digest,
                                attrs.get("data-requires-python") or "",
                                "data-yanked" in attrs))
@@ -439,7 +439,7 @@ class Resolution:
         if not matching:
             newest = ", ".join(map(str, sorted(versions, reverse=True)[:5]))
             raise _NoMatch(f"{shown}{by}: no release matches {_describe({canon: asked})} "
-                                  f"(newest: {newest})")
+                           f"(newest: {newest})")
         for version in matching:
             wheels = [f for f in versions[version] if self.target.compatible(f.filename)]
             if wheels:
