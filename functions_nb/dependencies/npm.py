@@ -60,6 +60,10 @@ HEADER = re.compile(r"^[ \t]*//[ \t]*@dependencies\b(.*)$", re.M)
 _LAYOUT_PATH = re.compile(r"(?:node_modules/(?:@[^/]+/)?[^/@][^/]*/)*node_modules/(?:@[^/]+/)?[^/@][^/]*")
 #: How long npm has to resolve a tree.
 NPM_TIMEOUT = 300.0
+#: One retry, soon: npm's default (two, backing off up to a minute) kept a deploy waiting
+#: about 70 s on a registry that refuses connections.
+NPM_RETRIES = ("--fetch-retries=1", "--fetch-retry-mintimeout=2000",
+               "--fetch-retry-maxtimeout=10000")
 #: The most a function's packages may unpack to.
 MAX_UNPACKED = 1 << 30
 #: What makes a package a native addon: files, install-script tools, runtime loaders.
@@ -110,15 +114,32 @@ def header_entries(source: str) -> dict[str, str]:
     return out
 
 
-def declare(imports: Iterable[str], source: str) -> tuple[str, ...]:
+def declare(imports: Iterable[tuple[str, int]], header: Iterable[tuple[str, int]]
+            ) -> tuple[str, ...]:
     """The cell's declarations, sorted: ``name@range`` for header entries with a version,
-    ``name`` for the rest (imported packages, header entries without a version)."""
-    header = header_entries(source)
-    names = dict(header)
-    for spec in imports:
+    ``name`` for the rest. ``imports``: (module specifier, cell line); ``header``: (a
+    ``// @dependencies`` line, its cell line). An invalid one is a :class:`DependencyError`
+    naming it and its line."""
+    names: dict[str, str] = {}
+    for text, line in header:
+        try:
+            entries = header_entries(text)
+        except DependencyError as exc:
+            raise DependencyError(f"cell:{line}: error: {exc}", line=line) from None
+        for pkg, spec in entries.items():
+            if names.get(pkg, spec) != spec:
+                raise DependencyError(f"cell:{line}: error: // @dependencies names {pkg} twice "
+                                      f"({pkg}@{names[pkg]} and {pkg}@{spec})", line=line)
+            names[pkg] = spec
+    for spec, line in imports:
         pkg = package_of(spec)
-        if pkg is not None:
-            names.setdefault(check_name(pkg, f"import {spec!r}:"), "")
+        if pkg is None:
+            continue
+        try:
+            check_name(pkg, f"import {spec!r}: package")
+        except DependencyError as exc:
+            raise DependencyError(f"cell:{line}: error: {exc}", line=line) from None
+        names.setdefault(pkg, "")
     return tuple(f"{n}@{s}" if s else n for n, s in sorted(names.items()))
 
 
@@ -180,7 +201,7 @@ def _npm_lock(wanted: dict[str, str], language: str, name: str) -> dict[str, dic
         Path(tmp, "package.json").write_text(json.dumps(manifest))
         cmd = [npm, "install", "--package-lock-only", "--ignore-scripts", "--no-audit",
                "--no-fund", "--no-update-notifier", "--lockfile-version=3", "--loglevel=error",
-               "--omit-lockfile-registry-resolved=false"]
+               "--omit-lockfile-registry-resolved=false", *NPM_RETRIES]
         try:
             proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True,  # noqa: S603
                                   timeout=NPM_TIMEOUT, stdin=subprocess.DEVNULL)
@@ -202,13 +223,18 @@ def _npm_error(output: str, wanted: dict[str, str]) -> str:
     lines = [line for line in lines if line.strip() and not line.startswith(
         ("A complete log", "Log files were not written"))]
     text = "\n".join(lines[:12]) or output.strip()[-2000:]
-    m = re.search(r"'((?:@[^/'\s]+/)?[^@'\s]+)@([^'\s]*)' is not in this registry", text)
+    m = re.search(r"FetchError: request to (\S+) failed, reason: (.*)", text)
     if m:
-        return f"{m.group(1)}: no such package (or version {m.group(2)}) in the npm registry " \
-               f"{registry()}\n{text}"
+        return f"{', '.join(wanted)}: the npm registry did not answer ({m.group(1)}: " \
+               f"{m.group(2).strip()})"
+    m = re.search(r"'((?:@[^/'\s]+/)?[^@'\s]+)@([^'\s]*)' (?:is not in this registry|could "
+                  r"not be found)", text)
+    if m:
+        return f"{m.group(1)}: no such package in the npm registry ({registry()})"
     m = re.search(r"No matching version found for ((?:@[^/\s]+/)?[^@\s]+)@(\S+?)\.?$", text, re.M)
     if m:
-        return f"{m.group(1)}: no version matches {m.group(2)} in the npm registry\n{text}"
+        return f"{m.group(1)}: no version matches {m.group(2)} in the npm registry " \
+               f"({registry()})"
     return f"npm could not resolve {', '.join(f'{n}@{s}' for n, s in wanted.items())} " \
            f"(registry {registry()}):\n{text}"
 

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import NODE_INSTALL_HINT, node_modules
+from ..errors import DependencyError
 from ..models import Param, Signature
 from .base import (
     OUTSIDE,
@@ -364,9 +365,14 @@ class TypeScript(Language):
         from ..dependencies import npm
 
         plain = mask(source, strings=False)  # comments blanked: a header line must be one
-        header = "\n".join(m.group(0) for m in npm.HEADER.finditer(source)
-                           if plain[source.index("//", m.start())] == " ")
-        return npm.declare(_imports(source), header)
+        header = [(m.group(0), line_of(source, m.start())) for m in npm.HEADER.finditer(source)
+                  if plain[source.index("//", m.start())] == " "]
+        imports = [(spec, line_of(source, at)) for spec, at in _imports(source)]
+        try:
+            return npm.declare(imports, header)
+        except DependencyError as exc:
+            exc.language = self.name
+            raise
 
     def _build_with_deps(self, source: str, signature: Signature, workdir: Path,
                          flags: dict[str, Any], deps: Resolved) -> tuple[bytes, str]:
@@ -402,6 +408,9 @@ class TypeScript(Language):
         self._check_inputs(source, workdir, errors, signature.name)
         if proc.returncode != 0 or not (workdir / "out.js").exists():
             text = "\n".join(e[0] for e in errors) or proc.stderr.strip()
+            text = re.sub(r"Are you trying to bundle for node\?.*?remove this error\.",
+                          "Functions run in V8 without Node: its built-in modules cannot be "
+                          "imported.", text, flags=re.S)
             first = errors[0] if errors else ("", None, None)
             raise self.error(text, signature.name, first[1], first[2])
         if flags.get("typecheck", self.typed):
@@ -501,15 +510,16 @@ _IMPORT = re.compile(r"""(?:\bfrom\s*|\bimport\s*(?:\(\s*)?|\brequire\s*\(\s*)""
                      r"""(?P<q>["'`])(?P<spec>[^"'`\n]*)(?P=q)""")
 
 
-def _imports(source: str) -> list[str]:
+def _imports(source: str) -> list[tuple[str, int]]:
     """The module specifiers the cell imports (static and dynamic imports, re-exports,
-    require()), not counting text inside comments or string literals."""
+    require()) and where each starts, not counting text inside comments or string literals."""
     code = mask(source)
     found = []
     for m in _IMPORT.finditer(mask(source, strings=False)):
         if code[m.start()] != source[m.start()]:  # the keyword is inside a string
             continue
-        found.append(_ESCAPE.sub(lambda e: chr(int(e.group(1) or e.group(2), 16)), m.group("spec")))
+        spec = _ESCAPE.sub(lambda e: chr(int(e.group(1) or e.group(2), 16)), m.group("spec"))
+        found.append((spec, m.start("spec")))
     return found
 
 
