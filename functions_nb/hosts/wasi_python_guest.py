@@ -24,17 +24,10 @@ imported only when a value needs them).
 from __future__ import annotations
 
 import gc
-import importlib.abc
-import importlib.util
 import json
 import struct
 import sys
 from typing import Any
-
-try:  # inside the wasi interpreter the runtime registers the Pyodide guest under this name
-    import pyodide_guest as base  # type: ignore[import-not-found]
-except ImportError:
-    from . import pyodide_guest as base
 
 #: Keys marking a binary value in a frame's JSON.
 ARRAY, FRAME, BYTES = "\x00array", "\x00frame", "\x00bytes"
@@ -97,11 +90,11 @@ class Packer:
         import pandas as pd
 
         columns = []
-        for i, name in enumerate(df.columns):
+        for i, (name, values) in enumerate(df.items()):
             if type(name) is not str:
                 raise Refused(f"column {i} of the DataFrame is named {name!r} "
                               f"({type(name).__name__}); column names must be str")
-            columns.append([name, self.column(df.iloc[:, i], f"column {name!r}")])
+            columns.append([name, self.column(values, f"column {name!r}")])
         index = df.index
         if isinstance(index, pd.RangeIndex):
             idx: Any = {"range": [index.start, index.stop, index.step]}
@@ -207,10 +200,21 @@ def _frame(spec: dict[str, Any], data: memoryview) -> Any:
         index = pd.Index(_column(idx, data), name=spec["index_name"])
     columns = spec["columns"]
     if len({name for name, _ in columns}) == len(columns):
-        return pd.DataFrame({name: _column(col, data) for name, col in columns}, index=index)
-    df = pd.DataFrame({i: _column(col, data) for i, (_, col) in enumerate(columns)}, index=index)
+        return pd.DataFrame({name: _column(col, data) for name, col in columns}, index=index,
+                            copy=False)
+    df = pd.DataFrame({i: _column(col, data) for i, (_, col) in enumerate(columns)}, index=index,
+                      copy=False)
     df.columns = [name for name, _ in columns]
     return df
+
+
+def _base() -> Any:
+    """The Pyodide guest's module (imported on first use: the host needs only the wire form)."""
+    try:  # inside the wasi interpreter the runtime registers it under this name
+        import pyodide_guest as base  # type: ignore[import-not-found]
+    except ImportError:
+        from . import pyodide_guest as base
+    return base
 
 
 # -- results of a declared kind ------------------------------------------------------------------
@@ -218,6 +222,7 @@ def _frame(spec: dict[str, Any], data: memoryview) -> Any:
 def result_tree(value: Any, kind: str, packer: Packer) -> str:
     """The JSON of a result of ``kind`` (binary parts into ``packer``); TypeError/ValueError
     naming what does not fit."""
+    base = _base()
     if kind in ARRAY_KINDS or kind == "ndarray":
         import numpy as np
 
@@ -249,9 +254,10 @@ def result_tree(value: Any, kind: str, packer: Packer) -> str:
 
 # -- files of the function's own dependencies ----------------------------------------------------
 
-class Files(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+class Files:
     """Pure-Python modules given with the function (``{"pkg/mod.py": source}``), importable in
-    this interpreter only, after the runtime's own packages (the last finder)."""
+    this interpreter only, after the runtime's own packages (the last finder on
+    ``sys.meta_path``; a meta-path finder and its modules' loader)."""
 
     def __init__(self, files: dict[str, bytes]) -> None:
         self.files = files
@@ -268,6 +274,8 @@ class Files(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         found = self._path(name)
         if found is None:
             return None
+        import importlib.util
+
         where, package = found
         spec = importlib.util.spec_from_loader(name, self, origin=f"/function-files/{where}",
                                                is_package=package)
@@ -290,17 +298,23 @@ class Files(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 # -- the guest -------------------------------------------------------------------------------------
 
-class WasiGuest(base.Guest):
-    """One function's side of its interpreter: the Pyodide guest's, with binary values and the
-    door (``_host.call``) as its channel."""
+class WasiGuest:
+    """One function's side of its interpreter: the Pyodide guest's (``core``: console,
+    loading, error reports, replies) with binary values and the door (``_host.call``) as its
+    channel."""
 
     def __init__(self, config: dict[str, Any], door: Any) -> None:
-        super().__init__(config)
+        import linecache
+
+        self.base = _base()
+        self.core = self.base.Guest(config)
         self.door = door
-        self.kinds: tuple[str, ...] = ()
+        self.linecache = linecache
 
     def serve(self) -> None:
         """One turn: fetch the request through the door, answer it through the door."""
+        base, core = self.base, self.core
+        self.linecache._interactive_cache.clear()  # each turn's source, kept there by the turn
         request = bytearray(self.door(b"q"))
         try:
             if request[0] == LOAD:
@@ -308,12 +322,12 @@ class WasiGuest(base.Guest):
             elif request[0] == CALL:
                 reply = self.call_request(request)
             else:
-                reply = self.failure(base.HOST_ERROR, None, f"unknown request {request[0]}")
+                reply = core.failure(base.HOST_ERROR, None, f"unknown request {request[0]}")
         except MemoryError:
             gc.collect()
-            reply = self.failure(base.MEMORY, None, "MemoryError")
+            reply = core.failure(base.MEMORY, None, "MemoryError")
         except BaseException as exc:  # noqa: BLE001 - reported to the host, never raised
-            reply = self.failure(base.HOST_ERROR, None, f"{type(exc).__name__}: {exc}")
+            reply = core.failure(base.HOST_ERROR, None, f"{type(exc).__name__}: {exc}")
         if isinstance(reply, str):
             reply = Packer().frame_bytes(reply)
         self.door(b"r" + reply)
@@ -322,30 +336,30 @@ class WasiGuest(base.Guest):
         files = req.get("files") or {}
         if files:
             sys.meta_path.append(Files({k: v.encode() for k, v in files.items()}))
-        self.kinds = tuple(req["kinds"])
-        return self.load(req["entry"], req["source"], [], req["result"])
+        return self.core.load(req["entry"], req["source"], [], req["result"])
 
     def call_request(self, request: bytearray) -> bytes | str:
-        fn = self.fn
+        base, core = self.base, self.core
+        fn = core.fn
         if fn is None:
-            return self.failure(base.HOST_ERROR, None, "the function is not loaded")
+            return core.failure(base.HOST_ERROR, None, "the function is not loaded")
         args = unpack(memoryview(request)[1:])
-        value, error = self.guarded(lambda: fn(*args))
+        value, error = core.guarded(lambda: fn(*args))
         base.stop_tasks()
         if error is not None:
             return error
         packer = Packer()
         try:
-            text = result_tree(value, self.kind, packer)
+            text = result_tree(value, core.kind, packer)
         except MemoryError:
             value = None
             gc.collect()
-            return self.failure(base.MEMORY, None, "MemoryError: the result is too large")
+            return core.failure(base.MEMORY, None, "MemoryError: the result is too large")
         except (TypeError, ValueError, RecursionError) as exc:
             why = str(exc) if str(exc).startswith("returned ") else \
                 f"returned a value that does not cross: {exc}"
-            return self.failure(base.BAD_RESULT, None, why)
-        return packer.frame_bytes(self.reply(base.OK, '"v":' + text))
+            return core.failure(base.BAD_RESULT, None, why)
+        return packer.frame_bytes(core.reply(base.OK, '"v":' + text))
 
 
 def init(config_json: str) -> WasiGuest:
@@ -354,5 +368,5 @@ def init(config_json: str) -> WasiGuest:
     import _host  # type: ignore[import-not-found]  # the snapshot's door
 
     guest = WasiGuest(json.loads(config_json), _host.call)
-    guest.install()
+    guest.core.install()
     return guest

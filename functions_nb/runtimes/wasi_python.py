@@ -33,13 +33,10 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import re
 import struct
-import subprocess
 import sys
 import threading
 import time
-import zipfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -67,7 +64,8 @@ BLOCKED_MODULES = ("_host", "host")
 COMPILE_ESTIMATE_S = 90.0
 WASI = wasm.WASI
 _NO_HOST, _FAULT = -1, -2
-_TURN = b"__import__('wasi_python_guest').GUEST.serve()"
+#: Each call's turn: the guest's serve, bound in the interpreter's ``__main__`` at boot.
+_TURN = b"_fnb_serve()"
 _U32 = struct.Struct("<I")
 
 
@@ -133,6 +131,9 @@ def manifest_versions() -> dict[str, str]:
 
 @lru_cache(maxsize=4)
 def _provided(folder: str) -> frozenset[str]:
+    import re
+    import zipfile
+
     with zipfile.ZipFile(Path(folder, "python-stdlib.zip")) as zf:
         names = {n.split("/")[0].removesuffix(".pyc").removesuffix(".py") for n in zf.namelist()}
     names = {n for n in names if n and not n.endswith(".dist-info")}
@@ -176,6 +177,8 @@ def compile_in_child(wasm_path: Path, out: Path, progress: bool = True) -> None:
     """Compile ``wasm_path`` with the engine's configuration in a child process (its 2+ GB and
     its threads stay out of this one) and write the serialized module to ``out``, showing a
     progress bar meanwhile (the estimate is time-based: the compiler reports no progress)."""
+    import subprocess
+
     proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(wasm_path), str(out),
                              json.dumps(wasm.ENGINE_CONFIG)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -344,10 +347,7 @@ class WasiPythonFunction:
         linker.define_wasi()
         for name, spec in wasm._WASI_OVERRIDES.items():
             linker.define(store, WASI, name, wasm._bind(store, inst, spec))
-        i32 = wasmtime.ValType.i32()
-        door = wasmtime.Func(store, wasmtime.FuncType([i32] * 4, [i32]),
-                             lambda *a: _door(inst, *a))
-        linker.define(store, "host", "call", door)
+        door = _define_door(linker, inst)
         store.set_epoch_deadline(wasm.INIT_TICKS)
         try:
             instance = linker.instantiate(store, self.module)
@@ -378,8 +378,7 @@ class WasiPythonFunction:
             f"_m = types.ModuleType({mod!r}); sys.modules[{mod!r}] = _m\n"
             f"exec(compile({path.read_text()!r}, {path.name!r}, 'exec'), _m.__dict__)\n"
             for mod, path in GUESTS)
-        boot += (f"sys.modules['wasi_python_guest'].GUEST = "
-                 f"sys.modules['wasi_python_guest'].init({self._config!r})\n"
+        boot += (f"_fnb_serve = sys.modules['wasi_python_guest'].init({self._config!r}).serve\n"
                  "del _m, sys, types\n")
         status = self._turn(inst, boot.encode(), ctx)
         if status != 0:
@@ -523,6 +522,32 @@ def _base(inst: _Guest) -> int:
 
 def _memory_size(inst: _Guest) -> int:
     return int(wasm._memory_size(inst.cptr, inst.mref))
+
+
+_DOOR_TYPE = wasmtime.FuncType([wasmtime.ValType.i32()] * 4, [wasmtime.ValType.i32()])
+
+
+def _define_door(linker: wasmtime.Linker, inst: _Guest) -> Any:
+    """``host.call`` in ``linker``, as a raw (unchecked) host function: the door runs twice per
+    call, and wasmtime-py's checked trampoline cost ~50 us a crossing. Returns the callback,
+    which must live as long as the instance."""
+
+    def door(_env: Any, _caller: Any, vals: Any, _n: int) -> int:
+        try:
+            status = _door(inst, vals[0].i32, vals[1].i32, vals[2].i32, vals[3].i32)
+        except Exception:  # noqa: BLE001 - nothing escapes into the guest; it sees a fault
+            status = _FAULT
+        vals[0].i32 = status
+        return 0  # no trap
+
+    callback = wasm._b.wasmtime_func_unchecked_callback_t(door)
+    err = wasm._b.wasmtime_linker_define_func_unchecked(
+        linker.ptr(), b"host", 4, b"call", 4, _DOOR_TYPE.ptr(), callback, None,
+        wasm._noop_finalizer)
+    if err:
+        raise InvocationError(f"the wasi-python door cannot be defined: "
+                              f"{wasmtime.WasmtimeError._from_ptr(err)}")
+    return callback
 
 
 def _door(inst: _Guest, ptr: int, length: int, out_ptr_ptr: int, out_len_ptr: int) -> int:
