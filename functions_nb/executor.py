@@ -64,12 +64,15 @@ class Executor:
 
     def __init__(self, max_concurrency: int = MAX_CONCURRENCY, max_queue: int = MAX_QUEUE,
                  record: Callable[[ExecutionRecord], None] | None = None) -> None:
-        self.max_concurrency = max_concurrency
+        self._max_concurrency = max_concurrency
         self.max_queue = max_queue
         self._record = record
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
-        self._running = 0
+        #: One token per free slot: a call takes one with ``pop()`` and gives it back with
+        #: ``append()`` (each atomic, so a call that finds a slot takes no lock).
+        self._free: list[bool] = [True] * max_concurrency
+        #: Calls queued for a slot (changed under the lock).
         self._waiting = 0
         self._active: dict[str, tuple[CallContext, LoadedFunction, float]] = {}
         self._prefix = f"{os.getpid():x}-{int(time.time() * 1000) & 0xFFFFFF:06x}-"
@@ -80,12 +83,23 @@ class Executor:
         self._ids_lock = threading.Lock()
         self.rejected = 0
 
+    @property
+    def max_concurrency(self) -> int:
+        """Calls that may run at once (fixed when the executor is made)."""
+        return self._max_concurrency
+
+    @property
+    def _running(self) -> int:
+        return self._max_concurrency - len(self._free)
+
     # admission -------------------------------------------------------------------
     def _admit(self, ctx: CallContext) -> float:
-        """Wait for a slot; returns the time queued in ms."""
+        """Wait for a slot; returns the time queued in ms. Queued calls go first: a call
+        takes a free slot at once only while none waits."""
+        free = self._free
         with self._lock:
-            if self._running < self.max_concurrency and not self._waiting:
-                self._running += 1
+            if not self._waiting and free:
+                free.pop()
                 return 0.0
             if self._waiting >= self.max_queue:
                 self.rejected += 1
@@ -94,7 +108,12 @@ class Executor:
             self._waiting += 1
             start = time.perf_counter()
             try:
-                while self._running >= self.max_concurrency:
+                while True:
+                    try:
+                        free.pop()
+                        break
+                    except IndexError:
+                        pass
                     if ctx.aborted:
                         raise Aborted(f"execution {ctx.id} aborted while queued")
                     left = ctx.deadline - time.monotonic()
@@ -105,13 +124,14 @@ class Executor:
                     self._cond.wait(min(left, 0.1))
             finally:
                 self._waiting -= 1
-            self._running += 1
             return (time.perf_counter() - start) * 1000
 
     def _release(self) -> None:
-        with self._lock:
-            self._running -= 1
-            if self._waiting:
+        """Give the slot back (no lock unless a call waits for it: a waiter counted itself
+        in ``_waiting`` before it found no slot, so it is notified or finds this one)."""
+        self._free.append(True)
+        if self._waiting:
+            with self._lock:
                 self._cond.notify()
 
     # execution ---------------------------------------------------------------------
@@ -146,16 +166,19 @@ class Executor:
         started = _time()
         breaker = fn.breaker
         active = self._active
-        lock = self._lock
+        free = self._free
         try:
             if breaker.state is not CLOSED:
                 breaker.before_call()
             active[exec_id] = (ctx, fn, started)
-            with lock:
-                free = self._running < self.max_concurrency and not self._waiting
-                if free:
-                    self._running += 1
-            queue_ms = 0.0 if free else self._admit(ctx)
+            if self._waiting or not free:  # queue behind the calls waiting, or wait
+                queue_ms = self._admit(ctx)
+            else:
+                try:
+                    free.pop()
+                    queue_ms = 0.0
+                except IndexError:  # another thread took the last slot meanwhile
+                    queue_ms = self._admit(ctx)
         except (CircuitOpen, QueueFull, Aborted, FunctionTimeout) as err:
             active.pop(exec_id, None)
             # everything but an open breaker happened while waiting for a slot
@@ -176,9 +199,9 @@ class Executor:
             error = None
         finally:
             duration_ms = (_perf() - t0) * 1000
-            with lock:
-                self._running -= 1
-                if self._waiting:
+            free.append(True)  # the slot back: _release inline
+            if self._waiting:
+                with self._lock:
                     self._cond.notify()
             del active[exec_id]
         if error is None:

@@ -118,3 +118,41 @@ def test_execution_ids_unique_and_in_order_across_blocks_and_threads():
     for out in taken:  # each thread saw its ids in increasing order
         counters = [int(i.rsplit("-", 1)[1], 16) for i in out]
         assert counters == sorted(counters)
+
+
+WORK_RS = """fn work(n: u64) -> u64 {
+    let mut x = 1u64;
+    for _ in 0..n {
+        x = unsafe { std::ptr::read_volatile(&x) }.wrapping_mul(31).wrapping_add(7);
+    }
+    x
+}
+"""
+
+
+def test_slots_shared_by_threads_all_come_back(store):
+    """Eight threads calling at once through two slots: every call runs, some queue, and
+    afterwards every slot is free and nobody waits."""
+    fx = Functions(store=store, max_concurrency=2, max_queue=100)
+    try:
+        fx.deploy("rust", WORK_RS, name="work", timeout=30)
+        want = fx.invoke("work", 200_000)
+        done: list = []
+
+        def calls() -> None:
+            for _ in range(15):
+                done.append(fx.run("work", 200_000))
+
+        threads = [threading.Thread(target=calls) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert len(done) == 8 * 15
+        assert {(r.status, r.value) for r in done} == {("ok", want)}
+        assert any(r.queue_ms > 0 for r in done)
+        snap = fx.executor.snapshot()
+        assert (snap["running"], snap["waiting"], snap["max_concurrency"]) == (0, 0, 2)
+        assert fx.running() == []
+    finally:
+        fx.close()
