@@ -83,6 +83,19 @@ def test_a_function_imports_its_declared_pure_python_package(deployed):
     assert fx.invoke("nice", 1234567) == f"1,234,567 (humanize {pkg['version']})"
 
 
+def test_a_notebook_cell_declares_and_uses_it(ip):
+    """``%%function python`` with the block at the cell's top; errors keep cell lines."""
+    _usable()
+    r = ip.run_cell("%%function python nice --quiet\n" + NICE)
+    assert r.success, r.error_in_exec
+    r = ip.run_cell("%invoke nice 1234")
+    assert r.success and r.result.startswith("1,234 (humanize ")
+    r = ip.run_cell('%%function python bad --quiet\n# /// script\n# dependencies = ["ujson"]\n'
+                    "# ///\nimport ujson\ndef bad(a: int) -> int:\n    return a\n")
+    assert not r.success and isinstance(r.error_in_exec, DependencyError)
+    assert "ujson: has compiled code" in str(r.error_in_exec)
+
+
 def test_package_data_crosses_byte_for_byte(deployed):
     """humanize's French catalogue (a binary .mo file in the wheel) is found and read."""
     fx, _, info = deployed
