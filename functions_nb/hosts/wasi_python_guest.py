@@ -141,10 +141,10 @@ class Packer:
             return [self.lift(v, depth + 1) for v in value]
         return value  # json.dumps decides (a str/int subclass passes, anything else fails)
 
-    def frame_bytes(self, text: str) -> bytes:
-        """The frame: the JSON's length, the JSON, the buffers."""
+    def frame_bytes(self, text: str, prefix: bytes = b"") -> bytes:
+        """The frame (after ``prefix``): the JSON's length, the JSON, the buffers."""
         head = text.encode("ascii")
-        return b"".join([_HEAD.pack(len(head)), head, *self.buffers])
+        return b"".join([prefix, _HEAD.pack(len(head)), head, *self.buffers])
 
 
 def pack(value: Any) -> bytes:
@@ -329,8 +329,8 @@ class WasiGuest:
         except BaseException as exc:  # noqa: BLE001 - reported to the host, never raised
             reply = core.failure(base.HOST_ERROR, None, f"{type(exc).__name__}: {exc}")
         if isinstance(reply, str):
-            reply = Packer().frame_bytes(reply)
-        self.door(b"r" + reply)
+            reply = Packer().frame_bytes(reply, b"r")
+        self.door(reply)
 
     def load_request(self, req: dict[str, Any]) -> str:
         files = req.get("files") or {}
@@ -339,6 +339,7 @@ class WasiGuest:
         return self.core.load(req["entry"], req["source"], [], req["result"])
 
     def call_request(self, request: bytearray) -> bytes | str:
+        """The reply to a call: a frame after ``r``, or the core's error text."""
         base, core = self.base, self.core
         fn = core.fn
         if fn is None:
@@ -359,7 +360,7 @@ class WasiGuest:
             why = str(exc) if str(exc).startswith("returned ") else \
                 f"returned a value that does not cross: {exc}"
             return core.failure(base.BAD_RESULT, None, why)
-        return packer.frame_bytes(core.reply(base.OK, '"v":' + text))
+        return packer.frame_bytes(core.reply(base.OK, '"v":' + text), b"r")
 
 
 def init(config_json: str) -> WasiGuest:

@@ -67,6 +67,7 @@ _NO_HOST, _FAULT = -1, -2
 #: Each call's turn: the guest's serve, bound in the interpreter's ``__main__`` at boot.
 _TURN = b"_fnb_serve()"
 _U32 = struct.Struct("<I")
+_CALL = bytes([wire.CALL])
 
 
 # -- the installed files ---------------------------------------------------------------------
@@ -400,8 +401,9 @@ class WasiPythonFunction:
         parts = [enc(v) for enc, v in zip(self._encoders, args, strict=False)]
         packer = wire.Packer()
         text = "[" + ",".join(p if isinstance(p, str) else _json_mark(packer, p) for p in parts) + "]"
-        request = bytes([wire.CALL]) + packer.frame_bytes(text)
-        with self._lock:
+        request = packer.frame_bytes(text, _CALL)
+        self._acquire(ctx)
+        try:
             inst = self._inst
             if inst is None:
                 ctx.cold = True
@@ -419,7 +421,25 @@ class WasiPythonFunction:
                 inst.ctx = None
                 inst.request = b""
             ctx.memory_bytes = _memory_size(inst)
+        finally:
+            self._lock.release()
         return self._outcome(reply, ctx)
+
+    def _acquire(self, ctx: CallContext) -> None:
+        """The function's interpreter, one call at a time; waiting honours the call's deadline
+        and abort flag."""
+        if self._lock.acquire(blocking=False):
+            return
+        while True:
+            if ctx.aborted:
+                raise Aborted(f"{self.name}: execution {ctx.id} aborted")
+            left = ctx.deadline - time.monotonic()
+            if left <= 0:
+                ctx.timed_out = True
+                raise FunctionTimeout(f"{self.name}: stopped at its {ctx.timeout:g} s time limit "
+                                      "(waiting for its interpreter, busy with another call)")
+            if self._lock.acquire(timeout=min(left, 0.01)):
+                return
 
     def _serve(self, inst: _Guest, ctx: CallContext) -> bytearray:
         """One turn answering ``inst.request``; the reply frame."""
