@@ -23,11 +23,13 @@ import pandas as pd
 import pytest
 
 from functions_nb import CompileError, Functions, FunctionTimeout, InvocationError, LimitExceeded
-from functions_nb.errors import BadArguments
+from functions_nb.errors import Aborted, BadArguments
 from functions_nb.models import Param, Signature
 from functions_nb.runtimes import wasi_python
 from functions_nb.runtimes.base import CallContext
 from functions_nb.runtimes.modcache import PrecompiledCache, Seal, SealedFile
+
+from .conftest import abort_while_running
 
 pytestmark = pytest.mark.skipif(
     not (wasi_python.home() / ".fnb-installed").exists(),
@@ -162,6 +164,23 @@ def test_infinite_loop_times_out_and_the_next_call_works(fx):
         fx.invoke("spin", 1)
     ex = fx.run("spin", 0)
     assert ex.status == "ok" and ex.value == 0 and ex.cold  # a fresh interpreter replaced it
+
+
+def test_abort_stops_a_running_call(fx):
+    fx.deploy("python", "import numpy as np\n\n\ndef spin_abort(n: int) -> int:\n"
+              "    while n:\n        np.ones(4).sum()\n    return n\n", name="spin_abort",
+              timeout=60)
+    assert fx.invoke("spin_abort", 0) == 0
+    _, ex = abort_while_running(fx, "spin_abort", 1, settle=0.1)
+    assert ex.status == "aborted" and isinstance(ex.error, Aborted)
+    assert fx.invoke("spin_abort", 0) == 0  # a fresh interpreter
+
+
+def test_function_magic_takes_the_runtime_flag(ip):
+    cell = "%%function python twice --runtime wasi\ndef twice(x: int) -> int:\n    return 2 * x\n"
+    assert ip.run_cell(cell).success
+    fx = ip.magics_manager.registry["FunctionsMagics"]._fx
+    assert fx.info("twice").runtime == "wasi-python" and fx.invoke("twice", 21) == 42
 
 
 def test_sleep_obeys_the_time_limit(fx):
