@@ -164,6 +164,15 @@ def test_a_crate_from_crates_io_is_locked_stored_and_used(fx) -> None:
 
 
 @needs_rust
+def test_a_compile_error_in_a_cell_with_crates_names_its_cell_line(fx) -> None:
+    broken = NUMBERS_RS.replace("m.as_str().to_string()", "m.as_str().to_strin()")
+    with pytest.raises(CompileError, match="to_strin") as err:
+        fx.deploy("rust", broken, name="numbers")
+    assert err.value.line == 10 and "cell:10" in str(err.value)
+    assert not isinstance(err.value, DependencyError)
+
+
+@needs_rust
 def test_a_function_without_the_declaration_cannot_use_the_crate(fx) -> None:
     with pytest.raises(CompileError, match="regex") as err:
         fx.deploy("rust", UNDECLARED_RS, name="numbers")
@@ -198,6 +207,33 @@ def test_a_crate_that_cannot_build_for_wasm32_is_named_with_the_compiler_s_messa
     text = str(err.value)
     assert "crate getrandom 0.2." in text and "wasm32-unknown-unknown" in text
     assert "\"js\" feature" in text  # getrandom's own compile_error!
+
+
+def test_a_module_importing_javascript_bindings_is_refused_naming_who_brought_them() -> None:
+    """What a crate's ``js`` feature builds (seen with getrandom 0.2 + js): a module importing
+    wasm-bindgen's placeholder module, which no runtime here provides."""
+    import wasmtime
+
+    name = b"__wbindgen_placeholder__"
+    imports = bytes([1, len(name)]) + name + bytes([1]) + b"f" + bytes([0, 0])
+    module = (b"\0asm\x01\0\0\0" + bytes([1, 4, 1, 0x60, 0, 0])
+              + bytes([2, len(imports)]) + imports)
+    wasmtime.Module.validate(wasmtime.Engine(), module)  # a real module
+    lock = textwrap.dedent("""\
+        [[package]]
+        name = "getrandom"
+        version = "0.2.17"
+        source = "registry+https://github.com/rust-lang/crates.io-index"
+        dependencies = ["cfg-if", "js-sys", "wasm-bindgen"]
+
+        [[package]]
+        name = "js-sys"
+        version = "0.3.107"
+        source = "registry+https://github.com/rust-lang/crates.io-index"
+        dependencies = ["wasm-bindgen 0.2.100"]
+        """)
+    assert rust.js_bindings(module, lock) == ["getrandom 0.2.17", "js-sys 0.3.107"]
+    assert rust.js_bindings(module.replace(name, b"fnb" + b"_" * 21), lock) is None
 
 
 @needs_rust

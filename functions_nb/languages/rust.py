@@ -250,7 +250,7 @@ GLUE_CRATES = {"serde": ("1", ("derive",)),
 #: The Cargo feature that builds the glue's crates (when the cell needs JSON).
 JSON_FEATURE = "fnb-json"
 #: Bump when the build of a cell with crates changes (its manifest, the directory source).
-CRATES_BUILD = "1"
+CRATES_BUILD = "2"
 #: The package a cell with crates becomes (the name of the plain build's crate too).
 CELL_CRATE = "fnb_cell"
 
@@ -499,6 +499,21 @@ def _source_replacement(lock_text: str, vendored: Path) -> str:
                     'replace-with = "vendored"']
     return "\n".join([*out, "[source.vendored]", f"directory = {json.dumps(str(vendored))}",
                       "[net]", "offline = true", ""])
+
+
+#: The import modules of wasm-bindgen's JavaScript bindings.
+_WASM_BINDGEN = (b"__wbindgen_placeholder__", b"__wbindgen_externref_xform__")
+
+
+def js_bindings(code: bytes, lock_text: str) -> list[str] | None:
+    """None when ``code`` imports no wasm-bindgen module; else the crates of the Cargo.lock
+    ``lock_text`` that depend on wasm-bindgen or js-sys (what brought it in)."""
+    if not any(module in code for module in _WASM_BINDGEN):
+        return None
+    packages = tomllib.loads(lock_text).get("package", []) if lock_text else []
+    return sorted({f"{p['name']} {p['version']}" for p in packages
+                   if any(d.split()[0] in ("wasm-bindgen", "js-sys")
+                          for d in p.get("dependencies", []))})
 
 
 def _cargo_stderr(stderr: str, workdir: Path) -> str:
@@ -834,6 +849,13 @@ class Rust(Language):
                 raise self.error("cargo could not build the cell's crates:\n"
                                  + _cargo_stderr(proc.stderr, workdir), signature.name)
             self._fail(errors, proc.stderr, flags, signature.name)
+        users = js_bindings(code, deps.lock.extra)
+        if users is not None:
+            raise self.error(
+                f"the module imports JavaScript bindings (wasm-bindgen, which the lock has through "
+                f"{', '.join(users) or 'a crate'}): functions run as plain WebAssembly with no "
+                "JavaScript host; leave out the crates or features that bring wasm-bindgen in "
+                "(a crate's `js` or `wasm-bindgen` feature)", signature.name)
         return code, "\n".join(w[0] for w in warnings)
 
     @staticmethod
