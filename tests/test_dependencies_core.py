@@ -79,3 +79,20 @@ def test_dependency_error_is_a_compile_error_of_the_tree():
 
     assert functions_nb.DependencyError is DependencyError
     assert issubclass(DependencyError, CompileError)
+
+
+def test_a_refused_declaration_reads_in_the_notebook_cells_lines(tmp_path):
+    """The magic deploys with line_offset=1 (its %%function line); a declaration error then
+    names the cell's own line, as compiler errors do."""
+    source = ('package main\n\n// require github.com/google/uuid latest\nimport "github.com/google/uuid"\n'
+              "func f() string { return uuid.Nil.String() }\n")
+    fx = Functions(store=str(tmp_path / "store"), history=False)
+    try:
+        with pytest.raises(DependencyError) as plain:
+            fx.deploy("go", source, name="f")
+        with pytest.raises(DependencyError) as shifted:
+            fx.deploy("go", source, name="f", line_offset=1)
+    finally:
+        fx.close()
+    assert plain.value.line == 3 and str(plain.value).startswith("cell:3:")
+    assert shifted.value.line == 4 and str(shifted.value).startswith("cell:4:")

@@ -32,6 +32,7 @@ import hashlib
 import importlib
 import json
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -141,16 +142,21 @@ def sha256(data: bytes) -> str:
 
 
 def prepare(lang: Declaring, source: str, flags: dict[str, Any], name: str, store: Any,
-            previous: dict[str, Any] | None = None) -> Resolved | None:
+            previous: dict[str, Any] | None = None, line_offset: int = 0) -> Resolved | None:
     """The dependencies of one deploy of ``source`` as ``name`` (None when it declares none).
 
     ``previous`` is the lock of the function's latest version (``FunctionInfo.dependencies``):
     reused as it is when the cell declares the same dependencies. ``store`` holds the files
-    (``put_blob``/``get_blob``)."""
+    (``put_blob``/``get_blob``). A refused declaration's line is shifted by ``line_offset``
+    (the notebook cell's own numbering, as compiler errors are)."""
     try:
         declared = tuple(lang.declared_dependencies(source, flags))
-    except DependencyError as exc:  # a declaration refused: say whose
+    except DependencyError as exc:  # a declaration refused: say whose, and where in the cell
         exc.language, exc.name = exc.language or lang.name, exc.name or name
+        if exc.line and line_offset:
+            exc.line += line_offset
+            exc.args = (re.sub(r"\bcell:(\d+)", lambda m: f"cell:{int(m[1]) + line_offset}",
+                               str(exc), count=1),)
         raise
     if not declared:
         return None
