@@ -95,6 +95,10 @@ def test_front_matter_declarations_are_canonical() -> None:
         'serde = { version = "1", default-features = false, features = ["derive"] }')
     blank = rust.without_front_matter(src)
     assert blank.split("\n")[:10] == [""] * 10 and blank.split("\n")[10] == "fn f() -> i32 { 1 }"
+    # the blank lines a build puts before the cell (its line offset in a notebook)
+    assert rust.declarations("\n\n" + src) == rust.declarations(src)
+    assert rust.without_front_matter("\n\n" + src).split("\n")[12] == "fn f() -> i32 { 1 }"
+    assert set(rust.without_front_matter("\n\n" + src).split("\n")[:12]) == {""}
     assert rust.declarations("fn f() -> i32 { 1 }\n") == ()
     assert rust.declarations("---\n---\nfn f() -> i32 { 1 }\n") == ()
     # the manifest the lock and the build share: the glue's serde merged, serde_json optional
@@ -170,6 +174,10 @@ def test_a_compile_error_in_a_cell_with_crates_names_its_cell_line(fx) -> None:
         fx.deploy("rust", broken, name="numbers")
     assert err.value.line == 10 and "cell:10" in str(err.value)
     assert not isinstance(err.value, DependencyError)
+    # in a notebook the %%function line comes first: lines count from the cell's top
+    with pytest.raises(CompileError, match="to_strin") as err:
+        fx.deploy("rust", "#!/usr/bin/env cargo\n" + broken, name="numbers", line_offset=1)
+    assert err.value.line == 12
 
 
 @needs_rust

@@ -256,11 +256,9 @@ CELL_CRATE = "fnb_cell"
 
 
 class FrontMatter(NamedTuple):
-    """A cell's cargo-script front matter: its TOML text and the cell lines of its fences
-    (``start`` includes a shebang line before it)."""
+    """A cell's cargo-script front matter: its TOML text and the cell lines of its fences."""
 
     body: str
-    start: int
     opens: int
     closes: int
 
@@ -270,8 +268,11 @@ def front_matter(source: str) -> FrontMatter | None:
     as cargo scripts write it, or None. A fence that opens and never closes, an infostring
     other than ``cargo``, or a line inside starting with the fence's dashes is refused."""
     lines = source.split("\n")
-    i = 1 if lines[0].startswith("#!") and not lines[0].startswith("#![") else 0
-    start = i
+    i = 0
+    while i < len(lines) and not lines[i].strip():  # a build's own blank lines (line_offset)
+        i += 1
+    if i < len(lines) and lines[i].startswith("#!") and not lines[i].startswith("#!["):
+        i += 1
     while i < len(lines) and not lines[i].strip():
         i += 1
     m = _FENCE.fullmatch(lines[i].rstrip("\r")) if i < len(lines) else None
@@ -286,7 +287,7 @@ def front_matter(source: str) -> FrontMatter | None:
         if not text.startswith(dashes):
             continue
         if re.fullmatch(re.escape(dashes) + r"[ \t]*", text):
-            return FrontMatter("\n".join(lines[i + 1:j]), start + 1, i + 1, j + 1)
+            return FrontMatter("\n".join(lines[i + 1:j]), i + 1, j + 1)
         raise _declaration_error(f"this line starts with the front matter's fence `{dashes}` "
                                  f"(opened at line {i + 1}); a longer fence escapes it", j + 1)
     raise _declaration_error(f"the front matter opened by `{dashes}` has no closing `{dashes}`",
