@@ -270,3 +270,94 @@ def test_a_second_machine_builds_and_runs_from_the_store_alone(fx, tmp_path, mon
                           timeout=300, cwd=Path(__file__).parent.parent)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[:2] == ["[[1, 2], [3, 4], [5]]", "True"]
+
+
+def test_a_package_without_types_gets_a_hint(fx):
+    with pytest.raises(CompileError) as info:
+        fx.deploy("typescript", 'import chunk from "lodash-es/chunk";\n'
+                  "export function c(n: number): number[][] { return chunk([1, 2, 3], n) }",
+                  name="c")
+    text = str(info.value)
+    assert "TS7016" in text and info.value.line == 1
+    assert "// @dependencies @types/lodash-es" in text and "npm i --save-dev" not in text
+    assert "/cache/build/" not in text  # the build directory is not shown
+
+
+# -- installation: what a tarball or a lock may not do ------------------------------------------
+
+def tarball(members: dict[str, bytes | str], links: dict[str, str] | None = None) -> bytes:
+    """A real .tgz: files (bytes) and folders ("dir"), plus symbolic links."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            if data == "dir":
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
+    return out.getvalue()
+
+
+def resolved_of(tmp_path: Path, files: dict[str, bytes], layout: dict[str, str]):
+    from functions_nb.dependencies import Lock, Package, Resolved, sha256
+
+    packages, paths = [], []
+    for key, data in files.items():
+        name, version = npm.split(key)
+        path = tmp_path / "files" / f"{sha256(data)}.tgz"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(data)
+        packages.append(Package(name, version, path.name, sha256(data)))
+        paths.append(path)
+    return Resolved(Lock("npm", tuple(files), tuple(packages), json.dumps(layout)), tuple(paths))
+
+
+def test_install_lays_out_the_lock_and_skips_links(tmp_path):
+    a = tarball({"package/package.json": b'{"name":"a"}', "package/lib": "dir",
+                 "package/lib/index.js": b"module.exports = 1"},
+                links={"package/evil.js": "/etc/passwd"})
+    b = tarball({"pkg/index.js": b"export default 2"})  # the first folder need not be package/
+    work = tmp_path / "work"
+    work.mkdir()
+    paths = npm.install(resolved_of(tmp_path, {"a@1.0.0": a, "@s/b@2.0.0": b},
+                                    {"node_modules/a": "a@1.0.0",
+                                     "node_modules/a/node_modules/@s/b": "@s/b@2.0.0"}), work)
+    assert paths == ["node_modules/a", "node_modules/a/node_modules/@s/b"]
+    assert (work / "node_modules/a/lib/index.js").read_text() == "module.exports = 1"
+    assert (work / "node_modules/a/node_modules/@s/b/index.js").read_text() == "export default 2"
+    assert not (work / "node_modules/a/evil.js").exists()
+    assert not any(p.is_symlink() for p in work.rglob("*"))
+
+
+@pytest.mark.parametrize(("member", "layout_path", "words"), [
+    ("package/../../escaped.js", "node_modules/a", "unsafe path"),
+    ("package/lib/../../../escaped.js", "node_modules/a", "unsafe path"),
+    ("package/index.js", "node_modules/../../a", "invalid path"),
+    ("package/index.js", "/tmp/a", "invalid path"),
+    ("package/index.js", "lib/a", "invalid path"),
+])
+def test_install_refuses_paths_that_leave_their_folder(tmp_path, member, layout_path, words):
+    work = tmp_path / "work"
+    work.mkdir()
+    resolved = resolved_of(tmp_path, {"a@1.0.0": tarball({member: b"x"})},
+                           {layout_path: "a@1.0.0"})
+    with pytest.raises(DependencyError, match=words):
+        npm.install(resolved, work)
+    assert not (tmp_path / "escaped.js").exists() and not Path("/tmp/a").exists()
+
+
+def test_native_addon_detection_reads_the_tarball():
+    assert "binding.gyp" in npm.native_addon(tarball({"package/binding.gyp": b"{}",
+                                                      "package/package.json": b"{}"}))
+    gyp = json.dumps({"scripts": {"install": "node-gyp rebuild"}}).encode()
+    assert "install script runs node-gyp" in npm.native_addon(tarball({"package/package.json": gyp}))
+    loader = json.dumps({"dependencies": {"node-gyp-build": "^4"}}).encode()
+    assert "node-gyp-build" in npm.native_addon(tarball({"package/package.json": loader}))
+    banner = json.dumps({"scripts": {"postinstall": "node -e \"console.log('thanks')\""}}).encode()
+    assert npm.native_addon(tarball({"package/package.json": banner})) == ""  # not needed

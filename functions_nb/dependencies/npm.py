@@ -183,9 +183,27 @@ class NpmResolver:
             version = str(entry.get("version", ""))
             key = f"{pkg}@{version}"
             if key not in fetched:
-                fetched[key] = _fetch(pkg, version, entry, language, name)
+                try:
+                    fetched[key] = _fetch(pkg, version, entry, language, name)
+                except DependencyError as exc:
+                    needed = _needed_by(pkg, entries, wanted)
+                    if not needed:
+                        raise
+                    raise DependencyError(f"{exc} (needed by {needed})", language=language,
+                                          name=name) from None
             layout[path] = key
         return list(fetched.values()), json.dumps(layout, indent=0, sort_keys=True)
+
+
+def _needed_by(pkg: str, entries: dict[str, dict[str, Any]], wanted: dict[str, str]) -> str:
+    """Which declared or locked packages depend on ``pkg`` ("" when the cell declared it)."""
+    if pkg in wanted:
+        return ""
+    users = sorted({(e.get("name") or path.rsplit("node_modules/", 1)[-1])
+                    for path, e in entries.items() if path and any(
+                        pkg in (e.get(kind) or {}) for kind in
+                        ("dependencies", "optionalDependencies", "peerDependencies"))})
+    return ", ".join(users[:5])
 
 
 def _npm_lock(wanted: dict[str, str], language: str, name: str) -> dict[str, dict[str, Any]]:
