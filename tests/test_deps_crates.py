@@ -110,6 +110,7 @@ def test_front_matter_declarations_are_canonical() -> None:
     assert manifest["profile"]["release"]["package"]["fnb_cell"]["overflow-checks"] is True
 
 
+@needs_rust  # deploy checks the toolchain first
 @pytest.mark.parametrize(("front", "line", "match"), [
     ("---\n[dependencies]\nregex = \"1\"\n", 1, "no closing `---`"),
     ("---rust\n[dependencies]\n---\n", 1, "infostring is `rust`"),
