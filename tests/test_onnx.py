@@ -474,3 +474,24 @@ def test_providers_option(monkeypatch):
         pytest.skip("a CUDA device exists: the default may name CUDA")
     monkeypatch.delenv("FUNCTIONS_NB_ONNX_PROVIDERS")
     assert OnnxRuntime().providers == ["CPUExecutionProvider"]
+
+
+def test_record_summary_written_as_output_summary_would_be():
+    """What the history writes of a model call, made from parts worked out once per dtype
+    and shape, is the text encoding the full summary gives (every call, not just the first)."""
+    from functions_nb.history import _recorded, _truncate_json
+    from functions_nb.runtimes.onnx import array_summary, output_summary
+
+    rng = np.random.default_rng(7)
+    cases = []
+    for rows in (1, 3, 20):
+        prob = rng.random((rows, 3))
+        cases.append({"label": prob.argmax(1).astype(np.int64), "probabilities": prob})
+        cases.append({"probabilities": prob.astype(np.float32),  # float output first
+                      "label": np.array(["setosa", "versicolor", "virginica"])[prob.argmax(1)]})
+    cases.append({"label": np.array(2), "probabilities": np.array([0.1, 0.2, 0.7])})  # a row
+    cases.append({"a": np.ones((2, 3)), "b": np.zeros((2, 3))})  # not a classifier
+    for value in cases + cases:
+        assert _recorded(value, "onnx") == _truncate_json(output_summary(value))
+    for arr in (np.ones((5, 4)), np.ones(4, np.float32), np.ones((2, 4)), np.ones((5, 4))):
+        assert json.loads(_recorded((arr,), "onnx")) == [array_summary(arr, values=False)]

@@ -283,7 +283,10 @@ def record_summary(value: Any) -> Any:
     array's dtype and shape) or its output (:func:`output_summary`); values that hold no
     arrays (a refused list, a summary a batched map recorded already) as they are. The
     history calls this when it writes the records of language ``onnx`` (see
-    :data:`functions_nb.history.RECORD_SUMMARIES`) and encodes what it returns."""
+    :data:`functions_nb.history.RECORD_SUMMARIES`) and encodes what it returns. Worked out
+    once per dtype and shape: the usual call's input (one array), kept as its JSON text
+    (:class:`~functions_nb.history.RawJSON`), and whether a two-array output is a
+    classifier's (then only its labels and top probabilities are read per call)."""
     arrays = _arrays()
     if type(value) is tuple:
         if len(value) == 1 and type(value[0]) is arrays[0]:  # one array: the usual call
@@ -293,12 +296,61 @@ def record_summary(value: Any) -> Any:
             if summary is None:
                 if len(_INPUTS) > 256:
                     _INPUTS.clear()
-                summary = _INPUTS[key] = (array_summary(arr, values=False),)
+                summary = _INPUTS[key] = _json()[1]((array_summary(arr, values=False),))
             return summary
         if not any(isinstance(v, arrays) for v in value):
             return value
         return [array_summary(v, values=False) if isinstance(v, arrays) else v for v in value]
+    if type(value) is dict and len(value) == 2:
+        (k0, v0), (k1, v1) = value.items()
+        if type(v0) is arrays[0] and type(v1) is arrays[0]:
+            key = (k0, k1, v0.dtype, v1.dtype, v0.shape, v1.shape)
+            plan = _OUTPUTS.get(key, key)
+            if plan is key:
+                if len(_OUTPUTS) > 256:
+                    _OUTPUTS.clear()
+                plan = _OUTPUTS[key] = _classifier_plan(value)
+            if plan is not None:
+                label_key, prob_key, shapes = plan
+                label, prob = value[label_key], value[prob_key]
+                if len(label) > SUMMARY_VALUES:
+                    label, prob = label[:SUMMARY_VALUES], prob[:SUMMARY_VALUES]
+                return {"label": label.tolist(),
+                        "top_probability": [max(r) if r else None for r in prob.tolist()],
+                        "shapes": shapes}
     return output_summary(value)
+
+
+#: (keys, dtypes and shapes of a two-array output) -> (label key, probabilities key, the
+#: ``shapes`` summary, shared and never changed) for a classifier with 1-D labels, else None.
+_OUTPUTS: dict[tuple[Any, ...], tuple[str, str, dict[str, list[int]]] | None] = {}
+
+
+def _classifier_plan(value: dict[str, Any]) -> tuple[str, str, dict[str, list[int]]] | None:
+    """How :func:`record_summary` summarises outputs like ``value`` when
+    :func:`output_summary` makes them a classifier's summary with a list of labels (the
+    summary is then the same), else None."""
+    summary = output_summary(value)
+    if type(summary) is not dict or type(summary.get("label")) is not list:
+        return None
+    label_key, prob_key = value  # as output_summary tells them apart
+    if value[label_key].dtype.kind == "f":
+        label_key, prob_key = prob_key, label_key
+    return label_key, prob_key, summary["shapes"]
+
+
+_JSON: tuple[Any, Any] | None = None
+
+
+def _json() -> tuple[Any, Any]:
+    """``RawJSON`` and ``raw_json`` of :mod:`functions_nb.history` (imported on first use:
+    the history imports this module when it writes records)."""
+    global _JSON
+    if _JSON is None:
+        from ..history import RawJSON, raw_json
+
+        _JSON = (RawJSON, raw_json)
+    return _JSON
 
 
 def _arrays() -> tuple[type, ...]:
