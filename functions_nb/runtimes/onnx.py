@@ -220,8 +220,8 @@ def _shape_text(shape: tuple[int | None, ...]) -> str:
 #: labels and top probabilities are recorded for at most this many rows.
 SUMMARY_VALUES = 16
 _DTYPE_NAMES: dict[Any, str] = {}
-#: (dtype, shape) -> a one-array input's summary (made once per shape; never changed).
-_INPUTS: dict[tuple[Any, tuple[int, ...]], tuple[dict[str, Any]]] = {}
+#: (dtype, shape) -> a one-array input's record: its summary as JSON text (made once per shape).
+_INPUTS: dict[tuple[Any, tuple[int, ...]], str] = {}
 _ARRAYS: tuple[type, ...] = ()
 
 
@@ -296,7 +296,9 @@ def record_summary(value: Any) -> Any:
             if summary is None:
                 if len(_INPUTS) > 256:
                     _INPUTS.clear()
-                summary = _INPUTS[key] = _json()[1]((array_summary(arr, values=False),))
+                from ..history import raw_json  # (on a miss only: an import costs µs)
+
+                summary = _INPUTS[key] = raw_json((array_summary(arr, values=False),))
             return summary
         if not any(isinstance(v, arrays) for v in value):
             return value
@@ -337,20 +339,6 @@ def _classifier_plan(value: dict[str, Any]) -> tuple[str, str, dict[str, list[in
     if value[label_key].dtype.kind == "f":
         label_key, prob_key = prob_key, label_key
     return label_key, prob_key, summary["shapes"]
-
-
-_JSON: tuple[Any, Any] | None = None
-
-
-def _json() -> tuple[Any, Any]:
-    """``RawJSON`` and ``raw_json`` of :mod:`functions_nb.history` (imported on first use:
-    the history imports this module when it writes records)."""
-    global _JSON
-    if _JSON is None:
-        from ..history import RawJSON, raw_json
-
-        _JSON = (RawJSON, raw_json)
-    return _JSON
 
 
 def _arrays() -> tuple[type, ...]:
