@@ -183,6 +183,19 @@ def test_function_magic_takes_the_runtime_flag(ip):
     assert fx.info("twice").runtime == "wasi-python" and fx.invoke("twice", 21) == 42
 
 
+def test_loading_is_not_charged_to_the_call_but_is_limited(fx, monkeypatch):
+    fx.deploy("python", "import pandas as pd\nfrom sklearn.linear_model import Ridge\n"
+              "import time\n\ntime.sleep(0.3)\n\n\ndef quick(n: int) -> int:\n    return n\n",
+              name="quick", timeout=0.2)
+    ex = fx.run("quick", 3)  # the imports and the top level's sleep are over 0.2 s
+    assert ex.status == "ok" and ex.value == 3 and ex.cold
+    monkeypatch.setattr(wasi_python, "LOAD_S", 0.5)
+    fx.deploy("python", "import numpy\n\nwhile True:\n    pass\n\n\ndef stuck(n: int) -> int:\n"
+              "    return n\n", name="stuck", timeout=0.2)
+    with pytest.raises(FunctionTimeout, match="top level did not finish within 0.5 s"):
+        fx.invoke("stuck", 1)
+
+
 def test_sleep_obeys_the_time_limit(fx):
     fx.deploy("python", "import time\nimport numpy\n\n\ndef nap(s: float) -> float:\n"
               "    time.sleep(s)\n    return s\n", name="nap", timeout=1.0)

