@@ -373,6 +373,7 @@ def install(resolved: Resolved, workdir: Path) -> list[str]:
 
 def _extract(data: bytes, target: Path, key: str, budget: list[int]) -> None:
     root = os.path.realpath(target)
+    made: set[str] = set()
     with _members(data) as tar:
         for member in tar:
             inner = _strip(member.name)
@@ -389,13 +390,17 @@ def _extract(data: bytes, target: Path, key: str, budget: list[int]) -> None:
             if budget[0] < 0:
                 raise DependencyError(f"{key}: the packages unpack to more than "
                                       f"{MAX_UNPACKED >> 20} MiB")
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            folder = os.path.dirname(dest)
+            if folder not in made:
+                os.makedirs(folder, exist_ok=True)
+                made.add(folder)
             handle = tar.extractfile(member)
             if handle is None:
                 continue
-            with open(dest, "wb") as out:
-                shutil.copyfileobj(handle, out)
-            os.chmod(dest, 0o755 if member.mode & 0o111 else 0o644)
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
+                         0o755 if member.mode & 0o111 else 0o644)
+            with os.fdopen(fd, "wb") as out:
+                out.write(handle.read())
 
 
 def resolver() -> NpmResolver:
