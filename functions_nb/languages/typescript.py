@@ -27,6 +27,11 @@ list. Text with a surrogate code point is refused (UTF-16 would join a pair). Pa
 a default value (``name = "you"``) or marked optional (``name?``) may be omitted: JavaScript
 then uses its default.
 The artifact is JSON: ``{"format", "entry", "js", "map"}``.
+
+npm packages: a bare import (``import { z } from "zod"``) declares one, an optional
+``// @dependencies zod@3.23.8`` header pins versions (:mod:`functions_nb.dependencies.npm`);
+the locked tarballs are unpacked into the build directory's ``node_modules`` and bundled with
+the cell, so only that function has them. Node's built-in modules stay unresolvable.
 """
 
 from __future__ import annotations
