@@ -133,6 +133,34 @@ def test_typed_arrays_and_values_that_do_not_cross(fx):
         fx.invoke("cat", 2)
 
 
+@pytest.mark.parametrize(("body", "annotation", "want"), [
+    ("{1: 'a'}", "dict", "the key 1 (int)"),
+    ("[{'x': {None: 1}}]", "list", "the key None (NoneType)"),
+    ("'\\udbff\\udfff'", "str", "surrogate code point"),
+    ("2**53 + 1", "float", "9007199254740993, which has no exact float value"),
+    ("{1, 2}", "set", "not JSON-serializable"),
+    ("{'\\x00array': 1}", "dict", "reserves"),
+])
+def test_results_that_would_change_are_invocation_errors(fx, body, annotation, want):
+    """The Pyodide guest's exactness checks hold here too, and a dict key this runtime's wire
+    form reserves is refused."""
+    name = "res_" + str(abs(hash(body)) % 10**8)
+    fx.deploy("python", f"def {name}() -> {annotation}:\n    return {body}\n", name=name,
+              flags={"runtime": "wasi"})
+    with pytest.raises(InvocationError) as info:
+        got = fx.invoke(name)
+        pytest.fail(f"{body} came back as {got!r}")
+    assert want in str(info.value)
+
+
+def test_json_results_cross_exactly(fx):
+    fx.deploy("python", "def exact() -> list:\n    return [float('nan'), -0.0, 2**100, (1, 'x'),"
+              " {'k': [None, True]}, b'raw']\n", name="exact", flags={"runtime": "wasi"})
+    got = fx.invoke("exact")
+    assert got[1:] == [-0.0, 2**100, [1, "x"], {"k": [None, True]}, b"raw"]
+    assert got[0] != got[0] and str(got[1]) == "-0.0"
+
+
 def test_errors_name_the_cell_line(fx):
     fx.deploy("python", "import numpy as np\n\n\ndef bad(n: int) -> float:\n"
               "    a = np.ones(3)\n    return float(a[n])\n", name="bad", line_offset=1)

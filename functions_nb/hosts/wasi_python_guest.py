@@ -358,7 +358,7 @@ class WasiGuest:
             return core.failure(base.MEMORY, None, "MemoryError: the result is too large")
         except (TypeError, ValueError, RecursionError) as exc:
             why = str(exc) if str(exc).startswith("returned ") else \
-                f"returned a value that does not cross: {exc}"
+                f"returned a value that is not JSON-serializable: {exc}"
             return core.failure(base.BAD_RESULT, None, why)
         return packer.frame_bytes(core.reply(base.OK, '"v":' + text), b"r")
 
