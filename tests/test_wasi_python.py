@@ -409,6 +409,42 @@ def test_sealed_file_is_hashed_again_only_when_it_changes(tmp_path):
     assert sealed.get("key1") == b"compiled-code" * 1000 and len(builds) == 2  # re-hashed, ok
 
 
+def test_sealed_file_travels_through_the_stores_module_cache(tmp_path):
+    """A machine without the file takes it from the store's modcache (verified, then sealed
+    locally); a tampered envelope there is refused and the module made again."""
+    from functions_nb.loader import StoreModuleCache
+    from functions_nb.storage import open_store
+
+    shared = StoreModuleCache(open_store(str(tmp_path / "store")))
+    seal = Seal(b"k" * 32, "engine", "config")
+    builds: list[Path] = []
+
+    def build(out: Path) -> None:
+        builds.append(out)
+        out.write_bytes(b"code" * 5000)
+
+    def sealed_in(folder: Path) -> SealedFile:
+        cache = PrecompiledCache(lambda: folder, seal, ".bin", build=lambda c: (c, c),
+                                 load=lambda d: d)
+        return SealedFile(cache, build=build, load_file=lambda p: Path(p).read_bytes())
+
+    first = sealed_in(tmp_path / "machine1")
+    assert first.get("k1", shared) == b"code" * 5000 and len(builds) == 1
+    name = first.cache.name("k1")
+    assert shared.exists(name)
+    second = sealed_in(tmp_path / "machine2")
+    assert second.get("k1", shared) == b"code" * 5000 and len(builds) == 1  # from the store
+    assert (tmp_path / "machine2" / (name + ".seal")).exists()
+    envelope = bytearray(shared.get(name))
+    envelope[-1] ^= 1
+    shared.put(name, bytes(envelope))
+    third = sealed_in(tmp_path / "machine3")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert third.get("k1", shared) == b"code" * 5000
+    assert len(builds) == 2 and any("do not match" in str(w.message) for w in caught)
+
+
 def test_a_process_using_the_runtime_exits_quietly(tmp_path):
     """wasmtime's worker threads must not print a panic backtrace at interpreter exit."""
     script = textwrap.dedent(f"""

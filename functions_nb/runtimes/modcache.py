@@ -202,21 +202,24 @@ class SealedFile(Generic[T]):
         if found is not None:
             if shared is not None and not shared.exists(name):  # share what this machine has
                 head, _ = _read_seal(sealed)
-                shared.put(name, head + path.read_bytes())
+                shared.put(name, _envelope(head, path))  # type: ignore[arg-type]
             return found
         envelope = shared.get(name) if shared is not None else None
         if envelope is not None:
             try:
-                data = seal.open(key, envelope)
+                header, start = seal.open_head(key, envelope)
+                body = memoryview(envelope)[start:]
+                if body.nbytes != header.get("size") or \
+                        hashlib.sha256(body).hexdigest() != header.get("sha256"):
+                    raise Unverified("its bytes do not match their recorded size and SHA-256")
             except Unverified as exc:
                 cache.refused += 1
                 warnings.warn(f"precompiled module the store's modcache/{name} refused: {exc}; "
                               "making it again", ModuleCacheWarning, stacklevel=2)
             else:
-                head = envelope[:len(envelope) - len(data)]
-                del envelope
-                _write_local(path, data)
-                del data
+                _write_local(path, body)  # type: ignore[arg-type]
+                head = bytes(envelope[:start])
+                del body, envelope
                 return self._sealed(path, sealed, head, name)
         tmp = path.with_name(f"{name}.tmp-{os.urandom(16).hex()}")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -229,7 +232,7 @@ class SealedFile(Generic[T]):
         head = seal.head(key, size, digest)
         obj = self._sealed(path, sealed, head, name)
         if shared is not None:
-            shared.put(name, head + path.read_bytes())
+            shared.put(name, _envelope(head, path))  # type: ignore[arg-type]
         return obj
 
     def _local(self, key: str, path: Path, sealed: Path) -> T | None:
@@ -271,6 +274,22 @@ class SealedFile(Generic[T]):
             return self.load_file(proc if proc.exists() else path)
         finally:
             os.close(fd)
+
+
+def _envelope(head: bytes, path: Path) -> bytearray:
+    """``head`` and the file's bytes in one buffer (hundreds of MB are copied once)."""
+    size = path.stat().st_size
+    out = bytearray(len(head) + size)
+    out[:len(head)] = head
+    view = memoryview(out)[len(head):]
+    with open(path, "rb", buffering=0) as f:
+        done = 0
+        while done < size:
+            n = f.readinto(view[done:])
+            if not n:
+                raise Unverified(f"{path} was cut short while it was read")
+            done += n
+    return out
 
 
 def _identity(st: os.stat_result) -> list[int]:
