@@ -214,8 +214,8 @@ def _npm_lock(wanted: dict[str, str], language: str, name: str) -> dict[str, dic
         raise DependencyError("resolving npm dependencies needs npm (it comes with Node.js)",
                               language=language, name=name)
     with tempfile.TemporaryDirectory(prefix="fnb-npm-") as tmp:
-        manifest = {"name": "fnb-function", "version": "0.0.0", "private": True,
-                    "dependencies": wanted}
+        # no name: npm takes the folder's (random), so no declared package can clash with it
+        manifest = {"private": True, "dependencies": wanted}
         Path(tmp, "package.json").write_text(json.dumps(manifest))
         cmd = [npm, "install", "--package-lock-only", "--ignore-scripts", "--no-audit",
                "--no-fund", "--no-update-notifier", "--lockfile-version=3", "--loglevel=error",
