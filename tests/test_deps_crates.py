@@ -35,8 +35,13 @@ fn numbers(text: &str) -> Vec<String> {
 }
 """
 
-#: The same function without the declaration.
-UNDECLARED_RS = NUMBERS_RS.split("---\n", 2)[2]
+#: A function using regex without declaring it (no JSON: no serde to build either).
+UNDECLARED_RS = """use regex::Regex;
+
+fn count_numbers(text: &str) -> u32 {
+    Regex::new(r"\\d+").unwrap().find_iter(text).count() as u32
+}
+"""
 
 #: serde declared by the cell itself (the glue adds its features), structs crossing as JSON.
 SERDE_RS = """---cargo
@@ -184,7 +189,7 @@ def test_a_compile_error_in_a_cell_with_crates_names_its_cell_line(fx) -> None:
 @needs_rust
 def test_a_function_without_the_declaration_cannot_use_the_crate(fx) -> None:
     with pytest.raises(CompileError, match="regex") as err:
-        fx.deploy("rust", UNDECLARED_RS, name="numbers")
+        fx.deploy("rust", UNDECLARED_RS, name="count_numbers")
     assert not isinstance(err.value, DependencyError) and err.value.line == 1
 
 
