@@ -184,13 +184,16 @@ class NpmResolver:
             key = f"{pkg}@{version}"
             if key not in fetched:
                 try:
-                    fetched[key] = _fetch(pkg, version, entry, language, name)
+                    item = _fetch(pkg, version, entry, language, name)
                 except DependencyError as exc:
                     needed = _needed_by(pkg, entries, wanted)
                     if not needed:
                         raise
                     raise DependencyError(f"{exc} (needed by {needed})", language=language,
                                           name=name) from None
+                if item is None:  # an optional native addon: left out, as npm leaves out
+                    continue      # an optional package that fails to build
+                fetched[key] = item
             layout[path] = key
         return list(fetched.values()), json.dumps(layout, indent=0, sort_keys=True)
 
@@ -257,9 +260,10 @@ def _npm_error(output: str, wanted: dict[str, str]) -> str:
            f"(registry {registry()}):\n{text}"
 
 
-def _fetch(pkg: str, version: str, entry: dict[str, Any], language: str, name: str) -> Fetched:
+def _fetch(pkg: str, version: str, entry: dict[str, Any], language: str, name: str
+           ) -> Fetched | None:
     """The tarball of one lock entry, checked against its ``integrity``; refused when it
-    does not come from a registry or is a native addon."""
+    does not come from a registry or is a native addon (None for an optional one)."""
     integrity = entry.get("integrity", "")
     url = entry.get("resolved") or tarball_url(pkg, version)
     if urlparse(url).scheme not in ("https", "http") or not integrity:
@@ -273,6 +277,8 @@ def _fetch(pkg: str, version: str, entry: dict[str, Any], language: str, name: s
                               f"registry's integrity {integrity[:40]}...", language=language,
                               name=name)
     reason = native_addon(data)
+    if reason and entry.get("optional"):
+        return None
     if reason:
         raise DependencyError(
             f"{pkg}@{version} is a native addon ({reason}): it needs its install script to "
