@@ -20,6 +20,7 @@ import tempfile
 import tomllib
 from pathlib import Path
 
+from ..config import cache_dir
 from ..errors import DependencyError
 from . import Fetched, Package, sha256
 
@@ -48,7 +49,9 @@ class CratesResolver:
         libs = compiler_env().get("LD_LIBRARY_PATH")
         if libs:
             env["LD_LIBRARY_PATH"] = ":".join(filter(None, [libs, env.get("LD_LIBRARY_PATH")]))
-        with tempfile.TemporaryDirectory(prefix="fnb-crates-") as tmp:
+        # in the cache, not /tmp: cargo reads the configuration of every folder above it
+        (cache_dir() / "tmp").mkdir(exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="crates-", dir=cache_dir() / "tmp") as tmp:
             root = Path(tmp)
             (root / "Cargo.toml").write_text(manifest)
             (root / "lib.rs").write_text("")

@@ -417,6 +417,7 @@ def cargo_manifest(declared: tuple[str, ...], flags: Mapping[str, Any] | None = 
     return "\n".join([
         "[package]", f'name = "{CELL_CRATE}"', 'version = "0.1.0"',
         f'edition = "{flags.get("edition", EDITIONS[0])}"', "publish = false", 'resolver = "3"',
+        "", "[workspace]",  # its own root: a Cargo.toml in a folder above is not its workspace
         "", "[lib]", 'path = "lib.rs"', 'crate-type = ["cdylib"]',
         "", "[dependencies]", *deps.values(),
         "", "[features]", f"{JSON_FEATURE} = {json.dumps(optional)}",
@@ -589,6 +590,8 @@ class Rust(Language):
             return Toolchain(self.name, False, version, RUSTC, "apt-get install -y lld",
                              f"the wasm linker {LINKER} is missing")
         detail = f"{RUSTC}, sysroot {sysroot()}"
+        if not Path(CARGO).exists():
+            detail += f"; no cargo at {CARGO}: crates from crates.io unavailable"
         if not any(Path(DEBIAN_REGISTRY).glob("serde_json-*")):
             detail += "; no serde_json crate: JSON-typed parameters unavailable"
         return Toolchain(self.name, True, version, RUSTC, self.install_hint, detail)
