@@ -848,7 +848,7 @@ class Rust(Language):
             if not errors and crates:
                 crate, texts = next(iter(crates.items()))
                 raise self.error(f"crate {crate} does not build for {TARGET}:\n"
-                                 + "\n".join(texts), signature.name)
+                                 + "\n".join(texts).replace(f"{vendored}/", ""), signature.name)
             if not errors:
                 raise self.error("cargo could not build the cell's crates:\n"
                                  + _cargo_stderr(proc.stderr, workdir), signature.name)
