@@ -119,6 +119,7 @@ def test_front_matter_declarations_are_canonical() -> None:
 @pytest.mark.parametrize(("front", "line", "match"), [
     ("---\n[dependencies]\nregex = \"1\"\n", 1, "no closing `---`"),
     ("---rust\n[dependencies]\n---\n", 1, "infostring is `rust`"),
+    ("\n--- cargo clippy\n[dependencies]\n---\n", 2, "does not open a front matter"),
     ("---\n[dependencies]\n----\n---\n", 3, "starts with the front matter's fence"),
     ("---\n[dependencies]\nregex = \n---\n", 3, "not valid TOML"),
     ("---\n[package]\nedition = \"2021\"\n---\n", 1, r"\[package\].*edition is a deploy flag"),

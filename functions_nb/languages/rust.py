@@ -275,9 +275,12 @@ def front_matter(source: str) -> FrontMatter | None:
         i += 1
     while i < len(lines) and not lines[i].strip():
         i += 1
-    m = _FENCE.fullmatch(lines[i].rstrip("\r")) if i < len(lines) else None
-    if m is None:
+    if i == len(lines) or not lines[i].startswith("---"):
         return None
+    m = _FENCE.fullmatch(lines[i].rstrip("\r"))
+    if m is None:
+        raise _declaration_error(f"`{lines[i].strip()}` does not open a front matter: cargo "
+                                 "scripts write `---` or `---cargo` alone on the line", i + 1)
     dashes, info = m.groups()
     if info not in ("", "cargo"):
         raise _declaration_error(f"the front matter's infostring is `{info}`: cargo scripts "
