@@ -102,8 +102,8 @@ def _recorded(value: Any, language: str | None) -> str | None:
 
 
 class RawJSON(str):
-    """JSON text a language's record summary made itself (from a cache, or put together
-    faster than encoding a dict would be): written as it is, truncated like any other."""
+    """JSON text a language's record summary made already (e.g. kept per input shape):
+    written as it is, truncated like any other."""
 
     __slots__ = ()
 
@@ -121,22 +121,16 @@ def _truncate_json(value: Any) -> str | None:
     if type(value) is RawJSON:
         text = str(value)
     else:
-        text = _encode_any(value)
+        try:
+            text = _encode(value)
+        except (TypeError, ValueError, RecursionError):
+            try:
+                text = json.dumps(repr(value))
+            except RecursionError:  # e.g. a refused argument nested 100 000 levels deep
+                text = json.dumps(f"<{type(value).__name__} nested too deeply to record>")
     if len(text) > RECORD_MAX_CHARS:
         text = json.dumps({"truncated": True, "chars": len(text),
                            "head": text[:RECORD_MAX_CHARS]})
-    return text
-
-
-def _encode_any(value: Any) -> str:
-    """JSON text of a record value; what the encoder refuses as the JSON string of its repr."""
-    try:
-        text = _encode(value)
-    except (TypeError, ValueError, RecursionError):
-        try:
-            text = json.dumps(repr(value))
-        except RecursionError:  # e.g. a refused argument nested 100 000 levels deep
-            text = json.dumps(f"<{type(value).__name__} nested too deeply to record>")
     return text
 
 
