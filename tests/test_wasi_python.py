@@ -356,14 +356,17 @@ def _artifact(source: str, entry: str, files: dict[str, str] | None = None) -> b
 def test_function_files_are_importable_in_that_function_only():
     rt = wasi_python.runtime()
     sig = Signature("use", (Param("x", "i64", "int"),), "str", "str")
-    source = "def use(x: int) -> str:\n    import tinydep.sub as s\n    return s.twice(x)\n"
+    source = ("def use(x: int) -> str:\n    import importlib.metadata\n    import tinydep.sub as s\n"
+              "    return s.twice(x) + ' ' + importlib.metadata.version('tiny-dep')\n")
     files = {"tinydep/__init__.py": "VERSION = '1.0'\n",
              "tinydep/sub.py": "from . import VERSION\n\n\ndef twice(x):\n"
-                               "    return f'{x * 2} v{VERSION}'\n"}
+                               "    return f'{x * 2} v{VERSION}'\n",
+             "tiny_dep-1.0.2.dist-info/METADATA": "Metadata-Version: 2.1\nName: tiny-dep\n"
+                                                 "Version: 1.0.2\n"}
     with_files = rt.load(_artifact(source, "use", files), sig, memory_mb=64, name="use")
     without = rt.load(_artifact(source, "use"), sig, memory_mb=64, name="use")
     try:
-        assert with_files.call((21,), CallContext("a", 30)) == "42 v1.0"
+        assert with_files.call((21,), CallContext("a", 30)) == "42 v1.0 1.0.2"
         with pytest.raises(InvocationError, match="ModuleNotFoundError.*tinydep"):
             without.call((1,), CallContext("b", 30))
     finally:

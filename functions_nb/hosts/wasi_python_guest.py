@@ -257,7 +257,8 @@ def result_tree(value: Any, kind: str, packer: Packer) -> str:
 class Files:
     """Pure-Python modules given with the function (``{"pkg/mod.py": source}``), importable in
     this interpreter only, after the runtime's own packages (the last finder on
-    ``sys.meta_path``; a meta-path finder and its modules' loader)."""
+    ``sys.meta_path``; a meta-path finder and its modules' loader). Their ``.dist-info``
+    folders are what ``importlib.metadata`` finds for them."""
 
     def __init__(self, files: dict[str, bytes]) -> None:
         self.files = files
@@ -294,6 +295,34 @@ class Files:
         where = found[0]
         code = compile(self.files[where], f"/function-files/{where}", "exec", dont_inherit=True)
         exec(code, module.__dict__)  # noqa: S102 - the function's own dependency
+
+    def find_distributions(self, context: Any = None) -> Any:
+        """``importlib.metadata``'s distributions of the function's packages."""
+        import re
+        from importlib.metadata import Distribution
+
+        files = self.files
+
+        class FilesDistribution(Distribution):
+            def __init__(self, prefix: str) -> None:
+                self.prefix = prefix
+
+            def read_text(self, filename: str) -> str | None:
+                data = files.get(f"{self.prefix}/{filename}")
+                return None if data is None else data.decode("utf-8")
+
+            def locate_file(self, path: Any) -> Any:
+                return f"/function-files/{path}"
+
+        def norm(name: str) -> str:
+            return re.sub(r"[-_.]+", "-", name).lower()
+
+        want = getattr(context, "name", None)
+        folders = sorted({p.partition("/")[0] for p in files
+                          if p.partition("/")[0].endswith(".dist-info")})
+        for folder in folders:
+            if want is None or norm(folder.removesuffix(".dist-info").rpartition("-")[0]) == norm(want):
+                yield FilesDistribution(folder)
 
 
 # -- the guest -------------------------------------------------------------------------------------

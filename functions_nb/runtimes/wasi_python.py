@@ -713,11 +713,21 @@ def _json_mark(packer: wire.Packer, part: tuple[str, Any]) -> str:
 
 
 def _decoded(files: dict[str, str]) -> dict[str, str]:
-    """The function's own dependency files (``{"pkg/mod.py": "<base64>"}``) as text."""
+    """The function's own dependency files (``{"pkg/mod.py": "<base64>"}``) its interpreter
+    uses, as text: modules, and the text files of ``.dist-info`` folders (metadata)."""
     import base64
 
-    return {path: base64.b64decode(data).decode("utf-8") for path, data in files.items()
-            if path.endswith(".py")}
+    out = {}
+    for path, data in files.items():
+        module = path.endswith(".py")
+        if not (module or path.partition("/")[0].endswith(".dist-info")):
+            continue
+        try:
+            out[path] = base64.b64decode(data).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            if module:
+                raise InvocationError(f"the function's file {path} is not UTF-8 text") from None
+    return out
 
 
 def _memory_min(module: wasmtime.Module) -> int:
