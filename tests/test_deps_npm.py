@@ -20,7 +20,7 @@ import pytest
 from functions_nb import CompileError, Functions
 from functions_nb.dependencies import npm
 from functions_nb.errors import DependencyError
-from functions_nb.languages import get_language
+from functions_nb.languages import base, get_language
 
 #: A registry address nothing answers at (the discard port on this machine).
 NO_REGISTRY = "http://127.0.0.1:9/"
@@ -134,7 +134,7 @@ def test_integrity_check():
 
 # -- the real registry ---------------------------------------------------------------------------
 
-def test_deploy_invoke_and_the_lock(fx, monkeypatch):
+def test_deploy_invoke_and_the_lock(fx, tmp_path, monkeypatch):
     info = fx.deploy("typescript", ZOD_TS, name="shape")
     assert fx.invoke("shape", {"x": 1, "y": 2}, 2) == {"ok": True, "parts": [[1, 2], [3, 4], [5]]}
     assert fx.invoke("shape", {"x": "1"}, 3) == {"ok": False, "parts": [[1, 2, 3], [4, 5]]}
@@ -161,11 +161,32 @@ def test_deploy_invoke_and_the_lock(fx, monkeypatch):
     again = fx.deploy("typescript", ZOD_TS.replace("[1, 2, 3, 4, 5]", "[5, 4, 3, 2, 1]"),
                       name="shape")
     assert again.version == 2 and again.dependencies == lock
+    # both builds used one unpacked tree of the lock (made once on this machine)
+    assert len(list((tmp_path / "cache" / "npm").glob("*/.complete"))) == 1
     assert fx.invoke("shape", {"x": 0, "y": 0}, 4) == {"ok": True, "parts": [[5, 4, 3, 2], [1]]}
     # a new declaration needs the registry: refused naming it, and the last version stays
     with pytest.raises(DependencyError, match="127.0.0.1:9"):
         fx.deploy("typescript", '// @dependencies left-pad@1.3.0\n' + ZOD_TS, name="shape")
     assert fx.versions("shape") == [1, 2]
+
+
+@pytest.mark.skipif(not base.build_layers()["bwrap"], reason="bubblewrap does not work here")
+def test_builds_read_the_unpacked_packages_read_only(fx, tmp_path):
+    """The tree a build links as node_modules is bound read-only in its sandbox, as
+    ``_bundle`` binds it for esbuild and tsc."""
+    fx.deploy("javascript", 'import { z } from "zod";\nfunction ro(x) { return z.string()'
+              ".safeParse(x).success }", name="ro")
+    (tree,) = [p.parent for p in (tmp_path / "cache" / "npm").glob("*/.complete")]
+    manifest = (tree / "node_modules/zod/package.json").read_bytes()
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "node_modules").symlink_to(tree / "node_modules")
+    proc = base.run_tool(["/bin/sh", "-c", "head -c 1 node_modules/zod/package.json && echo "
+                          "read; echo x > node_modules/zod/package.json && echo wrote"],
+                         cwd=work, sandbox_=base.BuildSandbox(tools=("/bin/sh", "/usr/bin/head"),
+                                                              read=(str(tree),)))
+    assert "read" in proc.stdout and "wrote" not in proc.stdout, (proc.stdout, proc.stderr)
+    assert (tree / "node_modules/zod/package.json").read_bytes() == manifest
 
 
 def test_no_install_script_runs(fx, tmp_path, monkeypatch):

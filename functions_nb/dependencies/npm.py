@@ -18,9 +18,10 @@ of the lock is then fetched here and checked against the lock's ``integrity`` (t
 registry's SRI hash); a package that is a native addon is refused, named. The lock's
 ``extra`` is the install layout (``{"node_modules/a": "a@1.0.0", ...}``).
 
-Installation (:func:`install`, at build time): the tarballs are extracted into the build
-directory's ``node_modules`` by this module (regular files and folders only, paths checked),
-so the bundler in its sandbox sees exactly the locked packages and nothing else.
+Installation (:func:`install`, :func:`tree`): the tarballs are extracted by this module
+(regular files and folders only, paths checked) into a ``node_modules`` tree made once per
+lock on this machine; a build links it into its directory and reads it read-only, so the
+bundler in its sandbox sees exactly the locked packages and nothing else.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
+from ..config import cache_dir
 from ..errors import DependencyError
 from . import Fetched, Package, Resolved, sha256
 from .http import get
@@ -377,6 +379,30 @@ def install(resolved: Resolved, workdir: Path) -> list[str]:
     return sorted(layout)
 
 
+def tree(resolved: Resolved) -> Path:
+    """The folder holding ``node_modules`` with the lock's packages unpacked (:func:`install`),
+    made once per lock on this machine (``<cache>/npm/<lock digest>``) and reused by every
+    build with that lock; a build sees it read-only."""
+    digest = resolved.lock.digest()
+    path = cache_dir() / "npm" / digest[:32]
+    if (path / ".complete").is_file():
+        return path
+    tmp = path.with_name(f".{path.name}.tmp-{os.urandom(8).hex()}")
+    tmp.mkdir(parents=True)
+    try:
+        install(resolved, tmp)
+        (tmp / ".complete").write_text(digest)
+        try:
+            os.rename(tmp, path)
+        except OSError:  # another build made it first (or a partial one is in the way)
+            if not (path / ".complete").is_file():
+                shutil.rmtree(path, ignore_errors=True)
+                os.rename(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
 def _extract(data: bytes, target: Path, key: str, budget: list[int]) -> None:
     root = os.path.realpath(target)
     made: set[str] = set()
@@ -414,4 +440,4 @@ def resolver() -> NpmResolver:
 
 
 __all__ = ["BUILTINS", "HEADER", "NpmResolver", "check_integrity", "declare", "header_entries",
-           "install", "native_addon", "package_of", "registry", "resolver", "split"]
+           "install", "native_addon", "package_of", "registry", "resolver", "split", "tree"]

@@ -77,8 +77,10 @@ _TYPED_ARRAYS = {"Float64Array": "f64[]", "Float32Array": "f32[]", "Int32Array":
 _ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}
 #: esbuild's options when the cell has npm packages: ``platform=neutral`` reads no package
 #: field by default, so ESM ``module`` first, then CommonJS ``main``; code that branches on
-#: ``process.env.NODE_ENV`` (there is no ``process`` in V8) gets its production branch.
-DEPS_ESBUILD_ARGS = ("--main-fields=module,main", '--define:process.env.NODE_ENV="production"')
+#: ``process.env.NODE_ENV`` (there is no ``process`` in V8) gets its production branch;
+#: ``node_modules`` is a link to the packages' tree, and their paths stay under it.
+DEPS_ESBUILD_ARGS = ("--main-fields=module,main", '--define:process.env.NODE_ENV="production"',
+                     "--preserve-symlinks")
 
 
 # -- toolchain ---------------------------------------------------------------------------
@@ -381,23 +383,28 @@ class TypeScript(Language):
 
     def _build_with_deps(self, source: str, signature: Signature, workdir: Path,
                          flags: dict[str, Any], deps: Resolved) -> tuple[bytes, str]:
-        """The locked npm packages extracted into ``workdir/node_modules`` (no install script
-        runs), then the same bundle: esbuild resolves bare imports there and nowhere else."""
+        """The same bundle, with the locked npm packages at ``workdir/node_modules``: a link to
+        their unpacked tree (:func:`~functions_nb.dependencies.npm.tree`, made once per lock on
+        this machine, bound read-only into the sandbox), so esbuild and tsc resolve bare
+        imports there and nowhere else. No install script runs."""
         from ..dependencies import npm
 
         self._check_imports(source, signature.name)
         try:
-            npm.install(deps, workdir)
+            tree = npm.tree(deps)
         except OSError as exc:
             raise self.error(f"cannot unpack the npm packages: {exc}", signature.name) from None
-        return self._bundle(source, signature, workdir, flags, DEPS_ESBUILD_ARGS)
+        (workdir / "node_modules").symlink_to(tree / "node_modules", target_is_directory=True)
+        return self._bundle(source, signature, workdir, flags, DEPS_ESBUILD_ARGS, (str(tree),))
 
     def _build(self, source: str, signature: Signature, workdir: Path,
                flags: dict[str, Any]) -> tuple[bytes, str]:
         return self._bundle(source, signature, workdir, flags)
 
     def _bundle(self, source: str, signature: Signature, workdir: Path, flags: dict[str, Any],
-                extra: tuple[str, ...] = ()) -> tuple[bytes, str]:
+                extra: tuple[str, ...] = (), read: tuple[str, ...] = ()) -> tuple[bytes, str]:
+        """esbuild, then tsc; ``extra``: more esbuild options, ``read``: folders both may read
+        besides the build directory (the unpacked npm packages)."""
         esbuild = esbuild_path()
         assert esbuild is not None  # require_toolchain checked it
         cell = f"cell{self.extension}"
@@ -408,7 +415,7 @@ class TypeScript(Language):
                          "--sources-content=false", "--charset=utf8", "--outfile=out.js",
                          "--metafile=meta.json", "--log-level=warning", "--color=false", *extra],
                         cwd=workdir, timeout=COMPILE_TIMEOUT, name="esbuild",
-                        sandbox_=BuildSandbox(tools=(str(esbuild),)))
+                        sandbox_=BuildSandbox(tools=(str(esbuild),), read=read))
         errors, warnings = _esbuild_diagnostics(proc.stderr)
         self._check_inputs(source, workdir, errors, signature.name)
         if proc.returncode != 0 or not (workdir / "out.js").exists():
@@ -419,7 +426,7 @@ class TypeScript(Language):
             first = errors[0] if errors else ("", None, None)
             raise self.error(text, signature.name, first[1], first[2])
         if flags.get("typecheck", self.typed):
-            self._typecheck(cell, signature.name, workdir, flags)
+            self._typecheck(cell, signature.name, workdir, flags, read)
         js = (workdir / "out.js").read_text()
         js = re.sub(r"\n//# sourceMappingURL=\S+\s*$", "\n", js)
         source_map = json.loads((workdir / "out.js.map").read_text())
@@ -461,7 +468,8 @@ class TypeScript(Language):
             return [str(tsc)]
         return [shutil.which("node") or "/usr/bin/node", str(tsc.resolve())]
 
-    def _typecheck(self, cell: str, name: str, workdir: Path, flags: dict[str, Any]) -> None:
+    def _typecheck(self, cell: str, name: str, workdir: Path, flags: dict[str, Any],
+                   read: tuple[str, ...] = ()) -> None:
         tsc = tsc_path()
         if tsc is None:
             raise self.error("type checking needs tsc (npm typescript); install it with: "
@@ -474,8 +482,10 @@ class TypeScript(Language):
         cmd += ["--strict", "true" if flags.get("strict", self.typed) else "false"]
         if not self.typed:
             cmd += ["--allowJs", "--checkJs"]
+        if read:  # node_modules is a link to the packages' tree: keep their paths under it
+            cmd += ["--preserveSymlinks"]
         proc = run_tool(cmd + [cell, "env.d.ts"], cwd=workdir, timeout=COMPILE_TIMEOUT, name="tsc",
-                        sandbox_=tsc_sandbox(tsc))
+                        sandbox_=(box := tsc_sandbox(tsc))._replace(read=(*box.read, *read)))
         if proc.returncode == 0:
             return
         errors = _tsc_diagnostics(proc.stdout + proc.stderr)
