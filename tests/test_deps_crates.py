@@ -188,6 +188,26 @@ def test_a_compile_error_in_a_cell_with_crates_names_its_cell_line(fx) -> None:
 
 
 @needs_rust
+def test_the_cell_s_flags_hold_with_crates(fx) -> None:
+    """Overflow checks in the cell's own code (on by default, as in a plain Rust cell), the
+    edition from the deploy flag; the crates built for the lock are reused."""
+    src = NUMBERS_RS.replace("fn numbers(text: &str) -> Vec<String> {",
+                             "fn digits(text: &str, bump: u8) -> u8 {\n    let _ = "
+                             "Regex::new(r\"x\").unwrap();\n    let n = text.len() as u8;\n"
+                             "    return n + bump;\n}\nfn numbers(text: &str) -> Vec<String> {")
+    fx.deploy("rust", src.replace("fn numbers(", "fn unused("), name="digits")
+    assert fx.invoke("digits", "abc", 5) == 8
+    with pytest.raises(Exception, match="overflow"):
+        fx.invoke("digits", "abc", 255)
+    fx.deploy("rust", src.replace("fn numbers(", "fn unused("), name="digits",
+              flags={"overflow_checks": False, "edition": "2021"})
+    assert fx.invoke("digits", "abc", 255) == 2  # wraps, as asked
+    with pytest.raises(CompileError, match="let chains|let` expressions"):  # 2021 has none
+        fx.deploy("rust", src.replace("let _ = ", "if let Ok(_) = Regex::new(\"y\") && true "
+                                      "{}\n    let _ = "), name="digits", flags={"edition": "2021"})
+
+
+@needs_rust
 def test_a_function_without_the_declaration_cannot_use_the_crate(fx) -> None:
     with pytest.raises(CompileError, match="regex") as err:
         fx.deploy("rust", UNDECLARED_RS, name="count_numbers")
