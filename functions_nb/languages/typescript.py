@@ -281,6 +281,8 @@ class TypeScript(Language):
             details.append("tsc not found: type checking unavailable")
         if importlib.util.find_spec("py_mini_racer") is None:
             details.append("mini-racer is needed to run functions: pip install mini-racer")
+        if shutil.which("npm") is None:
+            details.append("npm not found: cells cannot import npm packages (it comes with Node.js)")
         return Toolchain(self.name, True, version, str(esbuild), self.install_hint, "; ".join(details))
 
     # signature -------------------------------------------------------------------------
