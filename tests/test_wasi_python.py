@@ -111,6 +111,16 @@ def test_arrays_and_frames_cross_exactly(fx):
     pd.testing.assert_frame_equal(got_frame, frame)
 
 
+def test_history_records_a_dataframe_by_its_shape_and_columns(fx):
+    fx.deploy("python", "import pandas as pd\n\n\ndef rows(df: pd.DataFrame) -> int:\n"
+              "    return len(df)\n", name="rows")
+    ex = fx.run("rows", pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]}))
+    assert ex.status == "ok" and ex.value == 3
+    fx.flush()
+    (recorded,) = fx.sql(f"SELECT input FROM executions WHERE id = '{ex.id}'").input
+    assert json.loads(recorded) == [{"dataframe": [3, 2], "columns": {"a": "int64", "b": "str"}}]
+
+
 def test_typed_arrays_and_values_that_do_not_cross(fx):
     fx.deploy("python", "import numpy as np\nfrom numpy.typing import NDArray\n\n\n"
               "def scale(x: NDArray[np.float64], k: float) -> NDArray[np.float64]:\n"
