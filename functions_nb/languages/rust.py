@@ -862,7 +862,9 @@ class Rust(Language):
                 f"the module imports JavaScript bindings (wasm-bindgen, which the lock has through "
                 f"{', '.join(users) or 'a crate'}): functions run as plain WebAssembly with no "
                 "JavaScript host; leave out the crates or features that bring wasm-bindgen in "
-                "(a crate's `js` or `wasm-bindgen` feature)", signature.name)
+                "(a `js` feature, or a default one such as chrono's `wasmbind`: declare the "
+                "crate with `default-features = false` and the features you need)",
+                signature.name)
         return code, "\n".join(w[0] for w in warnings)
 
     @staticmethod
