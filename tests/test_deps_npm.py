@@ -239,6 +239,15 @@ def test_node_builtins_stay_refused(fx):
     assert "without Node" in str(info.value)
 
 
+def test_a_package_with_a_node_build_and_a_browser_build_gets_the_browser_one(fx):
+    """debug's main build requires Node's tty and util; its browser build needs neither."""
+    info = fx.deploy("javascript", 'import createDebug from "debug";\nfunction dbg(ns) {\n'
+                     '  const d = createDebug(ns);\n  d("quiet");\n  return d.namespace;\n}',
+                     name="dbg")
+    assert fx.invoke("dbg", "app:x") == "app:x"
+    assert {"debug", "ms"} <= {p["name"] for p in info.dependencies["packages"]}
+
+
 def test_a_function_without_the_import_cannot_use_the_package(fx):
     fx.deploy("javascript", 'import { z } from "zod";\nfunction has(x) { return z.string()'
               ".safeParse(x).success }", name="has")

@@ -75,11 +75,14 @@ _UNIT = {"void", "undefined", "never"}
 _TYPED_ARRAYS = {"Float64Array": "f64[]", "Float32Array": "f32[]", "Int32Array": "i32[]",
                  "BigInt64Array": "i64[]"}
 _ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}
-#: esbuild's options when the cell has npm packages: ``platform=neutral`` reads no package
-#: field by default, so ESM ``module`` first, then CommonJS ``main``; code that branches on
-#: ``process.env.NODE_ENV`` (there is no ``process`` in V8) gets its production branch;
+#: esbuild's options when the cell has npm packages. A function runs in V8 without Node and
+#: without a DOM, as a worker of the edge runtimes does: packages' ``worker`` and ``browser``
+#: builds first (they avoid Node's built-ins), as those runtimes' bundlers choose them, then
+#: ESM ``module``, then CommonJS ``main`` (``platform=neutral`` reads no package field by
+#: itself); code that branches on ``process.env.NODE_ENV`` gets its production branch;
 #: ``node_modules`` is a link to the packages' tree, and their paths stay under it.
-DEPS_ESBUILD_ARGS = ("--main-fields=module,main", '--define:process.env.NODE_ENV="production"',
+DEPS_ESBUILD_ARGS = ("--main-fields=browser,module,main", "--conditions=worker,browser",
+                     '--define:process.env.NODE_ENV="production"',
                      "--preserve-symlinks")
 
 
