@@ -86,6 +86,7 @@ def test_bare_imports_and_the_header_are_the_declarations():
         // import commented from "commented-out";
         /* import blocked from "block-commented"; */
         const text = "import inString from 'in-a-string'";
+        const viaMethod = loader.require("a-method-call");
         export function f(): number { return 1 }
         """)
     assert declared(source) == ("@scope/pkg", "@types/lodash-es", "cjs-pkg", "lazy-pkg",

@@ -30,8 +30,9 @@ The artifact is JSON: ``{"format", "entry", "js", "map"}``.
 
 npm packages: a bare import (``import { z } from "zod"``) declares one, an optional
 ``// @dependencies zod@3.23.8`` header pins versions (:mod:`functions_nb.dependencies.npm`);
-the locked tarballs are unpacked into the build directory's ``node_modules`` and bundled with
-the cell, so only that function has them. Node's built-in modules stay unresolvable.
+the locked tarballs, unpacked once per lock on a machine, are the build's ``node_modules``
+(a link, read-only in the sandbox) and are bundled with the cell, so only that function has
+them. Node's built-in modules stay unresolvable.
 """
 
 from __future__ import annotations
@@ -496,9 +497,10 @@ class TypeScript(Language):
         errors = _tsc_diagnostics(proc.stdout + proc.stderr)
         text = "\n".join(e[0] for e in errors) or (proc.stdout + proc.stderr).strip()
         text = text.replace(f"{workdir}/", "")
-        untyped = sorted({m.split("/")[0] if not m.startswith("@") else "/".join(m.split("/")[:2])
-                          for m in re.findall(r"TS7016: Could not find a declaration file for "
-                                              r"module '([^']+)'", text)})
+        from ..dependencies.npm import package_of
+
+        untyped = sorted({package_of(m) or m for m in re.findall(
+            r"TS7016: Could not find a declaration file for module '([^']+)'", text)})
         if untyped:
             text = re.sub(r"(?m)^\s*Try `npm i --save-dev .*\n?", "", text).rstrip()
             types = " ".join(f"@types/{_types_name(m)}" for m in untyped)
@@ -534,10 +536,13 @@ def _imports(source: str) -> list[tuple[str, int]]:
     """The module specifiers the cell imports (static and dynamic imports, re-exports,
     require()) and where each starts, not counting text inside comments or string literals."""
     code = mask(source)
+    plain = mask(source, strings=False)
     found = []
-    for m in _IMPORT.finditer(mask(source, strings=False)):
+    for m in _IMPORT.finditer(plain):
         if code[m.start()] != source[m.start()]:  # the keyword is inside a string
             continue
+        if plain[max(0, m.start() - 32):m.start()].rstrip().endswith("."):
+            continue  # a method (``loader.require("x")``), not a module import
         spec = _ESCAPE.sub(lambda e: chr(int(e.group(1) or e.group(2), 16)), m.group("spec"))
         found.append((spec, m.start("spec")))
     return found
