@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -51,7 +52,7 @@ function parity(xs) {
 def usable():
     if not get_language("typescript").toolchain().usable:
         pytest.skip("typescript toolchain not usable here")
-    if npm.shutil.which("npm") is None:
+    if shutil.which("npm") is None:
         pytest.skip("npm not installed")
 
 
@@ -197,7 +198,7 @@ def test_no_install_script_runs(fx, tmp_path, monkeypatch):
     shim = tmp_path / "bin"
     shim.mkdir()
     log = tmp_path / "node-calls.log"
-    real = npm.shutil.which("node")
+    real = shutil.which("node")
     (shim / "node").write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{log}"\nexec "{real}" "$@"\n')
     (shim / "node").chmod(0o755)
     monkeypatch.setenv("PATH", f"{shim}{os.pathsep}{os.environ['PATH']}")
