@@ -597,33 +597,37 @@ def _door(inst: _Guest, ptr: int, length: int, out_ptr_ptr: int, out_len_ptr: in
     """``q``: the request; ``r<frame>``: the reply (answered with nothing). Anything else, or
     a second reply, is refused."""
     ptr, length = ptr & 0xFFFFFFFF, length & 0xFFFFFFFF
-    size = _memory_size(inst)
-    if ptr + length > size or length == 0:
+    out_ptr_ptr, out_len_ptr = out_ptr_ptr & 0xFFFFFFFF, out_len_ptr & 0xFFFFFFFF
+    cptr, mref = inst.cptr, inst.mref
+    size = wasm._memory_size(cptr, mref)
+    if ptr + length > size or length == 0 or max(out_ptr_ptr, out_len_ptr) + 4 > size:
         return _FAULT
-    op = ctypes.string_at(_base(inst) + ptr, 1)
+    base = ctypes.addressof(wasm._memory_data(cptr, mref).contents)
+    op = ctypes.string_at(base + ptr, 1)
     if op == b"q":
         response: bytes = inst.request
     elif op == b"r" and inst.reply is None:
         reply = bytearray(length - 1)
-        ctypes.memmove((ctypes.c_char * (length - 1)).from_buffer(reply), _base(inst) + ptr + 1,
+        ctypes.memmove((ctypes.c_char * (length - 1)).from_buffer(reply), base + ptr + 1,
                        length - 1)
         inst.reply = reply
         response = b""
     else:
         return _FAULT
     n = len(response)
-    inst.abuf[0].i32 = max(n, 1)
-    err = wasm._call_unchecked(inst.cptr, inst.alloc_ref, inst.abuf, 2, inst.trap_ref)
+    abuf = inst.abuf
+    abuf[0].i32 = max(n, 1)
+    err = wasm._call_unchecked(cptr, inst.alloc_ref, abuf, 2, inst.trap_ref)
     if err or inst.trap:
         return _FAULT
-    p = inst.abuf[0].i32 & 0xFFFFFFFF
-    if not p or p + n > _memory_size(inst):
+    p = abuf[0].i32 & 0xFFFFFFFF
+    base = ctypes.addressof(wasm._memory_data(cptr, mref).contents)  # memory may have grown
+    if not p or p + n > wasm._memory_size(cptr, mref):
         return _FAULT
-    base = _base(inst)
     if n:
         ctypes.memmove(base + p, response, n)
-    ctypes.memmove(base + (out_ptr_ptr & 0xFFFFFFFF), _U32.pack(p), 4)
-    ctypes.memmove(base + (out_len_ptr & 0xFFFFFFFF), _U32.pack(n), 4)
+    ctypes.memmove(base + out_ptr_ptr, _U32.pack(p), 4)
+    ctypes.memmove(base + out_len_ptr, _U32.pack(n), 4)
     return 0
 
 
