@@ -34,6 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "build" / "e2e"
 TOKEN = "e2e-token"
 LONG_NAME = "collatz_steps_until_one_is_reached"
+#: A function with a package pinned from npm: its detail row lists it.
+WITH_PACKAGE = ('// @dependencies zod@3.23.8\nimport { z } from "zod";\n'
+                "export function checked(s: string): string {\n  return z.string().min(1).parse(s);\n}\n")
 
 NOTEBOOK_CELLS = [
     "%load_ext functions_nb\nfrom functions_nb import Functions\nfx = Functions()",
@@ -216,6 +219,13 @@ def assert_static_views(page) -> None:
 
 def test_sidebar_and_notebook_end_to_end(lab):
     SHOTS.mkdir(parents=True, exist_ok=True)
+    from functions_nb import Functions
+
+    fx = Functions(store=str(lab.store), history=False)
+    try:  # deployed beside the notebook's functions, in the server's store
+        fx.deploy("typescript", WITH_PACKAGE, name="checked")
+    finally:
+        fx.close()
     errors: list[str] = []
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(
@@ -273,6 +283,11 @@ def test_sidebar_and_notebook_end_to_end(lab):
             assert_readable(page)
             functions.locator('tr[data-function="add"]').click()  # folds it again
             add.wait_for(state="detached")
+            functions.locator('tr[data-function="checked"]').click()  # its pinned package
+            checked = functions.locator('tr.fnb-detail[data-detail-for="checked"]')
+            assert checked.locator('dd[data-field="dependencies"]').inner_text().strip() == "zod 3.23.8"
+            functions.locator('tr[data-function="checked"]').click()
+            checked.wait_for(state="detached")
 
             # 4. invoke from the sidebar's form
             form = panel.locator('form[data-testid="fnb-invoke"]')
