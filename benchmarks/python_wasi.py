@@ -82,7 +82,7 @@ def bench_groupby(fx: Functions) -> dict[str, Any]:
             "note": "warm fx.invoke of a pandas groupby-sum on a 10k-row DataFrame (it crosses as "
                     "column arrays; the result frame back) vs the same groupby in the kernel, "
                     f"history on; with history off: {bare:.3f} vs {base2:.3f} ms, ratio "
-                    f"{bare / base2:.2f} (the history writer records a DataFrame as its repr)"}
+                    f"{bare / base2:.2f}"}
 
 
 def bench_cold(fx: Functions, rounds: int = 5) -> dict[str, Any]:
