@@ -422,6 +422,31 @@ def test_sealed_file_is_hashed_again_only_when_it_changes(tmp_path):
     assert sealed.get("key1") == b"compiled-code" * 1000 and len(builds) == 2  # re-hashed, ok
 
 
+def test_sealed_file_is_built_once_by_concurrent_processes(tmp_path):
+    """Two processes missing the module at once: one builds it, the other waits and maps it."""
+    script = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from functions_nb.runtimes.modcache import PrecompiledCache, Seal, SealedFile
+
+        def build(out):
+            Path({str(tmp_path / "builds")!r}).open("a").write("built\\n")
+            time.sleep(1.0)
+            out.write_bytes(b"code" * 1000)
+
+        cache = PrecompiledCache(lambda: Path({str(tmp_path / "cache")!r}),
+                                 Seal(b"k" * 32, "engine", "config"), ".bin",
+                                 build=lambda c: (c, c), load=lambda d: d)
+        sealed = SealedFile(cache, build=build, load_file=lambda p: Path(p).read_bytes())
+        assert sealed.get("k1") == b"code" * 1000
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0, proc.stderr.read() if proc.stderr else ""
+    assert (tmp_path / "builds").read_text() == "built\n"
+
+
 def test_sealed_file_travels_through_the_stores_module_cache(tmp_path):
     """A machine without the file takes it from the store's modcache (verified, then sealed
     locally); a tampered envelope there is refused and the module made again."""

@@ -20,12 +20,13 @@ entries and never read each other's (not even as errors).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Generic, NamedTuple, TypeVar
 
@@ -221,16 +222,23 @@ class SealedFile(Generic[T]):
                 head = bytes(envelope[:start])
                 del body, envelope
                 return self._sealed(path, sealed, head, name)
-        tmp = path.with_name(f"{name}.tmp-{os.urandom(16).hex()}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.build(tmp)
-            size, digest = _file_digest(tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        head = seal.head(key, size, digest)
-        obj = self._sealed(path, sealed, head, name)
+        with _exclusive(path.with_name(name + ".lock")):  # one build per machine at a time
+            try:
+                found = self._local(key, path, sealed)  # made by another process meanwhile?
+            except Unverified:
+                found = None
+            if found is not None:
+                return found
+            tmp = path.with_name(f"{name}.tmp-{os.urandom(16).hex()}")
+            try:
+                self.build(tmp)
+                size, digest = _file_digest(tmp)
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            head = seal.head(key, size, digest)
+            obj = self._sealed(path, sealed, head, name)
         if shared is not None:
             shared.put(name, _envelope(head, path))  # type: ignore[arg-type]
         return obj
@@ -274,6 +282,23 @@ class SealedFile(Generic[T]):
             return self.load_file(proc if proc.exists() else path)
         finally:
             os.close(fd)
+
+
+@contextlib.contextmanager
+def _exclusive(lock: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``lock`` (another process building the same module
+    waits, then finds it made); no lock where ``fcntl`` is missing."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: builds may overlap, each result is whole
+        yield
+        return
+    with open(lock, "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _envelope(head: bytes, path: Path) -> bytearray:
