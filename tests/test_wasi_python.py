@@ -234,6 +234,20 @@ def test_loading_is_not_charged_to_the_call_but_is_limited(fx, monkeypatch):
         fx.invoke("stuck", 1)
 
 
+def test_least_recently_used_interpreter_is_dropped_past_the_cap(fx, monkeypatch):
+    monkeypatch.setattr(wasi_python, "INSTANCES", 2)
+    cell = "import numpy\n\ncount = 0\n\n\ndef {}(x: int) -> int:\n    global count\n" \
+           "    count += x\n    return count\n"
+    for name in ("keep_a", "keep_b", "keep_c"):
+        fx.deploy("python", cell.format(name), name=name)
+    assert fx.invoke("keep_a", 1) == 1 and fx.invoke("keep_a", 1) == 2
+    assert fx.invoke("keep_b", 1) == 1
+    assert fx.invoke("keep_c", 1) == 1  # a third interpreter: keep_a's (least recent) goes
+    ex = fx.run("keep_a", 1)
+    assert ex.cold and ex.value == 1  # made again, its state gone
+    assert fx.run("keep_c", 1).value == 2  # kept
+
+
 def test_sleep_obeys_the_time_limit(fx):
     fx.deploy("python", "import time\nimport numpy\n\n\ndef nap(s: float) -> float:\n"
               "    time.sleep(s)\n    return s\n", name="nap", timeout=1.0)

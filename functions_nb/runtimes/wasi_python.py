@@ -39,6 +39,7 @@ import struct
 import sys
 import threading
 import time
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,10 @@ LOAD_MB = 1024
 #: Seconds the cell's top level may take when a function's interpreter starts (not charged to
 #: the call's own time limit: importing pandas and scikit-learn takes seconds).
 LOAD_S = 60.0
+#: Interpreters alive at once in this process (each holds 40 MB and its imports: numpy ~25 MB,
+#: pandas and scikit-learn ~65 MB more); past it the least recently used idle one is dropped
+#: and made again at its function's next call.
+INSTANCES = int(os.environ.get("FUNCTIONS_NB_WASI_PYTHON_INSTANCES", "32"))
 #: Blocked in functions: the door (the guest's channel to this process) and the tool protocol.
 BLOCKED_MODULES = ("_host", "host")
 #: Seconds a first compile took here (the progress bar's estimate; it runs once per machine).
@@ -238,6 +243,31 @@ class WasiPythonRuntime:
         self._lock = threading.Lock()
         self._sealed = SealedFile(self.wasm.modules, build=self._build, load_file=self._load)
         self.progress = True
+        #: Functions holding a live interpreter, least recently called first.
+        self._live: OrderedDict[WasiPythonFunction, None] = OrderedDict()
+        self._live_lock = threading.Lock()
+
+    def used(self, fn: WasiPythonFunction) -> None:
+        """``fn`` was called (it holds a live interpreter): the most recently used."""
+        with self._live_lock:
+            self._live[fn] = None
+            self._live.move_to_end(fn)
+
+    def forget(self, fn: WasiPythonFunction) -> None:
+        with self._live_lock:
+            self._live.pop(fn, None)
+
+    def make_room(self, starting: WasiPythonFunction) -> None:
+        """Before ``starting`` makes an interpreter: drop the least recently used idle ones
+        beyond :data:`INSTANCES` (a function busy in a call keeps its own)."""
+        with self._live_lock:
+            candidates = [fn for fn in self._live if fn is not starting]
+            excess = len(candidates) + 1 - INSTANCES
+        for fn in candidates:
+            if excess <= 0:
+                break
+            if fn.drop_if_idle():
+                excess -= 1
 
     def _build(self, out: Path) -> None:
         compile_in_child(home() / "python-snapshot.wasm", out, self.progress)
@@ -426,12 +456,14 @@ class WasiPythonFunction:
             inst = self._inst
             if inst is None:
                 ctx.cold = True
+                self.rt.make_room(self)
                 try:
                     inst = self._start(ctx)
                 except BaseException:
                     self._inst = None
                     raise
                 self._inst = inst
+            self.rt.used(self)
             inst.ctx = ctx
             inst.request = request
             try:
@@ -520,6 +552,18 @@ class WasiPythonFunction:
         inst.ctx = None
         if self._inst is inst:
             self._inst = None
+            self.rt.forget(self)
+
+    def drop_if_idle(self) -> bool:
+        """Drop the interpreter unless a call is using it; whether it was dropped."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            self._inst = None
+            self.rt.forget(self)
+            return True
+        finally:
+            self._lock.release()
 
     def _outcome(self, frame: bytearray, ctx: CallContext, loading: bool = False) -> Any:
         """Console and memory into ``ctx``; the value, or the error the reply stands for."""
@@ -555,6 +599,7 @@ class WasiPythonFunction:
     def close(self) -> None:
         with self._lock:
             self._inst = None
+        self.rt.forget(self)
 
 
 # -- the door: host.call(ptr, len, out_ptr_ptr, out_len_ptr) -> 0 / -1 / -2 -----------------------
