@@ -171,6 +171,18 @@ def test_json_results_cross_exactly(fx):
     assert got[0] != got[0] and str(got[1]) == "-0.0"
 
 
+def test_numpy_scalars_are_their_python_numbers(fx):
+    fx.deploy("python", "import numpy as np\n\n\ndef total(n: int) -> int:\n"
+              "    return np.arange(n, dtype=np.int64).sum()\n", name="total")
+    assert fx.invoke("total", 10) == 45 and type(fx.invoke("total", 10)) is int
+    fx.deploy("python", "import numpy as np\n\n\ndef mean(n: int) -> float:\n"
+              "    return np.float32(n) / np.float32(2)\n", name="mean")
+    assert fx.invoke("mean", 3) == 1.5
+    fx.deploy("python", "import numpy as np\n\n\ndef big(n: int) -> int:\n"
+              "    return np.uint64(2**64 - 1)\n", name="big")
+    assert fx.invoke("big", 0) == 2**64 - 1  # as in Pyodide: a Python int result, not wrapped
+
+
 def test_errors_name_the_cell_line(fx):
     fx.deploy("python", "import numpy as np\n\n\ndef bad(n: int) -> float:\n"
               "    a = np.ones(3)\n    return float(a[n])\n", name="bad", line_offset=1)

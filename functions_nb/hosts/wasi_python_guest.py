@@ -253,6 +253,8 @@ def result_tree(value: Any, kind: str, packer: Packer) -> str:
     if kind == "json":
         tree = packer.lift(value)
         return base._exact_text(tree, _compact(tree))
+    if type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
+        value = value.item()  # a numpy scalar (np.int64 from .sum()): its exact Python number
     return base.encode(value, kind)
 
 
