@@ -161,8 +161,8 @@ class Functions:
         if not model and lang.ecosystem:  # declared dependencies: pinned, from the store
             from .dependencies import combine, prepare
 
-            deps = prepare(lang, source, flags, name, self.store, self._latest_lock(name),
-                           line_offset)
+            deps = prepare(lang, source, flags, name, self.store,
+                           lambda: self._latest_lock(name), line_offset)
         code_hash = lang.code_hash(source, name, flags, line_offset)
         if deps is not None:
             code_hash = combine(code_hash, deps)

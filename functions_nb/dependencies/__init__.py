@@ -33,7 +33,7 @@ import importlib
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -142,11 +142,13 @@ def sha256(data: bytes) -> str:
 
 
 def prepare(lang: Declaring, source: str, flags: dict[str, Any], name: str, store: Any,
-            previous: dict[str, Any] | None = None, line_offset: int = 0) -> Resolved | None:
+            previous: Callable[[], dict[str, Any] | None] | None = None, line_offset: int = 0
+            ) -> Resolved | None:
     """The dependencies of one deploy of ``source`` as ``name`` (None when it declares none).
 
-    ``previous`` is the lock of the function's latest version (``FunctionInfo.dependencies``):
-    reused as it is when the cell declares the same dependencies. ``store`` holds the files
+    ``previous()`` gives the lock of the function's latest version (``FunctionInfo.dependencies``),
+    asked only when the cell declares dependencies: reused as it is when the cell declares the
+    same ones. ``store`` holds the files
     (``put_blob``/``get_blob``). A refused declaration's line is shifted by ``line_offset``
     (the notebook cell's own numbering, as compiler errors are)."""
     try:
@@ -164,7 +166,8 @@ def prepare(lang: Declaring, source: str, flags: dict[str, Any], name: str, stor
     if not ecosystem:
         raise DependencyError(f"{lang.name} functions cannot have dependencies "
                               f"(declared: {', '.join(declared)})", language=lang.name, name=name)
-    old = Lock.from_dict(previous) if previous else None
+    last = previous() if previous is not None else None
+    old = Lock.from_dict(last) if last else None
     if old is not None and old.ecosystem == ecosystem and old.declared == declared:
         lock = old
     else:
