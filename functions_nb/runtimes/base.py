@@ -90,6 +90,25 @@ class CallContext:
         self._bytes += len(line)
         self.console.append((level, line, time.time()))
 
+    def take(self, lock: Any, name: str, waiting_for: str) -> None:
+        """Take ``lock`` (a ``threading.Lock``) for this call, polling its abort flag and
+        giving up at its deadline: :class:`~functions_nb.errors.Aborted`, or
+        :class:`~functions_nb.errors.FunctionTimeout` saying it was ``waiting_for`` it."""
+        if lock.acquire(blocking=False):
+            return
+        from ..errors import Aborted, FunctionTimeout
+
+        while True:
+            if self.aborted:
+                raise Aborted(f"{name}: execution {self.id} aborted")
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                self.timed_out = True
+                raise FunctionTimeout(f"{name}: stopped at its {self.timeout:g} s time limit "
+                                      f"(waiting for {waiting_for})")
+            if lock.acquire(timeout=min(left, 0.01)):
+                return
+
     def finish_console(self) -> None:
         """Flush partial lines and note truncation."""
         if self._partial:

@@ -314,18 +314,7 @@ class PyodideRuntime(SharedHostRuntime):
     # requests ------------------------------------------------------------------------------
     def acquire(self, ctx: CallContext, name: str) -> None:
         """Take the request lock, honouring the call's deadline and abort flag."""
-        if self._lock.acquire(blocking=False):
-            return
-        while True:
-            if ctx.aborted:
-                raise Aborted(f"{name}: execution {ctx.id} aborted")
-            left = ctx.deadline - time.monotonic()
-            if left <= 0:
-                ctx.timed_out = True
-                raise FunctionTimeout(f"{name}: stopped at its {ctx.timeout:g} s time limit "
-                                      "(waiting for the shared Python host)")
-            if self._lock.acquire(timeout=min(left, 0.01)):
-                return
+        ctx.take(self._lock, name, "the shared Python host")
 
     def release(self) -> None:
         self._lock.release()
