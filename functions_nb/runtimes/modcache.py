@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import json
 import os
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -169,6 +170,37 @@ class PrecompiledCache(Generic[T]):
             return None
 
 
+#: (shared cache, entry name) pairs a thread of this process is sharing now.
+_SHARING: set[tuple[int, str]] = set()
+_SHARING_LOCK = threading.Lock()
+
+
+def _share_in_background(shared: ModuleCache, name: str, sealed: Path, path: Path) -> None:
+    """Put the local entry ``path`` (sealed by ``sealed``) into ``shared`` unless it holds it,
+    in a daemon thread: hundreds of MB going to a remote store must not delay a first call. A
+    process that exits first leaves nothing half-written (the store writes atomically); the
+    next process shares it then."""
+    key = (id(shared), name)
+    with _SHARING_LOCK:
+        if key in _SHARING:
+            return
+        _SHARING.add(key)
+
+    def share() -> None:
+        try:
+            if not shared.exists(name):
+                head, _ = _read_seal(sealed)
+                shared.put(name, _envelope(head, path))  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - sharing is best effort; the load succeeded
+            warnings.warn(f"could not share precompiled module {name} with the store: {exc}",
+                          ModuleCacheWarning, stacklevel=1)
+        finally:
+            with _SHARING_LOCK:
+                _SHARING.discard(key)
+
+    threading.Thread(target=share, name="functions-nb-share-module", daemon=True).start()
+
+
 class SealedFile(Generic[T]):
     """Precompiled code too large to read and hash at every start (hundreds of MB): the
     serialized bytes in a file of their own, which ``load_file(path)`` maps (e.g. wasmtime's
@@ -201,9 +233,8 @@ class SealedFile(Generic[T]):
             sealed.unlink(missing_ok=True)
             found = None
         if found is not None:
-            if shared is not None and not shared.exists(name):  # share what this machine has
-                head, _ = _read_seal(sealed)
-                shared.put(name, _envelope(head, path))  # type: ignore[arg-type]
+            if shared is not None:  # share what this machine has, without holding up the load
+                _share_in_background(shared, name, sealed, path)
             return found
         envelope = shared.get(name) if shared is not None else None
         if envelope is not None:
