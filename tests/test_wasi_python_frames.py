@@ -64,6 +64,14 @@ def test_other_frames_still_take_the_constructor():
         pd.testing.assert_frame_equal(wire.unpack(bytearray(wire.pack(frame))), frame)
 
 
+def test_a_frame_over_a_2d_array_crosses_column_by_column():
+    values = np.arange(12.0).reshape(4, 3)  # one block whose columns are strided views
+    frame = pd.DataFrame(values, columns=["a", "b", "c"])
+    got = wire.unpack(bytearray(wire.pack(frame)))
+    same_frame(got, by_constructor(frame))
+    np.testing.assert_array_equal(got.to_numpy(), values)
+
+
 def test_renaming_one_frames_columns_leaves_the_next_alone():
     frame = numeric_frame()
     first = wire.unpack(bytearray(wire.pack(frame)))
