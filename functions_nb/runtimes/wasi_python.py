@@ -655,8 +655,9 @@ def _door(inst: _Guest, ptr: int, length: int, out_ptr_ptr: int, out_len_ptr: in
         response: bytes = inst.request
     elif op == b"r" and inst.reply is None:
         reply = bytearray(length - 1)
-        ctypes.memmove((ctypes.c_char * (length - 1)).from_buffer(reply), base + ptr + 1,
-                       length - 1)
+        if length > 1:  # into the bytearray's own buffer (no ctypes array type made a call)
+            ctypes.memmove(ctypes.addressof(ctypes.c_char.from_buffer(reply)), base + ptr + 1,
+                           length - 1)
         inst.reply = reply
         response = b""
     else:
