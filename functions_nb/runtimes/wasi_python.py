@@ -74,10 +74,8 @@ BLOCKED_MODULES = ("_host", "host")
 COMPILE_ESTIMATE_S = 90.0
 WASI = wasm.WASI
 _NO_HOST, _FAULT = -1, -2
-#: Each call's turn: the guest's serve, bound in the interpreter's ``__main__`` at boot. A
-#: statement, not a final expression: the turn compiles and echoes one of those apart, as the
-#: interactive interpreter does (~10 us more a call).
-_TURN = b"_fnb_serve();pass"
+#: Each call's turn: the guest's serve (run directly by the guest, without compiling it).
+_TURN = wire.TURN.encode()
 _U32 = struct.Struct("<I")
 _CALL = bytes([wire.CALL])
 
