@@ -479,18 +479,7 @@ class WasiPythonFunction:
     def _acquire(self, ctx: CallContext) -> None:
         """The function's interpreter, one call at a time; waiting honours the call's deadline
         and abort flag."""
-        if self._lock.acquire(blocking=False):
-            return
-        while True:
-            if ctx.aborted:
-                raise Aborted(f"{self.name}: execution {ctx.id} aborted")
-            left = ctx.deadline - time.monotonic()
-            if left <= 0:
-                ctx.timed_out = True
-                raise FunctionTimeout(f"{self.name}: stopped at its {ctx.timeout:g} s time limit "
-                                      "(waiting for its interpreter, busy with another call)")
-            if self._lock.acquire(timeout=min(left, 0.01)):
-                return
+        ctx.take(self._lock, self.name, "its interpreter, busy with another call")
 
     def _serve(self, inst: _Guest, ctx: CallContext) -> bytearray:
         """One turn answering ``inst.request``; the reply frame."""
