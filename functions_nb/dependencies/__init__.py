@@ -99,11 +99,14 @@ class Resolver(Protocol):
 
     ecosystem: str
 
-    def resolve(self, declared: tuple[str, ...], *, language: str, name: str
-                ) -> tuple[list[Fetched], str]:
+    def resolve(self, declared: tuple[str, ...], *, language: str, name: str,
+                previous: Lock | None = None) -> tuple[list[Fetched], str]:
         """Every file ``declared`` needs (transitive dependencies included), fetched and
         checked against the registry's hash, plus the ecosystem's lock text (or "").
-        Raises :class:`DependencyError` naming the package that cannot be used."""
+        ``previous``: the function's lock before its declarations changed; a package it pins
+        keeps that version where the new declarations allow it (as cargo, npm and go keep
+        what their lock files hold). Raises :class:`DependencyError` naming the package that
+        cannot be used."""
         ...
 
 
@@ -171,7 +174,9 @@ def prepare(lang: Declaring, source: str, flags: dict[str, Any], name: str, stor
     if old is not None and old.ecosystem == ecosystem and old.declared == declared:
         lock = old
     else:
-        fetched, extra = resolver(ecosystem).resolve(declared, language=lang.name, name=name)
+        kept = old if old is not None and old.ecosystem == ecosystem else None
+        fetched, extra = resolver(ecosystem).resolve(declared, language=lang.name, name=name,
+                                                     previous=kept)
         for item in fetched:
             digest = store.put_blob(item.data)
             if digest != item.package.sha256:  # the resolver's hash and the store's disagree

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..config import cache_dir
 from ..errors import DependencyError
-from . import Fetched, Package, sha256
+from . import Fetched, Lock, Package, sha256
 
 #: Seconds cargo has to lock and fetch the crates of one cell.
 TIMEOUT = 600.0
@@ -38,8 +38,8 @@ class CratesResolver:
 
     ecosystem = "crates"
 
-    def resolve(self, declared: tuple[str, ...], *, language: str, name: str
-                ) -> tuple[list[Fetched], str]:
+    def resolve(self, declared: tuple[str, ...], *, language: str, name: str,
+                previous: Lock | None = None) -> tuple[list[Fetched], str]:
         from ..languages.rust import CARGO, RUSTC, cargo_manifest, compiler_env
 
         manifest = cargo_manifest(declared)  # checks the declarations again

@@ -47,7 +47,7 @@ from ..languages.go import (
     lock_files,
     lock_text,
 )
-from . import Fetched, Package, sha256
+from . import Fetched, Lock, Package, sha256
 from .http import MAX_BYTES
 
 #: The proxy when ``$GOPROXY`` is not set (no ``direct``: no version-control checkouts).
@@ -125,8 +125,8 @@ class GoResolver:
 
     ecosystem = "go"
 
-    def resolve(self, declared: tuple[str, ...], *, language: str, name: str
-                ) -> tuple[list[Fetched], str]:
+    def resolve(self, declared: tuple[str, ...], *, language: str, name: str,
+                previous: Lock | None = None) -> tuple[list[Fetched], str]:
         from ..config import cache_dir
 
         imports, requires = split_declared(declared)

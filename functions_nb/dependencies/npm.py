@@ -43,7 +43,7 @@ from urllib.parse import urlparse
 
 from ..config import cache_dir
 from ..errors import DependencyError
-from . import Fetched, Package, Resolved, sha256
+from . import Fetched, Lock, Package, Resolved, sha256
 from .http import get
 
 #: Node's built-in modules (``require("module").builtinModules``, Node 20): a bare import of
@@ -165,8 +165,8 @@ class NpmResolver:
 
     ecosystem = "npm"
 
-    def resolve(self, declared: tuple[str, ...], *, language: str, name: str
-                ) -> tuple[list[Fetched], str]:
+    def resolve(self, declared: tuple[str, ...], *, language: str, name: str,
+                previous: Lock | None = None) -> tuple[list[Fetched], str]:
         wanted = dict(split(d) for d in declared)
         for pkg, spec in wanted.items():
             check_name(pkg)

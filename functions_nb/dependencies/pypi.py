@@ -56,7 +56,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from ..errors import DependencyError
-from . import Fetched, Package, http, sha256
+from . import Fetched, Lock, Package, http, sha256
 
 DEFAULT_INDEX = "https://pypi.org/simple"
 #: PEP 723's reference regular expression for a metadata block.
@@ -642,8 +642,8 @@ class PyPIResolver:
 
     ecosystem = "pypi"
 
-    def resolve(self, declared: tuple[str, ...], *, language: str, name: str
-                ) -> tuple[list[Fetched], str]:
+    def resolve(self, declared: tuple[str, ...], *, language: str, name: str,
+                previous: Lock | None = None) -> tuple[list[Fetched], str]:
         runtime, python, reqs = split(declared)
         tgt = target(runtime)
         if python and not SpecifierSet(python).contains(tgt.python, prereleases=True):
