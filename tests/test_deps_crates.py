@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from functions_nb import CompileError, Functions
-from functions_nb.dependencies import Lock, Resolved, materialize
+from functions_nb.dependencies import Lock, Resolved, crates, materialize
 from functions_nb.errors import DependencyError
 from functions_nb.languages import get_language, rust
 
@@ -287,6 +287,59 @@ def test_the_build_uses_the_lock_as_it_is(fx) -> None:
     with pytest.raises(DependencyError, match="not a crate name"):
         get_language("rust").compile(NUMBERS_RS, "numbers", force=True,
                                      deps=Resolved(hostile, files))
+
+
+
+def _fnv_rs(front: str, hex_too: bool) -> str:
+    """A cell hashing its text with fnv (FNV-1a, 64 bits), in hex by hand or with hex."""
+    body = ("hex::encode(h.finish().to_be_bytes())" if hex_too
+            else "format!(\"{:016x}\", h.finish())")
+    return (f"---\n[dependencies]\n{front}---\nuse std::hash::Hasher;\n\n"
+            f"fn fnv64(text: &str) -> String {{\n    let mut h = fnv::FnvHasher::default();\n"
+            f"    h.write(text.as_bytes());\n    {body}\n}}\n")
+
+
+def _fnv1a(text: str) -> str:
+    h = 0xcbf29ce484222325
+    for byte in text.encode():
+        h = ((h ^ byte) * 0x100000001b3) % (1 << 64)
+    return f"{h:016x}"
+
+
+def _versions(info) -> dict[str, str]:
+    return {p.name: p.version for p in Lock.from_dict(info.dependencies).packages}
+
+
+@needs_rust
+def test_a_changed_declaration_keeps_the_other_crates_at_their_locked_versions(fx) -> None:
+    """As cargo with the project's Cargo.lock present: a crate unpinned afterwards stays at the
+    version its old pin locked, a new crate is added; a pin excluding the locked version moves
+    the crate."""
+    old = "1.0.5"  # an older fnv than crates.io's newest 1.x
+    fresh, _ = crates.resolver().resolve(('fnv = "1"',), language="rust", name="probe")
+    newest = next(f.package.version for f in fresh if f.package.name == "fnv")
+    assert newest != old  # without a previous lock, cargo takes the newest
+
+    pinned = fx.deploy("rust", _fnv_rs(f'fnv = "={old}"\n', False), name="fnv64")
+    assert _versions(pinned)["fnv"] == old and "hex" not in _versions(pinned)
+    assert fx.invoke("fnv64", "hello") == _fnv1a("hello")
+
+    added = fx.deploy("rust", _fnv_rs('fnv = "1"\nhex = "0.4"\n', True), name="fnv64")
+    lock = Lock.from_dict(added.dependencies)
+    assert lock.declared == ('fnv = "1"', 'hex = "0.4"')
+    got = _versions(added)
+    assert got["fnv"] == old and "hex" in got  # kept, added
+    assert {n: v for n, v in got.items() if n != "hex"} == _versions(pinned)  # nothing else moved
+    assert f'name = "fnv"\nversion = "{old}"' in lock.extra and 'name = "hex"' in lock.extra
+    assert fx.invoke("fnv64", "hello") == _fnv1a("hello")
+    row = fx.versions("fnv64", detail=True)[-1]
+    assert {("fnv", old), ("hex", got["hex"])} <= {(d["name"], d["version"])
+                                                   for d in row["dependencies"]}
+
+    moved = fx.deploy("rust", _fnv_rs('fnv = ">1.0.5"\nhex = "0.4"\n', True), name="fnv64")
+    assert _versions(moved)["fnv"] == newest  # the cell's pin wins over the previous lock
+    assert _versions(moved)["hex"] == got["hex"]
+    assert fx.invoke("fnv64", "world") == _fnv1a("world")
 
 
 # -- another machine, the registry gone -----------------------------------------------------

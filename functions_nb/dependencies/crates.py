@@ -9,6 +9,11 @@ names, for every platform (the offline build needs them all to accept the lock).
 ``.crate`` is then read from cargo's download cache and checked against the lock's
 ``checksum`` (crates.io's sha256 of the file): those files are the lock's packages, the
 ``Cargo.lock`` its ``extra`` text.
+
+When the declarations change, the function's previous ``Cargo.lock`` is in the package before
+``cargo fetch``: as in any cargo project with its lock present, every crate keeps its locked
+version where the new requirements allow it; cargo resolves only what is new or no longer
+satisfied (a requirement the cell changed to exclude its locked version moves that crate).
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ class CratesResolver:
             root = Path(tmp)
             (root / "Cargo.toml").write_text(manifest)
             (root / "lib.rs").write_text("")
+            if previous is not None and previous.extra:
+                (root / "Cargo.lock").write_text(previous.extra)  # cargo keeps what it locks
             try:
                 proc = subprocess.run([CARGO, "fetch", "--manifest-path", str(root / "Cargo.toml")],
                                       cwd=root, env=env, capture_output=True, text=True,
