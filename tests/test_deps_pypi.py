@@ -17,9 +17,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 
 from functions_nb import Functions
-from functions_nb.dependencies import pypi
+from functions_nb.dependencies import Lock, pypi
 from functions_nb.errors import CompileError, DependencyError, InvocationError
 from functions_nb.languages import get_language
 from functions_nb.runtimes import wasi_python
@@ -374,6 +375,78 @@ def test_resolution_backtracks_to_an_older_release_of_the_package_that_conflicts
     with pytest.raises(DependencyError, match=r"beta: no release matches beta>=3 from the cell"):
         pypi.resolver().resolve(("runtime: pyodide", "alpha", "beta>=3"), language="python",
                                 name="f")
+
+
+def _pins(fetched) -> dict[str, str]:
+    return {f.package.name: f.package.version for f in fetched}
+
+
+def test_a_changed_declaration_keeps_the_previously_locked_versions(local_index):
+    """alpha (needs beta) was locked with beta 1.0; beta 2.0 is published since. Adding gamma
+    keeps alpha and its transitive beta at their locked files; a lock made for another
+    runtime, or none, takes the newest; a locked file the index now hashes differently is
+    refused naming it."""
+    _usable()
+    local_index("alpha-1.0-py3-none-any.whl", _project_wheel("alpha", "1.0", ("beta>=1",)))
+    local_index("beta-1.0-py3-none-any.whl", _project_wheel("beta", "1.0"))
+    first, _ = pypi.resolver().resolve(("runtime: pyodide", "alpha"), language="python",
+                                       name="f")
+    assert _pins(first) == {"alpha": "1.0", "beta": "1.0"}
+    previous = Lock("pypi", ("runtime: pyodide", "alpha"), tuple(f.package for f in first))
+    local_index("beta-2.0-py3-none-any.whl", _project_wheel("beta", "2.0"))
+    local_index("gamma-1.0-py3-none-any.whl", _project_wheel("gamma", "1.0"))
+    changed = ("runtime: pyodide", "alpha", "gamma")
+    kept, _ = pypi.resolver().resolve(changed, language="python", name="f", previous=previous)
+    assert _pins(kept) == {"alpha": "1.0", "beta": "1.0", "gamma": "1.0"}
+    assert {f.package for f in first} <= {f.package for f in kept}  # same files, same hashes
+    fresh, _ = pypi.resolver().resolve(changed, language="python", name="f")
+    assert _pins(fresh)["beta"] == "2.0"
+    wasi = previous._replace(declared=("runtime: wasi", "alpha"))
+    other, _ = pypi.resolver().resolve(changed, language="python", name="f", previous=wasi)
+    assert _pins(other)["beta"] == "2.0"
+    # the cell's own pin wins over the lock
+    moved, _ = pypi.resolver().resolve(("runtime: pyodide", "alpha", "beta>=2"),
+                                       language="python", name="f", previous=previous)
+    assert _pins(moved) == {"alpha": "1.0", "beta": "2.0"}
+    beta = next(p for p in previous.packages if p.name == "beta")
+    tampered = previous._replace(packages=tuple(
+        p._replace(sha256="0" * 64) if p is beta else p for p in previous.packages))
+    with pytest.raises(DependencyError, match=r"beta 1\.0: the index's sha256 of "
+                                              r"beta-1\.0-py3-none-any\.whl .* is not the one "
+                                              r"the previous lock pinned \(0000"):
+        pypi.resolver().resolve(changed, language="python", name="f", previous=tampered)
+
+
+def test_a_redeploy_with_new_declarations_keeps_the_other_pins_from_pypi(tmp_path):
+    """Real PyPI: humanize pinned to an old release, then unpinned with six added: humanize
+    stays at the old release (the function imports it), six is added, the lock shows both.
+    A pin that excludes the old release moves humanize."""
+    _usable()
+    old = "4.9.0"
+    body = ("import importlib.metadata\n\nimport humanize\n\n\n"
+            "def which(n: int) -> str:\n"
+            "    return f\"{humanize.intcomma(n)} {importlib.metadata.version('humanize')}\"\n")
+
+    def cell(*deps: str) -> str:
+        return f"# /// script\n# dependencies = {json.dumps(list(deps))}\n# ///\n{body}"
+
+    def pins(info) -> dict[str, str]:
+        return {p["name"]: p["version"] for p in info.dependencies["packages"]}
+
+    fx = Functions(store=str(tmp_path / "store"), history=False)
+    try:
+        first = fx.deploy("python", cell(f"humanize=={old}"), name="which")
+        assert pins(first) == {"humanize": old}
+        second = fx.deploy("python", cell("humanize", "six"), name="which")
+        assert second.dependencies["declared"] == ["runtime: pyodide", "humanize", "six"]
+        assert set(pins(second)) == {"humanize", "six"} and pins(second)["humanize"] == old
+        assert second.dependencies["packages"][0] == first.dependencies["packages"][0]
+        assert fx.invoke("which", 1234) == f"1,234 {old}"
+        third = fx.deploy("python", cell("humanize>4.9.0", "six"), name="which")
+        assert Version(pins(third)["humanize"]) > Version(old)
+        assert pins(third)["six"] == pins(second)["six"]
+    finally:
+        fx.close()
 
 
 def test_a_file_that_does_not_match_the_indexs_hash_is_refused(local_index):

