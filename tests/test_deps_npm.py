@@ -393,3 +393,81 @@ def test_native_addon_detection_reads_the_tarball():
     assert "node-gyp-build" in npm.native_addon(tarball({"package/package.json": loader}))
     banner = json.dumps({"scripts": {"postinstall": "node -e \"console.log('thanks')\""}}).encode()
     assert npm.native_addon(tarball({"package/package.json": banner})) == ""  # not needed
+
+
+# -- a changed declaration keeps the locked versions ---------------------------------------------
+
+def test_a_changed_declaration_keeps_the_other_packages_at_their_locked_versions(fx):
+    pinned = fx.deploy("javascript", '// @dependencies zod@3.23.8\nimport { z } from "zod";\n'
+                       "function ok(x) { return z.string().safeParse(x).success }", name="ok")
+    before = {p["name"]: p["version"] for p in pinned.dependencies["packages"]}
+    assert before == {"zod": "3.23.8"}
+
+    # zod no longer pinned and a new package: zod stays where the lock had it, left-pad is added
+    source = ('import { z } from "zod";\nimport pad from "left-pad";\n'
+              "function ok(x) { return pad(String(z.string().safeParse(x).success), 6, '.') }")
+    info = fx.deploy("javascript", source, name="ok")
+    lock = info.dependencies
+    assert lock["declared"] == ["left-pad", "zod"]
+    after = {p["name"]: p["version"] for p in lock["packages"]}
+    assert after["zod"] == "3.23.8" and set(after) == {"zod", "left-pad"}
+    assert json.loads(lock["extra"]) == {"node_modules/zod": "zod@3.23.8",
+                                         "node_modules/left-pad": f"left-pad@{after['left-pad']}"}
+    assert fx.invoke("ok", "s") == "..true"
+
+    # a pin that excludes the locked version moves zod (and only zod)
+    moved = fx.deploy("javascript", "// @dependencies zod@~3.24.1\n" + source, name="ok")
+    versions = {p["name"]: p["version"] for p in moved.dependencies["packages"]}
+    assert versions["zod"].startswith("3.24.") and versions["zod"] != "3.24.0"
+    assert versions["left-pad"] == after["left-pad"]
+    assert fx.invoke("ok", 1) == ".false"
+
+
+def test_npm_keeps_the_transitive_versions_of_the_previous_lock():
+    """@types/lodash-es needs ``@types/lodash: *``; a previous lock with an old @types/lodash
+    keeps it when a package is added, as npm keeps a package-lock.json's versions. A locked
+    version the registry does not have is resolved again."""
+    from functions_nb.dependencies import Lock, Package
+
+    def lock(pins: dict[str, str]) -> Lock:
+        return Lock("npm", ("@types/lodash-es@4.17.10",),
+                    tuple(Package(n, v, f"{n}-{v}.tgz", "0" * 64) for n, v in pins.items()),
+                    json.dumps({f"node_modules/{n}": f"{n}@{v}" for n, v in pins.items()}))
+
+    previous = lock({"@types/lodash-es": "4.17.10", "@types/lodash": "4.14.200"})
+    resolver = npm.resolver()
+    fetched, extra = resolver.resolve(("@types/lodash-es", "left-pad@1.3.0"), language="javascript",
+                                      name="t", previous=previous)
+    got = {f.package.name: f.package.version for f in fetched}
+    assert got == {"@types/lodash-es": "4.17.10", "@types/lodash": "4.14.200", "left-pad": "1.3.0"}
+    assert json.loads(extra)["node_modules/@types/lodash"] == "@types/lodash@4.14.200"
+    for item in fetched:  # the tarballs of the kept versions, checked as always
+        assert npm.check_integrity(item.data, item.package.registry_hash)
+
+    # without the previous lock, npm takes the newest @types/lodash
+    fresh = {f.package.name: f.package.version for f in resolver.resolve(
+        ("@types/lodash-es@4.17.10",), language="javascript", name="t")[0]}
+    assert fresh["@types/lodash"] != "4.14.200"
+
+    # a locked version the registry does not serve: resolved again, the rest kept
+    gone = lock({"@types/lodash-es": "4.17.10", "@types/lodash": "4.14.999"})
+    again = {f.package.name: f.package.version for f in resolver.resolve(
+        ("@types/lodash-es",), language="javascript", name="t", previous=gone)[0]}
+    assert again == {"@types/lodash-es": "4.17.10", "@types/lodash": fresh["@types/lodash"]}
+
+
+def test_an_explicit_tag_or_a_removed_package_is_not_kept():
+    from functions_nb.dependencies import Lock, Package
+
+    pins = {"zod": "3.23.8", "left-pad": "1.3.0"}
+    previous = Lock("npm", ("left-pad", "zod@3.23.8"),
+                    tuple(Package(n, v, f"{n}-{v}.tgz", "0" * 64) for n, v in pins.items()),
+                    json.dumps({f"node_modules/{n}": f"{n}@{v}" for n, v in pins.items()}))
+    assert npm.previous_lockfile(previous, ("zod",))["dependencies"]["zod"]["version"] == "3.23.8"
+    assert "zod" not in npm.previous_lockfile(previous, ("zod@latest",))["dependencies"]
+    assert "zod" in npm.previous_lockfile(previous, ("zod@^3",))["dependencies"]
+    fetched, extra = npm.resolver().resolve(("zod@latest",), language="javascript", name="t",
+                                            previous=previous)
+    (zod,) = [f.package for f in fetched]  # left-pad, no longer declared, is gone
+    assert zod.name == "zod" and zod.version != "3.23.8"
+    assert json.loads(extra) == {"node_modules/zod": f"zod@{zod.version}"}

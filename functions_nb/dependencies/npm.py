@@ -8,7 +8,11 @@ header comment pins versions or adds packages the cell does not import (type pac
     // @dependencies zod@3.23.8 lodash-es@^4.17.21 @types/lodash-es@4.17.12
 
 A package without a version there is taken at its ``latest`` tag on the first deploy, and the
-lock keeps it (the core reuses a lock while the declarations are unchanged).
+lock keeps it (the core reuses a lock while the declarations are unchanged). When the
+declarations change, npm starts from the previous lock (:func:`previous_lockfile`), as it does
+with a ``package-lock.json`` present: every locked package the new declarations still allow
+keeps its version, and only what is new or no longer satisfied is resolved (a version the user
+writes wins; an explicit tag, ``zod@next``, is looked up again).
 
 Resolution (:class:`NpmResolver`, outside the build sandbox, with network): npm itself
 computes the tree from the registry's metadata (``npm install --package-lock-only
@@ -173,7 +177,7 @@ class NpmResolver:
             if not _SPEC.fullmatch(spec):
                 raise DependencyError(f"{pkg}@{spec}: not a registry version or range",
                                       language=language, name=name)
-        entries = _npm_lock(wanted, language, name)
+        entries = _npm_lock(wanted, language, name, previous_lockfile(previous, declared))
         fetched: dict[str, Fetched] = {}
         layout: dict[str, str] = {}
         for path, entry in sorted(entries.items()):
@@ -211,9 +215,65 @@ def _needed_by(pkg: str, entries: dict[str, dict[str, Any]], wanted: dict[str, s
     return ", ".join(users[:5])
 
 
-def _npm_lock(wanted: dict[str, str], language: str, name: str) -> dict[str, dict[str, Any]]:
-    """npm's resolution of ``wanted`` (lock-only: nothing installed, no script run): the
-    ``packages`` of its ``package-lock.json``."""
+def previous_lockfile(previous: Lock | None, declared: tuple[str, ...]) -> dict[str, Any] | None:
+    """The ``package-lock.json`` npm starts from when a function's declarations change: the
+    previous lock's layout, each package at its locked version, address and integrity. It is
+    npm's first format (``lockfileVersion`` 1), whose entries carry no dependencies, so npm
+    reads each locked version's manifest from the registry ("old lockfile") and then keeps
+    every package the declarations allow, as ``npm install`` keeps a lock file's versions.
+    A package declared with an explicit tag is left out (npm takes any locked version for a
+    tag, but the user asked for the tag's version). None when there is nothing to start from."""
+    if previous is None or previous.ecosystem != "npm":
+        return None
+    try:
+        layout = json.loads(previous.extra or "{}")
+    except ValueError:
+        return None
+    if not isinstance(layout, dict):
+        return None
+    hashes = {f"{p.name}@{p.version}": p.registry_hash for p in previous.packages}
+    tagged = {pkg for pkg, spec in (split(d) for d in declared if d.find("@", 1) > 0)
+              if _is_tag(spec)}
+    root: dict[str, Any] = {}
+    for path, key in sorted(layout.items()):  # parents before what nests inside them
+        if not isinstance(key, str) or key not in hashes or not isinstance(path, str) or \
+                not _LAYOUT_PATH.fullmatch(path):
+            continue
+        folders = re.findall(r"node_modules/((?:@[^/]+/)?[^/]+)", path)
+        if folders[0] in tagged:
+            continue
+        pkg, version = split(key)
+        entry: dict[str, Any] = {
+            "version": version if pkg == folders[-1] else f"npm:{pkg}@{version}",
+            "resolved": tarball_url(pkg, version)}
+        if hashes[key]:
+            entry["integrity"] = hashes[key]
+        level: dict[str, Any] | None = root
+        for folder in folders[:-1]:  # the entries it nests in (absent if one was skipped)
+            parent = level.get(folder) if level is not None else None
+            level = parent.setdefault("dependencies", {}) if parent else None
+        if level is not None:
+            level[folders[-1]] = entry
+    return {"lockfileVersion": 1, "requires": True, "dependencies": root} if root else None
+
+
+def _is_tag(spec: str) -> bool:
+    """Whether a declared version is a dist-tag (``latest``, ``next``) rather than a version
+    or range (``3.23.8``, ``^4``, ``x``, ``v1.2``, ``*``)."""
+    return bool(re.fullmatch(r"[A-Za-z][\w.-]*", spec)) and \
+        not re.match(r"[vV]?\d|[xX](?:$|\.)", spec)
+
+
+def _npm_lock(wanted: dict[str, str], language: str, name: str,
+              lockfile: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """npm's resolution of ``wanted`` (lock-only: nothing installed, no script run), starting
+    from ``lockfile`` when given: the ``packages`` of its ``package-lock.json``.
+
+    With a ``lockfile``, npm runs twice: the first run reads the locked versions' manifests
+    into a current lock, the second checks that lock's tree, resolving what is missing (npm
+    checks an old lock's tree before it has read the manifests, so a dependency absent from
+    it would stay absent). A locked version whose manifest npm cannot read (it only warns)
+    is dropped before the second run and so resolved again."""
     npm = shutil.which("npm")
     if npm is None:
         raise DependencyError("resolving npm dependencies needs npm (it comes with Node.js)",
@@ -222,21 +282,40 @@ def _npm_lock(wanted: dict[str, str], language: str, name: str) -> dict[str, dic
         # no name: npm takes the folder's (random), so no declared package can clash with it
         manifest = {"private": True, "dependencies": wanted}
         Path(tmp, "package.json").write_text(json.dumps(manifest))
-        cmd = [npm, "install", "--package-lock-only", "--ignore-scripts", "--no-audit",
-               "--no-fund", "--no-update-notifier", "--lockfile-version=3", "--loglevel=error",
-               "--omit-lockfile-registry-resolved=false", *NPM_RETRIES]
-        try:
-            proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True,  # noqa: S603
-                                  timeout=NPM_TIMEOUT, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise DependencyError(f"npm did not resolve {', '.join(wanted)} within "
-                                  f"{NPM_TIMEOUT:g} s (registry {registry()})",
-                                  language=language, name=name) from None
-        if proc.returncode != 0:
-            raise DependencyError(_npm_error(proc.stderr + proc.stdout, wanted),
-                                  language=language, name=name)
-        lock = json.loads(Path(tmp, "package-lock.json").read_text())
+        written = Path(tmp, "package-lock.json")
+        if lockfile:
+            written.write_text(json.dumps(lockfile))
+            unread = set(re.findall(r"Could not fetch metadata for (\S+)",
+                                    _run_npm(npm, tmp, wanted, language, name, "warn")))
+            current = json.loads(written.read_text())
+            packages = current.get("packages", {})
+            for path in [p for p, e in packages.items() if p and (
+                    f"{p.rsplit('node_modules/', 1)[-1]}@{e.get('version')}" in unread or
+                    f"{e.get('name')}@{e.get('version')}" in unread)]:
+                del packages[path]
+            written.write_text(json.dumps(current))
+        _run_npm(npm, tmp, wanted, language, name, "error")
+        lock = json.loads(written.read_text())
     return lock.get("packages", {})
+
+
+def _run_npm(npm: str, cwd: str, wanted: dict[str, str], language: str, name: str,
+             loglevel: str) -> str:
+    """One ``npm install --package-lock-only`` in ``cwd``; its standard error."""
+    cmd = [npm, "install", "--package-lock-only", "--ignore-scripts", "--no-audit",
+           "--no-fund", "--no-update-notifier", "--lockfile-version=3", f"--loglevel={loglevel}",
+           "--omit-lockfile-registry-resolved=false", *NPM_RETRIES]
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,  # noqa: S603
+                              timeout=NPM_TIMEOUT, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise DependencyError(f"npm did not resolve {', '.join(wanted)} within "
+                              f"{NPM_TIMEOUT:g} s (registry {registry()})",
+                              language=language, name=name) from None
+    if proc.returncode != 0:
+        raise DependencyError(_npm_error(proc.stderr + proc.stdout, wanted),
+                              language=language, name=name)
+    return proc.stderr
 
 
 def _npm_error(output: str, wanted: dict[str, str]) -> str:
@@ -440,4 +519,5 @@ def resolver() -> NpmResolver:
 
 
 __all__ = ["BUILTINS", "HEADER", "NpmResolver", "check_integrity", "declare", "header_entries",
-           "install", "native_addon", "package_of", "registry", "resolver", "split", "tree"]
+           "install", "native_addon", "package_of", "previous_lockfile", "registry", "resolver",
+           "split", "tree"]
