@@ -45,6 +45,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
+from ..cache_folders import made_once
 from ..config import cache_dir
 from ..errors import DependencyError
 from . import Fetched, Lock, Package, Resolved, sha256
@@ -463,23 +464,12 @@ def tree(resolved: Resolved) -> Path:
     made once per lock on this machine (``<cache>/npm/<lock digest>``) and reused by every
     build with that lock; a build sees it read-only."""
     digest = resolved.lock.digest()
-    path = cache_dir() / "npm" / digest[:32]
-    if (path / ".complete").is_file():
-        return path
-    tmp = path.with_name(f".{path.name}.tmp-{os.urandom(8).hex()}")
-    tmp.mkdir(parents=True)
-    try:
-        install(resolved, tmp)
-        (tmp / ".complete").write_text(digest)
-        try:
-            os.rename(tmp, path)
-        except OSError:  # another build made it first (or a partial one is in the way)
-            if not (path / ".complete").is_file():
-                shutil.rmtree(path, ignore_errors=True)
-                os.rename(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
+
+    def fill(folder: Path) -> None:
+        install(resolved, folder)
+        (folder / ".complete").write_text(digest)  # names the lock it was made for
+
+    return made_once(cache_dir() / "npm" / digest[:32], fill)
 
 
 def _extract(data: bytes, target: Path, key: str, budget: list[int]) -> None:

