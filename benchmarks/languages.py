@@ -67,9 +67,10 @@ def per_call_ms(fn: Callable[[], Any], n: int) -> float:
     return (time.perf_counter() - start) / n * 1000
 
 
-def interleaved(ours: Callable[[], Any], raw: Callable[[], Any], n: int,
-                rounds: int = 9) -> tuple[float, float]:
-    """Median per-call ms of ours and raw, rounds interleaved so machine noise hits both."""
+def interleaved_rounds(ours: Callable[[], Any], raw: Callable[[], Any], n: int,
+                       rounds: int = 9) -> tuple[list[float], list[float]]:
+    """Per-call ms of ours and raw in each of ``rounds`` rounds of ``n`` calls, interleaved
+    so machine noise hits both (after a warm-up of both)."""
     for _ in range(max(50, n // 10)):
         ours()
         raw()
@@ -77,6 +78,13 @@ def interleaved(ours: Callable[[], Any], raw: Callable[[], Any], n: int,
     for _ in range(rounds):
         mine.append(per_call_ms(ours, n))
         base.append(per_call_ms(raw, n))
+    return mine, base
+
+
+def interleaved(ours: Callable[[], Any], raw: Callable[[], Any], n: int,
+                rounds: int = 9) -> tuple[float, float]:
+    """Median per-call ms of ours and raw (:func:`interleaved_rounds`)."""
+    mine, base = interleaved_rounds(ours, raw, n, rounds)
     return statistics.median(mine), statistics.median(base)
 
 

@@ -31,13 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def _pair(ours, raw, rounds: int, n: int) -> tuple[float, float, float, float]:
     """Per-call µs of ``ours`` and ``raw`` over interleaved rounds of ``n`` calls: the
     fastest round of each, then the medians."""
-    mine, base = [], []
-    for _ in range(rounds):
-        for fn, out in ((ours, mine), (raw, base)):
-            start = time.perf_counter()
-            for _ in range(n):
-                fn()
-            out.append((time.perf_counter() - start) / n * 1e6)
+    from benchmarks.languages import interleaved_rounds
+
+    mine, base = ([t * 1000 for t in times] for times in interleaved_rounds(ours, raw, n, rounds))
     return min(mine), min(base), statistics.median(mine), statistics.median(base)
 
 
