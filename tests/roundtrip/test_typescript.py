@@ -76,7 +76,12 @@ test_edges, test_generated = make_tests(ROWS)
 def test_nonfinite_numbers_in_json_results_cross_exactly(matrix, expr, want):
     """NaN and the infinities inside a JSON result are floats in Python (JSON.stringify alone
     would make them null)."""
-    name = "nonfinite_" + str(abs(hash(expr)) % 10**8)
+    assert_returns(matrix, "nonfinite_", expr, want)
+
+
+def assert_returns(matrix, prefix: str, expr: str, want) -> None:
+    """A function returning the JavaScript ``expr`` as ``any`` gives exactly ``want``."""
+    name = prefix + str(abs(hash(expr)) % 10**8)
     matrix.fx.deploy(LANGUAGE, f"export function {name}(): any {{\n  return {expr};\n}}\n",
                      name=name)
     got = matrix.fx.invoke(name)
@@ -113,12 +118,7 @@ test_nonfinite_floats_in_a_json_result = nonfinite_test(NONFINITE_CELL, {"nan": 
 def test_typed_arrays_inside_json_results_are_lists(matrix, expr, want):
     """A typed array nested in a JSON result is the list of its items (JSON.stringify alone
     made a dict {"0": ..., "1": ...} of it)."""
-
-    name = "typed_" + str(abs(hash(expr)) % 10**8)
-    matrix.fx.deploy(LANGUAGE, f"export function {name}(): any {{\n  return {expr};\n}}\n",
-                     name=name)
-    got = matrix.fx.invoke(name)
-    assert same(got, want), f"{expr} came back as {got!r}"
+    assert_returns(matrix, "typed_", expr, want)
 
 
 def test_a_plain_array_for_a_typed_array_result(matrix):
